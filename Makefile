@@ -1,0 +1,60 @@
+# segline — top-level Makefile: set-up, tests, demo.
+#
+#   make demo    toy pipelines end to end (plots, report, archive)
+#   make test    the test suite (pytest + ruff)
+#   make help    this list
+#
+# The dataset pipelines have their own makefiles: make -f spleen.make help
+
+SHELL := bash
+.SHELLFLAGS := -eo pipefail -c
+.DELETE_ON_ERROR:
+.SUFFIXES:
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+# The torch requirement installed first. The default is the CPU build that lies on
+# this project's machines; a GPU user passes a CUDA build, e.g.
+#   make install TORCH='torch==2.13.0 --index-url https://download.pytorch.org/whl/cu126'
+TORCH ?= torch==2.13.0
+PIP := $(VENV)/bin/python -m pip
+PYTEST_ARGS ?=
+
+.PHONY: install test lint demo help clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -c 'import torch' 2>/dev/null || $(PIP) install -q --disable-pip-version-check $(TORCH)
+	$(PIP) install -q --disable-pip-version-check -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+test: install
+	$(VENV)/bin/ruff check src tests preprocess bench
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check src tests preprocess bench
+
+DEMOS ?= spleen
+demo: install
+	@set -e; for ds in $(DEMOS); do \
+	  echo "== $$ds (toy) =="; \
+	  $(MAKE) --no-print-directory -f $$ds.make TOY=1; \
+	done
+
+help:
+	@printf '%s\n' \
+	  "make demo      run the toy pipelines end to end ($(DEMOS)); prints where plots, report and archive are" \
+	  "make test      install if needed, then ruff + pytest (PYTEST_ARGS='-k distmaps' to filter)" \
+	  "make install   create $(VENV) and install segline (TORCH='...' picks the torch build)" \
+	  "make lint      ruff only" \
+	  "make clean     remove results/, archives/, generated toy data and caches (keeps $(VENV) and real archives)" \
+	  "" \
+	  "datasets:  make -f spleen.make help"
+
+clean:
+	rm -rf results/*/ archives data/*-toy data/*-toy.tar data/*-toy*.zip .pytest_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

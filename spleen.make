@@ -1,0 +1,58 @@
+# spleen.make — MSD Task09 Spleen (CT, 2 classes), or any MSD-format task.
+#
+#   make -f spleen.make                    real data (data/Task09_Spleen.tar)
+#   make -f spleen.make TOY=1              embedded deterministic toy data
+#   make -f spleen.make help               targets and knobs
+#
+# Another MSD task: make -f spleen.make DS=hippocampus \
+#     ARCHIVES=data/Task04_Hippocampus.tar LINEAGE=lineage/hippocampus.lineage
+# (classes and modalities are read from the archive's dataset.json; write the
+#  lineage file with `md5sum data/Task04_Hippocampus.tar > lineage/hippocampus.lineage`.)
+
+DS_NAME := spleen
+REAL_ARCHIVES := data/Task09_Spleen.tar
+REAL_LINEAGE := lineage/spleen.lineage
+TOY_ARCHIVES := data/spleen-toy.tar
+TOY_LINEAGE := lineage/spleen-toy.lineage
+TOY_GENERATOR := spleen
+ADAPTER := msd
+
+# Dataset defaults (override on the command line).
+ifneq ($(filter 1 yes true,$(TOY)),)
+N_TEST ?= 3
+N_VAL ?= 2
+EPC ?= 12
+NET ?= UNet
+else
+N_TEST ?= 20
+N_VAL ?= 5
+EPC ?= 100
+NET ?= ENet
+endif
+BS ?= 8
+LR ?= 5e-4
+# CT window level,width in HU (soft tissue); SPACING=z,y,x mm or INPLANE=N resample.
+WINDOW ?= 40,400
+SPACING ?=
+INPLANE ?=
+SLICE_ARGS = --window $(WINDOW) $(if $(SPACING),--spacing $(SPACING)) $(if $(INPLANE),--inplane $(INPLANE))
+DATASET_KNOBS_HELP = WINDOW=level,width CT window in HU ($(WINDOW)); SPACING=z,y,x mm; INPLANE=N px
+
+# Methods: results/<ds>/<method>, each with its loss spec and options.
+ALL_METHODS := ce gdl gdl_boundary gdl_boundary3d gdl_hausdorff
+DIST := 2d
+SCHEDULE := constant
+OPTS :=
+
+include make/common.mk
+
+$(RES)/ce: LOSSES := ce:1
+$(RES)/gdl: LOSSES := gdl:1
+# Kervadec et al.'s rebalanced schedule: (1-a)*GDL + a*boundary, a += 0.01/epoch.
+$(RES)/gdl_boundary: LOSSES := gdl:1,boundary:1
+$(RES)/gdl_boundary: SCHEDULE := rebalance
+$(RES)/gdl_boundary3d: LOSSES := gdl:1,boundary:1
+$(RES)/gdl_boundary3d: SCHEDULE := rebalance
+$(RES)/gdl_boundary3d: DIST := 3d
+$(RES)/gdl_hausdorff: LOSSES := gdl:1,hausdorff:1
+$(RES)/gdl_hausdorff: SCHEDULE := rebalance

@@ -1,0 +1,49 @@
+"""Shared plumbing for segline's small command-line tools.
+
+Each Make recipe calls one CLI. They all go through :func:`run`, which turns an
+:class:`~segline.errors.InputError` into a single line on stderr and exit code 2,
+and an interrupt into exit code 130, so that Make stops with a readable message and
+``.DELETE_ON_ERROR`` / the atomic writers leave nothing half-written behind.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from segline.errors import InputError
+
+EXIT_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+def run(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
+    """Run ``main(argv)``; report input errors as one line and return an exit code.
+
+    Args:
+        main: the tool's entry point; returns an exit code or None for success.
+        argv: arguments (defaults to ``sys.argv[1:]``).
+
+    Returns:
+        0 on success, 2 on an :class:`InputError`, 130 on Ctrl-C.
+    """
+    try:
+        rc = main(argv)
+    except InputError as err:
+        print(f"segline: {err}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        print("segline: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return int(rc or 0)
+
+
+def entry(main: Callable[[Sequence[str] | None], int | None]) -> None:
+    """``if __name__ == "__main__": entry(main)``: exit with :func:`run`'s code."""
+    sys.exit(run(main))
+
+
+def use_colour(stream=sys.stdout) -> bool:
+    """True when ``stream`` is a terminal and ``NO_COLOR`` is unset (no escape codes in logs)."""
+    return bool(getattr(stream, "isatty", lambda: False)()) and "NO_COLOR" not in os.environ

@@ -1,0 +1,141 @@
+"""2D / 2.5D axial-slice datasets over a case store.
+
+One item is one axial slice ``z`` of one case: the image slice (optionally with
+``context`` neighbouring slices on each side stacked as extra channels: 2.5D input),
+its one-hot label and its signed distance maps (mm). Arrays are memory-mapped, so
+an item reads only its own slices from disk, never the whole volume.
+
+Example:
+    >>> ds = SliceDataset(store, store.case_ids("train"), dist_kind="2d")  # doctest: +SKIP
+    >>> item = ds[0]; item["image"].shape                                   # doctest: +SKIP
+    torch.Size([1, 96, 96])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from segline.casestore import CaseStore
+
+
+def one_hot(label: np.ndarray, n_classes: int) -> np.ndarray:
+    """(…) integer labels → (K, …) float32 one-hot."""
+    return (np.arange(n_classes, dtype=label.dtype).reshape(-1, *([1] * label.ndim)) == label[None]).astype(
+        np.float32
+    )
+
+
+class SliceDataset(Dataset):
+    """Axial slices of the given cases, in canonical (case, z) order.
+
+    Args:
+        store: the case store (opened with ``dist_root`` when ``dist_kind`` is set).
+        case_ids: cases to draw slices from (kept in the given order).
+        dist_kind: "2d" (per-slice maps), "3d" (slices of the volume maps) or None.
+        context: number of neighbouring slices on each side fed as channels (2.5D);
+            slices beyond the volume repeat the edge slice.
+        limit: keep only the first ``limit`` slices (``--debug``), after an even
+            subsampling over the whole list so every case is represented.
+        with_label: False for unlabelled cases (inference).
+    """
+
+    def __init__(
+        self,
+        store: CaseStore,
+        case_ids: Sequence[str],
+        dist_kind: str | None = "2d",
+        context: int = 0,
+        limit: int | None = None,
+        with_label: bool = True,
+    ) -> None:
+        self.store = store
+        self.case_ids = list(case_ids)
+        self.dist_kind = dist_kind
+        self.context = context
+        self.with_label = with_label
+        self.n_classes = store.n_classes
+        self.index: list[tuple[str, int]] = []
+        for case in self.case_ids:
+            depth = int(store.meta(case)["shape"][0])
+            self.index.extend((case, z) for z in range(depth))
+        if limit is not None and len(self.index) > limit:
+            picks = np.linspace(0, len(self.index) - 1, limit).round().astype(int)
+            self.index = [self.index[i] for i in picks]
+        self._cache: dict[str, dict[str, np.ndarray]] = {}
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def _arrays(self, case: str) -> dict[str, np.ndarray]:
+        """Memory maps of one case, opened once per worker."""
+        arrays = self._cache.get(case)
+        if arrays is None:
+            arrays = {"image": self.store.image(case)}
+            if self.with_label:
+                arrays["label"] = self.store.label(case)
+                if self.dist_kind:
+                    arrays["dist"] = self.store.dist(case, self.dist_kind)
+            self._cache[case] = arrays
+        return arrays
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        case, z = self.index[i]
+        arrays = self._arrays(case)
+        image = arrays["image"]
+        depth = image.shape[1]
+        if self.context:
+            zs = np.clip(np.arange(z - self.context, z + self.context + 1), 0, depth - 1)
+            img = np.asarray(image[:, zs]).reshape(-1, *image.shape[2:])
+        else:
+            img = np.asarray(image[:, z])
+        item: dict[str, Any] = {"image": torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32)),
+                                "case": case, "z": z}
+        if self.with_label:
+            lab = np.asarray(arrays["label"][z])
+            item["target"] = torch.from_numpy(one_hot(lab, self.n_classes))
+            if "dist" in arrays:
+                item["dist"] = torch.from_numpy(np.ascontiguousarray(arrays["dist"][:, z], dtype=np.float32))
+        return item
+
+
+def pad_collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack items, zero-padding images (and background-padding targets) to the largest
+    slice in the batch, so cases of different in-plane sizes can share a batch.
+
+    Distance maps are padded by repeating their edge values; a ``valid`` mask
+    (B, H, W) marks the real pixels.
+    """
+    h = max(it["image"].shape[-2] for it in items)
+    w = max(it["image"].shape[-1] for it in items)
+    out: dict[str, Any] = {"case": [it["case"] for it in items], "z": [it["z"] for it in items]}
+    same = all(it["image"].shape[-2:] == (h, w) for it in items)
+
+    def pad(t: torch.Tensor, mode: str, value: float = 0.0) -> torch.Tensor:
+        ph, pw = h - t.shape[-2], w - t.shape[-1]
+        if ph == 0 and pw == 0:
+            return t
+        if mode == "replicate":
+            return torch.nn.functional.pad(t[None], (0, pw, 0, ph), mode="replicate")[0]
+        return torch.nn.functional.pad(t, (0, pw, 0, ph), value=value)
+
+    out["image"] = torch.stack([pad(it["image"], "constant") for it in items])
+    if "target" in items[0]:
+        targets = []
+        for it in items:
+            t = pad(it["target"], "constant")
+            if not same:
+                t[0][t.sum(0) == 0] = 1.0  # padded pixels are background
+            targets.append(t)
+        out["target"] = torch.stack(targets)
+    if "dist" in items[0]:
+        out["dist"] = torch.stack([pad(it["dist"], "replicate") for it in items])
+    valid = torch.zeros(len(items), h, w, dtype=torch.bool)
+    for b, it in enumerate(items):
+        valid[b, : it["image"].shape[-2], : it["image"].shape[-1]] = True
+    out["valid"] = valid
+    return out

@@ -1,0 +1,1 @@
+"""Source-format adapters (MSD, ISLES) and deterministic toy-archive generators."""

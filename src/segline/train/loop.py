@@ -1,0 +1,282 @@
+"""Training of one method: one network, one loss spec, per-epoch validation metrics.
+
+Outputs (see docs/CONTRACTS.md): ``metrics.csv`` (long), ``epochs.csv`` (summary),
+``best_epoch.txt``, ``best.pt`` / ``last.pt`` (state_dict), ``test/`` (metrics and
+NIfTI predictions of the best epoch in each case's source geometry),
+``provenance/``, ``args.json``.
+
+Everything is built in ``<out>_tmp`` and renamed to ``<out>`` only once training and
+test evaluation completed; a killed run resumes from ``<out>_tmp`` at its last
+completed epoch (``train_state.pt``), provided the arguments are the same.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from segline import atomic
+from segline.casestore import CaseStore
+from segline.data.slices import SliceDataset, pad_collate
+from segline.losses import CombinedLoss, parse_spec
+from segline.nets import get_net
+from segline.preprocess.geometry import to_source, write_nifti_like
+from segline.provenance import write_provenance
+from segline.train import state as st
+from segline.train.device import Precision
+from segline.train.evaluate import metric_rows, predict_cases
+
+METRICS = ("dice", "hd95", "assd")
+RECORD_COLUMNS = ["epoch", "split", "case", "class", "metric", "value"]
+EPOCH_COLUMNS = ["epoch", "tra_loss", "tra_dice", "val_loss", "val_dice", "val_hd95", "val_assd",
+                 "alpha", "lr", "seconds"]
+DEBUG_SLICES = 10
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines a run's result (stored as ``args.json``)."""
+
+    cases: str
+    dist: str
+    out: str
+    net: str = "ENet"
+    epochs: int = 10
+    batch_size: int = 8
+    lr: float = 5e-4
+    seed: int = 0
+    losses: str = "gdl:1"
+    schedule: str = "constant"
+    dist_kind: str = "2d"
+    context: int = 0
+    debug: bool = False
+    net_kwargs: dict[str, Any] = field(default_factory=dict)
+    lineage: str | None = None
+    predict_infer: bool = False
+    precision: str = ""
+
+    def identity(self) -> dict[str, Any]:
+        """The fields a resumed run must share with the interrupted one."""
+        d = asdict(self)
+        d.pop("lineage", None)
+        return d
+
+
+def seed_everything(seed: int) -> None:
+    """Fix python, numpy and torch seeds and ask torch for deterministic kernels."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    if torch.backends.cudnn.is_available():
+        torch.backends.cudnn.benchmark = False
+
+
+def _nanmean(values: list[float]) -> float:
+    arr = np.asarray(values, dtype=float)
+    return float(np.nanmean(arr)) if arr.size and not np.all(np.isnan(arr)) else float("nan")
+
+
+class Trainer:
+    """Runs one method end to end. Call :meth:`run`."""
+
+    def __init__(self, cfg: TrainConfig, precision: Precision, argv: list[str]) -> None:
+        self.cfg = cfg
+        self.precision = precision
+        self.argv = argv
+        self.out = Path(cfg.out)
+        self.work = atomic.tmp_path_for(self.out, folder=True)
+        self.store = CaseStore(cfg.cases, cfg.dist)
+        self.n_classes = self.store.n_classes
+        in_ch = self.store.n_channels * (2 * cfg.context + 1)
+        seed_everything(cfg.seed)
+        self.model = get_net(cfg.net, in_ch, self.n_classes, **cfg.net_kwargs).to(precision.device)
+        if precision.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
+        self.criterion = CombinedLoss(parse_spec(cfg.losses, self.n_classes), schedule=cfg.schedule)
+        self.train_cases = self.store.case_ids("train")
+        self.val_cases = self.store.case_ids("val")
+        self.test_cases = self.store.case_ids("test")
+        if cfg.debug:
+            self.val_cases, self.test_cases = self.val_cases[:1], self.test_cases[:1]
+        if not self.train_cases or not self.val_cases:
+            raise ValueError(f"{cfg.cases}: the split needs train and validation cases")
+
+    # -- pieces -------------------------------------------------------------------
+    def _loss(self, logits: torch.Tensor, batch: dict[str, Any], epoch: int) -> tuple[torch.Tensor, dict]:
+        probs = torch.softmax(logits.float(), dim=1)
+        return self.criterion(logits.float(), probs, batch, epoch=epoch)
+
+    def _train_epoch(self, epoch: int, loader: DataLoader) -> tuple[float, float]:
+        self.model.train()
+        total, n = 0.0, 0
+        inter = torch.zeros(self.n_classes - 1)
+        sums = torch.zeros(self.n_classes - 1)
+        bar = tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=None, file=sys.stderr)
+        for batch in bar:
+            batch = {k: (v.to(self.precision.device, non_blocking=True) if isinstance(v, torch.Tensor) else v)
+                     for k, v in batch.items()}
+            image = batch["image"]
+            if self.precision.channels_last:
+                image = image.contiguous(memory_format=torch.channels_last)
+            with self.precision.autocast():
+                logits = self.model(image)
+            loss, _ = self._loss(logits, batch, epoch)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            b = image.shape[0]
+            total += float(loss.detach()) * b
+            n += b
+            with torch.no_grad():
+                pred = logits.argmax(1)
+                tgt = batch["target"].argmax(1)
+                for k in range(1, self.n_classes):
+                    p, t = pred == k, tgt == k
+                    inter[k - 1] += float((p & t).sum())
+                    sums[k - 1] += float(p.sum() + t.sum())
+            bar.set_postfix(loss=f"{float(loss):.4f}")
+        dice = torch.where(sums > 0, 2 * inter / sums.clamp(min=1), torch.ones_like(sums))
+        return total / max(n, 1), float(dice.mean())
+
+    def _evaluate(self, epoch: int, split: str, cases: list[str], with_loss: bool
+                  ) -> tuple[list[dict[str, Any]], float, dict[str, np.ndarray]]:
+        rows: list[dict[str, Any]] = []
+        preds: dict[str, np.ndarray] = {}
+        loss_sum, loss_n = 0.0, 0
+
+        def loss_fn(logits: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
+            return self._loss(logits, batch, epoch)[0]
+
+        for case, pred, (ls, ln) in predict_cases(
+            self.model, self.store, cases, self.precision, batch_size=self.cfg.batch_size,
+            context=self.cfg.context, dist_kind=self.cfg.dist_kind, loss_fn=loss_fn if with_loss else None,
+        ):
+            loss_sum, loss_n = loss_sum + ls, loss_n + ln
+            preds[case] = pred
+            for row in metric_rows(self.store, case, pred, METRICS):
+                rows.append({"epoch": epoch, "split": split, "case": case, **row})
+        return rows, (loss_sum / loss_n if loss_n else float("nan")), preds
+
+    def _write_tables(self, records: list[dict[str, Any]], epochs: list[dict[str, Any]]) -> None:
+        atomic.write_text(self.work / "metrics.csv",
+                          pd.DataFrame(records, columns=RECORD_COLUMNS).to_csv(index=False, float_format="%.6g"))
+        atomic.write_text(self.work / "epochs.csv",
+                          pd.DataFrame(epochs, columns=EPOCH_COLUMNS).to_csv(index=False, float_format="%.6g"))
+
+    # -- main -----------------------------------------------------------------------
+    def _prepare_work(self) -> dict[str, Any] | None:
+        """Reuse ``<out>_tmp`` when it belongs to the same arguments, else start afresh."""
+        args_path = self.work / "args.json"
+        if self.work.is_dir() and args_path.is_file():
+            if json.loads(args_path.read_text()) == self.cfg.identity():
+                state = st.load_state(self.work)
+                if state is not None:
+                    return state
+        if self.work.exists():
+            shutil.rmtree(self.work)
+        self.work.mkdir(parents=True)
+        atomic.write_json(args_path, self.cfg.identity())
+        return None
+
+    def run(self) -> Path:
+        """Train, select on validation, evaluate on test, write everything, rename."""
+        cfg = self.cfg
+        state = self._prepare_work()
+        start_epoch, best_epoch, best_score = 0, -1, -math.inf
+        records: list[dict[str, Any]] = []
+        epochs: list[dict[str, Any]] = []
+        if state is not None:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            torch.set_rng_state(state["torch_rng"])
+            start_epoch = int(state["epoch"]) + 1
+            best_epoch, best_score = int(state["best_epoch"]), float(state["best_score"])
+            records, epochs = state["records"], state["epochs"]
+            print(f"{self.out}: resuming after epoch {start_epoch - 1} (of {cfg.epochs})", flush=True)
+
+        train_ds = SliceDataset(self.store, self.train_cases, dist_kind=cfg.dist_kind, context=cfg.context,
+                                limit=DEBUG_SLICES if cfg.debug else None)
+        print(f"{self.out.name}: {cfg.net} on {self.precision.describe()}, losses {cfg.losses} "
+              f"({cfg.schedule}), {len(train_ds)} train slices, {len(self.val_cases)} val cases, "
+              f"{len(self.test_cases)} test cases", flush=True)
+        for epoch in range(start_epoch, cfg.epochs):
+            t0 = time.perf_counter()
+            gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+            loader = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=True, generator=gen,
+                                collate_fn=pad_collate, drop_last=len(train_ds) > cfg.batch_size)
+            tra_loss, tra_dice = self._train_epoch(epoch, loader)
+            rows, val_loss, _ = self._evaluate(epoch, "val", self.val_cases, with_loss=True)
+            records.extend(rows)
+            by_metric = {m: _nanmean([r["value"] for r in rows if r["metric"] == m]) for m in METRICS}
+            score = by_metric["dice"]
+            if not math.isnan(score) and score > best_score:
+                best_epoch, best_score = epoch, score
+                st.save_tensor_file(self.work / "best.pt", self.model.state_dict())
+            seconds = time.perf_counter() - t0
+            epochs.append({"epoch": epoch, "tra_loss": tra_loss, "tra_dice": tra_dice, "val_loss": val_loss,
+                           "val_dice": by_metric["dice"], "val_hd95": by_metric["hd95"],
+                           "val_assd": by_metric["assd"], "alpha": self.criterion.alpha_at(epoch),
+                           "lr": cfg.lr, "seconds": round(seconds, 3)})
+            self._write_tables(records, epochs)
+            st.save_tensor_file(self.work / "last.pt", self.model.state_dict())
+            atomic.write_text(self.work / "best_epoch.txt", f"{best_epoch}\n")
+            st.save_state(self.work, epoch=epoch, model=self.model, optimizer=self.optimizer,
+                          best_epoch=best_epoch, best_score=best_score, records=records, epochs=epochs)
+            mark = " *" if best_epoch == epoch else ""
+            print(f"epoch {epoch + 1:>3}/{cfg.epochs}  loss {tra_loss:.4f}  val loss {val_loss:.4f}  "
+                  f"val dice {by_metric['dice']:.4f}  hd95 {by_metric['hd95']:.2f} mm  {seconds:.1f} s{mark}",
+                  flush=True)
+
+        if best_epoch < 0:  # no finite validation Dice at all: fall back to the last epoch
+            best_epoch = cfg.epochs - 1
+            shutil.copyfile(self.work / "last.pt", self.work / "best.pt")
+            atomic.write_text(self.work / "best_epoch.txt", f"{best_epoch}\n")
+        self._test(best_epoch, records, epochs)
+        write_provenance(self.work / "provenance", ["-m", "segline.train", *self.argv],
+                         Path(cfg.lineage) if cfg.lineage else None, self.precision.describe())
+        (self.work / st.STATE).unlink()
+        if self.out.exists():
+            shutil.rmtree(self.out)
+        self.work.replace(self.out)
+        print(f"{self.out}: best epoch {best_epoch + 1} (val dice {best_score:.4f})", flush=True)
+        return self.out
+
+    def _test(self, best_epoch: int, records: list[dict[str, Any]], epochs: list[dict[str, Any]]) -> None:
+        """Best-epoch predictions and metrics on the held-out test cases."""
+        self.model.load_state_dict(torch.load(self.work / "best.pt", map_location=self.precision.device,
+                                              weights_only=True))
+        test_dir = self.work / "test"
+        (test_dir / "preds").mkdir(parents=True, exist_ok=True)
+        (test_dir / "preds_zyx").mkdir(parents=True, exist_ok=True)
+        rows, _, preds = self._evaluate(best_epoch, "test", self.test_cases, with_loss=False)
+        for case, pred in preds.items():
+            meta = self.store.meta(case)
+            atomic.save_npy(test_dir / "preds_zyx" / f"{case}.npy", pred)
+            write_nifti_like(to_source(pred, meta), meta, test_dir / "preds" / f"{case}.nii.gz")
+        records[:] = [r for r in records if r["split"] != "test"] + rows
+        self._write_tables(records, epochs)
+        atomic.write_text(test_dir / "metrics.csv",
+                          pd.DataFrame(rows, columns=RECORD_COLUMNS).to_csv(index=False, float_format="%.6g"))
+        if self.cfg.predict_infer:
+            infer = self.work / "infer"
+            (infer / "preds").mkdir(parents=True, exist_ok=True)
+            for case, pred, _ in predict_cases(self.model, self.store, self.store.case_ids("infer"),
+                                               self.precision, batch_size=self.cfg.batch_size,
+                                               context=self.cfg.context, with_label=False):
+                meta = self.store.meta(case)
+                write_nifti_like(to_source(pred, meta), meta, infer / "preds" / f"{case}.nii.gz")

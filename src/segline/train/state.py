@@ -1,0 +1,69 @@
+"""Checkpoints and resume state, written atomically every epoch.
+
+``last.pt`` / ``best.pt`` hold the network's ``state_dict`` only (loadable with
+``torch.load(path, weights_only=True)``; the reference implementation pickled whole
+networks, unloadable on newer torch). ``train_state.pt`` holds everything needed to
+resume after a kill — optimiser, RNG state, completed epoch, best epoch and the
+metric records so far — as plain tensors, numbers and strings, so it also loads
+with ``weights_only=True``. One file, one atomic rename: a resume never sees a
+checkpoint and a record list from different epochs.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from segline import atomic
+
+STATE = "train_state.pt"
+
+
+def save_tensor_file(path: Path, obj: Any) -> None:
+    """``torch.save`` through a temporary file + rename."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic.write_bytes(path, buf.getvalue())
+
+
+def save_state(
+    work: Path,
+    *,
+    epoch: int,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    best_epoch: int,
+    best_score: float,
+    records: list[dict[str, Any]],
+    epochs: list[dict[str, Any]],
+) -> None:
+    """Write the resume state after ``epoch`` completed."""
+    state = {
+        "epoch": epoch,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "best_epoch": best_epoch,
+        "best_score": best_score,
+        "records": json.dumps(records),
+        "epochs": json.dumps(epochs),
+        "torch_rng": torch.get_rng_state(),
+    }
+    save_tensor_file(work / STATE, state)
+
+
+def load_state(work: Path) -> dict[str, Any] | None:
+    """The resume state, or None when there is none (or it is unreadable)."""
+    path = work / STATE
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - a damaged state means: start again
+        return None
+    state["records"] = json.loads(state["records"])
+    state["epochs"] = json.loads(state["epochs"])
+    return state
