@@ -31,28 +31,27 @@ NET ?= ENet
 endif
 BS ?= 8
 LR ?= 5e-4
-# CT window level,width in HU (soft tissue); SPACING=z,y,x mm or INPLANE=N resample.
+# CT window level,width in HU (soft tissue; WINDOW=none for non-CT tasks);
+# SPACING=z,y,x mm or INPLANE=N resample.
 WINDOW ?= 40,400
 SPACING ?=
 INPLANE ?=
-SLICE_ARGS = --window $(WINDOW) $(if $(SPACING),--spacing $(SPACING)) $(if $(INPLANE),--inplane $(INPLANE))
+SLICE_ARGS = $(if $(filter none,$(WINDOW)),--no-window,--window $(WINDOW)) $(if $(SPACING),--spacing $(SPACING)) $(if $(INPLANE),--inplane $(INPLANE))
 DATASET_KNOBS_HELP = WINDOW=level,width CT window in HU ($(WINDOW)); SPACING=z,y,x mm; INPLANE=N px
 
 # Methods: results/<ds>/<method>, each with its loss spec and options.
 ALL_METHODS := ce gdl gdl_boundary gdl_boundary3d gdl_hausdorff
 DIST := 2d
-SCHEDULE := constant
 OPTS :=
 
 include make/common.mk
 
+# Loss specs: name:weight[options]; a scheduled term's weight is its alpha at epoch 0.
+# Kervadec et al.'s rebalanced schedule: (1-a)*GDL + a*boundary, a = 0.01 + 0.01*epoch.
+REBALANCE := [schedule=rebalance;step=0.01;cap=0.99]
 $(RES)/ce: LOSSES := ce:1
 $(RES)/gdl: LOSSES := gdl:1
-# Kervadec et al.'s rebalanced schedule: (1-a)*GDL + a*boundary, a += 0.01/epoch.
-$(RES)/gdl_boundary: LOSSES := gdl:1,boundary:1
-$(RES)/gdl_boundary: SCHEDULE := rebalance
-$(RES)/gdl_boundary3d: LOSSES := gdl:1,boundary:1
-$(RES)/gdl_boundary3d: SCHEDULE := rebalance
+$(RES)/gdl_boundary: LOSSES := gdl:1,boundary:0.01$(REBALANCE)
+$(RES)/gdl_boundary3d: LOSSES := gdl:1,boundary:0.01$(REBALANCE)
 $(RES)/gdl_boundary3d: DIST := 3d
-$(RES)/gdl_hausdorff: LOSSES := gdl:1,hausdorff:1
-$(RES)/gdl_hausdorff: SCHEDULE := rebalance
+$(RES)/gdl_hausdorff: LOSSES := gdl:1,hausdorff:0.01$(REBALANCE)

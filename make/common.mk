@@ -121,12 +121,12 @@ $(DATA)/dist: $(DATA)/cases $(DIST_SRC) | $(VENV_DEP)
 data: $(DATA)/dist
 
 # ---------------------------------------------------------------------------
-# Training: one generic recipe; each method sets LOSSES / SCHEDULE / OPTS as
+# Training: one generic recipe; each method sets LOSSES / DIST / OPTS as
 # target-specific variables in the dataset makefile. Changing a knob (EPC, NET,
 # LR, ...) or a method's variables retrains that method.
 # ---------------------------------------------------------------------------
 TRAIN_PARAMS = --net $(NET) --epochs $(EPC) --batch-size $(BS) --lr $(LR) --seed $(SEED) \
-  --losses '$(LOSSES)' --schedule '$(SCHEDULE)' --dist-kind $(DIST) $(OPTS) $(TRAIN_ARGS) $(DEBUG)
+  --losses '$(LOSSES)' --dist-kind $(DIST) $(OPTS) $(TRAIN_ARGS) $(DEBUG)
 $(METHOD_DIRS): $(RES)/%: $(DATA)/dist $(TRAIN_SRC) $$(call params_changed,$$@,$$(TRAIN_PARAMS)) | $(VENV_DEP)
 	$(PY) -m segline.train --cases $(DATA)/cases --dist $(DATA)/dist --out $@ \
 	  --lineage $(LINEAGE) --device $(DEVICE) --amp $(AMP) $(TRAIN_PARAMS)

@@ -48,8 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--losses", default="gdl:1", help="loss spec, e.g. 'gdl:1,boundary:0.01' or JSON")
-    p.add_argument("--schedule", default="constant", help="constant | increase | rebalance")
+    p.add_argument("--losses", default="gdl:1",
+                   help="loss spec, e.g. 'gdl:1,boundary:0.01[schedule=rebalance]' or JSON")
     p.add_argument("--dist-kind", default="2d", choices=["2d", "3d"])
     p.add_argument("--context", type=int, default=0, help="2.5D: neighbouring slices on each side")
     p.add_argument("--device", default="auto")
@@ -72,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = TrainConfig(
         cases=args.cases, dist=args.dist, out=args.out, net=args.net, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, seed=args.seed, losses=args.losses,
-        schedule=args.schedule, dist_kind=args.dist_kind, context=args.context, debug=args.debug,
+        dist_kind=args.dist_kind, context=args.context, debug=args.debug,
         net_kwargs=parse_kv(args.net_opt), lineage=args.lineage, predict_infer=args.predict_infer,
         precision=precision.describe(),
     )

@@ -31,7 +31,7 @@ from tqdm import tqdm
 from segline import atomic
 from segline.casestore import CaseStore
 from segline.data.slices import SliceDataset, pad_collate
-from segline.losses import CombinedLoss, parse_spec
+from segline.losses import CombinedLoss
 from segline.nets import get_net
 from segline.preprocess.geometry import to_source, write_nifti_like
 from segline.provenance import write_provenance
@@ -59,7 +59,6 @@ class TrainConfig:
     lr: float = 5e-4
     seed: int = 0
     losses: str = "gdl:1"
-    schedule: str = "constant"
     dist_kind: str = "2d"
     context: int = 0
     debug: bool = False
@@ -107,7 +106,9 @@ class Trainer:
         if precision.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
-        self.criterion = CombinedLoss(parse_spec(cfg.losses, self.n_classes), schedule=cfg.schedule)
+        self.criterion = CombinedLoss.from_spec(cfg.losses, self.n_classes)
+        # distance maps are read only when a loss uses them
+        self.dist_kind = cfg.dist_kind if self.criterion.needs_dist else None
         self.train_cases = self.store.case_ids("train")
         self.val_cases = self.store.case_ids("val")
         self.test_cases = self.store.case_ids("test")
@@ -118,8 +119,7 @@ class Trainer:
 
     # -- pieces -------------------------------------------------------------------
     def _loss(self, logits: torch.Tensor, batch: dict[str, Any], epoch: int) -> tuple[torch.Tensor, dict]:
-        probs = torch.softmax(logits.float(), dim=1)
-        return self.criterion(logits.float(), probs, batch, epoch=epoch)
+        return self.criterion(logits, batch, epoch=epoch)
 
     def _train_epoch(self, epoch: int, loader: DataLoader) -> tuple[float, float]:
         self.model.train()
@@ -164,7 +164,7 @@ class Trainer:
 
         for case, pred, (ls, ln) in predict_cases(
             self.model, self.store, cases, self.precision, batch_size=self.cfg.batch_size,
-            context=self.cfg.context, dist_kind=self.cfg.dist_kind, loss_fn=loss_fn if with_loss else None,
+            context=self.cfg.context, dist_kind=self.dist_kind, loss_fn=loss_fn if with_loss else None,
         ):
             loss_sum, loss_n = loss_sum + ls, loss_n + ln
             preds[case] = pred
@@ -209,10 +209,10 @@ class Trainer:
             records, epochs = state["records"], state["epochs"]
             print(f"{self.out}: resuming after epoch {start_epoch - 1} (of {cfg.epochs})", flush=True)
 
-        train_ds = SliceDataset(self.store, self.train_cases, dist_kind=cfg.dist_kind, context=cfg.context,
+        train_ds = SliceDataset(self.store, self.train_cases, dist_kind=self.dist_kind, context=cfg.context,
                                 limit=DEBUG_SLICES if cfg.debug else None)
-        print(f"{self.out.name}: {cfg.net} on {self.precision.describe()}, losses {cfg.losses} "
-              f"({cfg.schedule}), {len(train_ds)} train slices, {len(self.val_cases)} val cases, "
+        print(f"{self.out.name}: {cfg.net} on {self.precision.describe()}, losses {cfg.losses}, "
+              f"{len(train_ds)} train slices, {len(self.val_cases)} val cases, "
               f"{len(self.test_cases)} test cases", flush=True)
         for epoch in range(start_epoch, cfg.epochs):
             t0 = time.perf_counter()

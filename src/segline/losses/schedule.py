@@ -1,0 +1,113 @@
+"""The weight schedules of the boundary-loss paper (Kervadec et al.).
+
+α is the weight of the *scheduled* terms of a loss spec (normally the boundary loss),
+as a function of the epoch (0-based):
+
+- ``constant``: ``α = start`` at every epoch; the other terms keep their weights
+  (``total = regional + α·boundary``).
+- ``increase``: ``α = min(start + step·epoch, cap)``; the other terms keep their
+  weights (``total = regional + α·boundary``).
+- ``rebalance``: same α, and the other terms are multiplied by ``1 − α``
+  (``total = (1 − α)·regional + α·boundary``).
+
+Defaults ``start = 0.01, step = 0.01, cap = 0.99``. The MIDL 2019 paper writes the
+combination as ``α·L_GDL + (1 − α)·L_B`` with its α starting at 1 and decreased by 0.01
+per epoch until 0.01: in our notation (α on the boundary term) a boundary weight
+growing by 0.01 per epoch until 0.99, where the regional term keeps 1% of its weight.
+Its first epoch has boundary weight 0 (``start=0``); the default ``start = 0.01``
+follows the published code and the MedIA 2021 version, whose runs begin with weight
+0.01 on the boundary term. With 0.01 per epoch, the cap is reached at epoch 98: on
+shorter trainings the cap never binds.
+
+Example:
+    >>> s = Schedule("rebalance")
+    >>> [s.alpha_at(e) for e in (0, 1, 2, 98, 500)]
+    [0.01, 0.02, 0.03, 0.99, 0.99]
+    >>> s.factors_at(1)      # (factor on the other terms, α on the scheduled ones)
+    (0.98, 0.02)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from numbers import Integral
+
+SCHEDULE_KINDS = ("constant", "increase", "rebalance")
+
+
+def _number(value: object, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"schedule: {what} must be a finite number, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """α as a function of the epoch, and how it reweights a combined loss.
+
+    Args:
+        kind: ``"constant"``, ``"increase"`` or ``"rebalance"``.
+        start: α at epoch 0 (>= 0; <= cap except for ``constant``).
+        step: added to α after each epoch (>= 0; ignored by ``constant``).
+        cap: largest α (``rebalance``: <= 1, so that ``1 − α`` stays >= 0; ignored by
+            ``constant``).
+
+    Example:
+        >>> Schedule("increase", start=0.1, step=0.5, cap=1.0).alpha_at(3)
+        1.0
+        >>> Schedule("constant", start=0.01).factors_at(50)
+        (1.0, 0.01)
+    """
+
+    kind: str = "rebalance"
+    start: float = 0.01
+    step: float = 0.01
+    cap: float = 0.99
+
+    def __post_init__(self) -> None:
+        if self.kind not in SCHEDULE_KINDS:
+            raise ValueError(
+                f"unknown schedule {self.kind!r}; known schedules: {', '.join(SCHEDULE_KINDS)}"
+            )
+        start = _number(self.start, "start")
+        step = _number(self.step, "step")
+        cap = _number(self.cap, "cap")
+        object.__setattr__(self, "start", start)
+        object.__setattr__(self, "step", step)
+        object.__setattr__(self, "cap", cap)
+        if start < 0 or step < 0:
+            raise ValueError(f"schedule: start and step must be >= 0, got {start}, {step}")
+        if self.kind != "constant" and cap < start:
+            raise ValueError(f"schedule: cap ({cap}) must be >= start ({start})")
+        if self.kind == "rebalance" and cap > 1:
+            raise ValueError(f"schedule: rebalance needs cap <= 1 (1 - α >= 0), got {cap}")
+
+    def alpha_at(self, epoch: int) -> float:
+        """α at ``epoch`` (0-based), rounded to 12 decimals (no 0.30000000000000004).
+
+        Args:
+            epoch: the epoch index, >= 0.
+
+        Returns:
+            ``start`` for ``constant``, else ``min(start + step·epoch, cap)``.
+        """
+        if isinstance(epoch, bool) or not isinstance(epoch, Integral) or epoch < 0:
+            raise ValueError(f"schedule: epoch must be an integer >= 0, got {epoch!r}")
+        epoch = int(epoch)
+        if self.kind == "constant":
+            return self.start
+        return round(min(self.start + self.step * epoch, self.cap), 12)
+
+    def factors_at(self, epoch: int) -> tuple[float, float]:
+        """``(other, alpha)``: multiply unscheduled terms by ``other``, scheduled ones by α.
+
+        Args:
+            epoch: the epoch index, >= 0.
+
+        Returns:
+            ``(1 − α, α)`` for ``rebalance``, ``(1.0, α)`` otherwise.
+        """
+        alpha = self.alpha_at(epoch)
+        other = round(1.0 - alpha, 12) if self.kind == "rebalance" else 1.0
+        return other, alpha

@@ -1,0 +1,65 @@
+"""Shared fixtures: a private copy of the project for make-level tests.
+
+Make-level tests run the real makefiles on the toy data, in a copy of the project's
+source tree under a temporary folder, with ``CC`` set to this interpreter (so no
+virtualenv is created there) — the repository itself is never written to.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+COPIED = ["Makefile", "pyproject.toml", "README.md", "make", "lineage", "preprocess", "src"]
+
+
+def copy_project(dest: Path) -> Path:
+    """Copy what the makefiles need (sources, lineage, makefiles) to ``dest``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in COPIED:
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy2(src, dest / name)
+    for mk in REPO.glob("*.make"):
+        shutil.copy2(mk, dest / mk.name)
+    return dest
+
+
+def make_env() -> dict[str, str]:
+    """Environment for make runs: no terminal, no inherited MAKEFLAGS, 1 thread each."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE")}
+    env.update({"TERM": "dumb", "SEGLINE_THREADS": "1", "PYTHONHASHSEED": "0"})
+    return env
+
+
+@pytest.fixture(scope="session")
+def run_make() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """``run_make(cwd, *args)`` → completed process (never raises on failure)."""
+
+    def _run(cwd: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess[str]:
+        cmd = ["make", "--no-print-directory", *args, f"CC={sys.executable}"]
+        return subprocess.run(cmd, cwd=cwd, env=make_env(), capture_output=True, text=True,
+                              timeout=timeout, stdin=subprocess.DEVNULL)
+
+    return _run
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    """{relative path: (size, mtime_ns)} of every file and folder below ``root``."""
+    out: dict[str, tuple[int, int]] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d != "__pycache__"]
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            st = p.lstat()
+            out[str(p.relative_to(root))] = (st.st_size if p.is_file() else 0, st.st_mtime_ns)
+    return out
