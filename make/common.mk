@@ -164,7 +164,7 @@ PACK_POINTER := archives/$(DS)-latest.txt
 $(PACK_POINTER): $(PLOTS) $(RES)/report.md $(RES)/report.csv $(METHOD_DIRS) $(PACK_SRC) | $(VENV_DEP)
 	$(PY) -m segline.pack --ds $(DS) --results $(RES) --outdir archives \
 	  --commit "$$(git rev-parse --short=8 HEAD 2>/dev/null || echo nogit)" \
-	  $(if $(filter 1 yes true,$(PACK_MODELS)),--models) $(addprefix --method ,$(METHODS))
+	  $(if $(filter 1 yes true,$(PACK_MODELS)),--models)
 	@echo "plots:   $(RES)/*.png"
 	@echo "report:  $(RES)/report.md"
 	@echo "archive: archives/$$(cat $@)"

@@ -1,0 +1,385 @@
+"""Reading method result folders, and the figure plumbing the plot CLIs share.
+
+The last pipeline stages (``plots``, ``report``, ``pack``) all read the same
+per-method folders ``results/<ds>/<method>/`` (layout: ``docs/CONTRACTS.md``). This
+module is the one place that reads them, so every stage agrees on:
+
+* **foreground classes**: every class in the long ``metrics.csv`` except one named
+  like background (:data:`BACKGROUND_NAMES`), in the order they first appear;
+* **per-case value over several classes**: the mean over the foreground classes,
+  *undefined (NaN) when any class is undefined* (so a case with an undefined HD95 in
+  one class is counted as undefined, never silently averaged away);
+* **mean ± sd over cases**: over the cases with a defined value, sample sd (n − 1),
+  with the number of undefined cases carried along (:class:`Stat`).
+
+Figures are drawn on a bare :class:`matplotlib.figure.Figure` (no pyplot, so no
+global state and no GUI backend) under matplotlib's default style (a user's
+``matplotlibrc`` does not change the output), and saved as PNG without the
+``Software`` text chunk, so the same inputs give byte-identical files.
+
+Example:
+    >>> import pandas as pd
+    >>> long = pd.DataFrame({"epoch": [1, 1, 1, 1], "split": "val",
+    ...     "case": ["c1", "c1", "c2", "c2"], "class": ["background", "liver"] * 2,
+    ...     "metric": "dice", "value": [0.99, 0.5, 0.98, 0.7]})
+    >>> epoch_series(long, "dice")[["epoch", "mean", "n_cases"]].to_dict("records")
+    [{'epoch': 1, 'mean': 0.6, 'n_cases': 2}]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from segline import atomic
+from segline.casestore import case_sort_key
+from segline.errors import InputError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+BACKGROUND_NAMES = frozenset({"background", "bg", "0"})
+LONG_COLUMNS = ("epoch", "split", "case", "class", "metric", "value")
+LONG_KEY = ["epoch", "split", "case", "class", "metric"]
+DPI = 100
+_NA_STRINGS = ["", "nan", "NaN", "NAN", "NA", "null", "None"]
+
+
+def _one_line(err: BaseException) -> str:
+    """First line of an exception message (InputError problems are one line)."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def read_csv(path: Path, columns: Sequence[str]) -> pd.DataFrame:
+    """Read a CSV that must exist, have ``columns`` and at least one row.
+
+    Every cell is read verbatim as text (a case id ``007`` or ``NA`` stays what it is);
+    numeric columns are converted explicitly with :func:`numeric_column`.
+
+    Args:
+        path: the file.
+        columns: required columns (others are kept).
+
+    Returns:
+        The table, all columns as strings.
+
+    Raises:
+        InputError: missing, empty, unreadable, or a required column is absent.
+    """
+    if not path.is_file():
+        raise InputError(path, "missing; run the stage that writes it first")
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError as err:
+        raise InputError(path, "empty file (no header, no rows)") from err
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
+        raise InputError(path, f"not a readable CSV ({_one_line(err)})") from err
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise InputError(path, f"missing column(s) {', '.join(missing)}")
+    if df.empty:
+        raise InputError(path, "no rows (header only)")
+    return df
+
+
+def numeric_column(
+    df: pd.DataFrame, column: str, path: Path, *, integer: bool = False
+) -> pd.Series:
+    """A text column as numbers: ``nan``, ``NA``, empty... → NaN; other text is an error.
+
+    Args:
+        df: table from :func:`read_csv`.
+        column: the column.
+        path: the file (for the error message).
+        integer: whole numbers required (no NaN), returned as int64.
+    """
+    text = df[column].astype(str).str.strip()
+    text = text.mask(text.isin(_NA_STRINGS))
+    try:
+        values = pd.to_numeric(text, errors="raise").astype(np.float64)
+    except (ValueError, TypeError) as err:
+        raise InputError(path, f"column {column!r} is not numeric ({_one_line(err)})") from err
+    if integer:
+        if values.isna().any() or not np.all(np.mod(values.to_numpy(), 1) == 0):
+            raise InputError(path, f"column {column!r} must hold whole numbers")
+        return values.astype(np.int64)
+    return values
+
+
+def read_long(path: Path) -> pd.DataFrame:
+    """Read a long-format metrics table (``epoch,split,case,class,metric,value``).
+
+    Duplicate (epoch, split, case, class, metric) rows are refused: they mean a writer
+    overwrote or repeated rows (design.md §4), and averaging them would hide it.
+    """
+    df = read_csv(path, LONG_COLUMNS)
+    df = df.loc[:, list(LONG_COLUMNS)].copy()
+    df["epoch"] = numeric_column(df, "epoch", path, integer=True)
+    df["value"] = numeric_column(df, "value", path)
+    dup = df.duplicated(LONG_KEY)
+    if dup.any():
+        row = df[dup].iloc[0]
+        raise InputError(
+            path,
+            f"{int(dup.sum())} duplicate row(s), e.g. epoch {row['epoch']} {row['split']} "
+            f"case {row['case']} class {row['class']} {row['metric']}",
+        )
+    return df
+
+
+def foreground_classes(long: pd.DataFrame) -> list[str]:
+    """Class names other than background, in order of first appearance."""
+    names = pd.unique(long["class"])
+    return [str(c) for c in names if str(c).strip().lower() not in BACKGROUND_NAMES]
+
+
+def case_table(
+    long: pd.DataFrame, metric: str, classes: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """One metric as a wide table: rows (epoch, case), one column per foreground class.
+
+    Rows are sorted by epoch, then case in canonical (natural) order; a class missing
+    for a case is NaN. ``long`` must already be restricted to one split.
+
+    Args:
+        long: long-format rows (one split).
+        metric: e.g. ``"dice"``, ``"hd95"``, ``"assd"``.
+        classes: the columns to keep (default: :func:`foreground_classes` of ``long``).
+
+    Returns:
+        Wide table with a (epoch, case) MultiIndex; empty when the metric is absent.
+    """
+    sub = long[long["metric"] == metric]
+    if classes is None:
+        classes = foreground_classes(sub)
+    sub = sub[sub["class"].isin(list(classes))]
+    if sub.empty:
+        index = pd.MultiIndex.from_arrays([[], []], names=["epoch", "case"])
+        return pd.DataFrame(index=index, columns=list(classes), dtype=np.float64)
+    wide = sub.pivot(index=["epoch", "case"], columns="class", values="value")
+    order = sorted(wide.index, key=lambda key: (key[0], case_sort_key(str(key[1]))))
+    wide = wide.reindex(index=pd.MultiIndex.from_tuples(order, names=["epoch", "case"]))
+    return wide.reindex(columns=list(classes)).astype(np.float64)
+
+
+def class_mean(wide: pd.DataFrame) -> pd.Series:
+    """Per-row mean over the class columns; NaN when any class is NaN (strict)."""
+    return wide.mean(axis=1, skipna=False)
+
+
+@dataclass(frozen=True)
+class Stat:
+    """Mean ± sd over cases, with the count of cases whose value is undefined.
+
+    Attributes:
+        mean: mean over defined values (NaN when none is defined).
+        sd: sample standard deviation (n − 1) over defined values (NaN when < 2).
+        n: number of cases, defined or not.
+        n_undefined: number of NaN values (never dropped silently: reported).
+    """
+
+    mean: float
+    sd: float
+    n: int
+    n_undefined: int
+
+    @classmethod
+    def of(cls, values: Sequence[float] | np.ndarray | pd.Series) -> Stat:
+        """Summarise per-case values (NaN = undefined).
+
+        Example:
+            >>> Stat.of([1.0, 3.0, float("nan")])
+            Stat(mean=2.0, sd=1.4142135623730951, n=3, n_undefined=1)
+        """
+        arr = np.asarray(values, dtype=np.float64)
+        defined = arr[~np.isnan(arr)]
+        mean = float(defined.mean()) if defined.size else math.nan
+        sd = float(defined.std(ddof=1)) if defined.size > 1 else math.nan
+        return cls(mean=mean, sd=sd, n=int(arr.size), n_undefined=int(arr.size - defined.size))
+
+
+def epoch_series(long: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Per-epoch mean and sd over cases of the per-case foreground-class mean.
+
+    For each (epoch, case): mean of ``metric`` over foreground classes (NaN when any
+    class is NaN); then per epoch: :class:`Stat` over the cases.
+
+    Args:
+        long: long-format rows of one split (e.g. ``split == "val"``).
+        metric: ``"dice"``, ``"hd95"`` or ``"assd"``.
+
+    Returns:
+        Columns ``epoch, mean, sd, n_cases, n_undefined``, one row per epoch, sorted.
+    """
+    per_case = class_mean(case_table(long, metric))
+    rows = []
+    for epoch, values in per_case.groupby(level="epoch", sort=True):
+        s = Stat.of(values.to_numpy())
+        rows.append(
+            {
+                "epoch": int(epoch),
+                "mean": s.mean,
+                "sd": s.sd,
+                "n_cases": s.n,
+                "n_undefined": s.n_undefined,
+            }
+        )
+    return pd.DataFrame(rows, columns=["epoch", "mean", "sd", "n_cases", "n_undefined"])
+
+
+class MethodResults:
+    """Lazy read access to one method's folder ``results/<ds>/<method>/``.
+
+    Each file is read (and checked) on first use, so a tool only needs the files it
+    uses. The method name is the folder name; the dataset name its parent's name.
+
+    Args:
+        path: the method folder.
+
+    Raises:
+        InputError: the folder does not exist (or, on access, a file is bad).
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        if not self.path.is_dir():
+            raise InputError(self.path, "method results folder not found; train this method first")
+        absolute = Path(os.path.abspath(self.path))
+        self.name = absolute.name
+        self.dataset = absolute.parent.name
+
+    def __repr__(self) -> str:
+        return f"MethodResults({str(self.path)!r})"
+
+    @cached_property
+    def epochs(self) -> pd.DataFrame:
+        """``epochs.csv``: one row per epoch, sorted by epoch."""
+        path = self.path / "epochs.csv"
+        df = read_csv(path, ("epoch",))
+        df["epoch"] = numeric_column(df, "epoch", path, integer=True)
+        if df["epoch"].duplicated().any():
+            raise InputError(path, "an epoch appears twice")
+        return df.sort_values("epoch", kind="stable").reset_index(drop=True)
+
+    def epoch_column(self, column: str) -> pd.Series:
+        """One numeric column of ``epochs.csv`` indexed by epoch."""
+        path = self.path / "epochs.csv"
+        if column not in self.epochs.columns:
+            raise InputError(path, f"missing column {column}")
+        return pd.Series(
+            numeric_column(self.epochs, column, path).to_numpy(),
+            index=self.epochs["epoch"].to_numpy(),
+            name=column,
+        )
+
+    @cached_property
+    def metrics(self) -> pd.DataFrame:
+        """``metrics.csv``: long format, all splits and epochs."""
+        return read_long(self.path / "metrics.csv")
+
+    @cached_property
+    def val(self) -> pd.DataFrame:
+        """Validation rows of ``metrics.csv`` (at least one)."""
+        val = self.metrics[self.metrics["split"] == "val"]
+        if val.empty:
+            raise InputError(self.path / "metrics.csv", "no validation rows (split 'val')")
+        return val
+
+    @cached_property
+    def best_epoch(self) -> int:
+        """The integer in ``best_epoch.txt``."""
+        path = self.path / "best_epoch.txt"
+        if not path.is_file():
+            raise InputError(path, "missing; training writes it")
+        text = path.read_text().strip()
+        try:
+            return int(text)
+        except ValueError as err:
+            raise InputError(path, f"not an integer: {text[:40]!r}") from err
+
+    @cached_property
+    def test(self) -> pd.DataFrame:
+        """Test rows of ``test/metrics.csv``, checked to be at the best epoch."""
+        path = self.path / "test" / "metrics.csv"
+        df = read_long(path)
+        df = df[df["split"] == "test"]
+        if df.empty:
+            raise InputError(path, "no test rows (split 'test')")
+        epochs = sorted(set(df["epoch"].tolist()))
+        if epochs != [self.best_epoch]:
+            raise InputError(
+                path,
+                f"test rows are for epoch(s) {epochs} but best_epoch.txt says {self.best_epoch}; "
+                "re-run the test stage",
+            )
+        return df
+
+    def test_table(self, metric: str, classes: Sequence[str] | None = None) -> pd.DataFrame:
+        """Test ``metric`` per case (rows, canonical order) × foreground class (columns)."""
+        return case_table(self.test, metric, classes).droplevel("epoch")
+
+
+def load_methods(paths: Sequence[str | os.PathLike[str]]) -> list[MethodResults]:
+    """Open method folders, sorted by method name; duplicate names are refused.
+
+    Sorting makes every output independent of the order Make passes the folders.
+    """
+    if not paths:
+        raise InputError(".", "no method folders given")
+    methods = [MethodResults(p) for p in paths]
+    seen: dict[str, Path] = {}
+    for m in methods:
+        if m.name in seen:
+            raise InputError(m.path, f"method name {m.name!r} given twice (also {seen[m.name]})")
+        seen[m.name] = m.path
+    return sorted(methods, key=lambda m: m.name)
+
+
+def method_colours(names: Sequence[str]) -> dict[str, tuple[float, float, float]]:
+    """A fixed colour per method: position in the sorted names picks a tab10 colour.
+
+    The same set of methods gets the same colours in every plot.
+
+    Example:
+        >>> c = method_colours(["unet_dice", "unet_boundary"])
+        >>> c["unet_boundary"] == method_colours(["unet_boundary"])["unet_boundary"]
+        True
+    """
+    from matplotlib import colormaps
+
+    palette = list(colormaps["tab10"].colors)
+    if len(names) > len(palette):
+        palette = list(colormaps["tab20"].colors)
+    return {name: tuple(palette[i % len(palette)]) for i, name in enumerate(sorted(names))}
+
+
+@contextlib.contextmanager
+def figure_style() -> Iterator[None]:
+    """matplotlib's default style for the duration (ignores a user's ``matplotlibrc``)."""
+    import matplotlib.style
+
+    with matplotlib.style.context("default"):
+        yield
+
+
+def png_bytes(fig: Figure) -> bytes:
+    """Render a figure to PNG bytes without varying metadata (no Software chunk)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+    return buf.getvalue()
+
+
+def save_png(fig: Figure, out: str | os.PathLike[str]) -> None:
+    """Render ``fig`` and write it atomically to ``out``."""
+    atomic.write_bytes(out, png_bytes(fig))

@@ -1,0 +1,224 @@
+"""Qualitative overlays: a few test slices, ground truth and every method's prediction.
+
+Rows: the first ``n`` labelled test cases of the case store in canonical order; for
+each, the axial slice with the largest ground-truth foreground area (the lowest such
+z on ties; the middle slice when the case has no foreground). The choice depends
+only on the case store, so every method is shown on the same slices and a rerun
+shows the same ones.
+
+Columns: the image (first channel, grey, windowed to the slice's 1st–99th
+percentile), the ground truth as coloured class masks, then each method's prediction
+(``<method>/test/preds_zyx/<case>.npy``, uint8 labels in case-store geometry) as
+coloured masks with the ground-truth outline in white and the slice's Dice (mean over
+foreground classes present in the ground truth or the prediction; 1 when neither has
+any) in the corner. Arrays are shown as stored: row = y (down), column = x.
+
+Usage (one Make recipe)::
+
+    python -m segline.plots.overlays --cases data/<ds>/cases --out results/<ds>/overlays.png \\
+        [--n 4] results/<ds>/<method> [results/<ds>/<method> ...]
+
+Example:
+    >>> import numpy as np
+    >>> lab = np.zeros((3, 4, 4), np.uint8); lab[2, :2, :2] = 1; lab[1, 0, 0] = 1
+    >>> pick_slice(lab)
+    2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from segline.casestore import CaseStore
+from segline.cli import entry
+from segline.errors import InputError
+from segline.metrics.overlap import dice
+from segline.plots import MethodResults, figure_style, load_methods, save_png
+
+CLASS_PALETTE = (
+    (0.89, 0.10, 0.11),
+    (0.22, 0.49, 0.72),
+    (0.30, 0.69, 0.29),
+    (0.60, 0.31, 0.64),
+    (1.00, 0.50, 0.00),
+    (1.00, 1.00, 0.20),
+    (0.65, 0.34, 0.16),
+    (0.97, 0.51, 0.75),
+)
+MASK_ALPHA = 0.45
+
+
+def pick_slice(label: np.ndarray) -> int:
+    """Axial index (axis 0) with the most foreground voxels; middle slice if none."""
+    area = (np.asarray(label) > 0).reshape(label.shape[0], -1).sum(axis=1)
+    if not area.any():
+        return int(label.shape[0] // 2)
+    return int(np.argmax(area))
+
+
+def class_colour(index: int) -> tuple[float, float, float]:
+    """Fixed colour of class ``index`` (1, 2, ...)."""
+    return CLASS_PALETTE[(index - 1) % len(CLASS_PALETTE)]
+
+
+def mask_rgba(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """RGBA image (Y, X, 4): class colours with alpha :data:`MASK_ALPHA`, background clear."""
+    rgba = np.zeros((*labels.shape, 4), dtype=np.float32)
+    for k in range(1, max(n_classes, int(labels.max(initial=0)) + 1)):
+        rgba[labels == k] = (*class_colour(k), MASK_ALPHA)
+    return rgba
+
+
+def display_window(image: np.ndarray) -> tuple[float, float]:
+    """Grey window for one slice: its 1st and 99th percentiles (never an empty range)."""
+    lo, hi = (float(v) for v in np.percentile(image, [1.0, 99.0]))
+    if not hi > lo:
+        hi = lo + 1.0
+    return lo, hi
+
+
+def slice_dice(pred: np.ndarray, gt: np.ndarray) -> float:
+    """Mean Dice over the foreground classes present in either slice; 1.0 if none is."""
+    present = sorted((set(np.unique(pred).tolist()) | set(np.unique(gt).tolist())) - {0})
+    if not present:
+        return 1.0
+    return float(np.mean([dice(pred == k, gt == k) for k in present]))
+
+
+def pixel_aspect(meta: dict) -> float:
+    """Height / width of a pixel from the case's spacing (z, y, x) in mm; 1 if unknown."""
+    spacing = meta.get("spacing")
+    try:
+        _, sy, sx = (float(v) for v in spacing)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        return 1.0
+    return sy / sx if sx > 0 and sy > 0 else 1.0
+
+
+def choose_rows(store: CaseStore, n: int) -> list[tuple[str, int]]:
+    """(case, axial index) for the first ``n`` labelled test cases, canonical order."""
+    cases = [c for c in store.case_ids("test") if store.has_label(c)][:n]
+    if not cases:
+        raise InputError(store.root, "no labelled test cases to show (split.json 'test')")
+    return [(c, pick_slice(store.label(c))) for c in cases]
+
+
+def load_prediction(method: MethodResults, case: str, shape: tuple[int, ...]) -> np.ndarray:
+    """A method's predicted labels (Z, Y, X) for one case, checked against ``shape``."""
+    path = method.path / "test" / "preds_zyx" / f"{case}.npy"
+    if not path.is_file():
+        raise InputError(path, "missing; the test stage writes test/preds_zyx/<case>.npy")
+    try:
+        pred = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError) as err:
+        raise InputError(path, f"not a readable .npy file ({err})") from err
+    if pred.shape != shape:
+        raise InputError(path, f"shape {pred.shape} differs from the case's label shape {shape}")
+    return pred
+
+
+def _class_names(store: CaseStore) -> dict[int, str]:
+    """Foreground class index → name from ``dataset.json`` (index as name if absent)."""
+    try:
+        labels = store.dataset.get("labels", {})
+    except (OSError, json.JSONDecodeError) as err:
+        raise InputError(store.root / "dataset.json", f"unreadable ({err})") from err
+    names = {int(k): str(v) for k, v in labels.items()}
+    return {k: v for k, v in sorted(names.items()) if k > 0}
+
+
+def plot_overlays(store: CaseStore, methods: Sequence[MethodResults], out: str, n: int = 4) -> None:
+    """Draw the overlay grid and save the PNG atomically to ``out``."""
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    rows = choose_rows(store, n)
+    names = _class_names(store)
+    n_classes = max(names, default=1) + 1
+    cols = 2 + len(methods)
+    with figure_style():
+        fig = Figure(figsize=(2.4 * cols, 2.4 * len(rows) + 0.6), layout="constrained")
+        grid = fig.subplots(len(rows), cols, squeeze=False)
+        for r, (case, z) in enumerate(rows):
+            label = np.asarray(store.label(case))
+            gt = label[z]
+            image = np.asarray(store.image(case)[0, z], dtype=np.float32)
+            lo, hi = display_window(image)
+            aspect = pixel_aspect(store.meta(case))
+            preds = [np.asarray(load_prediction(m, case, label.shape)[z]) for m in methods]
+            panels = [("image", None), ("ground truth", gt)]
+            panels += [(m.name, p) for m, p in zip(methods, preds, strict=True)]
+            for c, (title, mask) in enumerate(panels):
+                ax = grid[r, c]
+                ax.imshow(
+                    image, cmap="gray", vmin=lo, vmax=hi, aspect=aspect, interpolation="nearest"
+                )
+                if mask is not None:
+                    ax.imshow(mask_rgba(mask, n_classes), aspect=aspect, interpolation="nearest")
+                if c >= 2:
+                    if gt.any():
+                        ax.contour(gt > 0, levels=[0.5], colors="white", linewidths=0.8)
+                    ax.text(
+                        0.02,
+                        0.02,
+                        f"Dice {slice_dice(mask, gt):.2f}",
+                        transform=ax.transAxes,
+                        fontsize=7,
+                        color="white",
+                        va="bottom",
+                        bbox={"facecolor": "black", "alpha": 0.6, "pad": 1.5, "linewidth": 0},
+                    )
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if r == 0:
+                    ax.set_title(title, fontsize=9)
+            grid[r, 0].set_ylabel(f"{case}\nz={z}", fontsize=8)
+        handles = [
+            Patch(facecolor=class_colour(k), alpha=MASK_ALPHA, label=v) for k, v in names.items()
+        ]
+        handles.append(
+            Patch(facecolor="none", edgecolor="grey", label="white line: ground-truth outline")
+        )
+        fig.legend(
+            handles=handles,
+            loc="outside lower center",
+            ncols=len(handles),
+            fontsize=8,
+            frameon=False,
+        )
+        fig.suptitle(
+            f"{methods[0].dataset}: test slices with the largest ground-truth area", fontsize=10
+        )
+        save_png(fig, out)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Command-line options."""
+    p = argparse.ArgumentParser(
+        prog="python -m segline.plots.overlays", description=__doc__.split("\n")[0]
+    )
+    p.add_argument("--cases", required=True, type=Path, help="case store, data/<ds>/cases")
+    p.add_argument("--out", required=True, help="PNG to write, e.g. results/<ds>/overlays.png")
+    p.add_argument("--n", type=int, default=4, help="number of test cases (rows), default 4")
+    p.add_argument("methods", nargs="+", metavar="METHOD_DIR", help="results/<ds>/<method>")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI entry point: draw the overlay grid; 0 on success."""
+    args = build_parser().parse_args(argv)
+    if args.n < 1:
+        raise InputError("--n", f"must be at least 1, got {args.n}")
+    methods = load_methods(args.methods)
+    plot_overlays(CaseStore(args.cases), methods, args.out, n=args.n)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    entry(main)
