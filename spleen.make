@@ -36,7 +36,7 @@ LR ?= 5e-4
 WINDOW ?= 40,400
 SPACING ?=
 INPLANE ?=
-SLICE_ARGS = $(if $(filter none,$(WINDOW)),--no-window,--window $(WINDOW)) $(if $(SPACING),--spacing $(SPACING)) $(if $(INPLANE),--inplane $(INPLANE))
+SLICE_ARGS = $(if $(filter none,$(WINDOW)),--no-window,--window=$(WINDOW)) $(if $(SPACING),--spacing=$(SPACING)) $(if $(INPLANE),--inplane=$(INPLANE))
 DATASET_KNOBS_HELP = WINDOW=level,width CT window in HU ($(WINDOW)); SPACING=z,y,x mm; INPLANE=N px
 
 # Methods: results/<ds>/<method>, each with its loss spec and options.

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
+import signal
 import shutil
 import sys
 import time
@@ -87,6 +89,14 @@ def seed_everything(seed: int) -> None:
 def _nanmean(values: list[float]) -> float:
     arr = np.asarray(values, dtype=float)
     return float(np.nanmean(arr)) if arr.size and not np.all(np.isnan(arr)) else float("nan")
+
+
+def _fault_injection(epoch: int) -> None:
+    """Test hook: ``SEGLINE_TEST_KILL_AFTER_EPOCH=N`` SIGKILLs this process right after
+    epoch N's state was saved, to test resuming deterministically (no timing races)."""
+    target = os.environ.get("SEGLINE_TEST_KILL_AFTER_EPOCH")
+    if target is not None and int(target) == epoch:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class Trainer:
@@ -237,6 +247,7 @@ class Trainer:
             atomic.write_text(self.work / "best_epoch.txt", f"{best_epoch}\n")
             st.save_state(self.work, epoch=epoch, model=self.model, optimizer=self.optimizer,
                           best_epoch=best_epoch, best_score=best_score, records=records, epochs=epochs)
+            _fault_injection(epoch)
             mark = " *" if best_epoch == epoch else ""
             print(f"epoch {epoch + 1:>3}/{cfg.epochs}  loss {tra_loss:.4f}  val loss {val_loss:.4f}  "
                   f"val dice {by_metric['dice']:.4f}  hd95 {by_metric['hd95']:.2f} mm  {seconds:.1f} s{mark}",

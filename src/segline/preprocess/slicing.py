@@ -1,0 +1,542 @@
+"""The slicing stage: an unpacked raw dataset -> a case store (``data/<ds>/cases``).
+
+Source formats differ only in how cases are found and read, so they are handled by
+small *adapters* (``segline.datasets.<name>``) registered by name with
+:func:`register_adapter`. An adapter lists the cases and yields one
+:class:`CaseRecord` per case (NIfTI-layout arrays, affine, spacing, file names);
+this driver does everything else, identically for every source:
+
+1. checks each record (grid, finite values, label values within the classes);
+2. intensities: CT channels windowed (level/width HU -> [0, 1]), other modalities
+   scaled by robust percentiles (:mod:`segline.preprocess.window`);
+3. optional label remapping (``--label-map 2:0``);
+4. (X, Y, Z) -> (Z, Y, X), optional resampling, meta.json
+   (:mod:`segline.preprocess.geometry`);
+5. the split (:mod:`segline.preprocess.split`), ``dataset.json``, and the whole
+   store written atomically (``<out>_tmp`` renamed at the end; nothing is left on
+   error). Cases are processed one at a time (``--jobs N``: N at a time).
+
+CLI (``preprocess/slice.py``)::
+
+    python preprocess/slice.py --adapter msd --raw data/spleen/raw --out data/spleen/cases \\
+        [--window 40,400 | --no-window] [--percentiles 0.5,99.5 | --no-normalise] \\
+        [--spacing z,y,x] [--inplane N] [--n-test 20] [--n-val 5] \\
+        [--label-map A:B ...] [--jobs 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import re
+import sys
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, TypeVar
+
+import numpy as np
+
+from segline import atomic, casestore
+from segline.errors import InputError
+from segline.preprocess import geometry, resample, split
+from segline.preprocess import window as win
+
+# ------------------------------------------------------------------ adapter protocol
+
+
+@dataclass
+class CaseRecord:
+    """One case as read by an adapter, still in the source (NIfTI) layout.
+
+    Attributes:
+        case_id: the case id (file name without ``.nii.gz`` for MSD).
+        channels: one (X, Y, Z) intensity array per channel, in the order of the
+            adapter's ``channels`` (raw values: HU for CT).
+        label: class indices (X, Y, Z) as declared by the source (before any label
+            map), or None for an unlabelled case.
+        affine: source voxel-to-world matrix (4x4, mm).
+        spacing_xyz: source voxel size (x, y, z) in mm.
+        image_files: source image file(s), relative to the raw folder.
+        label_file: source label file relative to the raw folder, or None.
+        label_path: the label file as a path (named in error messages), or None.
+    """
+
+    case_id: str
+    channels: list[np.ndarray]
+    label: np.ndarray | None
+    affine: np.ndarray
+    spacing_xyz: tuple[float, float, float]
+    image_files: list[str]
+    label_file: str | None = None
+    label_path: Path | None = None
+
+
+class Adapter(Protocol):
+    """What the driver needs from a source format (see ``segline.datasets.msd``).
+
+    Constructed as ``Adapter(raw)`` with the unpacked raw folder; listing problems
+    (missing files, a bad ``dataset.json``) raise :class:`InputError` there.
+    Adapters must be picklable (``--jobs``): keep paths and plain data only.
+    """
+
+    source: ClassVar[str]  #: short format name written to dataset.json ("msd")
+    raw: Path  #: the raw folder given on the command line
+    name: str  #: dataset name
+    labels: dict[int, str]  #: declared classes, index -> name (0 = background)
+    channels: list[str]  #: channel (modality) names, e.g. ["CT"]
+    info: dict[str, Any]  #: extra provenance copied to dataset.json
+
+    def labelled(self) -> list[str]:
+        """Ids of the cases with a label."""
+        ...
+
+    def unlabelled(self) -> list[str]:
+        """Ids of the cases without a label (to be inferred)."""
+        ...
+
+    def load(self, case_id: str) -> CaseRecord:
+        """Read one case (checked per file: readable, dims, spacing, grid)."""
+        ...
+
+
+A = TypeVar("A", bound=type)
+_ADAPTERS: dict[str, type] = {}
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def register_adapter(name: str) -> Callable[[A], A]:
+    """Class decorator: make an adapter available as ``--adapter name``.
+
+    An adapter living in ``segline/datasets/<name>.py`` is found without any other
+    registration: :func:`get_adapter` imports that module on first use.
+    """
+    if not _NAME.match(name):
+        raise ValueError(f"bad adapter name {name!r}")
+
+    def deco(cls: A) -> A:
+        _ADAPTERS[name] = cls
+        return cls
+
+    return deco
+
+
+def known_adapters() -> list[str]:
+    """Names of the adapters found in ``segline.datasets`` (imports those modules)."""
+    import segline.datasets as pkg
+
+    for mod in pkgutil.iter_modules(pkg.__path__):
+        if _NAME.match(mod.name):
+            try:
+                importlib.import_module(f"segline.datasets.{mod.name}")
+            except ImportError:
+                continue
+    return sorted(_ADAPTERS)
+
+
+def get_adapter(name: str) -> type:
+    """The adapter class registered as ``name`` (importing ``segline.datasets.<name>``)."""
+    if name not in _ADAPTERS and _NAME.match(name):
+        try:
+            importlib.import_module(f"segline.datasets.{name}")
+        except ModuleNotFoundError as err:
+            if err.name != f"segline.datasets.{name}":
+                raise
+    if name not in _ADAPTERS:
+        raise InputError("--adapter", f"unknown adapter {name!r}; known: "
+                         f"{', '.join(known_adapters()) or 'none'}")
+    return _ADAPTERS[name]
+
+
+# ------------------------------------------------------------------------ parameters
+
+
+@dataclass
+class SliceParams:
+    """Preprocessing parameters (all recorded in dataset.json).
+
+    Attributes:
+        window: CT window (level, width) in HU, or None to keep raw HU.
+        percentiles: (low, high) percentiles for non-CT channels, or None to keep raw.
+        spacing: target spacing (z, y, x) in mm, None components kept; None: no change.
+        inplane: resize axial slices to inplane x inplane voxels; None: no change.
+        n_test: held-out test cases (first in natural order).
+        n_val: validation cases (next in natural order).
+        label_map: source label value -> new value (e.g. {2: 0}).
+        jobs: cases processed in parallel (each job holds one case in memory).
+    """
+
+    window: tuple[float, float] | None = (win.DEFAULT_LEVEL, win.DEFAULT_WIDTH)
+    percentiles: tuple[float, float] | None = win.DEFAULT_PERCENTILES
+    spacing: tuple[float | None, float | None, float | None] | None = None
+    inplane: int | None = None
+    n_test: int = split.DEFAULT_N_TEST
+    n_val: int = split.DEFAULT_N_VAL
+    label_map: dict[int, int] = field(default_factory=dict)
+    jobs: int = 1
+
+    def record(self) -> dict[str, Any]:
+        """The parameters as written to dataset.json ``preprocessing``."""
+        return {
+            "window": None if self.window is None else list(self.window),
+            "percentiles": None if self.percentiles is None else list(self.percentiles),
+            "percentiles_over": "non-zero voxels",
+            "spacing": None if self.spacing is None else list(self.spacing),
+            "inplane": self.inplane,
+            "image_resample": "linear (order 1), Gaussian anti-aliasing when shrinking",
+            "label_resample": "one-hot linear then argmax",
+            "label_map": {str(k): v for k, v in sorted(self.label_map.items())},
+            "n_test": self.n_test,
+            "n_val": self.n_val,
+        }
+
+
+def remap_classes(
+    labels: dict[int, str], label_map: dict[int, int], where: str = "--label-map"
+) -> tuple[dict[int, str], np.ndarray]:
+    """Apply a label map to the class list.
+
+    Each source class ``a`` becomes ``label_map.get(a, a)``. The new classes must be
+    0..K-1 without gaps. Names: 0 is "background"; a class receiving one source
+    class keeps its name; several merged classes are joined with "+".
+
+    Args:
+        labels: declared classes, index -> name.
+        label_map: source value -> new value.
+        where: named in errors.
+
+    Returns:
+        (new classes index -> name, lookup table: uint8 array, ``lut[source] = new``).
+
+    Example:
+        >>> remap_classes({0: "background", 1: "vessel", 2: "tumour"}, {2: 0})[0]
+        {0: 'background', 1: 'vessel'}
+    """
+    for src, dst in label_map.items():
+        if src not in labels:
+            raise InputError(where, f"source label {src} is not a declared class "
+                             f"{sorted(labels)}")
+        if not 0 <= dst <= 255:
+            raise InputError(where, f"target label {dst} outside 0..255")
+    if any(not 0 <= k <= 255 for k in labels):
+        raise InputError(where, f"declared classes {sorted(labels)} outside 0..255")
+    targets: dict[int, list[int]] = {}
+    for src in sorted(labels):
+        targets.setdefault(label_map.get(src, src), []).append(src)
+    if sorted(targets) != list(range(len(targets))):
+        raise InputError(where, f"classes after the label map {sorted(targets)} are not "
+                         f"0..{len(targets) - 1}; map the gaps away (e.g. A:B)")
+    names: dict[int, str] = {}
+    for dst, srcs in sorted(targets.items()):
+        if dst == 0:
+            names[dst] = labels.get(0, "background") if srcs == [0] else "background"
+        else:
+            names[dst] = "+".join(labels[s] for s in srcs)
+    lut = np.zeros(256, dtype=np.uint8)
+    for src in labels:
+        lut[src] = label_map.get(src, src)
+    return names, lut
+
+
+# ------------------------------------------------------------------- one case
+
+
+def check_label_values(label: np.ndarray, classes: Sequence[int], where: Any) -> None:
+    """Raise :class:`InputError` naming the values of ``label`` outside ``classes``."""
+    values = np.unique(label)
+    bad = sorted(set(values.tolist()) - set(int(c) for c in classes))
+    if bad:
+        shown = ", ".join(str(v) for v in bad[:10]) + (", ..." if len(bad) > 10 else "")
+        raise InputError(where, f"label values [{shown}] not in the declared classes "
+                         f"{sorted(int(c) for c in classes)}")
+
+
+def normalise_channel(data: np.ndarray, modality: str, params: SliceParams) -> np.ndarray:
+    """CT -> window (HU to [0, 1]); other modalities -> robust percentiles; float32."""
+    if win.is_ct(modality):
+        if params.window is None:
+            return data.astype(np.float32, copy=False)
+        return win.ct_window(data, *params.window)
+    if params.percentiles is None:
+        return data.astype(np.float32, copy=False)
+    return win.percentile_normalise(data, *params.percentiles)
+
+
+def process_case(
+    record: CaseRecord,
+    adapter_labels: dict[int, str],
+    channel_names: Sequence[str],
+    params: SliceParams,
+    lut: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any]]:
+    """Turn one :class:`CaseRecord` into stored arrays and meta.
+
+    Returns:
+        image (C, Z, Y, X) float32, label (Z, Y, X) uint8 or None, meta dict.
+    """
+    shape = record.channels[0].shape
+    for i, chan in enumerate(record.channels):
+        if chan.shape != shape:
+            name = record.image_files[min(i, len(record.image_files) - 1)]
+            raise InputError(name, f"channel {i} shape {chan.shape} != {shape}")
+    label = record.label
+    if label is not None:
+        where = record.label_path or record.label_file or record.case_id
+        if label.shape != shape:
+            raise InputError(where, f"shape {label.shape} does not match image shape {shape}")
+        check_label_values(label, list(adapter_labels), where)
+        label = lut[label]
+    chans = [normalise_channel(c, m, params) for c, m in zip(record.channels, channel_names,
+                                                             strict=True)]
+    sources = {"image": list(record.image_files), "label": record.label_file}
+    image, label_zyx, meta = geometry.from_source(
+        chans, label, record.affine, record.spacing_xyz,
+        case_id=record.case_id, channels=list(channel_names), sources=sources)
+    del chans
+    if params.spacing is not None or params.inplane is not None:
+        new_shape = resample.target_shape(meta["shape"], meta["spacing"], params.spacing,
+                                          params.inplane)
+        resampled, label_zyx, meta = geometry.resample(image, label_zyx, meta, new_shape)
+        image = image if resampled is None else resampled
+    return image, label_zyx, meta
+
+
+def _slice_one(adapter: Any, case_id: str, params: SliceParams, lut: np.ndarray,
+               labels: dict[int, str], root: Path) -> tuple[str, Any, Any]:
+    """Read, process and write one case; InputErrors are returned (they do not pickle)."""
+    try:
+        record = adapter.load(case_id)
+        image, label, meta = process_case(record, adapter.labels, adapter.channels, params, lut)
+        meta["labels"] = {str(k): v for k, v in labels.items()}
+        casestore.write_case(root, case_id, image, label, meta)
+    except InputError as err:
+        return ("error", err.where, err.problem)
+    shape = "x".join(str(n) for n in meta["shape"])
+    spacing = ",".join(f"{s:.4g}" for s in meta["spacing"])
+    return ("ok", case_id, f"{shape} voxels, spacing {spacing} mm")
+
+
+# ------------------------------------------------------------------- whole stage
+
+
+def slice_dataset(
+    adapter: Any,
+    out: str | Path,
+    params: SliceParams,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Write the case store for ``adapter``'s dataset to ``out`` (atomically).
+
+    Args:
+        adapter: an :class:`Adapter` instance.
+        out: the case-store folder to produce.
+        params: preprocessing parameters.
+        log: called with one line per case and a summary (default: no output).
+
+    Returns:
+        the split written (``split.json`` contents).
+    """
+    out = Path(out)
+    labels, lut = remap_classes(adapter.labels, params.label_map)
+    the_split = split.make_split(adapter.labelled(), adapter.unlabelled(),
+                                 params.n_test, params.n_val, where=adapter.raw)
+    cases = casestore.sorted_cases([c for s in casestore.SPLITS for c in the_split[s]])
+    dataset = {
+        "name": adapter.name,
+        "source": adapter.source,
+        "labels": {str(k): v for k, v in labels.items()},
+        "channels": list(adapter.channels),
+        "source_labels": {str(k): v for k, v in sorted(adapter.labels.items())},
+        "source_info": dict(adapter.info),
+        "preprocessing": params.record(),
+        "n_cases": len(cases),
+    }
+    say = log or (lambda _line: None)
+    with atomic.atomic_dir(out) as tmp:
+        results = _run_cases(adapter, cases, params, lut, labels, tmp)
+        try:
+            for case_id in cases:
+                status, where, text = next(results)
+                if status == "error":
+                    raise InputError(where, text)
+                say(f"{case_id} [{split.split_of(the_split, case_id)}]: {text}")
+        finally:
+            results.close()  # with --jobs: cancel and wait before the folder is removed
+        atomic.write_json(tmp / "dataset.json", dataset)
+        split.write_split(tmp / "split.json", the_split)
+    counts = ", ".join(f"{s} {len(the_split[s])}" for s in casestore.SPLITS)
+    say(f"sliced {len(cases)} cases ({counts}) -> {out}")
+    return the_split
+
+
+def _run_cases(adapter: Any, cases: list[str], params: SliceParams, lut: np.ndarray,
+               labels: dict[int, str], root: Path):
+    """Yield each case's result in order; with ``jobs > 1`` a process pool works ahead.
+
+    Closing the generator (on an error) cancels pending cases and waits for running
+    ones, so nothing writes into the temporary folder after it is removed.
+    """
+    if params.jobs <= 1:
+        for case_id in cases:
+            yield _slice_one(adapter, case_id, params, lut, labels, root)
+        return
+    pool = ProcessPoolExecutor(max_workers=params.jobs)
+    try:
+        futures: list[Future[tuple[str, Any, Any]]] = [
+            pool.submit(_slice_one, adapter, c, params, lut, labels, root) for c in cases]
+        for fut in futures:
+            yield fut.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+# ------------------------------------------------------------------------------ CLI
+
+
+def _floats(text: str, n: int, what: str, keep_ok: bool = False) -> tuple[float | None, ...]:
+    parts = text.split(",")
+    if len(parts) != n:
+        raise argparse.ArgumentTypeError(f"{what}: expected {n} comma-separated numbers, "
+                                         f"got {text!r}")
+    out: list[float | None] = []
+    for p in parts:
+        p = p.strip()
+        if keep_ok and p == "-":
+            out.append(None)
+            continue
+        try:
+            value = float(p)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what}: {p!r} is not a number") from None
+        out.append(None if keep_ok and value == 0 else value)
+    return tuple(out)
+
+
+def _window_arg(text: str) -> tuple[float, float]:
+    level, width = _floats(text, 2, "--window LEVEL,WIDTH")
+    if level is None or width is None or not width > 0:
+        raise argparse.ArgumentTypeError(f"--window: width must be > 0 HU, got {text!r}")
+    return (level, width)
+
+
+def _percentiles_arg(text: str) -> tuple[float, float]:
+    lo, hi = _floats(text, 2, "--percentiles LOW,HIGH")
+    if lo is None or hi is None or not 0 <= lo < hi <= 100:
+        raise argparse.ArgumentTypeError(f"--percentiles: need 0 <= LOW < HIGH <= 100, "
+                                         f"got {text!r}")
+    return (lo, hi)
+
+
+def _spacing_arg(text: str) -> tuple[float | None, float | None, float | None]:
+    z, y, x = _floats(text, 3, "--spacing Z,Y,X", keep_ok=True)
+    if any(v is not None and not v > 0 for v in (z, y, x)):
+        raise argparse.ArgumentTypeError(f"--spacing: components must be > 0 mm, or 0/- to "
+                                         f"keep, got {text!r}")
+    return (z, y, x)
+
+
+def _label_map_arg(text: str) -> tuple[int, int]:
+    m = re.fullmatch(r"\s*(\d+)\s*:\s*(\d+)\s*", text)
+    if not m:
+        raise argparse.ArgumentTypeError(f"--label-map: expected SOURCE:TARGET integers, "
+                                         f"got {text!r}")
+    return (int(m.group(1)), int(m.group(2)))
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``preprocess/slice.py`` argument parser."""
+    p = argparse.ArgumentParser(
+        prog="slice.py",
+        description="Slice an unpacked raw dataset into a case store "
+        "(normalised (C,Z,Y,X) volumes + geometry + split).")
+    p.add_argument("--adapter", default="msd", help="source format (default: msd)")
+    p.add_argument("--raw", required=True, type=Path, help="unpacked raw folder")
+    p.add_argument("--out", required=True, type=Path, help="case store to write")
+    p.add_argument("--window", type=_window_arg, default=(win.DEFAULT_LEVEL,
+                   win.DEFAULT_WIDTH), metavar="LEVEL,WIDTH",
+                   help="CT window in HU (default 40,400: [-160, 240] HU -> [0, 1]); "
+                   "write --window=-600,1500 for a negative level")
+    p.add_argument("--no-window", action="store_true", help="keep CT channels in raw HU")
+    p.add_argument("--percentiles", type=_percentiles_arg,
+                   default=win.DEFAULT_PERCENTILES, metavar="LOW,HIGH",
+                   help="non-CT channels: percentiles of the non-zero voxels mapped to "
+                   "[0, 1] (default 0.5,99.5)")
+    p.add_argument("--no-normalise", action="store_true",
+                   help="keep non-CT channels raw")
+    p.add_argument("--spacing", type=_spacing_arg, metavar="Z,Y,X",
+                   help="resample to this spacing in mm (0 or - keeps an axis)")
+    p.add_argument("--inplane", type=_positive_int, metavar="N",
+                   help="resize every axial slice to N x N voxels (z kept)")
+    p.add_argument("--n-test", type=_count, default=split.DEFAULT_N_TEST,
+                   help=f"held-out test cases, first in natural order "
+                   f"(default {split.DEFAULT_N_TEST})")
+    p.add_argument("--n-val", type=_count, default=split.DEFAULT_N_VAL,
+                   help=f"validation cases, next in natural order (default "
+                   f"{split.DEFAULT_N_VAL})")
+    p.add_argument("--label-map", type=_label_map_arg, nargs="+", action="extend",
+                   default=[], metavar="A:B",
+                   help="map source label A to B (e.g. 2:0 makes class 2 background)")
+    p.add_argument("--jobs", type=_positive_int, default=1,
+                   help="cases processed in parallel (default 1)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI entry point (wrapped by :func:`segline.cli.entry` in preprocess/slice.py)."""
+    args = build_parser().parse_args(argv)
+    mapping: dict[int, int] = {}
+    for src, dst in args.label_map:
+        if src in mapping and mapping[src] != dst:
+            raise InputError("--label-map", f"label {src} mapped twice ({mapping[src]}, {dst})")
+        mapping[src] = dst
+    params = SliceParams(
+        window=None if args.no_window else args.window,
+        percentiles=None if args.no_normalise else args.percentiles,
+        spacing=args.spacing, inplane=args.inplane,
+        n_test=args.n_test, n_val=args.n_val, label_map=mapping, jobs=args.jobs)
+    if not args.raw.is_dir():
+        raise InputError(args.raw, "raw folder not found (unpack the archive first)")
+    adapter = get_adapter(args.adapter)(args.raw)
+    tty = sys.stdout.isatty()
+    if tty:
+        from tqdm import tqdm
+
+        n = len(adapter.labelled()) + len(adapter.unlabelled())
+        bar = tqdm(total=n, unit="case", desc=f"slicing {adapter.name}")
+
+        def log(line: str) -> None:
+            if line.startswith("sliced "):
+                bar.close()
+                print(line)
+            else:
+                bar.update(1)
+
+        try:
+            slice_dataset(adapter, args.out, params, log=log)
+        finally:
+            bar.close()
+    else:
+        slice_dataset(adapter, args.out, params, log=lambda line: print(line, flush=True))
+    return 0

@@ -1,0 +1,101 @@
+"""Make-level test of the whole spleen toy pipeline: `NET=Dimwit EPC=2`, every artefact.
+
+One run of `make -f spleen.make TOY=1 NET=Dimwit EPC=2` (all five default methods,
+two in parallel with -j2), then: every artefact exists and is sane; a second make does
+nothing; deleting one plot and asking for it rebuilds that plot and nothing else.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from conftest import copy_project, snapshot
+
+pytestmark = pytest.mark.make
+
+ARGS = ("-f", "spleen.make", "TOY=1", "NET=Dimwit", "EPC=2", "BS=16")
+METHODS = ["ce", "gdl", "gdl_boundary", "gdl_boundary3d", "gdl_hausdorff"]
+PLOTS = ["val_dice.png", "val_hd95.png", "val_assd.png", "tra_loss.png", "val_loss.png",
+         "test_dice_boxplot.png", "overlays.png"]
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory: pytest.TempPathFactory, run_make) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    root = copy_project(tmp_path_factory.mktemp("pipe"))
+    proc = run_make(root, "-j2", *ARGS)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return root, proc
+
+
+def test_every_artefact(pipeline) -> None:
+    root, proc = pipeline
+    res = root / "results" / "spleen-toy"
+    for m in METHODS:
+        d = res / m
+        for name in ("metrics.csv", "epochs.csv", "best_epoch.txt", "best.pt", "last.pt", "args.json",
+                     "params.txt", "test/metrics.csv"):
+            assert (d / name).is_file(), f"{m}/{name}"
+        metrics = pd.read_csv(d / "metrics.csv")
+        assert set(metrics.split) == {"val", "test"}
+        assert sorted(metrics[metrics.split == "val"].epoch.unique()) == [0, 1]
+        assert len(pd.read_csv(d / "epochs.csv")) == 2
+        assert len(list((d / "test" / "preds").glob("*.nii.gz"))) == 3
+        torch.load(d / "best.pt", weights_only=True)
+        prov = d / "provenance"
+        assert (prov / "git.diff").is_file() and (prov / "pip-freeze.txt").is_file()
+        assert (prov / "lineage.md5").read_text().split()[1] == "data/spleen-toy.tar"
+    for plot in PLOTS:
+        data = (res / plot).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000, plot
+    report = (res / "report.md").read_text()
+    for m in METHODS:
+        assert m in report
+    assert "validation" in report and "test" in report
+    rep = pd.read_csv(res / "report.csv")
+    assert set(METHODS) <= set(rep.iloc[:, 0].astype(str)) or set(METHODS) <= set(rep.get("method", []))
+    pointer = root / "archives" / "spleen-toy-latest.txt"
+    archive = root / "archives" / pointer.read_text().strip()
+    assert archive.name.startswith("spleen-toy-") and archive.name.endswith(".tar.gz")
+    assert not (archive.stat().st_mode & 0o222), "archive is read-only"
+    with tarfile.open(archive) as tar:
+        names = tar.getnames()
+    assert any(n.endswith("report.md") for n in names)
+    assert any(n.endswith("val_dice.png") for n in names)
+    assert not any(n.endswith(".pt") for n in names), "no checkpoints without PACK_MODELS=1"
+    assert "archive:" in proc.stdout
+    assert "\x1b" not in proc.stdout + proc.stderr
+
+
+def test_second_make_does_nothing(pipeline, run_make) -> None:
+    root, _ = pipeline
+    before = snapshot(root)
+    proc = run_make(root, *ARGS)
+    assert proc.returncode == 0 and "segline" not in proc.stdout, proc.stdout
+    assert snapshot(root) == before
+    plan = run_make(root, "-n", *ARGS)
+    assert plan.stdout.strip() == "" or "Nothing to be done" in plan.stdout, plan.stdout
+
+
+def test_one_plot_rebuilds_alone(pipeline, run_make) -> None:
+    root, _ = pipeline
+    plot = root / "results" / "spleen-toy" / "val_dice.png"
+    plot.unlink()
+    before = snapshot(root)
+    proc = run_make(root, *ARGS, "results/spleen-toy/val_dice.png")
+    assert proc.returncode == 0, proc.stderr
+    assert plot.is_file()
+    after = snapshot(root)
+    changed = {k for k in after if after.get(k) != before.get(k)}
+    assert changed == {"results/spleen-toy/val_dice.png", "results/spleen-toy"}, changed
+    assert "segline.train" not in proc.stdout and "up to date, reused" in proc.stdout
+
+
+def test_changed_knob_retrains_only_that_method(pipeline, run_make) -> None:
+    root, _ = pipeline
+    plan = run_make(root, "-n", *ARGS, "METHODS=gdl", "EPC=3")
+    assert plan.stdout.count("segline.train") == 1 and "results/spleen-toy/gdl " in plan.stdout
