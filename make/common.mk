@@ -22,6 +22,7 @@ SHELL := bash
 .DELETE_ON_ERROR:
 .SUFFIXES:
 .SECONDEXPANSION:
+.DEFAULT_GOAL := all
 MAKEFLAGS += --no-builtin-rules
 
 # ---------------------------------------------------------------------------
@@ -75,10 +76,15 @@ same = $(and $(findstring x$(strip $1)x,x$(strip $2)x),$(findstring x$(strip $2)
 # $(call params_changed,DIR,PARAMS): FORCE when DIR/params.txt does not hold PARAMS,
 # so changing a knob rebuilds the stage it affects (read-only at parse time).
 params_changed = $(if $(call same,$(file <$1/params.txt),$2),,FORCE)
+# $(call quote,TEXT): TEXT as one single-quoted shell word.
+quote = '$(subst ','\'',$1)'
 # Recipe line recording the parameters a stage was built with.
-record_params = printf '%s\n' '$2' > $1/params.txt
-# Recipe line saying which prerequisites were up to date and reused.
-note_reused = $(if $(filter-out $?,$(filter $(RES)/%,$^)),@echo "up to date, reused: $(notdir $(filter-out $?,$(filter $(RES)/%,$^)))")
+record_params = printf '%s\n' $(call quote,$2) > $1/params.txt
+# When this make started (reading the clock has no side effect): a prerequisite
+# stage older than this was up to date and not rebuilt; recipes say so in one line.
+MAKE_START := $(shell date +%s)
+note_reused = @for p in $(filter $(RES)/% $(DATA)/%,$^); do \
+  if [ "$$(stat -c %Y "$$p")" -lt $(MAKE_START) ]; then echo "up to date, not rebuilt: $$p"; fi; done
 
 .PHONY: all data train plots report pack help clean-data clean-results predict FORCE
 FORCE:
@@ -116,6 +122,7 @@ $(DATA)/cases: $(DATA)/raw $(SLICE_SRC) $$(call params_changed,$$@,$$(SLICE_PARA
 	@$(call record_params,$@,$(SLICE_PARAMS))
 
 $(DATA)/dist: $(DATA)/cases $(DIST_SRC) | $(VENV_DEP)
+	$(note_reused)
 	$(PY) preprocess/distmaps.py --cases $< --out $@ $(DIST_ARGS)
 
 data: $(DATA)/dist
@@ -128,6 +135,7 @@ data: $(DATA)/dist
 TRAIN_PARAMS = --net $(NET) --epochs $(EPC) --batch-size $(BS) --lr $(LR) --seed $(SEED) \
   --losses '$(LOSSES)' --dist-kind $(DIST) $(OPTS) $(TRAIN_ARGS) $(DEBUG)
 $(METHOD_DIRS): $(RES)/%: $(DATA)/dist $(TRAIN_SRC) $$(call params_changed,$$@,$$(TRAIN_PARAMS)) | $(VENV_DEP)
+	$(note_reused)
 	$(PY) -m segline.train --cases $(DATA)/cases --dist $(DATA)/dist --out $@ \
 	  --lineage $(LINEAGE) --device $(DEVICE) --amp $(AMP) $(TRAIN_PARAMS)
 	@$(call record_params,$@,$(TRAIN_PARAMS))

@@ -92,7 +92,7 @@ def test_one_plot_rebuilds_alone(pipeline, run_make) -> None:
     after = snapshot(root)
     changed = {k for k in after if after.get(k) != before.get(k)}
     assert changed == {"results/spleen-toy/val_dice.png", "results/spleen-toy"}, changed
-    assert "segline.train" not in proc.stdout and "up to date, reused" in proc.stdout
+    assert "segline.train" not in proc.stdout and "up to date, not rebuilt: results/spleen-toy/gdl" in proc.stdout
 
 
 def test_changed_knob_retrains_only_that_method(pipeline, run_make) -> None:

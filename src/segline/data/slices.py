@@ -93,13 +93,13 @@ class SliceDataset(Dataset):
             img = np.asarray(image[:, zs]).reshape(-1, *image.shape[2:])
         else:
             img = np.asarray(image[:, z])
-        item: dict[str, Any] = {"image": torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32)),
+        item: dict[str, Any] = {"image": torch.from_numpy(np.array(img, dtype=np.float32)),
                                 "case": case, "z": z}
         if self.with_label:
             lab = np.asarray(arrays["label"][z])
             item["target"] = torch.from_numpy(one_hot(lab, self.n_classes))
             if "dist" in arrays:
-                item["dist"] = torch.from_numpy(np.ascontiguousarray(arrays["dist"][:, z], dtype=np.float32))
+                item["dist"] = torch.from_numpy(np.array(arrays["dist"][:, z], dtype=np.float32))
         return item
 
 

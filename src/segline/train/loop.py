@@ -159,7 +159,7 @@ class Trainer:
                     p, t = pred == k, tgt == k
                     inter[k - 1] += float((p & t).sum())
                     sums[k - 1] += float(p.sum() + t.sum())
-            bar.set_postfix(loss=f"{float(loss):.4f}")
+            bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
         dice = torch.where(sums > 0, 2 * inter / sums.clamp(min=1), torch.ones_like(sums))
         return total / max(n, 1), float(dice.mean())
 
