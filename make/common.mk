@@ -103,7 +103,7 @@ endif
 # ---------------------------------------------------------------------------
 ifneq ($(IS_TOY),)
 $(TOY_ARCHIVES) &: $(CORE_SRC) $(wildcard $(pkg)/datasets/deterministic.py $(pkg)/datasets/toy_*.py) preprocess/make_toy.py | $(VENV_DEP)
-	$(PY) preprocess/make_toy.py --dataset $(TOY_GENERATOR) --out $(firstword $(TOY_ARCHIVES))
+	$(PY) preprocess/make_toy.py --dataset $(TOY_GENERATOR) $(addprefix --out ,$(TOY_ARCHIVES))
 else
 $(ARCHIVES): | $(VENV_DEP)
 	$(PY) preprocess/fetch.py --lineage $(LINEAGE) $@

@@ -3,22 +3,26 @@
 
 The toy archive has the format of the real download and is checked against its
 lineage md5 by the unpack stage like any other archive. Generators are looked up by
-name in :data:`GENERATORS` (add ISLES / vessels there); the logic lives in
-``segline.datasets``.
+name in :data:`GENERATORS` (module and function, imported on demand: no eval); the
+logic lives in ``segline.datasets``. A data set with several archives (ISLES: the
+training and the testing zip) takes one ``--out`` per archive, in lineage order.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Sequence
+import importlib
+from collections.abc import Sequence
 from pathlib import Path
 
 from segline.cli import entry
-from segline.datasets.toy_spleen import write_toy_spleen
 
-# name -> writer(path, seed): writes the archive atomically.
-GENERATORS: dict[str, Callable[[Path, int], None]] = {
-    "spleen": lambda path, seed: write_toy_spleen(path, seed=seed),
+# name -> (module, function); the function is writer(outs: list[Path], seed: int) and
+# writes every archive of the data set atomically.
+GENERATORS: dict[str, tuple[str, str]] = {
+    "spleen": ("segline.datasets.toy_spleen", "write_toy_archives"),
+    "isles": ("segline.datasets.toy_isles", "write_toy_archives"),
+    "vessels": ("segline.datasets.toy_vessels", "write_toy_archives"),
 }
 
 
@@ -28,7 +32,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         description="Write a deterministic toy archive (same format as the real data set)."
     )
     parser.add_argument("--dataset", required=True, choices=sorted(GENERATORS))
-    parser.add_argument("--out", required=True, type=Path, help="archive to write")
+    parser.add_argument("--out", required=True, type=Path, action="append",
+                        help="archive to write (repeat for data sets with several archives)")
     parser.add_argument(
         "--seed", type=int, default=0, help="generator seed (lineage md5s are for 0)"
     )
@@ -38,9 +43,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Write the archive named by ``--dataset`` to ``--out``; return 0."""
     args = parse_args(argv)
-    GENERATORS[args.dataset](args.out, args.seed)
-    size = args.out.stat().st_size
-    print(f"make_toy: wrote {args.out} ({size} bytes, dataset {args.dataset}, seed {args.seed})")
+    module, function = GENERATORS[args.dataset]
+    writer = getattr(importlib.import_module(module), function)
+    writer(list(args.out), args.seed)
+    for out in args.out:
+        print(f"make_toy: wrote {out} ({out.stat().st_size} bytes, dataset {args.dataset}, seed {args.seed})")
     return 0
 
 

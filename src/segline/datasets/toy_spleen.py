@@ -326,3 +326,10 @@ def write_toy_spleen(path: Path, seed: int = 0, n_cases: int = 12, n_test: int =
         n_test: unlabelled cases (2 for the pinned archive).
     """
     atomic.write_bytes(Path(path), toy_spleen_bytes(seed, n_cases, n_test))
+
+
+def write_toy_archives(outs: list[Path], seed: int = 0) -> None:
+    """``preprocess/make_toy.py`` entry point: the one spleen archive at ``outs[0]``."""
+    if len(outs) != 1:
+        raise ValueError(f"the spleen toy is one archive, got {len(outs)} outputs")
+    write_toy_spleen(outs[0], seed=seed)
