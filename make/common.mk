@@ -179,6 +179,13 @@ $(PACK_POINTER): $(PLOTS) $(RES)/report.md $(RES)/report.csv $(METHOD_DIRS) $(PA
 
 pack: $(PACK_POINTER)
 
+# Predictions of the unlabelled cases (e.g. a challenge's test set) by each method.
+PREDICT_DIRS := $(addprefix $(RES)/predict/,$(METHODS))
+$(PREDICT_DIRS): $(RES)/predict/%: $(RES)/% $(CORE_SRC) $(pkg)/predict.py | $(VENV_DEP)
+	$(PY) -m segline.predict --cases $(DATA)/cases --method $< --out $@ --device $(DEVICE) --amp $(AMP)
+
+predict: $(PREDICT_DIRS)
+
 clean-results:
 	rm -rf $(RES) $(PACK_POINTER)
 
@@ -204,6 +211,7 @@ help:
 	  "  train              all selected methods (METHODS)" \
 	  "  $(RES)/<plot>.png one plot: $(notdir $(PLOTS))" \
 	  "  plots, report, pack" \
+	  "  predict            each method's predictions of the unlabelled cases -> $(RES)/predict/<method>/" \
 	  "  clean-results, clean-data   remove this dataset's results / data" \
 	  "knobs (current value):" \
 	  "  TOY=1              embedded toy data instead of the real archive ($(TOY))" \

@@ -26,7 +26,9 @@ def copy_project(dest: Path) -> Path:
     for name in COPIED:
         src = REPO / name
         if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+            shutil.copytree(
+                src, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+            )
         else:
             shutil.copy2(src, dest / name)
     for mk in REPO.glob("*.make"):
@@ -47,8 +49,15 @@ def run_make() -> Callable[..., subprocess.CompletedProcess[str]]:
 
     def _run(cwd: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess[str]:
         cmd = ["make", "--no-print-directory", *args, f"CC={sys.executable}"]
-        return subprocess.run(cmd, cwd=cwd, env=make_env(), capture_output=True, text=True,
-                              timeout=timeout, stdin=subprocess.DEVNULL)
+        return subprocess.run(
+            cmd,
+            cwd=cwd,
+            env=make_env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
 
     return _run
 

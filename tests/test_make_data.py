@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from conftest import REPO, copy_project, snapshot
 
 pytestmark = pytest.mark.make
@@ -23,7 +24,9 @@ DATA_ARGS = ("-f", "spleen.make", "TOY=1")
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory, run_make) -> tuple[Path, subprocess.CompletedProcess[str]]:
+def built(
+    tmp_path_factory: pytest.TempPathFactory, run_make
+) -> tuple[Path, subprocess.CompletedProcess[str]]:
     """A project copy in which `make -f spleen.make TOY=1 data` ran once from nothing."""
     root = copy_project(tmp_path_factory.mktemp("proj"))
     proc = run_make(root, *DATA_ARGS, "data")
@@ -65,8 +68,15 @@ def test_data_builds_toy_lineage_from_nothing(built) -> None:
     # the archive matches its lineage, as md5sum -c checks it
     md5 = hashlib.md5((root / "data" / "spleen-toy.tar").read_bytes()).hexdigest()
     assert md5 in (root / "lineage" / "spleen-toy.lineage").read_text()
-    assert subprocess.run(["md5sum", "--quiet", "-c", "lineage/spleen-toy.lineage"], cwd=root).returncode == 0
-    assert "\x1b" not in proc.stdout + proc.stderr, "no terminal control codes when not on a terminal"
+    assert (
+        subprocess.run(
+            ["md5sum", "--quiet", "-c", "lineage/spleen-toy.lineage"], cwd=root
+        ).returncode
+        == 0
+    )
+    assert "\x1b" not in proc.stdout + proc.stderr, (
+        "no terminal control codes when not on a terminal"
+    )
 
 
 def test_second_make_does_nothing(built, run_make) -> None:
@@ -115,8 +125,24 @@ def test_help_lists_targets_and_knobs(run_make, tmp_path: Path) -> None:
     root = copy_project(tmp_path / "help")
     proc = run_make(root, "-f", "spleen.make", "help")
     assert proc.returncode == 0
-    for word in ("data", "TOY=1", "EPC", "NET", "BS", "LR", "DEBUG", "CFLAGS", "CC", "METHODS", "SEED",
-                 "DEVICE", "-n", "-B", "val_dice.png", "gdl_boundary"):
+    for word in (
+        "data",
+        "TOY=1",
+        "EPC",
+        "NET",
+        "BS",
+        "LR",
+        "DEBUG",
+        "CFLAGS",
+        "CC",
+        "METHODS",
+        "SEED",
+        "DEVICE",
+        "-n",
+        "-B",
+        "val_dice.png",
+        "gdl_boundary",
+    ):
         assert word in proc.stdout, word
 
 

@@ -14,18 +14,28 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+
 from conftest import copy_project, snapshot
 
 pytestmark = pytest.mark.make
 
 ARGS = ("-f", "spleen.make", "TOY=1", "NET=Dimwit", "EPC=2", "BS=16")
 METHODS = ["ce", "gdl", "gdl_boundary", "gdl_boundary3d", "gdl_hausdorff"]
-PLOTS = ["val_dice.png", "val_hd95.png", "val_assd.png", "tra_loss.png", "val_loss.png",
-         "test_dice_boxplot.png", "overlays.png"]
+PLOTS = [
+    "val_dice.png",
+    "val_hd95.png",
+    "val_assd.png",
+    "tra_loss.png",
+    "val_loss.png",
+    "test_dice_boxplot.png",
+    "overlays.png",
+]
 
 
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory: pytest.TempPathFactory, run_make) -> tuple[Path, subprocess.CompletedProcess[str]]:
+def pipeline(
+    tmp_path_factory: pytest.TempPathFactory, run_make
+) -> tuple[Path, subprocess.CompletedProcess[str]]:
     root = copy_project(tmp_path_factory.mktemp("pipe"))
     proc = run_make(root, "-j2", *ARGS)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -37,8 +47,16 @@ def test_every_artefact(pipeline) -> None:
     res = root / "results" / "spleen-toy"
     for m in METHODS:
         d = res / m
-        for name in ("metrics.csv", "epochs.csv", "best_epoch.txt", "best.pt", "last.pt", "args.json",
-                     "params.txt", "test/metrics.csv"):
+        for name in (
+            "metrics.csv",
+            "epochs.csv",
+            "best_epoch.txt",
+            "best.pt",
+            "last.pt",
+            "args.json",
+            "params.txt",
+            "test/metrics.csv",
+        ):
             assert (d / name).is_file(), f"{m}/{name}"
         metrics = pd.read_csv(d / "metrics.csv")
         assert set(metrics.split) == {"val", "test"}
@@ -57,7 +75,9 @@ def test_every_artefact(pipeline) -> None:
         assert m in report
     assert "validation" in report and "test" in report
     rep = pd.read_csv(res / "report.csv")
-    assert set(METHODS) <= set(rep.iloc[:, 0].astype(str)) or set(METHODS) <= set(rep.get("method", []))
+    assert set(METHODS) <= set(rep.iloc[:, 0].astype(str)) or set(METHODS) <= set(
+        rep.get("method", [])
+    )
     pointer = root / "archives" / "spleen-toy-latest.txt"
     archive = root / "archives" / pointer.read_text().strip()
     assert archive.name.startswith("spleen-toy-") and archive.name.endswith(".tar.gz")
@@ -92,7 +112,10 @@ def test_one_plot_rebuilds_alone(pipeline, run_make) -> None:
     after = snapshot(root)
     changed = {k for k in after if after.get(k) != before.get(k)}
     assert changed == {"results/spleen-toy/val_dice.png", "results/spleen-toy"}, changed
-    assert "segline.train" not in proc.stdout and "up to date, not rebuilt: results/spleen-toy/gdl" in proc.stdout
+    assert (
+        "segline.train" not in proc.stdout
+        and "up to date, not rebuilt: results/spleen-toy/gdl" in proc.stdout
+    )
 
 
 def test_changed_knob_retrains_only_that_method(pipeline, run_make) -> None:

@@ -41,21 +41,49 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         for i, cid in enumerate(ids):
             img, lab = _case(i)
             affine = np.diag([-0.8, -0.8, 5.0, 1.0])
-            image, label, meta = from_source([img], lab, affine, (0.8, 0.8, 5.0), case_id=cid, channels=["CT"])
+            image, label, meta = from_source(
+                [img], lab, affine, (0.8, 0.8, 5.0), case_id=cid, channels=["CT"]
+            )
             write_case(tmp, cid, image, label, meta)
-        atomic.write_json(tmp / "dataset.json", {"name": "toy", "labels": {"0": "background", "1": "organ"},
-                                                 "channels": ["CT"]})
-        atomic.write_json(tmp / "split.json", {"test": ids[:2], "val": ids[2:4], "train": ids[4:], "infer": []})
+        atomic.write_json(
+            tmp / "dataset.json",
+            {"name": "toy", "labels": {"0": "background", "1": "organ"}, "channels": ["CT"]},
+        )
+        atomic.write_json(
+            tmp / "split.json", {"test": ids[:2], "val": ids[2:4], "train": ids[4:], "infer": []}
+        )
     write_dist_store(cases, root / "dist")
     return cases, root / "dist"
 
 
-def _train(store: tuple[Path, Path], out: Path, *extra: str, env: dict[str, str] | None = None
-           ) -> subprocess.CompletedProcess[str]:
+def _train(
+    store: tuple[Path, Path], out: Path, *extra: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     cases, dist = store
-    cmd = [sys.executable, "-m", "segline.train", "--cases", str(cases), "--dist", str(dist), "--out", str(out),
-           "--net", "Dimwit", "--epochs", "3", "--batch-size", "4", "--lr", "1e-2", "--amp", "off",
-           "--losses", "gdl:1,boundary:0.01[schedule=rebalance]", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "segline.train",
+        "--cases",
+        str(cases),
+        "--dist",
+        str(dist),
+        "--out",
+        str(out),
+        "--net",
+        "Dimwit",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "4",
+        "--lr",
+        "1e-2",
+        "--amp",
+        "off",
+        "--losses",
+        "gdl:1,boundary:0.01[schedule=rebalance]",
+        *extra,
+    ]
     full_env = {**os.environ, "SEGLINE_THREADS": "1", **(env or {})}
     return subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=300)
 

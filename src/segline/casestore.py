@@ -94,7 +94,9 @@ class CaseStore:
         self.root = Path(root)
         self.dist_root = Path(dist_root) if dist_root is not None else None
         if not (self.root / "split.json").is_file():
-            raise InputError(self.root, "not a case store (split.json missing); run the slicing stage")
+            raise InputError(
+                self.root, "not a case store (split.json missing); run the slicing stage"
+            )
 
     @cached_property
     def dataset(self) -> dict[str, Any]:

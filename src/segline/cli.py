@@ -18,7 +18,9 @@ EXIT_INPUT = 2
 EXIT_INTERRUPTED = 130
 
 
-def run(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
+def run(
+    main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None
+) -> int:
     """Run ``main(argv)``; report input errors as one line and return an exit code.
 
     Args:

@@ -25,9 +25,9 @@ from segline.casestore import CaseStore
 
 def one_hot(label: np.ndarray, n_classes: int) -> np.ndarray:
     """(…) integer labels → (K, …) float32 one-hot."""
-    return (np.arange(n_classes, dtype=label.dtype).reshape(-1, *([1] * label.ndim)) == label[None]).astype(
-        np.float32
-    )
+    return (
+        np.arange(n_classes, dtype=label.dtype).reshape(-1, *([1] * label.ndim)) == label[None]
+    ).astype(np.float32)
 
 
 class SliceDataset(Dataset):
@@ -93,8 +93,11 @@ class SliceDataset(Dataset):
             img = np.asarray(image[:, zs]).reshape(-1, *image.shape[2:])
         else:
             img = np.asarray(image[:, z])
-        item: dict[str, Any] = {"image": torch.from_numpy(np.array(img, dtype=np.float32)),
-                                "case": case, "z": z}
+        item: dict[str, Any] = {
+            "image": torch.from_numpy(np.array(img, dtype=np.float32)),
+            "case": case,
+            "z": z,
+        }
         if self.with_label:
             lab = np.asarray(arrays["label"][z])
             item["target"] = torch.from_numpy(one_hot(lab, self.n_classes))

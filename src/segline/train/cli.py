@@ -15,7 +15,7 @@ import torch
 
 from segline.errors import InputError
 from segline.train import device as dev
-from segline.train.loop import Trainer, TrainConfig
+from segline.train.loop import TrainConfig, Trainer
 
 
 def parse_kv(items: Sequence[str]) -> dict[str, int | float | str]:
@@ -42,14 +42,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dist", required=True, help="distance-map store (data/<ds>/dist)")
     p.add_argument("--out", required=True, help="result folder (results/<ds>/<method>)")
     p.add_argument("--net", default="ENet")
-    p.add_argument("--net-opt", action="append", default=[], metavar="KEY=VALUE",
-                   help="network constructor option, e.g. base=16 (repeatable)")
+    p.add_argument(
+        "--net-opt",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="network constructor option, e.g. base=16 (repeatable)",
+    )
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--losses", default="gdl:1",
-                   help="loss spec, e.g. 'gdl:1,boundary:0.01[schedule=rebalance]' or JSON")
+    p.add_argument(
+        "--losses",
+        default="gdl:1",
+        help="loss spec, e.g. 'gdl:1,boundary:0.01[schedule=rebalance]' or JSON",
+    )
     p.add_argument("--dist-kind", default="2d", choices=["2d", "3d"])
     p.add_argument("--context", type=int, default=0, help="2.5D: neighbouring slices on each side")
     p.add_argument("--device", default="auto")
@@ -70,10 +78,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, RuntimeError) as err:
         raise InputError("DEVICE", str(err)) from None
     cfg = TrainConfig(
-        cases=args.cases, dist=args.dist, out=args.out, net=args.net, epochs=args.epochs,
-        batch_size=args.batch_size, lr=args.lr, seed=args.seed, losses=args.losses,
-        dist_kind=args.dist_kind, context=args.context, debug=args.debug,
-        net_kwargs=parse_kv(args.net_opt), lineage=args.lineage, predict_infer=args.predict_infer,
+        cases=args.cases,
+        dist=args.dist,
+        out=args.out,
+        net=args.net,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        losses=args.losses,
+        dist_kind=args.dist_kind,
+        context=args.context,
+        debug=args.debug,
+        net_kwargs=parse_kv(args.net_opt),
+        lineage=args.lineage,
+        predict_infer=args.predict_infer,
         precision=precision.describe(),
     )
     try:

@@ -32,7 +32,9 @@ class Precision:
     def autocast(self) -> torch.autocast:
         """Autocast context (disabled for fp32)."""
         return torch.autocast(
-            self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None
+            self.device.type,
+            dtype=self.amp_dtype or torch.float32,
+            enabled=self.amp_dtype is not None,
         )
 
     def describe(self) -> str:
@@ -80,7 +82,9 @@ def threads_for_make() -> int:
     so ``make -j2`` does not oversubscribe the CPU. ``SEGLINE_THREADS`` overrides."""
     if os.environ.get("SEGLINE_THREADS"):
         return max(1, int(os.environ["SEGLINE_THREADS"]))
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    )
     match = re.search(r"(?:^|\s)-j\s*(\d+)", os.environ.get("MAKEFLAGS", ""))
     jobs = int(match.group(1)) if match else 1
     return max(1, cores // max(1, jobs))

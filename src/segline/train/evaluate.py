@@ -40,8 +40,13 @@ def predict_cases(
     a batch straddles two cases).
     """
     model.eval()
-    ds = SliceDataset(store, case_ids, dist_kind=dist_kind if loss_fn else None, context=context,
-                      with_label=with_label and loss_fn is not None)
+    ds = SliceDataset(
+        store,
+        case_ids,
+        dist_kind=dist_kind if loss_fn else None,
+        context=context,
+        with_label=with_label and loss_fn is not None,
+    )
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=pad_collate)
     current: str | None = None
     volume: np.ndarray | None = None
@@ -60,7 +65,11 @@ def predict_cases(
                 logits = model(image)
             logits = logits.float()
             if loss_fn is not None:
-                dev_batch = {k: v.to(precision.device) for k, v in batch.items() if isinstance(v, torch.Tensor)}
+                dev_batch = {
+                    k: v.to(precision.device)
+                    for k, v in batch.items()
+                    if isinstance(v, torch.Tensor)
+                }
                 loss_val = float(loss_fn(logits, dev_batch))
             pred = logits.argmax(1).to(torch.uint8).cpu().numpy()
             for b, (case, z) in enumerate(zip(batch["case"], batch["z"], strict=True)):

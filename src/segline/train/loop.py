@@ -16,8 +16,8 @@ import json
 import math
 import os
 import random
-import signal
 import shutil
+import signal
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -43,8 +43,18 @@ from segline.train.evaluate import metric_rows, predict_cases
 
 METRICS = ("dice", "hd95", "assd")
 RECORD_COLUMNS = ["epoch", "split", "case", "class", "metric", "value"]
-EPOCH_COLUMNS = ["epoch", "tra_loss", "tra_dice", "val_loss", "val_dice", "val_hd95", "val_assd",
-                 "alpha", "lr", "seconds"]
+EPOCH_COLUMNS = [
+    "epoch",
+    "tra_loss",
+    "tra_dice",
+    "val_loss",
+    "val_dice",
+    "val_hd95",
+    "val_assd",
+    "alpha",
+    "lr",
+    "seconds",
+]
 DEBUG_SLICES = 10
 
 
@@ -128,7 +138,9 @@ class Trainer:
             raise ValueError(f"{cfg.cases}: the split needs train and validation cases")
 
     # -- pieces -------------------------------------------------------------------
-    def _loss(self, logits: torch.Tensor, batch: dict[str, Any], epoch: int) -> tuple[torch.Tensor, dict]:
+    def _loss(
+        self, logits: torch.Tensor, batch: dict[str, Any], epoch: int
+    ) -> tuple[torch.Tensor, dict]:
         return self.criterion(logits, batch, epoch=epoch)
 
     def _train_epoch(self, epoch: int, loader: DataLoader) -> tuple[float, float]:
@@ -138,8 +150,14 @@ class Trainer:
         sums = torch.zeros(self.n_classes - 1)
         bar = tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=None, file=sys.stderr)
         for batch in bar:
-            batch = {k: (v.to(self.precision.device, non_blocking=True) if isinstance(v, torch.Tensor) else v)
-                     for k, v in batch.items()}
+            batch = {
+                k: (
+                    v.to(self.precision.device, non_blocking=True)
+                    if isinstance(v, torch.Tensor)
+                    else v
+                )
+                for k, v in batch.items()
+            }
             image = batch["image"]
             if self.precision.channels_last:
                 image = image.contiguous(memory_format=torch.channels_last)
@@ -163,8 +181,9 @@ class Trainer:
         dice = torch.where(sums > 0, 2 * inter / sums.clamp(min=1), torch.ones_like(sums))
         return total / max(n, 1), float(dice.mean())
 
-    def _evaluate(self, epoch: int, split: str, cases: list[str], with_loss: bool
-                  ) -> tuple[list[dict[str, Any]], float, dict[str, np.ndarray]]:
+    def _evaluate(
+        self, epoch: int, split: str, cases: list[str], with_loss: bool
+    ) -> tuple[list[dict[str, Any]], float, dict[str, np.ndarray]]:
         rows: list[dict[str, Any]] = []
         preds: dict[str, np.ndarray] = {}
         loss_sum, loss_n = 0.0, 0
@@ -173,8 +192,14 @@ class Trainer:
             return self._loss(logits, batch, epoch)[0]
 
         for case, pred, (ls, ln) in predict_cases(
-            self.model, self.store, cases, self.precision, batch_size=self.cfg.batch_size,
-            context=self.cfg.context, dist_kind=self.dist_kind, loss_fn=loss_fn if with_loss else None,
+            self.model,
+            self.store,
+            cases,
+            self.precision,
+            batch_size=self.cfg.batch_size,
+            context=self.cfg.context,
+            dist_kind=self.dist_kind,
+            loss_fn=loss_fn if with_loss else None,
         ):
             loss_sum, loss_n = loss_sum + ls, loss_n + ln
             preds[case] = pred
@@ -183,10 +208,14 @@ class Trainer:
         return rows, (loss_sum / loss_n if loss_n else float("nan")), preds
 
     def _write_tables(self, records: list[dict[str, Any]], epochs: list[dict[str, Any]]) -> None:
-        atomic.write_text(self.work / "metrics.csv",
-                          pd.DataFrame(records, columns=RECORD_COLUMNS).to_csv(index=False, float_format="%.6g"))
-        atomic.write_text(self.work / "epochs.csv",
-                          pd.DataFrame(epochs, columns=EPOCH_COLUMNS).to_csv(index=False, float_format="%.6g"))
+        atomic.write_text(
+            self.work / "metrics.csv",
+            pd.DataFrame(records, columns=RECORD_COLUMNS).to_csv(index=False, float_format="%.6g"),
+        )
+        atomic.write_text(
+            self.work / "epochs.csv",
+            pd.DataFrame(epochs, columns=EPOCH_COLUMNS).to_csv(index=False, float_format="%.6g"),
+        )
 
     # -- main -----------------------------------------------------------------------
     def _prepare_work(self) -> dict[str, Any] | None:
@@ -217,49 +246,92 @@ class Trainer:
             start_epoch = int(state["epoch"]) + 1
             best_epoch, best_score = int(state["best_epoch"]), float(state["best_score"])
             records, epochs = state["records"], state["epochs"]
-            print(f"{self.out}: resuming after epoch {start_epoch - 1} (of {cfg.epochs})", flush=True)
+            print(
+                f"{self.out}: resuming after epoch {start_epoch - 1} (of {cfg.epochs})", flush=True
+            )
 
-        train_ds = SliceDataset(self.store, self.train_cases, dist_kind=self.dist_kind, context=cfg.context,
-                                limit=DEBUG_SLICES if cfg.debug else None)
-        print(f"{self.out.name}: {cfg.net} on {self.precision.describe()}, losses {cfg.losses}, "
-              f"{len(train_ds)} train slices, {len(self.val_cases)} val cases, "
-              f"{len(self.test_cases)} test cases", flush=True)
+        train_ds = SliceDataset(
+            self.store,
+            self.train_cases,
+            dist_kind=self.dist_kind,
+            context=cfg.context,
+            limit=DEBUG_SLICES if cfg.debug else None,
+        )
+        print(
+            f"{self.out.name}: {cfg.net} on {self.precision.describe()}, losses {cfg.losses}, "
+            f"{len(train_ds)} train slices, {len(self.val_cases)} val cases, "
+            f"{len(self.test_cases)} test cases",
+            flush=True,
+        )
         for epoch in range(start_epoch, cfg.epochs):
             t0 = time.perf_counter()
             gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
-            loader = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=True, generator=gen,
-                                collate_fn=pad_collate, drop_last=len(train_ds) > cfg.batch_size)
+            loader = DataLoader(
+                train_ds,
+                batch_size=cfg.batch_size,
+                shuffle=True,
+                generator=gen,
+                collate_fn=pad_collate,
+                drop_last=len(train_ds) > cfg.batch_size,
+            )
             tra_loss, tra_dice = self._train_epoch(epoch, loader)
             rows, val_loss, _ = self._evaluate(epoch, "val", self.val_cases, with_loss=True)
             records.extend(rows)
-            by_metric = {m: _nanmean([r["value"] for r in rows if r["metric"] == m]) for m in METRICS}
+            by_metric = {
+                m: _nanmean([r["value"] for r in rows if r["metric"] == m]) for m in METRICS
+            }
             score = by_metric["dice"]
             if not math.isnan(score) and score > best_score:
                 best_epoch, best_score = epoch, score
                 st.save_tensor_file(self.work / "best.pt", self.model.state_dict())
             seconds = time.perf_counter() - t0
-            epochs.append({"epoch": epoch, "tra_loss": tra_loss, "tra_dice": tra_dice, "val_loss": val_loss,
-                           "val_dice": by_metric["dice"], "val_hd95": by_metric["hd95"],
-                           "val_assd": by_metric["assd"], "alpha": self.criterion.alpha_at(epoch),
-                           "lr": cfg.lr, "seconds": round(seconds, 3)})
+            epochs.append(
+                {
+                    "epoch": epoch,
+                    "tra_loss": tra_loss,
+                    "tra_dice": tra_dice,
+                    "val_loss": val_loss,
+                    "val_dice": by_metric["dice"],
+                    "val_hd95": by_metric["hd95"],
+                    "val_assd": by_metric["assd"],
+                    "alpha": self.criterion.alpha_at(epoch),
+                    "lr": cfg.lr,
+                    "seconds": round(seconds, 3),
+                }
+            )
             self._write_tables(records, epochs)
             st.save_tensor_file(self.work / "last.pt", self.model.state_dict())
             atomic.write_text(self.work / "best_epoch.txt", f"{best_epoch}\n")
-            st.save_state(self.work, epoch=epoch, model=self.model, optimizer=self.optimizer,
-                          best_epoch=best_epoch, best_score=best_score, records=records, epochs=epochs)
+            st.save_state(
+                self.work,
+                epoch=epoch,
+                model=self.model,
+                optimizer=self.optimizer,
+                best_epoch=best_epoch,
+                best_score=best_score,
+                records=records,
+                epochs=epochs,
+            )
             _fault_injection(epoch)
             mark = " *" if best_epoch == epoch else ""
-            print(f"epoch {epoch + 1:>3}/{cfg.epochs}  loss {tra_loss:.4f}  val loss {val_loss:.4f}  "
-                  f"val dice {by_metric['dice']:.4f}  hd95 {by_metric['hd95']:.2f} mm  {seconds:.1f} s{mark}",
-                  flush=True)
+            print(
+                f"epoch {epoch + 1:>3}/{cfg.epochs}  loss {tra_loss:.4f}  "
+                f"val loss {val_loss:.4f}  val dice {by_metric['dice']:.4f}  "
+                f"hd95 {by_metric['hd95']:.2f} mm  {seconds:.1f} s{mark}",
+                flush=True,
+            )
 
         if best_epoch < 0:  # no finite validation Dice at all: fall back to the last epoch
             best_epoch = cfg.epochs - 1
             shutil.copyfile(self.work / "last.pt", self.work / "best.pt")
             atomic.write_text(self.work / "best_epoch.txt", f"{best_epoch}\n")
         self._test(best_epoch, records, epochs)
-        write_provenance(self.work / "provenance", ["-m", "segline.train", *self.argv],
-                         Path(cfg.lineage) if cfg.lineage else None, self.precision.describe())
+        write_provenance(
+            self.work / "provenance",
+            ["-m", "segline.train", *self.argv],
+            Path(cfg.lineage) if cfg.lineage else None,
+            self.precision.describe(),
+        )
         (self.work / st.STATE).unlink()
         if self.out.exists():
             shutil.rmtree(self.out)
@@ -267,10 +339,13 @@ class Trainer:
         print(f"{self.out}: best epoch {best_epoch + 1} (val dice {best_score:.4f})", flush=True)
         return self.out
 
-    def _test(self, best_epoch: int, records: list[dict[str, Any]], epochs: list[dict[str, Any]]) -> None:
+    def _test(
+        self, best_epoch: int, records: list[dict[str, Any]], epochs: list[dict[str, Any]]
+    ) -> None:
         """Best-epoch predictions and metrics on the held-out test cases."""
-        self.model.load_state_dict(torch.load(self.work / "best.pt", map_location=self.precision.device,
-                                              weights_only=True))
+        self.model.load_state_dict(
+            torch.load(self.work / "best.pt", map_location=self.precision.device, weights_only=True)
+        )
         test_dir = self.work / "test"
         (test_dir / "preds").mkdir(parents=True, exist_ok=True)
         (test_dir / "preds_zyx").mkdir(parents=True, exist_ok=True)
@@ -281,13 +356,21 @@ class Trainer:
             write_nifti_like(to_source(pred, meta), meta, test_dir / "preds" / f"{case}.nii.gz")
         records[:] = [r for r in records if r["split"] != "test"] + rows
         self._write_tables(records, epochs)
-        atomic.write_text(test_dir / "metrics.csv",
-                          pd.DataFrame(rows, columns=RECORD_COLUMNS).to_csv(index=False, float_format="%.6g"))
+        atomic.write_text(
+            test_dir / "metrics.csv",
+            pd.DataFrame(rows, columns=RECORD_COLUMNS).to_csv(index=False, float_format="%.6g"),
+        )
         if self.cfg.predict_infer:
             infer = self.work / "infer"
             (infer / "preds").mkdir(parents=True, exist_ok=True)
-            for case, pred, _ in predict_cases(self.model, self.store, self.store.case_ids("infer"),
-                                               self.precision, batch_size=self.cfg.batch_size,
-                                               context=self.cfg.context, with_label=False):
+            for case, pred, _ in predict_cases(
+                self.model,
+                self.store,
+                self.store.case_ids("infer"),
+                self.precision,
+                batch_size=self.cfg.batch_size,
+                context=self.cfg.context,
+                with_label=False,
+            ):
                 meta = self.store.meta(case)
                 write_nifti_like(to_source(pred, meta), meta, infer / "preds" / f"{case}.nii.gz")
