@@ -63,7 +63,8 @@ PY := $(CC) $(CFLAGS)
 pkg := src/segline
 CORE_SRC := $(pkg)/__init__.py $(pkg)/atomic.py $(pkg)/casestore.py $(pkg)/cli.py $(pkg)/errors.py
 LINEAGE_SRC := $(wildcard $(pkg)/lineage/*.py) preprocess/unpack.py
-SLICE_SRC := $(CORE_SRC) $(wildcard $(pkg)/datasets/*.py $(pkg)/preprocess/*.py) preprocess/slice.py
+SLICE_SRC = $(CORE_SRC) $(wildcard $(pkg)/datasets/__init__.py $(pkg)/datasets/$(ADAPTER).py \
+  $(pkg)/preprocess/*.py) preprocess/slice.py
 DIST_SRC := $(CORE_SRC) $(pkg)/distmaps.py preprocess/distmaps.py
 TRAIN_SRC := $(CORE_SRC) $(wildcard $(pkg)/data/*.py $(pkg)/losses/*.py $(pkg)/nets/*.py \
   $(pkg)/metrics/*.py $(pkg)/train/*.py $(pkg)/preprocess/geometry.py) $(pkg)/provenance.py
@@ -102,7 +103,10 @@ endif
 # Archives: downloaded (real) or generated (toy), both checked against lineage.
 # ---------------------------------------------------------------------------
 ifneq ($(IS_TOY),)
-$(TOY_ARCHIVES) &: $(CORE_SRC) $(wildcard $(pkg)/datasets/deterministic.py $(pkg)/datasets/toy_*.py) preprocess/make_toy.py | $(VENV_DEP)
+# The generator's own module (plus TOY_EXTRA_SRC, modules it borrows from).
+TOY_SRC = $(CORE_SRC) $(pkg)/datasets/deterministic.py $(pkg)/datasets/toy_$(TOY_GENERATOR).py \
+  $(TOY_EXTRA_SRC) preprocess/make_toy.py
+$(TOY_ARCHIVES) &: $(TOY_SRC) | $(VENV_DEP)
 	$(PY) preprocess/make_toy.py --dataset $(TOY_GENERATOR) $(addprefix --out ,$(TOY_ARCHIVES))
 else
 $(ARCHIVES): | $(VENV_DEP)

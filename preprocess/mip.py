@@ -1,0 +1,16 @@
+"""Maximum intensity projections of a case store (the ``data/<ds>/mip`` Make target).
+
+Usage::
+
+    python preprocess/mip.py --cases data/<ds>/cases --out data/<ds>/mip [--axis 0]
+
+Writes ``<out>/<case_id>/{mip,depth,mip_label}.npy`` and ``<out>/mip.json`` at once
+(atomic folder). ``--axis`` indexes the stored (Z, Y, X) volume: 0 = z (default).
+The logic and conventions live in :mod:`segline.vessels.mip`.
+"""
+
+from segline.cli import entry
+from segline.vessels.mip import main
+
+if __name__ == "__main__":
+    entry(main)
