@@ -39,16 +39,19 @@ def reference_dist(onehot: np.ndarray, spacing_yx: tuple[float, float]) -> np.nd
         pos = onehot[k].astype(bool)
         if pos.any():
             neg = ~pos
-            out[k] = ndimage.distance_transform_edt(neg, sampling=spacing_yx) * neg - (
-                ndimage.distance_transform_edt(pos, sampling=spacing_yx) - 1
-            ) * pos
+            out[k] = (
+                ndimage.distance_transform_edt(neg, sampling=spacing_yx) * neg
+                - (ndimage.distance_transform_edt(pos, sampling=spacing_yx) - 1) * pos
+            )
     return out
 
 
 class Resized(Dataset):
     """Wraps a SliceDataset; optionally resizes to N×N; optionally recomputes dist."""
 
-    def __init__(self, base: SliceDataset, size: int, on_the_fly: bool, spacing: tuple[float, float]):
+    def __init__(
+        self, base: SliceDataset, size: int, on_the_fly: bool, spacing: tuple[float, float]
+    ):
         self.base, self.size, self.on_the_fly, self.spacing = base, size, on_the_fly, spacing
 
     def __len__(self) -> int:
@@ -67,8 +70,13 @@ class Resized(Dataset):
         return item
 
 
-def epoch(model: torch.nn.Module, loader: DataLoader, crit: CombinedLoss, opt: torch.optim.Optimizer,
-          steps: int) -> tuple[float, float]:
+def epoch(
+    model: torch.nn.Module,
+    loader: DataLoader,
+    crit: CombinedLoss,
+    opt: torch.optim.Optimizer,
+    steps: int,
+) -> tuple[float, float]:
     """(total seconds, seconds waiting for the loader) over ``steps`` batches."""
     wait = 0.0
     t0 = time.perf_counter()
@@ -100,10 +108,14 @@ def main() -> None:
     cases = store.case_ids("train")
     spacing = tuple(store.meta(cases[0])["spacing"][1:])
     crit = CombinedLoss.from_spec("gdl:1,boundary:0.01[schedule=rebalance]", store.n_classes)
-    print(f"threads {torch.get_num_threads()}, slices {'native' if not args.size else args.size}, "
-          f"batch {args.batch_size}, {args.steps} steps, median of {args.repeats}")
-    print(f"{'net':10s} {'precomputed s':>14s} {'loader share':>13s} {'on-the-fly s':>13s} "
-          f"{'loader share':>13s} {'speed-up':>9s}")
+    print(
+        f"threads {torch.get_num_threads()}, slices {'native' if not args.size else args.size}, "
+        f"batch {args.batch_size}, {args.steps} steps, median of {args.repeats}"
+    )
+    print(
+        f"{'net':10s} {'precomputed s':>14s} {'loader share':>13s} {'on-the-fly s':>13s} "
+        f"{'loader share':>13s} {'speed-up':>9s}"
+    )
     for net_name in args.nets.split(","):
         res = {}
         for fly in (False, True):
@@ -112,15 +124,18 @@ def main() -> None:
             model = get_net(net_name, store.n_channels, store.n_classes)
             opt = torch.optim.Adam(model.parameters(), lr=1e-4)
             gen = torch.Generator().manual_seed(0)
-            loader = DataLoader(ds, batch_size=args.batch_size, shuffle=True, generator=gen,
-                                collate_fn=pad_collate)
+            loader = DataLoader(
+                ds, batch_size=args.batch_size, shuffle=True, generator=gen, collate_fn=pad_collate
+            )
             epoch(model, loader, crit, opt, 2)  # warm-up
             runs = [epoch(model, loader, crit, opt, args.steps) for _ in range(args.repeats)]
             total = float(np.median([r[0] for r in runs]))
             share = float(np.median([r[1] / r[0] for r in runs]))
             res[fly] = (total, share)
-        print(f"{net_name:10s} {res[False][0]:14.3f} {res[False][1]:12.1%} {res[True][0]:13.3f} "
-              f"{res[True][1]:12.1%} {res[True][0] / res[False][0]:8.2f}x")
+        print(
+            f"{net_name:10s} {res[False][0]:14.3f} {res[False][1]:12.1%} {res[True][0]:13.3f} "
+            f"{res[True][1]:12.1%} {res[True][0] / res[False][0]:8.2f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -32,8 +32,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         description="Write a deterministic toy archive (same format as the real data set)."
     )
     parser.add_argument("--dataset", required=True, choices=sorted(GENERATORS))
-    parser.add_argument("--out", required=True, type=Path, action="append",
-                        help="archive to write (repeat for data sets with several archives)")
+    parser.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        action="append",
+        help="archive to write (repeat for data sets with several archives)",
+    )
     parser.add_argument(
         "--seed", type=int, default=0, help="generator seed (lineage md5s are for 0)"
     )
@@ -47,7 +52,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     writer = getattr(importlib.import_module(module), function)
     writer(list(args.out), args.seed)
     for out in args.out:
-        print(f"make_toy: wrote {out} ({out.stat().st_size} bytes, dataset {args.dataset}, seed {args.seed})")
+        print(
+            f"make_toy: wrote {out} ({out.stat().st_size} bytes, "
+            f"dataset {args.dataset}, seed {args.seed})"
+        )
     return 0
 
 

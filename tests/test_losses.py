@@ -327,7 +327,7 @@ def test_autocast_agrees_with_fp32(dtype: torch.dtype) -> None:
 
 
 def test_registry_names_and_aliases() -> None:
-    assert known_losses() == ["boundary", "ce", "dice", "focal", "gdl", "hausdorff"]
+    assert known_losses() == ["boundary", "ce", "dice", "focal", "gdl", "hausdorff", "mip"]
     assert loss_class("surface") is Boundary
     assert loss_class("generalized_dice") is GeneralizedDice
     assert isinstance(get_loss("hd", idc=[1], alpha=1.0), HausdorffDT)

@@ -14,46 +14,7 @@ import pandas as pd
 import pytest
 import torch
 
-from segline import atomic
-from segline.casestore import write_case
-from segline.distmaps import write_dist_store
-from segline.preprocess.geometry import from_source
-
-N_CASES = 7
-
-
-def _case(i: int) -> tuple[np.ndarray, np.ndarray]:
-    """(X, Y, Z) image in [0, 1] and label with a bright box that moves with i."""
-    rng = np.random.default_rng(i)
-    img = rng.normal(0.2, 0.05, size=(24, 20, 6)).astype(np.float32)
-    lab = np.zeros((24, 20, 6), np.uint8)
-    lab[4 + i : 12 + i, 5:13, 1:5] = 1
-    img[lab == 1] += 0.6
-    return img, lab
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("store")
-    cases = root / "cases"
-    with atomic.atomic_dir(cases) as tmp:
-        ids = [f"toy_{i}" for i in range(N_CASES)]
-        for i, cid in enumerate(ids):
-            img, lab = _case(i)
-            affine = np.diag([-0.8, -0.8, 5.0, 1.0])
-            image, label, meta = from_source(
-                [img], lab, affine, (0.8, 0.8, 5.0), case_id=cid, channels=["CT"]
-            )
-            write_case(tmp, cid, image, label, meta)
-        atomic.write_json(
-            tmp / "dataset.json",
-            {"name": "toy", "labels": {"0": "background", "1": "organ"}, "channels": ["CT"]},
-        )
-        atomic.write_json(
-            tmp / "split.json", {"test": ids[:2], "val": ids[2:4], "train": ids[4:], "infer": []}
-        )
-    write_dist_store(cases, root / "dist")
-    return cases, root / "dist"
+from conftest import toy_case as _case
 
 
 def _train(

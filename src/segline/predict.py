@@ -25,7 +25,7 @@ from segline.errors import InputError
 from segline.nets import get_net
 from segline.preprocess.geometry import to_source, write_nifti_like
 from segline.train import device as dev
-from segline.train.evaluate import predict_cases
+from segline.train.evaluate import predict_cases, predict_cases_3d
 
 
 def naming_hook(store: CaseStore) -> Callable[[dict[str, Any]], str] | None:
@@ -62,12 +62,20 @@ def predict_method(
     model = get_net(args["net"], in_ch, store.n_classes, **args.get("net_kwargs", {}))
     model.load_state_dict(torch.load(method / "best.pt", map_location="cpu", weights_only=True))
     model = model.to(precision.device)
-    if precision.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    name_of = naming_hook(store) if naming else None
-    written: list[Path] = []
-    with atomic.atomic_dir(out) as tmp:
-        for case, pred, _ in predict_cases(
+    dims = int(getattr(model, "dims", 2))
+    model = model.to(memory_format=precision.memory_format(dims))
+    if dims == 3:
+        predictions = predict_cases_3d(
+            model,
+            store,
+            ids,
+            precision,
+            patch_size=args["patch"],
+            overlap=float(args.get("overlap", 0.5)),
+            batch_size=int(args["batch_size"]),
+        )
+    else:
+        predictions = predict_cases(
             model,
             store,
             ids,
@@ -75,7 +83,11 @@ def predict_method(
             batch_size=int(args["batch_size"]),
             context=int(args.get("context", 0)),
             with_label=False,
-        ):
+        )
+    name_of = naming_hook(store) if naming else None
+    written: list[Path] = []
+    with atomic.atomic_dir(out) as tmp:
+        for case, pred, _ in predictions:
             meta = store.meta(case)
             name = name_of(meta) if name_of else f"{case}.nii.gz"
             write_nifti_like(to_source(pred, meta), meta, tmp / name)

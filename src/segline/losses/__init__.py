@@ -29,6 +29,7 @@ from segline.losses.crossentropy import CrossEntropy
 from segline.losses.dice import Dice, GeneralizedDice
 from segline.losses.focal import Focal
 from segline.losses.hausdorff import HausdorffDT
+from segline.losses.mip import MIPLoss as MIPLoss  # registers "mip"
 from segline.losses.registry import SegLoss, get_loss, known_losses, loss_class, register
 from segline.losses.schedule import SCHEDULE_KINDS, Schedule
 from segline.losses.spec import LossTerm, parse_spec, terms_to_json

@@ -36,6 +36,27 @@ def parse_kv(items: Sequence[str]) -> dict[str, int | float | str]:
     return out
 
 
+def int_tuple(text: str, what: str, n: int) -> tuple[int, ...]:
+    """``"32,48,48"`` → ``(32, 48, 48)``; exactly ``n`` positive integers."""
+    parts = text.split(",")
+    if len(parts) != n or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise InputError(what, f"expected {n} positive integers separated by commas, got {text!r}")
+    return tuple(int(p) for p in parts)
+
+
+def metric_names(text: str) -> tuple[str, ...]:
+    """Validated metric list (names known to segline.metrics, plus mip_dice)."""
+    from segline.metrics import METRICS as KNOWN
+
+    names = tuple(m.strip() for m in text.split(",") if m.strip())
+    unknown = [m for m in names if m not in (*KNOWN, "mip_dice")]
+    if unknown or "dice" not in names:
+        raise InputError(
+            "--metrics", f"unknown {unknown} or no dice (known: {', '.join(KNOWN)}, mip_dice)"
+        )
+    return names
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m segline.train", description=__doc__.split("\n")[0])
     p.add_argument("--cases", required=True, help="case store (data/<ds>/cases)")
@@ -63,7 +84,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--amp", default="auto", choices=["auto", "off", "bf16", "fp16"])
     p.add_argument("--lineage", default=None, help="lineage file recorded in provenance")
-    p.add_argument("--predict-infer", action="store_true", help="also predict the unlabelled cases")
+    g = p.add_argument_group("3D networks (patch training, sliding-window evaluation)")
+    g.add_argument("--patch", default="32,48,48", help="patch size z,y,x in voxels")
+    g.add_argument(
+        "--samples-per-epoch",
+        type=int,
+        default=None,
+        help="patches per epoch (default 8 per training case)",
+    )
+    g.add_argument(
+        "--fg-ratio", type=float, default=0.33, help="share of foreground-centred patches"
+    )
+    g.add_argument("--overlap", type=float, default=0.5, help="sliding-window overlap (0..1)")
+    w = p.add_argument_group("weak supervision (vessels)")
+    w.add_argument(
+        "--label-source",
+        default="label",
+        choices=["label", "pseudo"],
+        help="train on the true labels or on pseudo-labels (255 = ignored)",
+    )
+    w.add_argument("--pseudo", default=None, help="pseudo-label folder (data/<ds>/pseudo)")
+    w.add_argument(
+        "--mip", default=None, help="MIP folder (data/<ds>/mip), for the MIP loss/metric"
+    )
+    p.add_argument(
+        "--metrics",
+        default="dice,hd95,assd",
+        help="per-case metrics: dice,hd95,assd,hd,cldice,mip_dice",
+    )
     p.add_argument("--debug", action="store_true", help="tiny subset per loader")
     return p
 
@@ -92,8 +140,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         debug=args.debug,
         net_kwargs=parse_kv(args.net_opt),
         lineage=args.lineage,
-        predict_infer=args.predict_infer,
         precision=precision.describe(),
+        patch=int_tuple(args.patch, "--patch", 3),
+        samples_per_epoch=args.samples_per_epoch,
+        fg_ratio=args.fg_ratio,
+        overlap=args.overlap,
+        label_source=args.label_source,
+        pseudo=args.pseudo,
+        mip=args.mip,
+        metrics=metric_names(args.metrics),
     )
     try:
         trainer = Trainer(cfg, precision, list(sys.argv[1:] if argv is None else argv))

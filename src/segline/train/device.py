@@ -37,6 +37,12 @@ class Precision:
             enabled=self.amp_dtype is not None,
         )
 
+    def memory_format(self, dims: int) -> torch.memory_format:
+        """channels_last (2D nets) / channels_last_3d (3D nets) when enabled."""
+        if not self.channels_last:
+            return torch.contiguous_format
+        return torch.channels_last_3d if dims == 3 else torch.channels_last
+
     def describe(self) -> str:
         """E.g. ``cpu bf16 channels_last``."""
         amp = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.amp_dtype]

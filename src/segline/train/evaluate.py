@@ -1,4 +1,4 @@
-"""Whole-case evaluation of a 2D network: slices in, 3D volumes and metrics out.
+"""Whole-case evaluation: 2D networks slice by slice, 3D networks by sliding window.
 
 Slice predictions of a case are reassembled into its (Z, Y, X) volume so that
 metrics are computed per case in 3D with the case's physical spacing (mm), as the
@@ -7,7 +7,8 @@ EBP seed does for its 3D reconstruction — not averaged over slices.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,9 +16,13 @@ import torch
 from torch.utils.data import DataLoader
 
 from segline.casestore import CaseStore
-from segline.data.slices import SliceDataset, pad_collate
+from segline.data.patches import mip_window
+from segline.data.slices import SliceDataset, one_hot, pad_collate
+from segline.metrics.overlap import dice
 from segline.metrics.table import case_metrics
 from segline.train.device import Precision
+from segline.train.sliding import sliding_window_predict
+from segline.vessels.mip import project_labels
 
 
 def predict_cases(
@@ -98,3 +103,93 @@ def metric_rows(
     spacing = tuple(float(s) for s in store.meta(case)["spacing"])
     names = {int(k): v for k, v in store.dataset["labels"].items()}
     return case_metrics(pred, gt, spacing, names, metrics=metrics)
+
+
+def volume_batch(
+    store: CaseStore,
+    case: str,
+    needs: frozenset[str],
+    *,
+    dist_kind: str | None = "3d",
+    mip_root: Path | None = None,
+    mip_axis: int = 0,
+) -> dict[str, Any]:
+    """A batch of one whole case (B = 1) for a validation loss of a 3D network.
+
+    Holds the one-hot true label, a mask of ones, the 3D distance maps when a loss
+    needs them, and the MIP keys of the whole volume when a loss needs them.
+    """
+    label = np.asarray(store.label(case))
+    batch: dict[str, Any] = {
+        "target": torch.from_numpy(one_hot(label, store.n_classes))[None],
+        "mask": torch.ones(1, *label.shape),
+    }
+    if "dist" in needs and dist_kind:
+        batch["dist"] = torch.from_numpy(np.array(store.dist(case, dist_kind)))[None]
+    if "mip_label" in needs and mip_root is not None:
+        lab2d = np.load(mip_root / case / "mip_label.npy")
+        depth = np.load(mip_root / case / "depth.npy")
+        lab, rel, valid = mip_window(lab2d, depth, mip_axis, (0, 0, 0), label.shape)
+        batch |= {
+            "mip_label": torch.from_numpy(lab)[None],
+            "mip_depth": torch.from_numpy(rel)[None],
+            "mip_valid": torch.from_numpy(valid)[None],
+            "mip_axis": torch.tensor([mip_axis]),
+        }
+    return batch
+
+
+def predict_cases_3d(
+    model: torch.nn.Module,
+    store: CaseStore,
+    case_ids: list[str],
+    precision: Precision,
+    *,
+    patch_size: Sequence[int],
+    overlap: float = 0.5,
+    batch_size: int = 2,
+    loss_fn: Callable[[torch.Tensor, dict[str, Any]], torch.Tensor] | None = None,
+    batch_of: Callable[[str], dict[str, Any]] | None = None,
+) -> Iterator[tuple[str, np.ndarray, tuple[float, int]]]:
+    """Like :func:`predict_cases` for a 3D network: sliding-window inference per case.
+
+    With ``loss_fn`` (and ``batch_of(case)`` giving the whole-volume batch), the loss
+    is computed on the whole volume from the log of the stitched probabilities.
+    """
+    model.eval()
+    with torch.inference_mode():
+        for case in case_ids:
+            image = torch.from_numpy(np.array(store.image(case), dtype=np.float32))
+            probs = sliding_window_predict(
+                model,
+                image,
+                patch_size,
+                overlap=overlap,
+                batch_size=batch_size,
+                precision=precision,
+            )
+            pred = probs.argmax(0).to(torch.uint8).numpy()
+            loss = (0.0, 0)
+            if loss_fn is not None and batch_of is not None:
+                batch = {
+                    k: v.to(precision.device) if isinstance(v, torch.Tensor) else v
+                    for k, v in batch_of(case).items()
+                }
+                logits = probs.to(precision.device).clamp_min(1e-12).log()[None]
+                loss = (float(loss_fn(logits, batch)), 1)
+            yield case, pred, loss
+
+
+def mip_dice_rows(
+    store: CaseStore, case: str, pred: np.ndarray, mip_root: Path, axis: int
+) -> list[dict[str, Any]]:
+    """``mip_dice`` per foreground class: Dice of the projected prediction vs the 2D label."""
+    lab2d = np.load(mip_root / case / "mip_label.npy")
+    names = {int(k): v for k, v in store.dataset["labels"].items()}
+    rows = []
+    for k in sorted(names):
+        if k == 0:
+            continue
+        proj = project_labels(pred == k, axis).astype(bool)
+        rows.append({"class": names[k], "metric": "mip_dice", "value": dice(proj, lab2d == k)})
+    return rows

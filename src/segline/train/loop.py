@@ -32,6 +32,7 @@ from tqdm import tqdm
 
 from segline import atomic
 from segline.casestore import CaseStore
+from segline.data.patches import PatchDataset, patch_collate, read_mip_axis
 from segline.data.slices import SliceDataset, pad_collate
 from segline.losses import CombinedLoss
 from segline.nets import get_net
@@ -39,7 +40,13 @@ from segline.preprocess.geometry import to_source, write_nifti_like
 from segline.provenance import write_provenance
 from segline.train import state as st
 from segline.train.device import Precision
-from segline.train.evaluate import metric_rows, predict_cases
+from segline.train.evaluate import (
+    metric_rows,
+    mip_dice_rows,
+    predict_cases,
+    predict_cases_3d,
+    volume_batch,
+)
 
 METRICS = ("dice", "hd95", "assd")
 RECORD_COLUMNS = ["epoch", "split", "case", "class", "metric", "value"]
@@ -76,14 +83,23 @@ class TrainConfig:
     debug: bool = False
     net_kwargs: dict[str, Any] = field(default_factory=dict)
     lineage: str | None = None
-    predict_infer: bool = False
     precision: str = ""
+    # 3D networks: patch training and sliding-window evaluation
+    patch: tuple[int, ...] = (32, 48, 48)
+    samples_per_epoch: int | None = None
+    fg_ratio: float = 0.33
+    overlap: float = 0.5
+    # weak supervision (vessels): train on pseudo-labels, MIP supervision
+    label_source: str = "label"
+    pseudo: str | None = None
+    mip: str | None = None
+    metrics: tuple[str, ...] = METRICS
 
     def identity(self) -> dict[str, Any]:
         """The fields a resumed run must share with the interrupted one."""
         d = asdict(self)
         d.pop("lineage", None)
-        return d
+        return json.loads(json.dumps(d))  # tuples as lists, as they come back from args.json
 
 
 def seed_everything(seed: int) -> None:
@@ -123,12 +139,21 @@ class Trainer:
         in_ch = self.store.n_channels * (2 * cfg.context + 1)
         seed_everything(cfg.seed)
         self.model = get_net(cfg.net, in_ch, self.n_classes, **cfg.net_kwargs).to(precision.device)
-        if precision.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
+        self.dims = int(getattr(self.model, "dims", 2))
+        self.fmt = precision.memory_format(self.dims)
+        self.model = self.model.to(memory_format=self.fmt)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
         self.criterion = CombinedLoss.from_spec(cfg.losses, self.n_classes)
         # distance maps are read only when a loss uses them
         self.dist_kind = cfg.dist_kind if self.criterion.needs_dist else None
+        self.mip_root = Path(cfg.mip) if cfg.mip else None
+        self.mip_axis = read_mip_axis(self.mip_root) if self.mip_root else 0
+        if "mip_label" in self.criterion.requires and self.mip_root is None:
+            raise ValueError("the MIP loss needs --mip (the MIP stage's folder)")
+        if cfg.label_source == "pseudo" and not cfg.pseudo:
+            raise ValueError("--label-source pseudo needs --pseudo (the pseudo-label folder)")
+        if self.dims == 3 and cfg.context:
+            raise ValueError("--context (2.5D) is for 2D networks")
         self.train_cases = self.store.case_ids("train")
         self.val_cases = self.store.case_ids("val")
         self.test_cases = self.store.case_ids("test")
@@ -158,9 +183,7 @@ class Trainer:
                 )
                 for k, v in batch.items()
             }
-            image = batch["image"]
-            if self.precision.channels_last:
-                image = image.contiguous(memory_format=torch.channels_last)
+            image = batch["image"].contiguous(memory_format=self.fmt)
             with self.precision.autocast():
                 logits = self.model(image)
             loss, _ = self._loss(logits, batch, epoch)
@@ -173,13 +196,103 @@ class Trainer:
             with torch.no_grad():
                 pred = logits.argmax(1)
                 tgt = batch["target"].argmax(1)
+                counted = (
+                    batch["mask"] > 0 if "mask" in batch else torch.ones_like(tgt, dtype=torch.bool)
+                )
                 for k in range(1, self.n_classes):
-                    p, t = pred == k, tgt == k
+                    p, t = (pred == k) & counted, (tgt == k) & counted
                     inter[k - 1] += float((p & t).sum())
                     sums[k - 1] += float(p.sum() + t.sum())
             bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
         dice = torch.where(sums > 0, 2 * inter / sums.clamp(min=1), torch.ones_like(sums))
         return total / max(n, 1), float(dice.mean())
+
+    @property
+    def volume_metrics(self) -> tuple[str, ...]:
+        """Metrics computed on the 3D volumes (``mip_dice`` is computed apart)."""
+        return tuple(m for m in self.cfg.metrics if m != "mip_dice")
+
+    def _predictions(self, cases: list[str], loss_fn: Any = None) -> Any:
+        """Per case ``(case, predicted labels (Z, Y, X), (loss sum, n))``, 2D or 3D net."""
+        if self.dims == 3:
+            needs = self.criterion.requires
+
+            def batch_of(case: str) -> dict[str, Any]:
+                return volume_batch(
+                    self.store,
+                    case,
+                    needs,
+                    dist_kind="3d",
+                    mip_root=self.mip_root,
+                    mip_axis=self.mip_axis,
+                )
+
+            return predict_cases_3d(
+                self.model,
+                self.store,
+                cases,
+                self.precision,
+                patch_size=self.cfg.patch,
+                overlap=self.cfg.overlap,
+                batch_size=self.cfg.batch_size,
+                loss_fn=loss_fn,
+                batch_of=batch_of,
+            )
+        return predict_cases(
+            self.model,
+            self.store,
+            cases,
+            self.precision,
+            batch_size=self.cfg.batch_size,
+            context=self.cfg.context,
+            dist_kind=self.dist_kind,
+            loss_fn=loss_fn,
+        )
+
+    def _train_dataset(self) -> SliceDataset | PatchDataset:
+        """2D slices, or 3D patches with foreground oversampling."""
+        cfg = self.cfg
+        if self.dims == 3:
+            dist_source = None
+            if self.criterion.needs_dist:
+                dist_source = "pseudo" if cfg.label_source == "pseudo" else "dist3d"
+            samples = cfg.samples_per_epoch or (8 if cfg.debug else None)
+            return PatchDataset(
+                self.store,
+                self.train_cases,
+                cfg.patch,
+                samples_per_epoch=samples,
+                fg_ratio=cfg.fg_ratio,
+                seed=cfg.seed,
+                label_source=cfg.label_source,
+                pseudo_root=cfg.pseudo,
+                dist_source=dist_source,
+                mip_root=self.mip_root if "mip_label" in self.criterion.requires else None,
+            )
+        return SliceDataset(
+            self.store,
+            self.train_cases,
+            dist_kind=self.dist_kind,
+            context=cfg.context,
+            limit=DEBUG_SLICES if cfg.debug else None,
+        )
+
+    def _train_loader(self, ds: SliceDataset | PatchDataset, epoch: int) -> DataLoader:
+        """The epoch's loader: a seeded shuffle of slices, or the epoch's patch draw."""
+        if isinstance(ds, PatchDataset):
+            ds.set_epoch(epoch)
+            return DataLoader(
+                ds, batch_size=self.cfg.batch_size, shuffle=False, collate_fn=patch_collate
+            )
+        gen = torch.Generator().manual_seed(self.cfg.seed * 100_003 + epoch)
+        return DataLoader(
+            ds,
+            batch_size=self.cfg.batch_size,
+            shuffle=True,
+            generator=gen,
+            collate_fn=pad_collate,
+            drop_last=len(ds) > self.cfg.batch_size,
+        )
 
     def _evaluate(
         self, epoch: int, split: str, cases: list[str], with_loss: bool
@@ -191,19 +304,13 @@ class Trainer:
         def loss_fn(logits: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
             return self._loss(logits, batch, epoch)[0]
 
-        for case, pred, (ls, ln) in predict_cases(
-            self.model,
-            self.store,
-            cases,
-            self.precision,
-            batch_size=self.cfg.batch_size,
-            context=self.cfg.context,
-            dist_kind=self.dist_kind,
-            loss_fn=loss_fn if with_loss else None,
-        ):
+        for case, pred, (ls, ln) in self._predictions(cases, loss_fn if with_loss else None):
             loss_sum, loss_n = loss_sum + ls, loss_n + ln
             preds[case] = pred
-            for row in metric_rows(self.store, case, pred, METRICS):
+            case_rows = metric_rows(self.store, case, pred, self.volume_metrics)
+            if "mip_dice" in self.cfg.metrics and self.mip_root is not None:
+                case_rows += mip_dice_rows(self.store, case, pred, self.mip_root, self.mip_axis)
+            for row in case_rows:
                 rows.append({"epoch": epoch, "split": split, "case": case, **row})
         return rows, (loss_sum / loss_n if loss_n else float("nan")), preds
 
@@ -250,30 +357,17 @@ class Trainer:
                 f"{self.out}: resuming after epoch {start_epoch - 1} (of {cfg.epochs})", flush=True
             )
 
-        train_ds = SliceDataset(
-            self.store,
-            self.train_cases,
-            dist_kind=self.dist_kind,
-            context=cfg.context,
-            limit=DEBUG_SLICES if cfg.debug else None,
-        )
+        train_ds = self._train_dataset()
+        unit = "patches" if self.dims == 3 else "slices"
         print(
             f"{self.out.name}: {cfg.net} on {self.precision.describe()}, losses {cfg.losses}, "
-            f"{len(train_ds)} train slices, {len(self.val_cases)} val cases, "
+            f"{len(train_ds)} train {unit}/epoch, {len(self.val_cases)} val cases, "
             f"{len(self.test_cases)} test cases",
             flush=True,
         )
         for epoch in range(start_epoch, cfg.epochs):
             t0 = time.perf_counter()
-            gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
-            loader = DataLoader(
-                train_ds,
-                batch_size=cfg.batch_size,
-                shuffle=True,
-                generator=gen,
-                collate_fn=pad_collate,
-                drop_last=len(train_ds) > cfg.batch_size,
-            )
+            loader = self._train_loader(train_ds, epoch)
             tra_loss, tra_dice = self._train_epoch(epoch, loader)
             rows, val_loss, _ = self._evaluate(epoch, "val", self.val_cases, with_loss=True)
             records.extend(rows)
@@ -360,17 +454,3 @@ class Trainer:
             test_dir / "metrics.csv",
             pd.DataFrame(rows, columns=RECORD_COLUMNS).to_csv(index=False, float_format="%.6g"),
         )
-        if self.cfg.predict_infer:
-            infer = self.work / "infer"
-            (infer / "preds").mkdir(parents=True, exist_ok=True)
-            for case, pred, _ in predict_cases(
-                self.model,
-                self.store,
-                self.store.case_ids("infer"),
-                self.precision,
-                batch_size=self.cfg.batch_size,
-                context=self.cfg.context,
-                with_label=False,
-            ):
-                meta = self.store.meta(case)
-                write_nifti_like(to_source(pred, meta), meta, infer / "preds" / f"{case}.nii.gz")

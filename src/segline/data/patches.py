@@ -1,0 +1,481 @@
+"""Random 3D patches of a case store for 3D networks (nnU-Net-style sampling).
+
+One item is one patch of ``patch_size = (D, H, W)`` voxels of one case:
+
+- ``image`` float32 (C, D, H, W);
+- ``target`` float32 one-hot (K, D, H, W) of the *training target*, either the true
+  3D label (``label_source="label"``) or a pseudo-label (``"pseudo"``:
+  ``<pseudo_root>/<case>/pseudo.npy``, where 255 means "unlabelled");
+- ``mask`` float32 (D, H, W): 1 where a voxel counts in the losses, 0 where it is
+  ignored (pseudo-label 255, and padding when the volume is smaller than the patch);
+- ``dist`` float32 (K, D, H, W), signed distances in mm, when ``dist_source`` is
+  ``"dist3d"`` (the case store's ``dist3d.npy``) or ``"pseudo"``
+  (``<pseudo_root>/<case>/pseudo_dist3d.npy``);
+- with ``mip_root``, the patch's footprint in the maximum intensity projection (MIP)
+  plane (see below): ``mip_label`` int64, ``mip_depth`` int64, ``mip_valid`` float32,
+  each (H', W'), plus ``mip_axis`` (int);
+- ``case`` (str) and ``start`` (the patch origin (z, y, x) in the volume, voxels).
+
+Sampling. Sample ``i`` of epoch ``e`` draws everything (case, patch position) from
+``numpy.random.default_rng([seed, e, i])``, so an epoch's patches do not depend on
+DataLoader workers or the order items are fetched in; :meth:`PatchDataset.set_epoch`
+selects the epoch (call it before iterating; with ``persistent_workers=True`` the
+workers keep the epoch they were started with). The case is drawn uniformly. A
+fraction ``fg_ratio`` of the samples (exactly ``floor((i + 1) r) - floor(i r) = 1``,
+i.e. ``round-down(N r)`` of the first N samples, spread evenly) is *foreground
+patches*: a foreground class present in the case's training target is drawn
+uniformly, then one voxel of that class, and the patch is centred on it (nnU-Net
+oversamples the last 33 % of each batch the same way). Other patches have a uniformly
+random origin. A patch never leaves the volume along an axis where the volume is at
+least as large as the patch (a centred patch is shifted inwards at the borders; the
+chosen voxel stays inside it). Along an axis where the volume is smaller, the patch
+starts at 0 and is padded at the high end: image with ``pad_value``, target with
+background, ``mask`` with 0, ``dist`` by repeating the edge values.
+
+Foreground voxel positions are found once per case and worker by scanning the whole
+target (kept as linear indices, at most ``max_fg_voxels`` per class, evenly
+subsampled); every other read is a memory-mapped read of the patch window only.
+
+MIP keys. ``<mip_root>/mip.json`` gives the projection ``axis`` of the stored
+(Z, Y, X) volume (0 = z); ``<mip_root>/<case>/`` holds ``mip_label.npy`` (uint8,
+the 2D annotation) and ``depth.npy`` (int16, argmax index along the axis), each of
+the volume's shape with that axis removed. For a patch with origin ``s`` and size
+``p``, the footprint is the window of the two other axes; ``mip_depth = depth -
+s[axis]`` (relative to the patch), and ``mip_valid`` is 1 only where
+``0 <= mip_depth < p[axis]`` (the ray's brightest voxel lies inside the patch, so this
+patch can be supervised by the 2D label there), the pixel is inside the volume, and
+``mip_label != 255``. ``mip_depth`` is 0 where ``mip_valid`` is 0 (a safe
+``torch.gather`` index). All three axes are supported.
+
+Example:
+    >>> ds = PatchDataset(store, store.case_ids("train"), (32, 48, 48), seed=0)  # doctest: +SKIP
+    >>> ds.set_epoch(3); item = ds[0]                                           # doctest: +SKIP
+    >>> item["image"].shape, item["target"].shape                              # doctest: +SKIP
+    (torch.Size([1, 32, 48, 48]), torch.Size([2, 32, 48, 48]))
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from segline.casestore import CaseStore
+from segline.data.slices import one_hot
+from segline.errors import InputError
+
+__all__ = [
+    "IGNORE",
+    "LABEL_SOURCES",
+    "DIST_SOURCES",
+    "PatchDataset",
+    "fg_flags",
+    "mip_window",
+    "patch_collate",
+    "read_mip_axis",
+]
+
+IGNORE = 255
+"""Pseudo-label value of unlabelled voxels (target background, ``mask`` 0)."""
+
+LABEL_SOURCES = ("label", "pseudo")
+DIST_SOURCES = (None, "dist3d", "pseudo")
+PSEUDO = "pseudo.npy"
+PSEUDO_DIST = "pseudo_dist3d.npy"
+MIP_JSON = "mip.json"
+MIP_LABEL = "mip_label.npy"
+MIP_DEPTH = "depth.npy"
+
+
+def fg_flags(n: int, fg_ratio: float) -> np.ndarray:
+    """Which of samples ``0..n-1`` are foreground patches (evenly spread, exact count).
+
+    Sample ``i`` is a foreground patch when ``floor((i + 1) r) - floor(i r) = 1``; so
+    exactly ``floor(n r)`` of the first ``n`` samples are.
+
+    Args:
+        n: number of samples.
+        fg_ratio: r in [0, 1].
+
+    Returns:
+        Boolean array (n,).
+
+    Example:
+        >>> fg_flags(6, 0.5).tolist()
+        [False, True, False, True, False, True]
+        >>> int(fg_flags(100, 0.33).sum())
+        33
+    """
+    i = np.arange(n, dtype=np.float64)
+    return np.floor((i + 1) * fg_ratio + 1e-9) - np.floor(i * fg_ratio + 1e-9) >= 1
+
+
+def read_mip_axis(mip_root: str | Path) -> int:
+    """The projection axis (0, 1 or 2 of the stored (Z, Y, X) volume) in ``mip.json``.
+
+    Args:
+        mip_root: the ``mip`` folder (holding ``mip.json`` and one folder per case).
+
+    Returns:
+        The axis.
+
+    Raises:
+        InputError: ``mip.json`` missing, unreadable or without a valid ``axis``.
+
+    Example:
+        >>> import json, tempfile, pathlib
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (d / "mip.json").write_text(json.dumps({"axis": 1}))
+        >>> read_mip_axis(d)
+        1
+    """
+    path = Path(mip_root) / MIP_JSON
+    if not path.is_file():
+        raise InputError(path, "missing; run the MIP stage (it records the projection axis)")
+    try:
+        axis = json.loads(path.read_text()).get("axis")
+    except (json.JSONDecodeError, AttributeError) as err:
+        raise InputError(path, f"not a JSON object: {err}") from None
+    if isinstance(axis, bool) or axis not in (0, 1, 2):
+        raise InputError(path, f"'axis' must be 0, 1 or 2, got {axis!r}")
+    return int(axis)
+
+
+def mip_window(
+    mip_label: np.ndarray,
+    depth: np.ndarray,
+    axis: int,
+    start: Sequence[int],
+    size: Sequence[int],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The MIP supervision of one patch: its footprint, relative depths, valid rays.
+
+    Args:
+        mip_label: (A, B) 2D annotation of the whole case (the volume's shape without
+            ``axis``); may be memory-mapped, only the footprint is read.
+        depth: (A, B) argmax index of each ray along ``axis`` (whole case).
+        axis: projection axis of the (Z, Y, X) volume, 0, 1 or 2.
+        start: patch origin (z, y, x) in voxels (>= 0).
+        size: patch size (z, y, x) in voxels.
+
+    Returns:
+        ``(label, rel_depth, valid)``, each of shape ``size`` without ``axis``:
+        ``label`` int64 (0 outside the volume), ``rel_depth`` int64 = depth minus
+        ``start[axis]`` where valid else 0, ``valid`` float32, 1 where the pixel is
+        inside the volume, ``0 <= rel_depth < size[axis]`` and ``label != 255``.
+
+    Example:
+        >>> lab = np.array([[1, 0, 1]], np.uint8); dep = np.array([[2, 5, 3]], np.int16)
+        >>> l, d, v = mip_window(lab, dep, 0, (2, 0, 1), (3, 1, 3))
+        >>> l.tolist(), d.tolist(), v.tolist()
+        ([[0, 1, 0]], [[0, 1, 0]], [[0.0, 1.0, 0.0]])
+    """
+    if axis not in (0, 1, 2):
+        raise ValueError(f"axis must be 0, 1 or 2, got {axis!r}")
+    others = [a for a in range(3) if a != axis]
+    plane = tuple(int(size[a]) for a in others)
+    windows = tuple(slice(int(start[a]), int(start[a]) + int(size[a])) for a in others)
+    lab = np.asarray(mip_label[windows]).astype(np.int64)
+    dep = np.asarray(depth[windows]).astype(np.int64) - int(start[axis])
+    inside = (dep >= 0) & (dep < int(size[axis])) & (lab != IGNORE)
+    out_label = np.zeros(plane, np.int64)
+    out_depth = np.zeros(plane, np.int64)
+    out_valid = np.zeros(plane, np.float32)
+    real = tuple(slice(0, n) for n in lab.shape)
+    out_label[real] = np.where(lab == IGNORE, 0, lab)
+    out_depth[real] = np.where(inside, dep, 0)
+    out_valid[real] = inside
+    return out_label, out_depth, out_valid
+
+
+def _pad_end(a: np.ndarray, shape: Sequence[int], mode: str, value: float = 0.0) -> np.ndarray:
+    """Pad the last ``len(shape)`` axes of ``a`` at their high end up to ``shape``."""
+    lead = a.ndim - len(shape)
+    widths = [(0, 0)] * lead + [(0, int(s) - n) for s, n in zip(shape, a.shape[lead:], strict=True)]
+    if all(w == (0, 0) for w in widths):
+        return a
+    if mode == "edge":
+        return np.pad(a, widths, mode="edge")
+    return np.pad(a, widths, mode="constant", constant_values=value)
+
+
+class PatchDataset(Dataset):
+    """Random 3D patches of the given cases, with foreground oversampling.
+
+    Args:
+        store: the case store (opened with ``dist_root`` for ``dist_source="dist3d"``).
+        case_ids: the cases to draw from (training cases; each needs a target).
+        patch_size: (D, H, W) in voxels, along (z, y, x).
+        samples_per_epoch: the dataset's length; default 8 per case.
+        fg_ratio: fraction of foreground-centred patches, in [0, 1] (nnU-Net: 0.33).
+        seed: base seed; sample ``i`` of epoch ``e`` uses ``default_rng([seed, e, i])``.
+        label_source: ``"label"`` (true 3D labels) or ``"pseudo"`` (pseudo-labels,
+            255 = ignored).
+        pseudo_root: folder holding ``<case>/pseudo.npy`` and
+            ``<case>/pseudo_dist3d.npy`` (needed for the ``"pseudo"`` sources).
+        dist_source: None, ``"dist3d"`` or ``"pseudo"`` (signed distances, mm).
+        mip_root: the MIP folder; adds the ``mip_*`` keys (see module docstring).
+        mip_axis: overrides the axis recorded in ``<mip_root>/mip.json``.
+        pad_value: image value of padded voxels (volumes smaller than the patch).
+        max_fg_voxels: at most this many voxel positions kept per foreground class
+            and case (evenly subsampled) for centring foreground patches.
+
+    Example:
+        >>> ds = PatchDataset(store, ["case_1"], (16, 16, 16), fg_ratio=1.0)  # doctest: +SKIP
+        >>> float(ds[0]["target"][1].sum()) > 0                               # doctest: +SKIP
+        True
+    """
+
+    def __init__(
+        self,
+        store: CaseStore,
+        case_ids: Sequence[str],
+        patch_size: Sequence[int] = (32, 48, 48),
+        *,
+        samples_per_epoch: int | None = None,
+        fg_ratio: float = 0.33,
+        seed: int = 0,
+        label_source: str = "label",
+        pseudo_root: str | Path | None = None,
+        dist_source: str | None = None,
+        mip_root: str | Path | None = None,
+        mip_axis: int | None = None,
+        pad_value: float = 0.0,
+        max_fg_voxels: int = 200_000,
+    ) -> None:
+        self.store = store
+        self.case_ids = list(case_ids)
+        if not self.case_ids:
+            raise ValueError("PatchDataset needs at least one case")
+        size = tuple(int(s) for s in patch_size)
+        if len(size) != 3 or min(size) < 1:
+            raise ValueError(f"patch_size must be 3 positive integers, got {tuple(patch_size)}")
+        self.patch_size: tuple[int, int, int] = size  # type: ignore[assignment]
+        if not 0.0 <= float(fg_ratio) <= 1.0:
+            raise ValueError(f"fg_ratio must be in [0, 1], got {fg_ratio}")
+        self.fg_ratio = float(fg_ratio)
+        n = 8 * len(self.case_ids) if samples_per_epoch is None else int(samples_per_epoch)
+        if n < 1:
+            raise ValueError(f"samples_per_epoch must be >= 1, got {samples_per_epoch}")
+        self.samples_per_epoch = n
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        self.seed = seed
+        self.epoch = 0
+        if label_source not in LABEL_SOURCES:
+            raise ValueError(f"label_source must be one of {LABEL_SOURCES}, got {label_source!r}")
+        if dist_source not in DIST_SOURCES:
+            raise ValueError(f"dist_source must be one of {DIST_SOURCES}, got {dist_source!r}")
+        if "pseudo" in (label_source, dist_source) and pseudo_root is None:
+            raise ValueError("pseudo_root is needed for label_source/dist_source 'pseudo'")
+        if dist_source == "dist3d" and store.dist_root is None:
+            raise ValueError("dist_source='dist3d' needs a CaseStore opened with dist_root")
+        self.label_source = label_source
+        self.dist_source = dist_source
+        self.pseudo_root = Path(pseudo_root) if pseudo_root is not None else None
+        self.mip_root = Path(mip_root) if mip_root is not None else None
+        self.mip_axis: int | None = None
+        if self.mip_root is not None:
+            self.mip_axis = read_mip_axis(self.mip_root) if mip_axis is None else int(mip_axis)
+            if self.mip_axis not in (0, 1, 2):
+                raise ValueError(f"mip_axis must be 0, 1 or 2, got {mip_axis!r}")
+        self.pad_value = float(pad_value)
+        self.max_fg_voxels = int(max_fg_voxels)
+        self.n_classes = store.n_classes
+        self._fg = fg_flags(n, self.fg_ratio)
+        self._arrays_cache: dict[str, dict[str, np.ndarray]] = {}
+        self._fg_cache: dict[str, list[np.ndarray]] = {}
+
+    # -- bookkeeping ------------------------------------------------------------------
+    def __len__(self) -> int:
+        return self.samples_per_epoch
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose patches ``self[i]`` returns (default 0)."""
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+            raise ValueError(f"epoch must be a non-negative integer, got {epoch!r}")
+        self.epoch = epoch
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle without the per-worker caches (memory maps would be copied)."""
+        state = self.__dict__.copy()
+        state["_arrays_cache"], state["_fg_cache"] = {}, {}
+        return state
+
+    def _arrays(self, case: str) -> dict[str, np.ndarray]:
+        """Memory maps of one case's arrays, opened once per worker."""
+        arrays = self._arrays_cache.get(case)
+        if arrays is not None:
+            return arrays
+        image = self.store.image(case)
+        arrays = {"image": image}
+        if self.label_source == "label":
+            if not self.store.has_label(case):
+                raise InputError(self.store.root / case, "no label.npy (an unlabelled case)")
+            arrays["label"] = self.store.label(case)
+        else:
+            assert self.pseudo_root is not None
+            arrays["label"] = self._load(self.pseudo_root / case / PSEUDO)
+        if self.dist_source == "dist3d":
+            arrays["dist"] = self.store.dist(case, "3d")
+        elif self.dist_source == "pseudo":
+            assert self.pseudo_root is not None
+            arrays["dist"] = self._load(self.pseudo_root / case / PSEUDO_DIST)
+        if self.mip_root is not None:
+            arrays["mip_label"] = self._load(self.mip_root / case / MIP_LABEL)
+            arrays["mip_depth"] = self._load(self.mip_root / case / MIP_DEPTH)
+        self._check(case, arrays)
+        self._arrays_cache[case] = arrays
+        return arrays
+
+    @staticmethod
+    def _load(path: Path) -> np.ndarray:
+        if not path.is_file():
+            raise InputError(path, "missing")
+        return np.load(path, mmap_mode="r")
+
+    def _check(self, case: str, arrays: dict[str, np.ndarray]) -> None:
+        """Shapes of one case's arrays against its image (InputError on mismatch)."""
+        vol = tuple(arrays["image"].shape[1:])
+        where = self.store.root / case
+        if arrays["image"].ndim != 4:
+            raise InputError(where, f"image must be (C, Z, Y, X), got {arrays['image'].shape}")
+        if tuple(arrays["label"].shape) != vol:
+            raise InputError(where, f"{self.label_source} shape {arrays['label'].shape} != {vol}")
+        if "dist" in arrays and tuple(arrays["dist"].shape) != (self.n_classes, *vol):
+            raise InputError(where, f"distance maps {arrays['dist'].shape}"
+                                    f" != {(self.n_classes, *vol)}")
+        if "mip_label" in arrays:
+            assert self.mip_axis is not None
+            plane = tuple(n for a, n in enumerate(vol) if a != self.mip_axis)
+            for key in ("mip_label", "mip_depth"):
+                if tuple(arrays[key].shape) != plane:
+                    raise InputError(self.mip_root / case,  # type: ignore[operator]
+                                     f"{key} shape {arrays[key].shape} != {plane} (volume {vol}"
+                                     f" projected along axis {self.mip_axis})")
+
+    def fg_voxels(self, case: str) -> list[np.ndarray]:
+        """Linear voxel indices of each foreground class 1..K-1 in the case's target.
+
+        Args:
+            case: case id.
+
+        Returns:
+            One int64 array per foreground class (empty if absent), at most
+            ``max_fg_voxels`` long (evenly subsampled), cached per worker.
+        """
+        found = self._fg_cache.get(case)
+        if found is None:
+            label = np.asarray(self._arrays(case)["label"]).reshape(-1)
+            found = []
+            for k in range(1, self.n_classes):
+                idx = np.flatnonzero(label == k)
+                if idx.size > self.max_fg_voxels:
+                    idx = idx[np.linspace(0, idx.size - 1, self.max_fg_voxels).astype(np.int64)]
+                found.append(idx)
+            self._fg_cache[case] = found
+        return found
+
+    # -- sampling ---------------------------------------------------------------------
+    def sample(self, i: int) -> tuple[str, tuple[int, int, int], bool]:
+        """Case, patch origin (z, y, x) and foreground flag of sample ``i`` this epoch.
+
+        Args:
+            i: sample index in ``[0, len(self))``.
+
+        Returns:
+            ``(case, start, centred_on_foreground)``; ``centred_on_foreground`` is False
+            for a foreground sample of a case with no foreground.
+        """
+        if not 0 <= i < len(self):
+            raise IndexError(f"sample {i} out of range [0, {len(self)})")
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        case = self.case_ids[int(rng.integers(len(self.case_ids)))]
+        shape = tuple(self._arrays(case)["image"].shape[1:])
+        room = [max(n - p, 0) for n, p in zip(shape, self.patch_size, strict=True)]
+        centre = None
+        if self._fg[i]:
+            classes = [idx for idx in self.fg_voxels(case) if idx.size]
+            if classes:
+                idx = classes[int(rng.integers(len(classes)))]
+                centre = np.unravel_index(int(idx[int(rng.integers(idx.size))]), shape)
+        if centre is None:
+            start = tuple(int(rng.integers(r + 1)) for r in room)
+        else:
+            start = tuple(int(min(max(c - p // 2, 0), r))
+                          for c, p, r in zip(centre, self.patch_size, room, strict=True))
+        return case, start, centre is not None  # type: ignore[return-value]
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        case, start, _ = self.sample(i)
+        arrays = self._arrays(case)
+        size = self.patch_size
+        win = tuple(slice(s, s + p) for s, p in zip(start, size, strict=True))
+
+        image = np.array(arrays["image"][(slice(None), *win)], dtype=np.float32)
+        label = np.array(arrays["label"][win])
+        real = label.shape
+        mask = np.ones(real, np.float32)
+        if self.label_source == "pseudo":
+            ignored = label == IGNORE
+            mask[ignored] = 0.0
+            label[ignored] = 0
+        if label.size and int(label.max()) >= self.n_classes:
+            raise InputError(self.store.root / case, f"{self.label_source} value"
+                             f" {int(label.max())} >= {self.n_classes} classes")
+        target = one_hot(_pad_end(label, size, "constant", 0), self.n_classes)
+        item: dict[str, Any] = {
+            "image": torch.from_numpy(_pad_end(image, size, "constant", self.pad_value)),
+            "target": torch.from_numpy(target),
+            "mask": torch.from_numpy(_pad_end(mask, size, "constant", 0.0)),
+            "case": case,
+            "start": start,
+        }
+        if "dist" in arrays:
+            dist = np.array(arrays["dist"][(slice(None), *win)], dtype=np.float32)
+            item["dist"] = torch.from_numpy(_pad_end(dist, size, "edge"))
+        if self.mip_root is not None:
+            assert self.mip_axis is not None
+            lab2, dep2, val2 = mip_window(arrays["mip_label"], arrays["mip_depth"], self.mip_axis,
+                                          start, size)
+            item.update(mip_label=torch.from_numpy(lab2), mip_depth=torch.from_numpy(dep2),
+                        mip_valid=torch.from_numpy(val2), mip_axis=self.mip_axis)
+        return item
+
+
+def patch_collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack patch items into a batch (all patches of a dataset share one size).
+
+    Tensors are stacked along a new batch dimension; ``case`` becomes a list,
+    ``start`` an int64 tensor (B, 3) and ``mip_axis`` an int64 tensor (B,).
+
+    Args:
+        items: items of a :class:`PatchDataset`.
+
+    Returns:
+        The batch dict (``image`` (B, C, D, H, W), ``target`` (B, K, D, H, W),
+        ``mask`` (B, D, H, W), optional ``dist``, ``mip_label``, ``mip_depth``,
+        ``mip_valid`` (B, H', W'), ``mip_axis``).
+
+    Example:
+        >>> it = {"image": torch.zeros(1, 2, 2, 2), "case": "a", "start": (0, 0, 0)}
+        >>> b = patch_collate([it, it]); tuple(b["image"].shape), b["case"], b["start"].shape
+        ((2, 1, 2, 2, 2), ['a', 'a'], torch.Size([2, 3]))
+    """
+    if not items:
+        raise ValueError("patch_collate: empty batch")
+    out: dict[str, Any] = {}
+    for key, value in items[0].items():
+        values = [it[key] for it in items]
+        if isinstance(value, torch.Tensor):
+            out[key] = torch.stack(values)
+        elif key in ("start", "mip_axis"):
+            out[key] = torch.tensor(values, dtype=torch.int64)
+        else:
+            out[key] = values
+    return out
