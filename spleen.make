@@ -46,12 +46,14 @@ OPTS :=
 
 include make/common.mk
 
-# Loss specs: name:weight[options]; a scheduled term's weight is its alpha at epoch 0.
-# Kervadec et al.'s rebalanced schedule: (1-a)*GDL + a*boundary, a = 0.01 + 0.01*epoch.
-REBALANCE := [schedule=rebalance;step=0.01;cap=0.99]
+# Loss specs: name:weight[options]; a scheduled term's weight is its alpha at epoch 0;
+# $(REBALANCE) (make/common.mk) is Kervadec et al.'s schedule (1-a)*GDL + a*boundary.
 $(RES)/ce: LOSSES := ce:1
 $(RES)/gdl: LOSSES := gdl:1
 $(RES)/gdl_boundary: LOSSES := gdl:1,boundary:0.01$(REBALANCE)
 $(RES)/gdl_boundary3d: LOSSES := gdl:1,boundary:0.01$(REBALANCE)
 $(RES)/gdl_boundary3d: DIST := 3d
-$(RES)/gdl_hausdorff: LOSSES := gdl:1,hausdorff:0.01$(REBALANCE)
+# Hausdorff-DT (Karimi & Salcudean) with |d| (alpha=1) rather than d^2: distances are
+# in mm and a class absent from a slice gets the slice diagonal D, so d^2 makes the
+# term ~D^2 larger than GDL (on the ISLES toy it collapsed to empty predictions).
+$(RES)/gdl_hausdorff: LOSSES := gdl:1,hausdorff:0.01[schedule=rebalance;step=0.01;cap=0.99;alpha=1]

@@ -16,6 +16,12 @@
 #   TOY_ARCHIVES    the generated toy archive(s), TOY_LINEAGE, TOY_GENERATOR
 #   ADAPTER         the slicing adapter (msd, isles)
 #   ALL_METHODS     every method it declares (results/$(DS)/<method> targets)
+# and may set (hooks for extra stages):
+#   DATA_EXTRA      more data stages `data` builds (e.g. vessels' MIP, pseudo-labels)
+#   TRAIN_DEPS      more prerequisites of every training (e.g. those stages)
+#   EXTRA_CURVES    more per-epoch curves (e.g. val_cldice)
+#   EXTRA_RESULTS   more files under results/$(DS) to build and pack
+#   REPORT_ARGS     extra report options (e.g. --metrics ... --reference full)
 
 SHELL := bash
 .SHELLFLAGS := -eo pipefail -c
@@ -81,6 +87,10 @@ params_changed = $(if $(call same,$(file <$1/params.txt),$2),,FORCE)
 quote = '$(subst ','\'',$1)'
 # Recipe line recording the parameters a stage was built with.
 record_params = printf '%s\n' $(call quote,$2) > $1/params.txt
+# Kervadec et al.'s rebalanced schedule, for loss specs: (1-a)*regional + a*term with
+# a = 0.01 + 0.01*epoch, capped at 0.99 (usage: boundary:0.01$(REBALANCE)).
+REBALANCE := [schedule=rebalance;step=0.01;cap=0.99]
+
 # When this make started (reading the clock has no side effect): a prerequisite
 # stage older than this was up to date and not rebuilt; recipes say so in one line.
 MAKE_START := $(shell date +%s)
@@ -129,7 +139,7 @@ $(DATA)/dist: $(DATA)/cases $(DIST_SRC) | $(VENV_DEP)
 	$(note_reused)
 	$(PY) preprocess/distmaps.py --cases $< --out $@ $(DIST_ARGS)
 
-data: $(DATA)/dist
+data: $(DATA)/dist $(DATA_EXTRA)
 
 # ---------------------------------------------------------------------------
 # Training: one generic recipe; each method sets LOSSES / DIST / OPTS as
@@ -138,7 +148,7 @@ data: $(DATA)/dist
 # ---------------------------------------------------------------------------
 TRAIN_PARAMS = --net $(NET) --epochs $(EPC) --batch-size $(BS) --lr $(LR) --seed $(SEED) \
   --losses '$(LOSSES)' --dist-kind $(DIST) $(OPTS) $(TRAIN_ARGS) $(DEBUG)
-$(METHOD_DIRS): $(RES)/%: $(DATA)/dist $(TRAIN_SRC) $$(call params_changed,$$@,$$(TRAIN_PARAMS)) | $(VENV_DEP)
+$(METHOD_DIRS): $(RES)/%: $(DATA)/dist $(TRAIN_DEPS) $(TRAIN_SRC) $$(call params_changed,$$@,$$(TRAIN_PARAMS)) | $(VENV_DEP)
 	$(note_reused)
 	$(PY) -m segline.train --cases $(DATA)/cases --dist $(DATA)/dist --out $@ \
 	  --lineage $(LINEAGE) --device $(DEVICE) --amp $(AMP) $(TRAIN_PARAMS)
@@ -149,7 +159,7 @@ train: $(METHOD_DIRS)
 # ---------------------------------------------------------------------------
 # Plots, report, archive: each buildable alone.
 # ---------------------------------------------------------------------------
-CURVES := val_dice val_hd95 val_assd tra_loss val_loss
+CURVES := val_dice val_hd95 val_assd tra_loss val_loss $(EXTRA_CURVES)
 PLOTS := $(addprefix $(RES)/,$(addsuffix .png,$(CURVES)) test_dice_boxplot.png overlays.png $(EXTRA_PLOTS))
 
 $(addprefix $(RES)/,$(addsuffix .png,$(CURVES))): $(RES)/%.png: $(METHOD_DIRS) $(PLOT_SRC) | $(VENV_DEP)
@@ -168,12 +178,12 @@ plots: $(PLOTS)
 
 $(RES)/report.md $(RES)/report.csv &: $(METHOD_DIRS) $(REPORT_SRC) | $(VENV_DEP)
 	$(note_reused)
-	$(PY) -m segline.report --dataset $(DS) --out $(RES)/report.md --csv $(RES)/report.csv $(METHOD_DIRS)
+	$(PY) -m segline.report --dataset $(DS) --out $(RES)/report.md --csv $(RES)/report.csv $(REPORT_ARGS) $(METHOD_DIRS)
 
 report: $(RES)/report.md
 
 PACK_POINTER := archives/$(DS)-latest.txt
-$(PACK_POINTER): $(PLOTS) $(RES)/report.md $(RES)/report.csv $(METHOD_DIRS) $(PACK_SRC) | $(VENV_DEP)
+$(PACK_POINTER): $(PLOTS) $(RES)/report.md $(RES)/report.csv $(EXTRA_RESULTS) $(METHOD_DIRS) $(PACK_SRC) | $(VENV_DEP)
 	$(PY) -m segline.pack --ds $(DS) --results $(RES) --outdir archives \
 	  --commit "$$(git rev-parse --short=8 HEAD 2>/dev/null || echo nogit)" \
 	  $(if $(filter 1 yes true,$(PACK_MODELS)),--models)

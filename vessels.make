@@ -1,0 +1,102 @@
+# vessels.make — 3D vessel segmentation supervised by 2D maximum-intensity-projection
+# (MIP) labels (Guo et al., TMI 2024), with 3D U-Nets on patches (MSD Task08
+# HepaticVessel, or the embedded toy vessel trees with TOY=1).
+#
+#   make -f vessels.make                 real data (data/Task08_HepaticVessel.tar)
+#   make -f vessels.make TOY=1           embedded deterministic toy data
+#   make -f vessels.make help            targets and knobs
+#
+# Extra stages on top of the shared ones (make/common.mk):
+#   data/<ds>/mip     per case: MIP image, argmax depth map, 2D label = projection of
+#                     the 3D label (it stands for the 2D annotation a person would draw)
+#   data/<ds>/pseudo  3D pseudo-labels from the 2D label and the image only
+#                     (0 background, 1 vessel, 255 unlabelled = ignored by the losses),
+#                     their distance maps, and quality.md/csv: precision/recall against
+#                     the true 3D labels
+# The true 3D labels are used only by the `full` method and by evaluation.
+
+DS_NAME := vessels
+REAL_ARCHIVES := data/Task08_HepaticVessel.tar
+REAL_LINEAGE := lineage/vessels.lineage
+TOY_ARCHIVES := data/vessels-toy.tar
+TOY_LINEAGE := lineage/vessels-toy.lineage
+TOY_GENERATOR := vessels
+TOY_EXTRA_SRC := src/segline/datasets/toy_spleen.py
+ADAPTER := msd
+
+ifneq ($(filter 1 yes true,$(TOY)),)
+N_TEST ?= 3
+N_VAL ?= 2
+EPC ?= 8
+SAMPLES ?= 48
+else
+N_TEST ?= 60
+N_VAL ?= 20
+EPC ?= 200
+SAMPLES ?= 500
+endif
+NET ?= UNet3D
+BS ?= 2
+LR ?= 1e-3
+# 3D patch (z,y,x voxels) and sliding-window overlap.
+PATCH ?= 32,48,48
+OVERLAP ?= 0.5
+# Contrast-enhanced vessels: a window around vessel intensities (level,width HU).
+WINDOW ?= 120,280
+# Tumour (label 2) becomes background for the vessel task; TUMOUR=keep keeps it.
+TUMOUR ?= background
+SPACING ?=
+SLICE_ARGS = $(if $(filter none,$(WINDOW)),--no-window,--window=$(WINDOW)) \
+  $(if $(filter background,$(TUMOUR)),--label-map 2:0) $(if $(SPACING),--spacing=$(SPACING))
+# MIP axis of the stored (z, y, x) volume and pseudo-label thresholds (relative to the
+# mean intensity of the seeds: the voxels at the argmax depth of labelled MIP pixels).
+MIP_AXIS ?= 0
+FG_REL ?= 0.7
+BG_FACTOR ?= 0.5
+MIN_SIZE ?= 10
+DATASET_KNOBS_HELP = PATCH=z,y,x ($(PATCH)) OVERLAP=$(OVERLAP) SAMPLES=patches/epoch ($(SAMPLES)) \
+  WINDOW=$(WINDOW) TUMOUR=background|keep MIP_AXIS=$(MIP_AXIS) FG_REL=$(FG_REL) BG_FACTOR=$(BG_FACTOR) \
+  MIN_SIZE=$(MIN_SIZE)
+
+ALL_METHODS := full pseudo mip mip_boundary
+DIST := 3d
+DATA_EXTRA = $(DATA)/mip $(DATA)/pseudo
+TRAIN_DEPS = $(DATA)/mip $(DATA)/pseudo
+EXTRA_CURVES := val_cldice val_mip_dice
+EXTRA_RESULTS = $(RES)/pseudo_quality.md $(RES)/pseudo_quality.csv
+REPORT_ARGS = --metrics dice,cldice,hd95,assd,mip_dice --reference full
+
+include make/common.mk
+
+# Every method: 3D patches, sliding-window evaluation, all vessel metrics.
+WEAK = --label-source pseudo --pseudo $(DATA)/pseudo
+OPTS = --patch $(PATCH) --overlap $(OVERLAP) --samples-per-epoch $(SAMPLES) --mip $(DATA)/mip \
+  --metrics dice,hd95,assd,cldice,mip_dice
+$(RES)/full: LOSSES := ce:1,dice:1
+$(RES)/pseudo: LOSSES := ce:1,dice:1
+$(RES)/pseudo: OPTS += $(WEAK)
+$(RES)/mip: LOSSES := ce:1,dice:1,mip:1[axis=$(MIP_AXIS)]
+$(RES)/mip: OPTS += $(WEAK)
+$(RES)/mip_boundary: LOSSES := ce:1,dice:1,mip:1[axis=$(MIP_AXIS)],boundary:0.01$(REBALANCE)
+$(RES)/mip_boundary: OPTS += $(WEAK)
+
+# --- the MIP and pseudo-label stages ------------------------------------------------
+VESSEL_SRC := $(CORE_SRC) $(wildcard $(pkg)/vessels/*.py)
+MIP_PARAMS = --axis $(MIP_AXIS)
+$(DATA)/mip: $(DATA)/cases $(VESSEL_SRC) preprocess/mip.py $$(call params_changed,$$@,$$(MIP_PARAMS)) | $(VENV_DEP)
+	$(note_reused)
+	$(PY) preprocess/mip.py --cases $< --out $@ $(MIP_PARAMS)
+	@$(call record_params,$@,$(MIP_PARAMS))
+
+PSEUDO_PARAMS = --fg-rel $(FG_REL) --bg-factor $(BG_FACTOR) --min-size $(MIN_SIZE)
+$(DATA)/pseudo: $(DATA)/cases $(DATA)/mip $(VESSEL_SRC) $(pkg)/distmaps.py preprocess/pseudo.py \
+    $$(call params_changed,$$@,$$(PSEUDO_PARAMS)) | $(VENV_DEP)
+	$(note_reused)
+	$(PY) preprocess/pseudo.py --cases $(DATA)/cases --mip $(DATA)/mip --out $@ $(PSEUDO_PARAMS)
+	@$(call record_params,$@,$(PSEUDO_PARAMS))
+
+# The pseudo-label quality table goes into the results (and the archive).
+$(RES)/pseudo_quality.md $(RES)/pseudo_quality.csv &: $(DATA)/pseudo
+	mkdir -p $(RES)
+	cp $(DATA)/pseudo/quality.md $(RES)/pseudo_quality.md.tmp && mv $(RES)/pseudo_quality.md.tmp $(RES)/pseudo_quality.md
+	cp $(DATA)/pseudo/quality.csv $(RES)/pseudo_quality.csv.tmp && mv $(RES)/pseudo_quality.csv.tmp $(RES)/pseudo_quality.csv
