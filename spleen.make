@@ -21,8 +21,10 @@ ADAPTER := msd
 ifneq ($(filter 1 yes true,$(TOY)),)
 N_TEST ?= 3
 N_VAL ?= 2
-EPC ?= 12
+EPC ?= 8
 NET ?= UNet
+NET_OPTS ?= base=16
+LR ?= 1e-3
 else
 N_TEST ?= 20
 N_VAL ?= 5

@@ -27,8 +27,8 @@ ADAPTER := msd
 ifneq ($(filter 1 yes true,$(TOY)),)
 N_TEST ?= 3
 N_VAL ?= 2
-EPC ?= 8
-SAMPLES ?= 48
+EPC ?= 6
+SAMPLES ?= 32
 else
 N_TEST ?= 60
 N_VAL ?= 20

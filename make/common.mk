@@ -146,7 +146,7 @@ data: $(DATA)/dist $(DATA_EXTRA)
 # target-specific variables in the dataset makefile. Changing a knob (EPC, NET,
 # LR, ...) or a method's variables retrains that method.
 # ---------------------------------------------------------------------------
-TRAIN_PARAMS = --net $(NET) --epochs $(EPC) --batch-size $(BS) --lr $(LR) --seed $(SEED) \
+TRAIN_PARAMS = --net $(NET) $(addprefix --net-opt ,$(NET_OPTS)) --epochs $(EPC) --batch-size $(BS) --lr $(LR) --seed $(SEED) \
   --losses '$(LOSSES)' --dist-kind $(DIST) $(OPTS) $(TRAIN_ARGS) $(DEBUG)
 $(METHOD_DIRS): $(RES)/%: $(DATA)/dist $(TRAIN_DEPS) $(TRAIN_SRC) $$(call params_changed,$$@,$$(TRAIN_PARAMS)) | $(VENV_DEP)
 	$(note_reused)
@@ -231,6 +231,7 @@ help:
 	  "  TOY=1              embedded toy data instead of the real archive ($(TOY))" \
 	  "  METHODS=...        subset of methods ($(METHODS))" \
 	  "  NET=...            ENet UNet ResidualUNet Dimwit$(if $(filter UNet3D,$(NET)), UNet3D) ($(NET))" \
+	  "  NET_OPTS='k=v ...'  network options, e.g. 'base=16 depth=3' ($(NET_OPTS))" \
 	  "  EPC=N              epochs ($(EPC))" \
 	  "  BS=N               batch size ($(BS))" \
 	  "  LR=x               learning rate ($(LR))" \

@@ -430,7 +430,11 @@ class Trainer:
         if self.out.exists():
             shutil.rmtree(self.out)
         self.work.replace(self.out)
-        print(f"{self.out}: best epoch {best_epoch + 1} (val dice {best_score:.4f})", flush=True)
+        print(
+            f"{self.out}: best epoch {best_epoch} (0-based, as in best_epoch.txt and the csv "
+            f"files; val dice {best_score:.4f})",
+            flush=True,
+        )
         return self.out
 
     def _test(
