@@ -122,3 +122,17 @@ def test_changed_knob_retrains_only_that_method(pipeline, run_make) -> None:
     root, _ = pipeline
     plan = run_make(root, "-n", *ARGS, "METHODS=gdl", "EPC=3")
     assert plan.stdout.count("segline.train") == 1 and "results/spleen-toy/gdl " in plan.stdout
+
+
+def test_predict_writes_unlabelled_cases_in_source_geometry(pipeline, run_make) -> None:
+    import nibabel as nib
+
+    root, _ = pipeline
+    proc = run_make(root, *ARGS, "METHODS=gdl", "predict")
+    assert proc.returncode == 0, proc.stderr
+    out = root / "results" / "spleen-toy" / "predict" / "gdl"
+    names = sorted(p.name for p in out.glob("*.nii.gz"))
+    assert names == ["spleen_1.nii.gz", "spleen_4.nii.gz"]
+    raw = root / "data" / "spleen-toy" / "raw" / "Task09_Spleen" / "imagesTs" / "spleen_1.nii.gz"
+    src, pred = nib.load(raw), nib.load(out / "spleen_1.nii.gz")
+    assert pred.shape == src.shape and (abs(pred.affine - src.affine) < 1e-4).all()

@@ -5,7 +5,7 @@
 method's ``args.json``, predicts every case of the store's ``infer`` split and writes
 each as NIfTI in the case's source geometry. File names: ``<case_id>.nii.gz``, or
 the name the data set's challenge expects when its adapter module defines
-``submission_name(meta) -> str`` (ISLES does).
+``submission_name(meta, method_name) -> str`` (ISLES does: ``SMIR.<method>.<id>.nii``).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from segline.train import device as dev
 from segline.train.evaluate import predict_cases, predict_cases_3d
 
 
-def naming_hook(store: CaseStore) -> Callable[[dict[str, Any]], str] | None:
+def naming_hook(store: CaseStore) -> Callable[[dict[str, Any], str], str] | None:
     """The adapter's ``submission_name`` function, if its module has one."""
     source = store.dataset.get("source")
     if not isinstance(source, str) or not source.isidentifier():
@@ -89,7 +89,7 @@ def predict_method(
     with atomic.atomic_dir(out) as tmp:
         for case, pred, _ in predictions:
             meta = store.meta(case)
-            name = name_of(meta) if name_of else f"{case}.nii.gz"
+            name = name_of(meta, method.name) if name_of else f"{case}.nii.gz"
             write_nifti_like(to_source(pred, meta), meta, tmp / name)
             written.append(out / name)
             print(f"{case} -> {out / name}", flush=True)
