@@ -239,3 +239,58 @@ def test_test_rows_not_at_best_epoch_refused(results: Path, tmp_path: Path, caps
     (results / "boundary" / "best_epoch.txt").write_text("3\n")
     rc = run_report(results, tmp_path)
     _assert_refused(capsys, tmp_path, rc, "best_epoch.txt says 3")
+
+
+def test_extra_metrics_and_fraction_of_reference(tmp_path) -> None:
+    """Vessels-style report: clDice and MIP Dice columns, methods as a fraction of full."""
+    import numpy as np
+
+    from segline.plots import load_methods
+    from segline.report import build_report
+
+    def method(name: str, dice: list[float], cl: list[float]) -> str:
+        d = tmp_path / "res" / name
+        (d / "test").mkdir(parents=True)
+        rows = []
+        for e in range(2):
+            for i, c in enumerate(["c1", "c2"]):
+                rows.append((e, "val", c, "vessel", "dice", dice[i]))
+        for i, c in enumerate(["c3", "c4"]):
+            for m, v in (
+                ("dice", dice[i]),
+                ("cldice", cl[i]),
+                ("hd95", 1.0),
+                ("assd", 0.5),
+                ("mip_dice", 0.9),
+            ):
+                rows.append((1, "test", c, "vessel", m, v))
+        text = "epoch,split,case,class,metric,value\n" + "".join(
+            ",".join(str(x) for x in r) + "\n" for r in rows
+        )
+        (d / "metrics.csv").write_text(text)
+        (d / "test" / "metrics.csv").write_text(
+            "epoch,split,case,class,metric,value\n"
+            + "".join(",".join(str(x) for x in r) + "\n" for r in rows if r[1] == "test")
+        )
+        (d / "epochs.csv").write_text(
+            "epoch,tra_loss,tra_dice,val_loss,val_dice,val_hd95,val_assd,alpha,lr,seconds\n"
+            f"0,1,0.5,1,{np.mean(dice)},1,1,0,0.001,1\n1,1,0.5,1,{np.mean(dice)},1,1,0,0.001,1\n"
+        )
+        (d / "best_epoch.txt").write_text("1\n")
+        return str(d)
+
+    dirs = [method("full", [0.8, 1.0], [0.9, 0.9]), method("pseudo", [0.6, 0.6], [0.45, 0.45])]
+    page, table_csv, _ = build_report(
+        load_methods(dirs), "v", ["dice", "cldice", "hd95", "assd", "mip_dice"], "full"
+    )
+    assert "test clDice" in page and "Dice / full" in page and "clDice / full" in page
+    assert "66.7 %" in page  # pseudo Dice 0.6 / full 0.9
+    assert "50.0 %" in page  # pseudo clDice 0.45 / full 0.9
+    import io
+
+    import pandas as pd
+
+    df = pd.read_csv(io.StringIO(table_csv)).set_index("method")
+    assert df.loc["pseudo", "test_dice_fraction_of_full"] == pytest.approx(0.6 / 0.9)
+    assert df.loc["full", "test_cldice_fraction_of_full"] == pytest.approx(1.0)
+    assert "test_hd95_fraction_of_full" not in df.columns

@@ -39,8 +39,17 @@ from segline.plots import MethodResults, Stat, case_table, class_mean, load_meth
 
 MEAN_CLASS = "mean"
 TEST_METRICS = ("dice", "hd95", "assd")
+# metric -> (higher is better, digits shown, column title); distances are in mm
+METRIC_INFO: dict[str, tuple[bool, int, str]] = {
+    "dice": (True, 3, "Dice"),
+    "cldice": (True, 3, "clDice"),
+    "mip_dice": (True, 3, "MIP Dice"),
+    "hd95": (False, 2, "HD95 (mm)"),
+    "assd": (False, 2, "ASSD (mm)"),
+    "hd": (False, 2, "HD (mm)"),
+}
 # column -> (higher is better, digits shown)
-RANKED = {"val_dice": (True, 3), "dice": (True, 3), "hd95": (False, 2), "assd": (False, 2)}
+RANKED = {"val_dice": (True, 3)} | {m: info[:2] for m, info in METRIC_INFO.items()}
 
 CONVENTIONS = """\
 ## Conventions
@@ -73,6 +82,7 @@ class Row:
     val_dice: float
     test: dict[str, Stat]
     best: set[str] = field(default_factory=set)
+    fraction: dict[str, float] = field(default_factory=dict)
 
 
 def fmt_number(value: float, digits: int) -> str:
@@ -95,13 +105,13 @@ def _per_case(wide: pd.DataFrame, cls: str) -> pd.Series:
     return class_mean(wide) if cls == MEAN_CLASS else wide[cls]
 
 
-def method_rows(method: MethodResults) -> list[Row]:
+def method_rows(method: MethodResults, metrics: Sequence[str] = TEST_METRICS) -> list[Row]:
     """The report rows of one method: one per foreground class (+ ``mean`` if several)."""
     best = method.best_epoch
     dice = method.test_table("dice")
     classes = list(dice.columns)
     tables = {"dice": dice}
-    for metric in TEST_METRICS:
+    for metric in metrics:
         table = method.test_table(metric, classes)
         if table.empty:
             raise InputError(
@@ -124,7 +134,7 @@ def method_rows(method: MethodResults) -> list[Row]:
                 epochs_trained=len(method.epochs),
                 n_val=len(val_best),
                 val_dice=Stat.of(_per_case(val_best, cls).to_numpy()).mean,
-                test={m: Stat.of(_per_case(tables[m], cls).to_numpy()) for m in TEST_METRICS},
+                test={m: Stat.of(_per_case(tables[m], cls).to_numpy()) for m in metrics},
             )
         )
     return rows
@@ -139,6 +149,8 @@ def mark_best(rows: Sequence[Row]) -> None:
     for cls in dict.fromkeys(r.cls for r in rows):
         group = [r for r in rows if r.cls == cls]
         for column, (higher, _) in RANKED.items():
+            if column != "val_dice" and column not in group[0].test:
+                continue
             values = [round(_value(r, column), 12) for r in group]
             finite = [v for v in values if math.isfinite(v)]
             if not finite:
@@ -159,32 +171,41 @@ def _cell(row: Row, column: str) -> str:
     return f"**{text}**" if column in row.best else text
 
 
-def markdown_table(rows: Sequence[Row]) -> str:
+def set_fractions(rows: Sequence[Row], reference: str) -> None:
+    """``row.fraction[m]`` = the row's test mean ÷ the reference method's, per class,
+    for every higher-is-better metric (e.g. a weakly supervised method as a fraction
+    of the fully supervised ``full``)."""
+    ref = {r.cls: r for r in rows if r.method == reference}
+    for r in rows:
+        for m, stat in r.test.items():
+            if not METRIC_INFO[m][0] or r.cls not in ref:
+                continue
+            denom = ref[r.cls].test[m].mean
+            ok = math.isfinite(stat.mean) and math.isfinite(denom) and denom != 0
+            r.fraction[m] = stat.mean / denom if ok else float("nan")
+
+
+def _fraction_metrics(rows: Sequence[Row]) -> list[str]:
+    return list(dict.fromkeys(m for r in rows for m in r.fraction))
+
+
+def markdown_table(rows: Sequence[Row], reference: str | None = None) -> str:
     """The results table in GitHub markdown."""
-    header = [
-        "method",
-        "class",
-        "best epoch",
-        "epochs",
-        "val Dice",
-        "test Dice",
-        "test HD95 (mm)",
-        "test ASSD (mm)",
-        "n test",
-    ]
+    metrics = list(rows[0].test) if rows else list(TEST_METRICS)
+    fractions = _fraction_metrics(rows)
+    header = ["method", "class", "best epoch", "epochs", "val Dice"]
+    header += [f"test {METRIC_INFO[m][2]}" for m in metrics]
+    header += [f"{METRIC_INFO[m][2]} / {reference}" for m in fractions]
+    header += ["n test"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
-        cells = [
-            r.method,
-            r.cls,
-            str(r.best_epoch),
-            str(r.epochs_trained),
-            _cell(r, "val_dice"),
-            _cell(r, "dice"),
-            _cell(r, "hd95"),
-            _cell(r, "assd"),
-            str(r.test["dice"].n),
+        cells = [r.method, r.cls, str(r.best_epoch), str(r.epochs_trained), _cell(r, "val_dice")]
+        cells += [_cell(r, m) for m in metrics]
+        cells += [
+            f"{100 * r.fraction[m]:.1f} %" if math.isfinite(r.fraction.get(m, math.nan)) else "–"
+            for m in fractions
         ]
+        cells += [str(r.test["dice"].n)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -226,20 +247,31 @@ def selection_notes(methods: Sequence[MethodResults], rows: Sequence[Row]) -> li
     return notes
 
 
-def markdown(dataset: str, methods: Sequence[MethodResults], rows: Sequence[Row]) -> str:
+def markdown(
+    dataset: str,
+    methods: Sequence[MethodResults],
+    rows: Sequence[Row],
+    reference: str | None = None,
+) -> str:
     """The whole report page."""
+    notes = selection_notes(methods, rows)
+    if reference:
+        notes.append(
+            f"Columns '… / {reference}': each method's mean test value as a percentage of "
+            f"{reference}'s (higher-is-better metrics only; {reference} = 100 %)."
+        )
     parts = [
         f"# Results: {dataset}\n",
         f"Methods ({len(methods)}): " + ", ".join(m.name for m in methods) + ".\n",
-        "\n\n".join(selection_notes(methods, rows)) + "\n",
+        "\n\n".join(notes) + "\n",
         "## Results (test: mean ± sd over test cases)\n",
-        markdown_table(rows),
+        markdown_table(rows, reference),
         CONVENTIONS,
     ]
     return "\n".join(parts)
 
 
-def csv_text(dataset: str, rows: Sequence[Row]) -> str:
+def csv_text(dataset: str, rows: Sequence[Row], reference: str | None = None) -> str:
     """One CSV row per method × class, same numbers as the table (full precision)."""
     records = []
     for r in rows:
@@ -253,25 +285,48 @@ def csv_text(dataset: str, rows: Sequence[Row]) -> str:
             "val_dice": r.val_dice,
             "n_test_cases": r.test["dice"].n,
         }
-        for m in TEST_METRICS:
+        for m in r.test:
             s = r.test[m]
             rec |= {
                 f"test_{m}_mean": s.mean,
                 f"test_{m}_sd": s.sd,
                 f"test_{m}_undefined": s.n_undefined,
             }
-        rec |= {f"best_{c}" if c == "val_dice" else f"best_test_{c}": c in r.best for c in RANKED}
+        rec |= {
+            f"best_{c}" if c == "val_dice" else f"best_test_{c}": c in r.best
+            for c in RANKED
+            if c == "val_dice" or c in r.test
+        }
+        rec |= {f"test_{m}_fraction_of_{reference}": v for m, v in r.fraction.items()}
         records.append(rec)
     buf = io.StringIO()
     pd.DataFrame.from_records(records).to_csv(buf, index=False, lineterminator="\n")
     return buf.getvalue()
 
 
-def build_report(methods: Sequence[MethodResults], dataset: str) -> tuple[str, str, str]:
-    """(markdown page, CSV text, markdown table) for ``methods``."""
-    rows = [row for m in methods for row in method_rows(m)]
+def build_report(
+    methods: Sequence[MethodResults],
+    dataset: str,
+    metrics: Sequence[str] = TEST_METRICS,
+    reference: str | None = None,
+) -> tuple[str, str, str]:
+    """(markdown page, CSV text, markdown table) for ``methods``.
+
+    Args:
+        metrics: test metrics to report (``dice`` first; see :data:`METRIC_INFO`).
+        reference: a method name; adds each method as a fraction of it.
+    """
+    rows = [row for m in methods for row in method_rows(m, metrics)]
     mark_best(rows)
-    return markdown(dataset, methods, rows), csv_text(dataset, rows), markdown_table(rows)
+    if reference:
+        if reference not in {m.name for m in methods}:
+            raise InputError(reference, "--reference is not one of the methods reported")
+        set_fractions(rows, reference)
+    return (
+        markdown(dataset, methods, rows, reference),
+        csv_text(dataset, rows, reference),
+        markdown_table(rows, reference),
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -280,6 +335,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="markdown to write, e.g. results/<ds>/report.md")
     p.add_argument("--csv", required=True, help="CSV to write, e.g. results/<ds>/report.csv")
     p.add_argument("--dataset", help="name in the title (default: the method folders' parent)")
+    p.add_argument(
+        "--metrics",
+        default=",".join(TEST_METRICS),
+        help=f"test metrics, comma-separated, dice first (known: {', '.join(METRIC_INFO)})",
+    )
+    p.add_argument("--reference", help="method to express the others as a fraction of (e.g. full)")
     p.add_argument("methods", nargs="+", metavar="METHOD_DIR", help="results/<ds>/<method>")
     return p
 
@@ -289,7 +350,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     methods = load_methods(args.methods)
     dataset = args.dataset or methods[0].dataset
-    page, table_csv, table = build_report(methods, dataset)
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    unknown = [m for m in metrics if m not in METRIC_INFO]
+    if unknown or not metrics or metrics[0] != "dice":
+        raise InputError("--metrics", f"dice first, then any of {', '.join(METRIC_INFO)}")
+    page, table_csv, table = build_report(methods, dataset, metrics, args.reference)
     atomic.write_text(args.csv, table_csv)
     atomic.write_text(args.out, page)
     print(f"{dataset}: best epoch on validation Dice; test mean ± sd (full report: {args.out})")

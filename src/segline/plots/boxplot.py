@@ -30,7 +30,14 @@ from segline.cli import entry
 from segline.errors import InputError
 from segline.plots import MethodResults, figure_style, load_methods, method_colours, save_png
 
-LABELS = {"dice": "Dice", "hd95": "HD95 (mm)", "assd": "ASSD (mm)"}
+LABELS = {
+    "dice": "Dice",
+    "hd95": "HD95 (mm)",
+    "assd": "ASSD (mm)",
+    "hd": "HD (mm)",
+    "cldice": "clDice",
+    "mip_dice": "MIP Dice",
+}
 
 
 def tick_label(method: str, values: Sequence[float] | np.ndarray) -> str:
