@@ -38,7 +38,7 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check src tests preprocess bench
 
-DEMOS ?= spleen
+DEMOS ?= spleen isles vessels
 demo: install
 	@set -e; for ds in $(DEMOS); do \
 	  echo "== $$ds (toy) =="; \
