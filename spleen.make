@@ -43,6 +43,9 @@ DATASET_KNOBS_HELP = WINDOW=level,width CT window in HU ($(WINDOW)); SPACING=z,y
 
 # Methods: results/<ds>/<method>, each with its loss spec and options.
 ALL_METHODS := ce gdl gdl_boundary gdl_boundary3d gdl_hausdorff
+# Not in the defaults (METHODS=ce_weighted): cross-entropy with the iterative-FCN
+# seed's boundary weights (1 + 5*exp(-d^2/2*3mm^2)).
+OPTIONAL_METHODS := ce_weighted
 DIST := 2d
 OPTS :=
 
@@ -52,6 +55,8 @@ include make/common.mk
 # $(REBALANCE) (make/common.mk) is Kervadec et al.'s schedule (1-a)*GDL + a*boundary.
 $(RES)/ce: LOSSES := ce:1
 $(RES)/gdl: LOSSES := gdl:1
+$(RES)/ce_weighted: LOSSES := ce:1[weighted=true]
+$(RES)/ce_weighted: WEIGHT_MAP := 5,3
 $(RES)/gdl_boundary: LOSSES := gdl:1,boundary:0.01$(REBALANCE)
 $(RES)/gdl_boundary3d: LOSSES := gdl:1,boundary:0.01$(REBALANCE)
 $(RES)/gdl_boundary3d: DIST := 3d

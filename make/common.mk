@@ -48,6 +48,8 @@ DEVICE ?= auto
 DEBUG ?=
 PACK_MODELS ?=
 AMP ?= auto
+CONTEXT ?=
+WEIGHT_MAP ?=
 
 IS_TOY := $(filter 1 yes true,$(TOY))
 ifneq ($(IS_TOY),)
@@ -63,6 +65,10 @@ DATA := data/$(DS)
 RES := results/$(DS)
 METHODS ?= $(ALL_METHODS)
 METHOD_DIRS := $(addprefix $(RES)/,$(METHODS))
+unknown_methods := $(filter-out $(ALL_METHODS) $(OPTIONAL_METHODS),$(METHODS))
+ifneq ($(unknown_methods),)
+$(error unknown METHODS: $(unknown_methods); known: $(ALL_METHODS) $(OPTIONAL_METHODS))
+endif
 PY := $(CC) $(CFLAGS)
 
 # Source files each stage depends on: a change of code rebuilds what it produced.
@@ -147,7 +153,8 @@ data: $(DATA)/dist $(DATA_EXTRA)
 # LR, ...) or a method's variables retrains that method.
 # ---------------------------------------------------------------------------
 TRAIN_PARAMS = --net $(NET) $(addprefix --net-opt ,$(NET_OPTS)) --epochs $(EPC) --batch-size $(BS) --lr $(LR) --seed $(SEED) \
-  --losses '$(LOSSES)' --dist-kind $(DIST) $(OPTS) $(TRAIN_ARGS) $(DEBUG)
+  --losses '$(LOSSES)' --dist-kind $(DIST) $(if $(CONTEXT),--context $(CONTEXT)) \
+  $(if $(WEIGHT_MAP),--weight-map $(WEIGHT_MAP)) $(OPTS) $(TRAIN_ARGS) $(DEBUG)
 $(METHOD_DIRS): $(RES)/%: $(DATA)/dist $(TRAIN_DEPS) $(TRAIN_SRC) $$(call params_changed,$$@,$$(TRAIN_PARAMS)) | $(VENV_DEP)
 	$(note_reused)
 	$(PY) -m segline.train --cases $(DATA)/cases --dist $(DATA)/dist --out $@ \
@@ -221,7 +228,7 @@ help:
 	  "  $(DATA)/cases       normalise, keep geometry, split train/val/test" \
 	  "  $(DATA)/dist        signed distance maps (mm), 2D and 3D" \
 	  "  data               everything up to the distance maps" \
-	  "  $(RES)/<method>   train one method; methods: $(ALL_METHODS)" \
+	  "  $(RES)/<method>   train one method; methods: $(ALL_METHODS) (optional: $(OPTIONAL_METHODS))" \
 	  "  train              all selected methods (METHODS)" \
 	  "  $(RES)/<plot>.png one plot: $(notdir $(PLOTS))" \
 	  "  plots, report, pack" \
@@ -233,6 +240,8 @@ help:
 	  "  NET=...            ENet UNet ResidualUNet Dimwit$(if $(filter UNet3D,$(NET)), UNet3D) ($(NET))" \
 	  "  NET_OPTS='k=v ...'  network options, e.g. 'base=16 depth=3' ($(NET_OPTS))" \
 	  "  EPC=N              epochs ($(EPC))" \
+	  "  CONTEXT=k          2.5D input: k neighbouring slices each side as channels ($(CONTEXT))" \
+	  "  WEIGHT_MAP=w0,s    boundary weight maps (s in mm) for weighted losses, e.g. ce:1[weighted=true]" \
 	  "  BS=N               batch size ($(BS))" \
 	  "  LR=x               learning rate ($(LR))" \
 	  "  SEED=N             seed for everything ($(SEED))" \

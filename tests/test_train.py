@@ -131,3 +131,19 @@ def test_bad_loss_spec_is_one_line(store, tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and proc.stderr.strip().count("\n") == 0
     assert not (tmp_path / "bad").exists()
+
+
+def test_weighted_ce_with_boundary_weights(store, tmp_path: Path) -> None:
+    proc = _train(
+        store,
+        tmp_path / "w",
+        "--losses",
+        "ce:1[weighted=true]",
+        "--weight-map",
+        "5,3",
+        "--epochs",
+        "1",
+    )
+    assert proc.returncode == 0, proc.stderr
+    missing = _train(store, tmp_path / "m", "--losses", "ce:1[weighted=true]", "--epochs", "1")
+    assert missing.returncode == 2 and "--weight-map" in missing.stderr

@@ -348,16 +348,19 @@ class PatchDataset(Dataset):
         if tuple(arrays["label"].shape) != vol:
             raise InputError(where, f"{self.label_source} shape {arrays['label'].shape} != {vol}")
         if "dist" in arrays and tuple(arrays["dist"].shape) != (self.n_classes, *vol):
-            raise InputError(where, f"distance maps {arrays['dist'].shape}"
-                                    f" != {(self.n_classes, *vol)}")
+            raise InputError(
+                where, f"distance maps {arrays['dist'].shape} != {(self.n_classes, *vol)}"
+            )
         if "mip_label" in arrays:
             assert self.mip_axis is not None
             plane = tuple(n for a, n in enumerate(vol) if a != self.mip_axis)
             for key in ("mip_label", "mip_depth"):
                 if tuple(arrays[key].shape) != plane:
-                    raise InputError(self.mip_root / case,  # type: ignore[operator]
-                                     f"{key} shape {arrays[key].shape} != {plane} (volume {vol}"
-                                     f" projected along axis {self.mip_axis})")
+                    raise InputError(
+                        self.mip_root / case,  # type: ignore[operator]
+                        f"{key} shape {arrays[key].shape} != {plane} (volume {vol}"
+                        f" projected along axis {self.mip_axis})",
+                    )
 
     def fg_voxels(self, case: str) -> list[np.ndarray]:
         """Linear voxel indices of each foreground class 1..K-1 in the case's target.
@@ -407,8 +410,10 @@ class PatchDataset(Dataset):
         if centre is None:
             start = tuple(int(rng.integers(r + 1)) for r in room)
         else:
-            start = tuple(int(min(max(c - p // 2, 0), r))
-                          for c, p, r in zip(centre, self.patch_size, room, strict=True))
+            start = tuple(
+                int(min(max(c - p // 2, 0), r))
+                for c, p, r in zip(centre, self.patch_size, room, strict=True)
+            )
         return case, start, centre is not None  # type: ignore[return-value]
 
     def __getitem__(self, i: int) -> dict[str, Any]:
@@ -426,8 +431,10 @@ class PatchDataset(Dataset):
             mask[ignored] = 0.0
             label[ignored] = 0
         if label.size and int(label.max()) >= self.n_classes:
-            raise InputError(self.store.root / case, f"{self.label_source} value"
-                             f" {int(label.max())} >= {self.n_classes} classes")
+            raise InputError(
+                self.store.root / case,
+                f"{self.label_source} value {int(label.max())} >= {self.n_classes} classes",
+            )
         target = one_hot(_pad_end(label, size, "constant", 0), self.n_classes)
         item: dict[str, Any] = {
             "image": torch.from_numpy(_pad_end(image, size, "constant", self.pad_value)),
@@ -441,10 +448,15 @@ class PatchDataset(Dataset):
             item["dist"] = torch.from_numpy(_pad_end(dist, size, "edge"))
         if self.mip_root is not None:
             assert self.mip_axis is not None
-            lab2, dep2, val2 = mip_window(arrays["mip_label"], arrays["mip_depth"], self.mip_axis,
-                                          start, size)
-            item.update(mip_label=torch.from_numpy(lab2), mip_depth=torch.from_numpy(dep2),
-                        mip_valid=torch.from_numpy(val2), mip_axis=self.mip_axis)
+            lab2, dep2, val2 = mip_window(
+                arrays["mip_label"], arrays["mip_depth"], self.mip_axis, start, size
+            )
+            item.update(
+                mip_label=torch.from_numpy(lab2),
+                mip_depth=torch.from_numpy(dep2),
+                mip_valid=torch.from_numpy(val2),
+                mip_axis=self.mip_axis,
+            )
         return item
 
 

@@ -44,6 +44,21 @@ def int_tuple(text: str, what: str, n: int) -> tuple[int, ...]:
     return tuple(int(p) for p in parts)
 
 
+def weight_pair(text: str | None) -> tuple[float, float] | None:
+    """``"5,3"`` → ``(5.0, 3.0)`` (w0, sigma in mm); None stays None."""
+    if text is None:
+        return None
+    try:
+        w0, sigma = (float(v) for v in text.split(","))
+    except ValueError:
+        raise InputError(
+            "--weight-map", f"expected w0,sigma_mm (two numbers), got {text!r}"
+        ) from None
+    if w0 < 0 or sigma <= 0:
+        raise InputError("--weight-map", "w0 must be >= 0 and sigma > 0")
+    return (w0, sigma)
+
+
 def metric_names(text: str) -> tuple[str, ...]:
     """Validated metric list (names known to segline.metrics, plus mip_dice)."""
     from segline.metrics import METRICS as KNOWN
@@ -108,6 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--mip", default=None, help="MIP folder (data/<ds>/mip), for the MIP loss/metric"
     )
     p.add_argument(
+        "--weight-map",
+        default=None,
+        metavar="W0,SIGMA_MM",
+        help="boundary weights 1 + w0*exp(-d^2/2sigma^2) per pixel, for ce:1[weighted=true]",
+    )
+    p.add_argument(
         "--metrics",
         default="dice,hd95,assd",
         help="per-case metrics: dice,hd95,assd,hd,cldice,mip_dice",
@@ -149,6 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         pseudo=args.pseudo,
         mip=args.mip,
         metrics=metric_names(args.metrics),
+        weight_map=weight_pair(args.weight_map),
     )
     try:
         trainer = Trainer(cfg, precision, list(sys.argv[1:] if argv is None else argv))

@@ -36,6 +36,7 @@ def predict_cases(
     dist_kind: str | None = None,
     with_label: bool = True,
     loss_fn: Callable[[torch.Tensor, dict[str, Any]], torch.Tensor] | None = None,
+    weight_map: tuple[float, float] | None = None,
 ) -> Iterator[tuple[str, np.ndarray, tuple[float, int]]]:
     """Yield ``(case_id, predicted labels (Z, Y, X) uint8, (loss sum, n slices))`` per case.
 
@@ -51,6 +52,7 @@ def predict_cases(
         dist_kind=dist_kind if loss_fn else None,
         context=context,
         with_label=with_label and loss_fn is not None,
+        weight_map=weight_map if loss_fn else None,
     )
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=pad_collate)
     current: str | None = None

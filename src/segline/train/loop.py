@@ -94,6 +94,8 @@ class TrainConfig:
     pseudo: str | None = None
     mip: str | None = None
     metrics: tuple[str, ...] = METRICS
+    # per-pixel boundary weights (w0, sigma mm) for weighted losses, 2D nets
+    weight_map: tuple[float, float] | None = None
 
     def identity(self) -> dict[str, Any]:
         """The fields a resumed run must share with the interrupted one."""
@@ -154,6 +156,10 @@ class Trainer:
             raise ValueError("--label-source pseudo needs --pseudo (the pseudo-label folder)")
         if self.dims == 3 and cfg.context:
             raise ValueError("--context (2.5D) is for 2D networks")
+        if self.dims == 3 and cfg.weight_map:
+            raise ValueError("--weight-map is implemented for 2D networks only")
+        if "weight" in self.criterion.requires and not cfg.weight_map:
+            raise ValueError("a weighted loss needs --weight-map w0,sigma_mm")
         self.train_cases = self.store.case_ids("train")
         self.val_cases = self.store.case_ids("val")
         self.test_cases = self.store.case_ids("test")
@@ -247,6 +253,7 @@ class Trainer:
             context=self.cfg.context,
             dist_kind=self.dist_kind,
             loss_fn=loss_fn,
+            weight_map=self.cfg.weight_map,
         )
 
     def _train_dataset(self) -> SliceDataset | PatchDataset:
@@ -275,6 +282,7 @@ class Trainer:
             dist_kind=self.dist_kind,
             context=cfg.context,
             limit=DEBUG_SLICES if cfg.debug else None,
+            weight_map=cfg.weight_map,
         )
 
     def _train_loader(self, ds: SliceDataset | PatchDataset, epoch: int) -> DataLoader:
