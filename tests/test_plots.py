@@ -31,6 +31,7 @@ from segline.plots import (
     epoch_series,
     load_methods,
     method_colours,
+    metric_label,
     overlays,
 )
 
@@ -251,6 +252,144 @@ def test_boxplot_png_one_and_several_classes(results: Path, tmp_path: Path) -> N
     )
     (width, _), _ = png_info(multi)
     assert width > 600  # one panel per class
+
+
+# ---- any metric of metrics.csv (vessels: clDice, MIP Dice) --------------------------
+
+
+def write_vessel_method(root: Path, name: str, m: int) -> Path:
+    """3 epochs, val cases v1, v2 with dice/cldice/mip_dice/hd; test at epoch 3.
+
+    Validation, per epoch e: clDice 0.5 + 0.1 e + 0.01 m ∓ 0.05 (mean 0.5 + 0.1 e +
+    0.01 m, sd 0.05·√2); MIP Dice 0.8 + 0.05 e, v2 undefined at epoch 2; HD 10 − e.
+    """
+    folder = root / name
+    (folder / "test").mkdir(parents=True)
+    pd.DataFrame({
+        "epoch": [1, 2, 3], "tra_loss": [1.0, 0.8, 0.6], "tra_dice": [0.4, 0.5, 0.6],
+        "val_loss": [1.0, 0.9, 0.8], "val_dice": [0.5, 0.6, 0.7], "val_hd95": [3.0, 2.0, 1.0],
+        "val_assd": [1.0, 0.8, 0.6], "alpha": 0.0, "lr": 1e-3, "seconds": 1.0,
+    }).to_csv(folder / "epochs.csv", index=False)  # fmt: skip
+    rows = []
+    for e in (1, 2, 3):
+        for case, d in (("v1", -0.05), ("v2", 0.05)):
+            key = (e, "val", case, "vessel")
+            mip = NAN if (e == 2 and case == "v2") else 0.8 + 0.05 * e
+            cl = 0.5 + 0.1 * e + 0.01 * m + d
+            rows += [(*key, "dice", 0.4 + 0.1 * e + d), (*key, "cldice", cl),
+                     (*key, "mip_dice", mip), (*key, "hd", 10.0 - e)]  # fmt: skip
+    test = [(3, "test", case, "vessel", metric, v + 0.1 * c - 0.02 * m)
+            for c, case in enumerate(("t1", "t2", "t3"))
+            for metric, v in (("dice", 0.6), ("cldice", 0.5), ("mip_dice", 0.7))]  # fmt: skip
+    pd.DataFrame(rows + test, columns=COLS).to_csv(folder / "metrics.csv", index=False)
+    pd.DataFrame(test, columns=COLS).to_csv(folder / "test" / "metrics.csv", index=False)
+    (folder / "best_epoch.txt").write_text("3\n")
+    return folder
+
+
+VESSEL_METHODS = ("full", "pseudo", "mip", "mip_boundary")
+
+
+@pytest.fixture
+def vessels(tmp_path: Path) -> Path:
+    root = tmp_path / "results" / "vessels"
+    for m, name in enumerate(VESSEL_METHODS):
+        write_vessel_method(root, name, m)
+    return root
+
+
+def test_curve_metric_any_metric_with_units() -> None:
+    assert curves.curve_metric("val_cldice").label == "clDice (validation)"
+    assert curves.curve_metric("val_mip_dice").label == "MIP Dice (validation)"
+    assert curves.curve_metric("val_hd95").label == "HD95 (mm, validation)"
+    assert curves.curve_metric("val_assd").label == "ASSD (mm, validation)"
+    assert curves.curve_metric("val_hd").label == "HD (mm, validation)"
+    assert curves.curve_metric("val_betti0").label == "betti0 (validation)"  # not in the table
+    spec = curves.curve_metric("val_cldice")
+    assert (spec.per_case, spec.title) == ("cldice", "validation clDice")
+    assert curves.curve_metric("val_loss").per_case is None  # epochs.csv, not a metric "loss"
+    assert metric_label("mip_dice") == "MIP Dice" and metric_label("hd") == "HD (mm)"
+
+
+def test_curve_series_val_cldice_and_mip_dice(vessels: Path) -> None:
+    (pseudo,) = load_methods([vessels / "pseudo"])  # m = 1
+    s = curves.curve_series(pseudo, "val_cldice")
+    assert s["epoch"].tolist() == [1, 2, 3]
+    np.testing.assert_allclose(s["mean"], [0.61, 0.71, 0.81], atol=1e-12)
+    np.testing.assert_allclose(s["sd"], [0.05 * math.sqrt(2)] * 3, atol=1e-12)
+    assert s["n_cases"].tolist() == [2, 2, 2] and s["n_undefined"].tolist() == [0, 0, 0]
+    mip = curves.curve_series(pseudo, "val_mip_dice")
+    np.testing.assert_allclose(mip["mean"], [0.85, 0.90, 0.95], atol=1e-12)
+    assert mip["n_undefined"].tolist() == [0, 1, 0] and math.isnan(mip["sd"].iloc[1])
+
+
+@pytest.mark.parametrize(
+    ("metric", "label"),
+    [("val_cldice", "clDice (validation)"), ("val_mip_dice", "MIP Dice (validation)"),
+     ("val_hd", "HD (mm, validation)")],
+)  # fmt: skip
+def test_curves_png_any_metric(
+    vessels: Path, tmp_path: Path, monkeypatch, metric: str, label: str
+) -> None:
+    drawn = []
+    real_save = curves.save_png
+
+    def save(fig, out) -> None:  # the figure as drawn, then the real save
+        drawn.append((fig.axes[0].get_ylabel(), fig.axes[0].get_title()))
+        real_save(fig, out)
+
+    monkeypatch.setattr(curves, "save_png", save)
+    out1, out2 = tmp_path / "a.png", tmp_path / "b.png"
+    folders = dirs(vessels, VESSEL_METHODS)
+    assert run(curves.main, ["--metric", metric, "--out", str(out1), *folders]) == 0
+    assert run(curves.main, ["--metric", metric, "--out", str(out2), *folders[::-1]]) == 0
+    assert out1.read_bytes() == out2.read_bytes() and out1.stat().st_size > 10_000
+    assert png_info(out1)[0] == (800, 500)
+    ylabel, title = drawn[0]
+    assert ylabel == label
+    assert title.startswith(
+        f"vessels: validation {label.split(' (')[0]}\nmean over 2 validation cases"
+    )
+
+
+def test_boxplot_any_test_metric(vessels: Path, tmp_path: Path, monkeypatch) -> None:
+    classes, values = boxplot.case_values(load_methods(dirs(vessels, VESSEL_METHODS)), "cldice")
+    assert classes == ["vessel"]
+    np.testing.assert_allclose(values["vessel"]["mip"], [0.46, 0.56, 0.66], atol=1e-12)  # m = 2
+    drawn = []
+    real_save = boxplot.save_png
+
+    def save(fig, out) -> None:
+        drawn.append(fig.axes[0].get_ylabel())
+        real_save(fig, out)
+
+    monkeypatch.setattr(boxplot, "save_png", save)
+    out = tmp_path / "box.png"
+    args = ["--metric", "mip_dice", "--out", str(out), *dirs(vessels, VESSEL_METHODS)]
+    assert run(boxplot.main, args) == 0
+    png_info(out)
+    assert drawn == ["MIP Dice per test case"]
+
+
+@pytest.mark.parametrize(
+    ("tool", "metric", "needle"),
+    [
+        ("curves", "val_cldice", "boundary/metrics.csv: no validation 'cldice' rows for a "
+         "foreground class (metrics present: dice, hd95, assd)"),
+        ("curves", "cldice", "--metric: expected val_<metric>"),
+        ("curves", "val_", "--metric: expected val_<metric>"),
+        ("boxplot", "cldice", "test/metrics.csv: no test 'cldice' rows for a foreground class"),
+    ],
+)  # fmt: skip
+def test_metric_absent_refused(
+    results: Path, tmp_path: Path, capsys, tool: str, metric: str, needle: str
+) -> None:
+    out = tmp_path / "x.png"
+    main = {"curves": curves.main, "boxplot": boxplot.main}[tool]
+    rc = run(main, ["--metric", metric, "--out", str(out), *dirs(results)])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and err.startswith("segline: ") and needle in err
+    assert not out.exists()
 
 
 def test_overlays_png_deterministic(results: Path, cases: Path, tmp_path: Path) -> None:

@@ -6,6 +6,9 @@ Three methods, 4 epochs, 3 validation cases, 3 test cases. Test values per metho
 * boundary: Dice 0.80/0.90/0.70 (0.800 ± 0.100); HD95 3/5/NaN (4.00 ± 1.41, 1 undefined)
 * dice:     Dice 0.70/0.75/0.80 (0.750 ± 0.050); HD95 2/4/6 (4.00 ± 2.00) → HD95 tie
 * focal:    Dice 0.60/0.70/0.65 (0.650 ± 0.050); HD95 8/9/10 (9.00 ± 1.00)
+
+A second, vessels-style set (``full``, ``mip``, ``mip_boundary``, ``pseudo``; with
+clDice and MIP Dice) checks ``--metrics`` and ``--reference full`` (table further down).
 """
 
 from __future__ import annotations
@@ -241,56 +244,212 @@ def test_test_rows_not_at_best_epoch_refused(results: Path, tmp_path: Path, caps
     _assert_refused(capsys, tmp_path, rc, "best_epoch.txt says 3")
 
 
-def test_extra_metrics_and_fraction_of_reference(tmp_path) -> None:
-    """Vessels-style report: clDice and MIP Dice columns, methods as a fraction of full."""
-    import numpy as np
+# ---- vessels-style results: more metrics, methods as a fraction of ``full`` ---------
+#
+# Two test cases, class ``vessel``, best epoch 3 for every method. Means by hand:
+#
+#   method        Dice   clDice  MIP Dice  HD95 (mm)       ASSD (mm)
+#   full          0.85   0.80    0.90      3.0             1.00
+#   mip           0.765  0.64    0.945     4.0             1.00
+#   mip_boundary  0.76   0.76    0.90      3.0             0.75
+#   pseudo        0.675  0.60    0.81      6.0 (1 undef.)  2.00 (1 undef.)
+#
+# Fractions of full (Dice, clDice, MIP Dice):
+#   mip 90.0 %, 80.0 %, 105.0 %; mip_boundary 89.4 % (0.76/0.85), 95.0 %, 100.0 %;
+#   pseudo 79.4 % (0.675/0.85), 75.0 %, 90.0 %; full 100.0 % everywhere.
+VESSEL_TEST = {  # method -> metric -> values of test cases t1, t2
+    "full": {"dice": [0.80, 0.90], "cldice": [0.90, 0.70], "mip_dice": [0.95, 0.85],
+             "hd95": [2.0, 4.0], "assd": [0.5, 1.5]},
+    "mip": {"dice": [0.70, 0.83], "cldice": [0.72, 0.56], "mip_dice": [0.99, 0.90],
+            "hd95": [3.0, 5.0], "assd": [1.0, 1.0]},
+    "mip_boundary": {"dice": [0.72, 0.80], "cldice": [0.80, 0.72], "mip_dice": [0.90, 0.90],
+                     "hd95": [2.5, 3.5], "assd": [0.75, 0.75]},
+    "pseudo": {"dice": [0.60, 0.75], "cldice": [0.60, 0.60], "mip_dice": [0.90, 0.72],
+               "hd95": [6.0, NAN], "assd": [2.0, NAN]},
+}  # fmt: skip
+VESSEL_METRICS = "dice,cldice,hd95,assd,mip_dice"
+VESSEL_VAL_DICE = [0.5, 0.6, 0.7]  # mean validation Dice per epoch 1..3 (best: 3)
 
-    from segline.plots import load_methods
-    from segline.report import build_report
 
-    def method(name: str, dice: list[float], cl: list[float]) -> str:
-        d = tmp_path / "res" / name
-        (d / "test").mkdir(parents=True)
-        rows = []
-        for e in range(2):
-            for i, c in enumerate(["c1", "c2"]):
-                rows.append((e, "val", c, "vessel", "dice", dice[i]))
-        for i, c in enumerate(["c3", "c4"]):
-            for m, v in (
-                ("dice", dice[i]),
-                ("cldice", cl[i]),
-                ("hd95", 1.0),
-                ("assd", 0.5),
-                ("mip_dice", 0.9),
+def write_vessel_method(root: Path, name: str) -> Path:
+    """``root/<name>/`` with 3 epochs, 2 validation and 2 test cases, all five metrics."""
+    folder = root / name
+    (folder / "test").mkdir(parents=True)
+    pd.DataFrame(
+        {
+            "epoch": [1, 2, 3],
+            "tra_loss": [1.0, 0.8, 0.6],
+            "tra_dice": [0.4, 0.5, 0.6],
+            "val_loss": [1.0, 0.9, 0.8],
+            "val_dice": VESSEL_VAL_DICE,
+            "val_hd95": [5.0, 4.0, 3.0],
+            "val_assd": [2.0, 1.5, 1.0],
+            "alpha": [0.0] * 3,
+            "lr": [1e-3] * 3,
+            "seconds": [2.0] * 3,
+        }
+    ).to_csv(folder / "epochs.csv", index=False)
+    rows = []
+    for e, mean in enumerate(VESSEL_VAL_DICE, start=1):
+        for case, delta in (("v1", -0.05), ("v2", 0.05)):
+            rows.append((e, "val", case, "background", "dice", 0.99))
+            for metric, value in (
+                ("dice", mean + delta),
+                ("cldice", mean - 0.1 + delta),
+                ("hd95", 6.0 - e),
+                ("assd", 3.0 - e / 2),
+                ("mip_dice", mean + 0.1),
             ):
-                rows.append((1, "test", c, "vessel", m, v))
-        text = "epoch,split,case,class,metric,value\n" + "".join(
-            ",".join(str(x) for x in r) + "\n" for r in rows
-        )
-        (d / "metrics.csv").write_text(text)
-        (d / "test" / "metrics.csv").write_text(
-            "epoch,split,case,class,metric,value\n"
-            + "".join(",".join(str(x) for x in r) + "\n" for r in rows if r[1] == "test")
-        )
-        (d / "epochs.csv").write_text(
-            "epoch,tra_loss,tra_dice,val_loss,val_dice,val_hd95,val_assd,alpha,lr,seconds\n"
-            f"0,1,0.5,1,{np.mean(dice)},1,1,0,0.001,1\n1,1,0.5,1,{np.mean(dice)},1,1,0,0.001,1\n"
-        )
-        (d / "best_epoch.txt").write_text("1\n")
-        return str(d)
+                rows.append((e, "val", case, "vessel", metric, value))
+    test = [
+        (3, "test", case, "vessel", metric, values[i])
+        for i, case in enumerate(("t1", "t2"))
+        for metric, values in VESSEL_TEST[name].items()
+    ]
+    cols = ["epoch", "split", "case", "class", "metric", "value"]
+    pd.DataFrame(rows + test, columns=cols).to_csv(folder / "metrics.csv", index=False)
+    pd.DataFrame(test, columns=cols).to_csv(folder / "test" / "metrics.csv", index=False)
+    (folder / "best_epoch.txt").write_text("3\n")
+    return folder
 
-    dirs = [method("full", [0.8, 1.0], [0.9, 0.9]), method("pseudo", [0.6, 0.6], [0.45, 0.45])]
-    page, table_csv, _ = build_report(
-        load_methods(dirs), "v", ["dice", "cldice", "hd95", "assd", "mip_dice"], "full"
+
+@pytest.fixture
+def vessels(tmp_path: Path) -> Path:
+    """results/vessels/ with full, mip, mip_boundary, pseudo."""
+    root = tmp_path / "results" / "vessels"
+    for name in VESSEL_TEST:
+        write_vessel_method(root, name)
+    return root
+
+
+def run_vessels(root: Path, out: Path, *extra: str) -> int:
+    return run_report(root, out, *extra, methods=["pseudo", "mip", "full", "mip_boundary"])
+
+
+def test_vessels_metrics_and_fractions_of_full(vessels: Path, tmp_path: Path) -> None:
+    rc = run_vessels(vessels, tmp_path, "--metrics", VESSEL_METRICS, "--reference", "full")
+    assert rc == 0
+    csv = pd.read_csv(tmp_path / "report.csv").set_index("method")
+    names = ["full", "mip", "mip_boundary", "pseudo"]
+    assert list(csv.index) == names
+    expected_means = {
+        "dice": [0.85, 0.765, 0.76, 0.675],
+        "cldice": [0.80, 0.64, 0.76, 0.60],
+        "mip_dice": [0.90, 0.945, 0.90, 0.81],
+        "hd95": [3.0, 4.0, 3.0, 6.0],
+        "assd": [1.0, 1.0, 0.75, 2.0],
+    }
+    for metric, means in expected_means.items():
+        np.testing.assert_allclose(csv[f"test_{metric}_mean"], means, atol=1e-12)
+    np.testing.assert_allclose(
+        csv["test_cldice_sd"], [0.2 / math.sqrt(2), 0.16 / math.sqrt(2), 0.08 / math.sqrt(2), 0.0]
     )
-    assert "test clDice" in page and "Dice / full" in page and "clDice / full" in page
-    assert "66.7 %" in page  # pseudo Dice 0.6 / full 0.9
-    assert "50.0 %" in page  # pseudo clDice 0.45 / full 0.9
-    import io
+    assert csv["test_hd95_undefined"].tolist() == [0, 0, 0, 1]
+    assert csv["test_cldice_undefined"].tolist() == [0, 0, 0, 0]
+    # fractions of full: ratios of the means, higher-is-better metrics only
+    fractions = {
+        "dice": [1.0, 0.765 / 0.85, 0.76 / 0.85, 0.675 / 0.85],
+        "cldice": [1.0, 0.80, 0.95, 0.75],
+        "mip_dice": [1.0, 1.05, 1.0, 0.90],
+    }
+    for metric, expected in fractions.items():
+        np.testing.assert_allclose(csv[f"{metric}_fraction_of_full"], expected, atol=1e-12)
+    assert not [c for c in csv.columns if c.startswith(("hd95_fraction", "assd_fraction"))]
+    # best per metric (ties all marked): the direction comes from the metric
+    assert [c for c in csv.columns if c.startswith("best_test_")] == [
+        f"best_test_{m}" for m in VESSEL_METRICS.split(",")
+    ]  # the order asked for
+    best = {
+        c: csv.index[csv[c]].tolist()
+        for c in csv.columns
+        if c.startswith("best_") and c != "best_epoch"
+    }
+    assert best == {
+        "best_val_dice": names,  # same validation curve for every method
+        "best_test_dice": ["full"],
+        "best_test_cldice": ["full"],
+        "best_test_hd95": ["full", "mip_boundary"],
+        "best_test_assd": ["mip_boundary"],
+        "best_test_mip_dice": ["mip"],
+    }
 
-    import pandas as pd
+    md = (tmp_path / "report.md").read_text()
+    lines = [line for line in md.splitlines() if line.startswith("| ")]
+    assert lines[0] == (
+        "| method | class | best epoch | epochs | val Dice | test Dice | test clDice "
+        "| test HD95 (mm) | test ASSD (mm) | test MIP Dice | Dice / full | clDice / full "
+        "| MIP Dice / full | n test |"
+    )
+    row = {line.split("|")[1].strip(): line for line in lines[1:]}
+    assert row["full"].endswith("| 100.0 % | 100.0 % | 100.0 % | 2 |")
+    assert row["mip"].endswith("| 90.0 % | 80.0 % | 105.0 % | 2 |")
+    assert row["mip_boundary"].endswith("| 89.4 % | 95.0 % | 100.0 % | 2 |")
+    assert row["pseudo"].endswith("| 79.4 % | 75.0 % | 90.0 % | 2 |")
+    assert "| **0.800 ± 0.141** |" in row["full"]  # clDice, best
+    assert "| **0.945 ± 0.064** |" in row["mip"]  # MIP Dice, best
+    assert "| 6.00 ± – (1 undefined) |" in row["pseudo"]  # one defined HD95: no sd
+    assert "Columns '… / full': each method's mean test value as a percentage of full's" in md
+    assert "(Dice, clDice, MIP Dice)" in md
+    assert "- clDice (centreline Dice): 2·Tprec·Tsens / (Tprec + Tsens)" in md
+    assert "- MIP Dice: Dice of the maximum-intensity projection" in md
+    assert "(highest Dice/clDice/MIP Dice, lowest HD95/ASSD; ties all bold)" in md
 
-    df = pd.read_csv(io.StringIO(table_csv)).set_index("method")
-    assert df.loc["pseudo", "test_dice_fraction_of_full"] == pytest.approx(0.6 / 0.9)
-    assert df.loc["full", "test_cldice_fraction_of_full"] == pytest.approx(1.0)
-    assert "test_hd95_fraction_of_full" not in df.columns
+
+def test_explicit_default_metrics_give_the_same_bytes(results: Path, tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert run_report(results, a) == 0
+    assert run_report(results, b, "--metrics", "dice,hd95,assd") == 0
+    for name in ("report.md", "report.csv"):
+        assert (a / name).read_bytes() == (b / name).read_bytes()
+    md = (a / "report.md").read_text()
+    assert "fraction" not in (a / "report.csv").read_text() and " / " not in md
+    assert "clDice" not in md and "MIP Dice" not in md
+
+
+def test_metrics_order_and_subset(vessels: Path, tmp_path: Path) -> None:
+    assert run_vessels(vessels, tmp_path, "--metrics", "cldice,dice") == 0
+    md = (tmp_path / "report.md").read_text()
+    assert "| val Dice | test clDice | test Dice | n test |" in md
+    assert "(highest clDice/Dice; ties all bold)" in md and "HD95 (mm)" not in md.split("##")[2]
+    csv = pd.read_csv(tmp_path / "report.csv")
+    assert not [c for c in csv.columns if "hd95" in c or "fraction" in c]
+
+
+def test_fractions_per_class_and_class_mean(tmp_path: Path) -> None:
+    root = tmp_path / "results" / "liver"
+    for name in ("boundary", "dice"):
+        write_method(root, name, classes=("liver", "tumour"))
+    assert run_report(root, tmp_path, "--reference", "boundary", methods=["boundary", "dice"]) == 0
+    csv = pd.read_csv(tmp_path / "report.csv")
+    d = csv[csv["method"] == "dice"].set_index("class")
+    # dice: 0.75 / 0.55 / 0.65 against boundary's 0.80 / 0.60 / 0.70, class by class
+    np.testing.assert_allclose(
+        d["dice_fraction_of_boundary"], [0.75 / 0.80, 0.55 / 0.60, 0.65 / 0.70], atol=1e-12
+    )
+    assert "Dice / boundary" in (tmp_path / "report.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (["--metrics", "dice,cldice"], "test/metrics.csv: no test 'cldice' rows for a foreground "
+         "class (metrics present: dice, hd95, assd)"),
+        (["--metrics", "dice,betti"], "--metrics: unknown metric(s) betti (known: dice, cldice"),
+        (["--metrics", "hd95,assd"], "--metrics: must include dice"),
+        (["--metrics", "dice,hd95,dice"], "--metrics: dice given more than once"),
+        (["--reference", "full"], "--reference: 'full' is not one of the methods reported "
+         "(boundary, dice, focal)"),
+    ],
+)  # fmt: skip
+def test_bad_metrics_or_reference_refused(
+    results: Path, tmp_path: Path, capsys, extra: list[str], needle: str
+) -> None:
+    _assert_refused(capsys, tmp_path, run_report(results, tmp_path, *extra), needle)
+
+
+def test_metric_missing_from_one_method(vessels: Path, tmp_path: Path, capsys) -> None:
+    path = vessels / "mip" / "test" / "metrics.csv"
+    df = pd.read_csv(path)
+    df[df["metric"] != "mip_dice"].to_csv(path, index=False)
+    rc = run_vessels(vessels, tmp_path, "--metrics", VESSEL_METRICS, "--reference", "full")
+    _assert_refused(capsys, tmp_path, rc, "mip/test/metrics.csv: no test 'mip_dice' rows")

@@ -2,16 +2,23 @@
 
 Per method (and per foreground class when there are several, plus their mean): the
 best epoch and the number of epochs trained, the validation Dice at the best epoch
-(the selection criterion), and on the held-out test cases mean ± sd of Dice, HD95 and
-ASSD (mm) with the number of cases and of **undefined** cases (NaN: never dropped
-silently). The best method per column is marked (bold in markdown, ``best_*``
-columns in the CSV). Numbers are read with :mod:`segline.plots` (same conventions as
-the plots). No dates or host names: same inputs, same bytes.
+(the selection criterion), and on the held-out test cases mean ± sd of each test
+metric (``--metrics``, default Dice, HD95 and ASSD in mm; also clDice, MIP Dice, HD:
+see :data:`segline.plots.METRIC_INFO`) with the number of cases and of **undefined**
+cases (NaN: never dropped silently). The best method per column is marked (bold in
+markdown, ``best_*`` columns in the CSV): highest for Dice-like scores, lowest for
+distances. With ``--reference METHOD`` each method's mean of every higher-is-better
+metric is also given as a percentage of that method's (e.g. weakly supervised
+methods as a fraction of the fully supervised ``full``): columns ``<metric> / METHOD``
+in markdown, ``<metric>_fraction_of_METHOD`` (a ratio) in the CSV. Numbers are
+read with :mod:`segline.plots` (same conventions as the plots). No dates or host
+names: same inputs, same bytes.
 
 Usage (one Make recipe)::
 
     python -m segline.report --out results/<ds>/report.md --csv results/<ds>/report.csv \\
-        [--dataset NAME] results/<ds>/<method> [results/<ds>/<method> ...]
+        [--dataset NAME] [--metrics dice,hd95,assd[,cldice,mip_dice,hd]] \\
+        [--reference METHOD] results/<ds>/<method> [results/<ds>/<method> ...]
 
 The markdown table is also printed to stdout.
 
@@ -35,23 +42,26 @@ import pandas as pd
 from segline import atomic
 from segline.cli import entry
 from segline.errors import InputError
-from segline.plots import MethodResults, Stat, case_table, class_mean, load_methods
+from segline.plots import (
+    METRIC_INFO,
+    MethodResults,
+    Stat,
+    case_table,
+    class_mean,
+    load_methods,
+    metric_label,
+    metric_title,
+    require_metric,
+)
 
 MEAN_CLASS = "mean"
 TEST_METRICS = ("dice", "hd95", "assd")
-# metric -> (higher is better, digits shown, column title); distances are in mm
-METRIC_INFO: dict[str, tuple[bool, int, str]] = {
-    "dice": (True, 3, "Dice"),
-    "cldice": (True, 3, "clDice"),
-    "mip_dice": (True, 3, "MIP Dice"),
-    "hd95": (False, 2, "HD95 (mm)"),
-    "assd": (False, 2, "ASSD (mm)"),
-    "hd": (False, 2, "HD (mm)"),
+# column -> (higher is better, digits shown); the metrics' own table is METRIC_INFO
+RANKED = {"val_dice": (True, 3)} | {
+    m: (info.higher_is_better, info.digits) for m, info in METRIC_INFO.items()
 }
-# column -> (higher is better, digits shown)
-RANKED = {"val_dice": (True, 3)} | {m: info[:2] for m, info in METRIC_INFO.items()}
 
-CONVENTIONS = """\
+CONVENTIONS_HEAD = """\
 ## Conventions
 
 - Dice(empty, empty) = 1; Dice with exactly one empty mask = 0.
@@ -66,8 +76,58 @@ CONVENTIONS = """\
   computable (no defined case, or only one for the sd).
 - Several foreground classes: one row per class, plus a "mean" row whose per-case
   value is the mean over the classes (undefined when any class is undefined).
-- Bold: the best method in that column (highest Dice, lowest HD95/ASSD; ties all bold).
 """
+# definitions added to the conventions when the metric is reported
+METRIC_CONVENTIONS = {
+    "hd": "- HD: maximum (100th percentile) of the same pooled distances, in mm; undefined\n"
+    "  and 0 as HD95.\n",
+    "cldice": "- clDice (centreline Dice): 2·Tprec·Tsens / (Tprec + Tsens), Tprec = fraction\n"
+    "  of the predicted skeleton inside the reference mask, Tsens = fraction of the\n"
+    "  reference skeleton inside the prediction; empty-mask conventions as Dice.\n",
+    "mip_dice": "- MIP Dice: Dice of the maximum-intensity projection of the predicted mask\n"
+    "  against the 2D MIP label; empty-mask conventions as Dice.\n",
+}
+
+
+def conventions(metrics: Sequence[str]) -> str:
+    """The conventions section for the reported ``metrics`` (fixed text per metric)."""
+    extra = "".join(METRIC_CONVENTIONS[m] for m in metrics if m in METRIC_CONVENTIONS)
+    higher = [metric_title(m) for m in metrics if METRIC_INFO[m].higher_is_better]
+    lower = [metric_title(m) for m in metrics if not METRIC_INFO[m].higher_is_better]
+    which = f"highest {'/'.join(higher)}" + (f", lowest {'/'.join(lower)}" if lower else "")
+    return (
+        CONVENTIONS_HEAD
+        + extra
+        + f"- Bold: the best method in that column ({which}; ties all bold).\n"
+    )
+
+
+def parse_metrics(text: str) -> list[str]:
+    """The ``--metrics`` list: known names (:data:`METRIC_INFO`), no repeats, with dice.
+
+    Raises:
+        InputError: an unknown or repeated name, or no ``dice``.
+
+    Example:
+        >>> parse_metrics("dice, cldice,hd95")
+        ['dice', 'cldice', 'hd95']
+    """
+    metrics = [m.strip() for m in text.split(",") if m.strip()]
+    unknown = [m for m in metrics if m not in METRIC_INFO]
+    if unknown:
+        raise InputError(
+            "--metrics",
+            f"unknown metric(s) {', '.join(unknown)} (known: {', '.join(METRIC_INFO)}; "
+            "a new one needs its direction and unit in segline.plots.METRIC_INFO)",
+        )
+    repeated = sorted({m for m in metrics if metrics.count(m) > 1})
+    if repeated:
+        raise InputError("--metrics", f"{', '.join(repeated)} given more than once")
+    if "dice" not in metrics:
+        raise InputError(
+            "--metrics", f"must include dice (it defines the test cases counted); got {text!r}"
+        )
+    return metrics
 
 
 @dataclass
@@ -106,8 +166,15 @@ def _per_case(wide: pd.DataFrame, cls: str) -> pd.Series:
 
 
 def method_rows(method: MethodResults, metrics: Sequence[str] = TEST_METRICS) -> list[Row]:
-    """The report rows of one method: one per foreground class (+ ``mean`` if several)."""
+    """The report rows of one method: one per foreground class (+ ``mean`` if several).
+
+    Raises:
+        InputError: a metric has no test row for the method's foreground classes.
+    """
     best = method.best_epoch
+    path = method.path / "test" / "metrics.csv"
+    for metric in dict.fromkeys(["dice", *metrics]):
+        require_metric(method.test, metric, path, "test")
     dice = method.test_table("dice")
     classes = list(dice.columns)
     tables = {"dice": dice}
@@ -115,7 +182,7 @@ def method_rows(method: MethodResults, metrics: Sequence[str] = TEST_METRICS) ->
         table = method.test_table(metric, classes)
         if table.empty:
             raise InputError(
-                method.path / "test" / "metrics.csv", f"no {metric!r} rows for a foreground class"
+                path, f"no test {metric!r} rows for the classes of dice ({', '.join(classes)})"
             )
         # same cases and classes as Dice: a missing row counts as undefined, not absent
         tables[metric] = table.reindex(dice.index)
@@ -178,7 +245,7 @@ def set_fractions(rows: Sequence[Row], reference: str) -> None:
     ref = {r.cls: r for r in rows if r.method == reference}
     for r in rows:
         for m, stat in r.test.items():
-            if not METRIC_INFO[m][0] or r.cls not in ref:
+            if not METRIC_INFO[m].higher_is_better or r.cls not in ref:
                 continue
             denom = ref[r.cls].test[m].mean
             ok = math.isfinite(stat.mean) and math.isfinite(denom) and denom != 0
@@ -194,8 +261,8 @@ def markdown_table(rows: Sequence[Row], reference: str | None = None) -> str:
     metrics = list(rows[0].test) if rows else list(TEST_METRICS)
     fractions = _fraction_metrics(rows)
     header = ["method", "class", "best epoch", "epochs", "val Dice"]
-    header += [f"test {METRIC_INFO[m][2]}" for m in metrics]
-    header += [f"{METRIC_INFO[m][2]} / {reference}" for m in fractions]
+    header += [f"test {metric_label(m)}" for m in metrics]
+    header += [f"{metric_title(m)} / {reference}" for m in fractions]
     header += ["n test"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
@@ -255,10 +322,14 @@ def markdown(
 ) -> str:
     """The whole report page."""
     notes = selection_notes(methods, rows)
+    metrics = list(rows[0].test) if rows else list(TEST_METRICS)
     if reference:
+        titles = ", ".join(metric_title(m) for m in _fraction_metrics(rows))
         notes.append(
             f"Columns '… / {reference}': each method's mean test value as a percentage of "
-            f"{reference}'s (higher-is-better metrics only; {reference} = 100 %)."
+            f"{reference}'s mean in the same class ({reference} = 100 %), for the "
+            f"higher-is-better metrics ({titles}): how much of the reference's score the "
+            "method reaches."
         )
     parts = [
         f"# Results: {dataset}\n",
@@ -266,7 +337,7 @@ def markdown(
         "\n\n".join(notes) + "\n",
         "## Results (test: mean ± sd over test cases)\n",
         markdown_table(rows, reference),
-        CONVENTIONS,
+        conventions(metrics),
     ]
     return "\n".join(parts)
 
@@ -292,12 +363,9 @@ def csv_text(dataset: str, rows: Sequence[Row], reference: str | None = None) ->
                 f"test_{m}_sd": s.sd,
                 f"test_{m}_undefined": s.n_undefined,
             }
-        rec |= {
-            f"best_{c}" if c == "val_dice" else f"best_test_{c}": c in r.best
-            for c in RANKED
-            if c == "val_dice" or c in r.test
-        }
-        rec |= {f"test_{m}_fraction_of_{reference}": v for m, v in r.fraction.items()}
+        rec["best_val_dice"] = "val_dice" in r.best
+        rec |= {f"best_test_{m}": m in r.best for m in r.test}
+        rec |= {f"{m}_fraction_of_{reference}": v for m, v in r.fraction.items()}
         records.append(rec)
     buf = io.StringIO()
     pd.DataFrame.from_records(records).to_csv(buf, index=False, lineterminator="\n")
@@ -313,14 +381,20 @@ def build_report(
     """(markdown page, CSV text, markdown table) for ``methods``.
 
     Args:
-        metrics: test metrics to report (``dice`` first; see :data:`METRIC_INFO`).
+        metrics: test metrics to report, with ``dice`` (see :func:`parse_metrics`).
         reference: a method name; adds each method as a fraction of it.
+
+    Raises:
+        InputError: ``reference`` is not among ``methods``; a metric is missing.
     """
+    names = [m.name for m in methods]
+    if reference is not None and reference not in names:
+        raise InputError(
+            "--reference", f"{reference!r} is not one of the methods reported ({', '.join(names)})"
+        )
     rows = [row for m in methods for row in method_rows(m, metrics)]
     mark_best(rows)
-    if reference:
-        if reference not in {m.name for m in methods}:
-            raise InputError(reference, "--reference is not one of the methods reported")
+    if reference is not None:
         set_fractions(rows, reference)
     return (
         markdown(dataset, methods, rows, reference),
@@ -338,9 +412,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--metrics",
         default=",".join(TEST_METRICS),
-        help=f"test metrics, comma-separated, dice first (known: {', '.join(METRIC_INFO)})",
+        help=f"test metrics, comma-separated, with dice (known: {', '.join(METRIC_INFO)}); "
+        "default %(default)s",
     )
-    p.add_argument("--reference", help="method to express the others as a fraction of (e.g. full)")
+    p.add_argument(
+        "--reference",
+        metavar="METHOD",
+        help="a method's name (e.g. full): every method's higher-is-better means as a "
+        "percentage of its",
+    )
     p.add_argument("methods", nargs="+", metavar="METHOD_DIR", help="results/<ds>/<method>")
     return p
 
@@ -348,12 +428,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point: write the report and CSV, print the table; 0 on success."""
     args = build_parser().parse_args(argv)
+    metrics = parse_metrics(args.metrics)
     methods = load_methods(args.methods)
     dataset = args.dataset or methods[0].dataset
-    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
-    unknown = [m for m in metrics if m not in METRIC_INFO]
-    if unknown or not metrics or metrics[0] != "dice":
-        raise InputError("--metrics", f"dice first, then any of {', '.join(METRIC_INFO)}")
     page, table_csv, table = build_report(methods, dataset, metrics, args.reference)
     atomic.write_text(args.csv, table_csv)
     atomic.write_text(args.out, page)

@@ -10,7 +10,10 @@ module is the one place that reads them, so every stage agrees on:
   *undefined (NaN) when any class is undefined* (so a case with an undefined HD95 in
   one class is counted as undefined, never silently averaged away);
 * **mean ± sd over cases**: over the cases with a defined value, sample sd (n − 1),
-  with the number of undefined cases carried along (:class:`Stat`).
+  with the number of undefined cases carried along (:class:`Stat`);
+* **how a metric reads**: its name in titles, unit and whether higher is better, in
+  one table (:data:`METRIC_INFO`); any other metric name in ``metrics.csv`` can still
+  be plotted, labelled by its own name (:func:`metric_label`).
 
 Figures are drawn on a bare :class:`matplotlib.figure.Figure` (no pyplot, so no
 global state and no GUI backend) under matplotlib's default style (a user's
@@ -53,6 +56,80 @@ LONG_COLUMNS = ("epoch", "split", "case", "class", "metric", "value")
 LONG_KEY = ["epoch", "split", "case", "class", "metric"]
 DPI = 100
 _NA_STRINGS = ["", "nan", "NaN", "NAN", "NA", "null", "None"]
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """How one per-case metric of the long ``metrics.csv`` reads.
+
+    Attributes:
+        title: its name in titles and column headers.
+        higher_is_better: True for overlap scores, False for distances.
+        unit: "mm" for distances, "" for scores.
+        digits: decimals shown in the report.
+    """
+
+    title: str
+    higher_is_better: bool
+    unit: str = ""
+    digits: int = 3
+
+
+METRIC_INFO: dict[str, MetricInfo] = {
+    "dice": MetricInfo("Dice", True),
+    "cldice": MetricInfo("clDice", True),  # centreline Dice
+    "mip_dice": MetricInfo("MIP Dice", True),  # Dice of the predicted MIP vs the 2D label
+    "hd95": MetricInfo("HD95", False, "mm", 2),
+    "assd": MetricInfo("ASSD", False, "mm", 2),
+    "hd": MetricInfo("HD", False, "mm", 2),
+}
+"""The metrics whose direction and unit are known (distances in mm, voxel spacing)."""
+
+
+def metric_title(metric: str) -> str:
+    """The metric's name in titles (its own name when not in :data:`METRIC_INFO`)."""
+    info = METRIC_INFO.get(metric)
+    return info.title if info else metric
+
+
+def metric_label(metric: str, where: str = "") -> str:
+    """Axis label / column title: name, then unit and ``where`` in parentheses.
+
+    Example:
+        >>> metric_label("hd95"), metric_label("dice", "validation")
+        ('HD95 (mm)', 'Dice (validation)')
+        >>> metric_label("assd", "validation"), metric_label("betti_0")
+        ('ASSD (mm, validation)', 'betti_0')
+    """
+    info = METRIC_INFO.get(metric)
+    extra = ", ".join(x for x in (info.unit if info else "", where) if x)
+    return f"{metric_title(metric)} ({extra})" if extra else metric_title(metric)
+
+
+def metrics_present(long: pd.DataFrame) -> list[str]:
+    """Metric names in long-format rows, in order of first appearance."""
+    return [str(m) for m in pd.unique(long["metric"])]
+
+
+def require_metric(long: pd.DataFrame, metric: str, path: Path, what: str) -> None:
+    """Refuse (one line) when ``metric`` has no foreground-class row in ``long``.
+
+    Args:
+        long: long-format rows of one split.
+        metric: the metric asked for.
+        path: the file the rows come from (for the message).
+        what: the split in words, e.g. "validation" or "test".
+
+    Raises:
+        InputError: e.g. ``no test 'cldice' rows for a foreground class (metrics
+            present: dice, hd95)``.
+    """
+    sub = long[long["metric"] == metric]
+    if sub.empty or not foreground_classes(sub):
+        present = ", ".join(metrics_present(long)) or "none"
+        raise InputError(
+            path, f"no {what} {metric!r} rows for a foreground class (metrics present: {present})"
+        )
 
 
 def _one_line(err: BaseException) -> str:
@@ -154,7 +231,7 @@ def case_table(
 
     Args:
         long: long-format rows (one split).
-        metric: e.g. ``"dice"``, ``"hd95"``, ``"assd"``.
+        metric: e.g. ``"dice"``, ``"hd95"``, ``"cldice"``, ``"mip_dice"``.
         classes: the columns to keep (default: :func:`foreground_classes` of ``long``).
 
     Returns:
@@ -217,7 +294,7 @@ def epoch_series(long: pd.DataFrame, metric: str) -> pd.DataFrame:
 
     Args:
         long: long-format rows of one split (e.g. ``split == "val"``).
-        metric: ``"dice"``, ``"hd95"`` or ``"assd"``.
+        metric: any metric name of the rows, e.g. ``"dice"``, ``"hd95"``, ``"cldice"``.
 
     Returns:
         Columns ``epoch, mean, sd, n_cases, n_undefined``, one row per epoch, sorted.

@@ -1,10 +1,12 @@
 """Per-case test results: one box per method, each case drawn as a point.
 
 Values come from each method's ``test/metrics.csv`` (the test split at the method's
-best epoch). With one foreground class the box holds that class's per-case value;
-with several there is one panel per class. Undefined values (NaN, e.g. HD95 with
-exactly one empty mask) cannot be drawn; their count goes into the tick label so
-they are never silently missing.
+best epoch); ``--metric`` is any metric of those rows (``dice``, ``hd95``, ``assd``,
+``hd``, ``cldice``, ``mip_dice``, ...; distances in mm, see
+:data:`segline.plots.METRIC_INFO`). With one foreground class the box holds that
+class's per-case value; with several there is one panel per class. Undefined values
+(NaN, e.g. HD95 with exactly one empty mask) cannot be drawn; their count goes into
+the tick label so they are never silently missing.
 
 Points are spread horizontally by a fixed, deterministic offset (no random jitter),
 so the same inputs give the same bytes.
@@ -27,17 +29,15 @@ from collections.abc import Sequence
 import numpy as np
 
 from segline.cli import entry
-from segline.errors import InputError
-from segline.plots import MethodResults, figure_style, load_methods, method_colours, save_png
-
-LABELS = {
-    "dice": "Dice",
-    "hd95": "HD95 (mm)",
-    "assd": "ASSD (mm)",
-    "hd": "HD (mm)",
-    "cldice": "clDice",
-    "mip_dice": "MIP Dice",
-}
+from segline.plots import (
+    MethodResults,
+    figure_style,
+    load_methods,
+    method_colours,
+    metric_label,
+    require_metric,
+    save_png,
+)
 
 
 def tick_label(method: str, values: Sequence[float] | np.ndarray) -> str:
@@ -67,18 +67,19 @@ def case_values(
 
     Args:
         methods: the method folders.
-        metric: ``dice``, ``hd95`` or ``assd``.
+        metric: any metric of the test rows, e.g. ``dice``, ``hd95``, ``cldice``.
 
     Returns:
         The foreground classes (order of the first method, then any others) and the values.
+
+    Raises:
+        InputError: a method has no test rows of ``metric``.
     """
+    for m in methods:
+        require_metric(m.test, metric, m.path / "test" / "metrics.csv", "test")
     tables = {m.name: m.test_table(metric) for m in methods}
     classes: list[str] = []
     for m in methods:
-        if tables[m.name].empty:
-            raise InputError(
-                m.path / "test" / "metrics.csv", f"no {metric!r} rows for a foreground class"
-            )
         classes += [c for c in tables[m.name].columns if c not in classes]
     values = {
         c: {name: t[c].to_numpy(dtype=np.float64) for name, t in tables.items() if c in t.columns}
@@ -133,10 +134,9 @@ def plot_boxes(methods: Sequence[MethodResults], metric: str, out: str) -> None:
             ax.grid(True, axis="y", alpha=0.3)
             if len(classes) > 1:
                 ax.set_title(cls)
-        axes[0].set_ylabel(f"{LABELS[metric]} per test case")
-        fig.suptitle(
-            f"{dataset}: test {LABELS[metric]} per case at each method's best epoch", fontsize=10
-        )
+        label = metric_label(metric)
+        axes[0].set_ylabel(f"{label} per test case")
+        fig.suptitle(f"{dataset}: test {label} per case at each method's best epoch", fontsize=10)
         save_png(fig, out)
 
 
@@ -145,7 +145,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m segline.plots.boxplot", description=__doc__.split("\n")[0]
     )
-    p.add_argument("--metric", default="dice", choices=sorted(LABELS))
+    p.add_argument(
+        "--metric",
+        default="dice",
+        help="any metric of the test rows: dice (default), hd95, assd, hd, cldice, mip_dice, ...",
+    )
     p.add_argument(
         "--out", required=True, help="PNG to write, e.g. results/<ds>/test_dice_boxplot.png"
     )

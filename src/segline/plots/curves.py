@@ -1,10 +1,13 @@
 """Training curves: one line per method over epochs, best epoch marked.
 
-Per-case validation metrics (``val_dice``, ``val_hd95``, ``val_assd``) are recomputed
-from the long ``metrics.csv`` (split ``val``): per case the mean over foreground
+``--metric val_<m>`` works for any metric ``<m>`` of the long ``metrics.csv`` (split
+``val``): ``val_dice``, ``val_hd95``, ``val_assd``, ``val_hd``, ``val_cldice``,
+``val_mip_dice``, ... It is recomputed per case: per case the mean over foreground
 classes, then per epoch the mean over cases, shaded ± 1 sample sd over cases (cases
-with an undefined value are left out of that epoch's mean and sd). Losses and the
-training Dice come from ``epochs.csv`` and have no spread.
+with an undefined value are left out of that epoch's mean and sd). The axis label
+carries the unit (mm for HD95, ASSD, HD; see :data:`segline.plots.METRIC_INFO`).
+Losses and the training Dice (``tra_loss``, ``val_loss``, ``tra_dice``) come from
+``epochs.csv`` and have no spread.
 
 Colours follow the sorted method names (see :func:`segline.plots.method_colours`),
 so the same methods look the same in every plot.
@@ -15,8 +18,10 @@ Usage (one Make recipe)::
         results/<ds>/<method> [results/<ds>/<method> ...]
 
 Example:
-    >>> METRICS["val_hd95"].label
+    >>> curve_metric("val_hd95").label
     'HD95 (mm, validation)'
+    >>> curve_metric("val_cldice")
+    CurveMetric(per_case='cldice', label='clDice (validation)', title='validation clDice')
 """
 
 from __future__ import annotations
@@ -30,12 +35,16 @@ import numpy as np
 import pandas as pd
 
 from segline.cli import entry
+from segline.errors import InputError
 from segline.plots import (
     MethodResults,
     epoch_series,
     figure_style,
     load_methods,
     method_colours,
+    metric_label,
+    metric_title,
+    require_metric,
     save_png,
 )
 
@@ -55,17 +64,32 @@ class CurveMetric:
     title: str
 
 
-METRICS: dict[str, CurveMetric] = {
-    "val_dice": CurveMetric("dice", "Dice (validation)", "validation Dice"),
-    "val_hd95": CurveMetric("hd95", "HD95 (mm, validation)", "validation HD95"),
-    "val_assd": CurveMetric("assd", "ASSD (mm, validation)", "validation ASSD"),
-    "val_hd": CurveMetric("hd", "HD (mm, validation)", "validation Hausdorff distance"),
-    "val_cldice": CurveMetric("cldice", "clDice (validation)", "validation clDice"),
-    "val_mip_dice": CurveMetric("mip_dice", "MIP Dice (validation)", "validation MIP Dice"),
+EPOCH_CURVES: dict[str, CurveMetric] = {
     "tra_loss": CurveMetric(None, "loss (training)", "training loss"),
     "val_loss": CurveMetric(None, "loss (validation)", "validation loss"),
     "tra_dice": CurveMetric(None, "Dice (training)", "training Dice"),
 }
+"""The ``--metric`` values read from ``epochs.csv`` (the others are ``val_<metric>``)."""
+
+
+def curve_metric(name: str) -> CurveMetric:
+    """What ``--metric name`` draws: an :data:`EPOCH_CURVES` column or ``val_<metric>``.
+
+    Raises:
+        InputError: neither form.
+    """
+    if name in EPOCH_CURVES:
+        return EPOCH_CURVES[name]
+    metric = name.removeprefix("val_")
+    if not name.startswith("val_") or not metric:
+        raise InputError(
+            "--metric",
+            f"expected val_<metric> (a metric of metrics.csv, e.g. val_dice, val_cldice) "
+            f"or one of {', '.join(EPOCH_CURVES)}; got {name!r}",
+        )
+    return CurveMetric(
+        metric, metric_label(metric, "validation"), f"validation {metric_title(metric)}"
+    )
 
 
 def curve_series(method: MethodResults, metric: str) -> pd.DataFrame:
@@ -73,14 +97,18 @@ def curve_series(method: MethodResults, metric: str) -> pd.DataFrame:
 
     Args:
         method: the method folder.
-        metric: a key of :data:`METRICS`.
+        metric: a ``--metric`` value (see :func:`curve_metric`).
 
     Returns:
         Columns ``epoch, mean, sd, n_cases, n_undefined`` sorted by epoch; for
         ``epochs.csv`` columns ``sd`` is NaN and the counts are 0.
+
+    Raises:
+        InputError: the method has no validation rows of that metric.
     """
-    spec = METRICS[metric]
+    spec = curve_metric(metric)
     if spec.per_case is not None:
+        require_metric(method.val, spec.per_case, method.path / "metrics.csv", "validation")
         return epoch_series(method.val, spec.per_case)
     col = method.epoch_column(metric)
     return pd.DataFrame(
@@ -111,7 +139,7 @@ def plot_curves(methods: Sequence[MethodResults], metric: str, out: str) -> None
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
-    spec = METRICS[metric]
+    spec = curve_metric(metric)
     series = {m.name: curve_series(m, metric) for m in methods}
     best = {m.name: m.best_epoch for m in methods}
     colours = method_colours([m.name for m in methods])
@@ -165,7 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m segline.plots.curves", description=__doc__.split("\n")[0]
     )
-    p.add_argument("--metric", required=True, choices=sorted(METRICS))
+    p.add_argument(
+        "--metric",
+        required=True,
+        help="val_<metric> for any metric of metrics.csv (val_dice, val_hd95, val_cldice, "
+        f"val_mip_dice, ...) or one of {', '.join(EPOCH_CURVES)}",
+    )
     p.add_argument("--out", required=True, help="PNG to write, e.g. results/<ds>/val_dice.png")
     p.add_argument("methods", nargs="+", metavar="METHOD_DIR", help="results/<ds>/<method>")
     return p
@@ -174,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point: draw the curves; 0 on success."""
     args = build_parser().parse_args(argv)
+    curve_metric(args.metric)  # a malformed --metric is refused before reading anything
     plot_curves(load_methods(args.methods), args.metric, args.out)
     print(f"wrote {args.out}")
     return 0
