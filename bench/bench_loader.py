@@ -9,7 +9,10 @@
 Usage (after ``make -f spleen.make TOY=1 data``)::
 
     .venv/bin/python bench/bench_loader.py --cases data/spleen-toy/cases \\
-        --dist data/spleen-toy/dist --nets Dimwit,ENet --size 0
+        --dist data/spleen-toy/dist --nets none,Dimwit,ENet --size 0
+
+``--nets none`` times the loader alone (no training step): the cost of the per-sample
+transform itself, which the epoch ratio dilutes by the step time.
 
 ``--size N`` > 0 resizes every slice to N×N (e.g. 512: the real spleen's in-plane size)
 so the cost of a per-sample distance transform is measured at realistic sizes.
@@ -71,13 +74,16 @@ class Resized(Dataset):
 
 
 def epoch(
-    model: torch.nn.Module,
+    model: torch.nn.Module | None,
     loader: DataLoader,
     crit: CombinedLoss,
-    opt: torch.optim.Optimizer,
+    opt: torch.optim.Optimizer | None,
     steps: int,
 ) -> tuple[float, float]:
-    """(total seconds, seconds waiting for the loader) over ``steps`` batches."""
+    """(total seconds, seconds waiting for the loader) over ``steps`` batches.
+
+    ``model=None`` only draws the batches (the loader's own cost, no training step).
+    """
     wait = 0.0
     t0 = time.perf_counter()
     it = iter(loader)
@@ -85,6 +91,8 @@ def epoch(
         tw = time.perf_counter()
         batch = next(it)
         wait += time.perf_counter() - tw
+        if model is None or opt is None:
+            continue
         logits = model(batch["image"])
         loss, _ = crit(logits, batch, epoch=0)
         opt.zero_grad()
@@ -97,7 +105,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--cases", default="data/spleen-toy/cases")
     p.add_argument("--dist", default="data/spleen-toy/dist")
-    p.add_argument("--nets", default="Dimwit,ENet")
+    p.add_argument("--nets", default="none,Dimwit,ENet", help="'none': the loader alone")
     p.add_argument("--size", type=int, default=0)
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=8)
@@ -121,8 +129,10 @@ def main() -> None:
         for fly in (False, True):
             base = SliceDataset(store, cases, dist_kind="2d")
             ds = Resized(base, args.size, fly, spacing)
-            model = get_net(net_name, store.n_channels, store.n_classes)
-            opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+            model = opt = None
+            if net_name != "none":  # "none": loader only
+                model = get_net(net_name, store.n_channels, store.n_classes)
+                opt = torch.optim.Adam(model.parameters(), lr=1e-4)
             gen = torch.Generator().manual_seed(0)
             loader = DataLoader(
                 ds, batch_size=args.batch_size, shuffle=True, generator=gen, collate_fn=pad_collate

@@ -80,7 +80,7 @@ def main() -> None:
         t_data = make(root, "-f", "spleen.make", "TOY=1", "data")
         t_noop = min(make(root, "-f", "spleen.make", "TOY=1", "data") for _ in range(3))
         print(f"make -f spleen.make TOY=1 data, from scratch: {t_data:7.2f} s")
-        print(f"same, nothing to do (no-op, best of 3):       {t_noop:7.2f} s")
+        print(f"same, nothing to do (no-op, best of 3):       {t_noop:7.3f} s")
         if args.demo:
             total = 0.0
             for ds in ("spleen", "isles", "vessels"):
@@ -94,7 +94,7 @@ def main() -> None:
             t_noop = min(
                 make(root, "-f", f"{ds}.make", "TOY=1") for ds in ("spleen", "isles", "vessels")
             )
-            print(f"all demos: {total:7.1f} s; a no-op demo make: {t_noop:.2f} s")
+            print(f"all demos: {total:7.1f} s; a no-op demo make: {t_noop:.3f} s")
         if args.amp_compare:
             timings, dice = {}, {}
             for amp in ("off", "auto"):

@@ -1,19 +1,21 @@
-"""Time one CPU training step (forward + backward + Adam) in fp32 vs bf16 autocast
-with channels_last / channels_last_3d, for ENet, UNet and UNet3D.
+"""Time one CPU training step (forward + backward + Adam) in fp32, bf16 autocast, and
+bf16 autocast with channels_last / channels_last_3d, for ENet, UNet, ResidualUNet and
+UNet3D.
 
-Both variants of a net start from the same weights; their steps are interleaved
-(fp32, bf16, fp32, bf16, ...) so that background load hits both alike. Each is
-warmed up, then the median of ``--repeats`` steps is reported, with the speed-up
-``fp32 / bf16`` (median of the ratios of consecutive pairs). The loss is
-cross-entropy on random labels, computed in fp32.
+The three variants of a net start from the same weights; their steps are interleaved
+(fp32, bf16, bf16+CL, fp32, ...) so that background load hits all alike. Each is
+warmed up, then the median of ``--repeats`` steps is reported, and the speed-up of the
+mode training uses by default (``AMP=auto``: bf16, with channels_last unless the net
+opts out, see ``segline.train.device.for_model``) over fp32, as the median of the
+per-round ratios. The loss is cross-entropy on random labels, computed in fp32.
 
 Usage:
-    .venv/bin/python bench/bench_step.py                 # full run (~2-3 min, 2 cores)
+    .venv/bin/python bench/bench_step.py                 # full run (~5 min, 2 cores)
     .venv/bin/python bench/bench_step.py --quick         # smoke test, seconds
 
 Example output row (markdown)::
 
-    | UNet | 8×1×96×96 | 640 | 310 | 2.06× |
+    | UNet | 8×1×96×96 | 245 | 180 | 167 | bf16+CL | 1.46× |
 """
 
 from __future__ import annotations
@@ -87,17 +89,18 @@ class Stepper:
 
     Args:
         case: net name and input shape.
-        bf16: use ``torch.autocast("cpu", bfloat16)`` and channels_last(_3d).
+        bf16: use ``torch.autocast("cpu", bfloat16)``.
+        channels_last: put weights and input in channels_last(_3d).
         seed: weights and batch are drawn from this seed (same for both modes).
     """
 
-    def __init__(self, case: Case, bf16: bool, seed: int = 0) -> None:
+    def __init__(self, case: Case, bf16: bool, channels_last: bool, seed: int = 0) -> None:
         torch.manual_seed(seed)
         self.net: nn.Module = get_net(case.net, case.shape[1], 2)
         self.x = torch.randn(case.shape)
         self.y = torch.randint(0, 2, (case.shape[0], *case.shape[2:]))
         self.bf16 = bf16
-        if bf16:
+        if channels_last:
             fmt = torch.channels_last if len(case.shape) == 4 else torch.channels_last_3d
             self.net = self.net.to(memory_format=fmt)
             self.x = self.x.contiguous(memory_format=fmt)
@@ -120,8 +123,12 @@ class Stepper:
         return time.perf_counter() - t0
 
 
-def bench(case: Case, warmup: int, repeats: int) -> tuple[float, float, float]:
-    """Median step time of fp32 and of bf16 + channels_last, interleaved.
+MODES = {"fp32": (False, False), "bf16": (True, False), "bf16+CL": (True, True)}
+"""Mode name → (bf16 autocast, channels_last)."""
+
+
+def bench(case: Case, warmup: int, repeats: int) -> dict[str, tuple[float, float]]:
+    """Median step time of each of :data:`MODES`, steps interleaved.
 
     Args:
         case: what to run.
@@ -129,23 +136,27 @@ def bench(case: Case, warmup: int, repeats: int) -> tuple[float, float, float]:
         repeats: timed steps per mode.
 
     Returns:
-        (fp32 median, bf16 median) in seconds, and the median of the per-pair
-        ratios fp32/bf16 (robust to slow drifts of background load).
+        Mode → (median seconds, median of the per-round ratios fp32 / mode), the
+        ratios being robust to slow drifts of background load.
     """
-    fp32, bf16 = Stepper(case, bf16=False), Stepper(case, bf16=True)
+    steppers = {name: Stepper(case, bf16, cl) for name, (bf16, cl) in MODES.items()}
     for _ in range(warmup):
-        fp32.step()
-        bf16.step()
-    times: dict[bool, list[float]] = {False: [], True: []}
+        for s in steppers.values():
+            s.step()
+    times: dict[str, list[float]] = {name: [] for name in steppers}
     for _ in range(repeats):
-        for s in (fp32, bf16):
-            times[s.bf16].append(s.step())
-    ratios = [a / b for a, b in zip(times[False], times[True], strict=True)]
-    return (
-        statistics.median(times[False]),
-        statistics.median(times[True]),
-        statistics.median(ratios),
-    )
+        for name, s in steppers.items():
+            times[name].append(s.step())
+    out = {}
+    for name, ts in times.items():
+        ratios = [a / b for a, b in zip(times["fp32"], ts, strict=True)]
+        out[name] = (statistics.median(ts), statistics.median(ratios))
+    return out
+
+
+def default_mode(net: str) -> str:
+    """The mode training uses with ``AMP=auto`` on a bf16 CPU (see ``device.for_model``)."""
+    return "bf16+CL" if getattr(get_net(net, 1, 2), "channels_last_ok", True) else "bf16"
 
 
 def _fmt_shape(shape: tuple[int, ...]) -> str:
@@ -172,6 +183,7 @@ def main(argv: list[str] | None = None) -> None:
         Case("ENet", (8, 1, 96, 96)),
         Case("UNet", (8, 1, 256, 256)),
         Case("UNet", (8, 1, 96, 96)),
+        Case("ResidualUNet", (8, 1, 256, 256)),
         Case("UNet3D", (args.batch3d, 1, s3, s3, s3)),
     ]
     warmup, repeats = args.warmup, args.repeats
@@ -183,13 +195,18 @@ def main(argv: list[str] | None = None) -> None:
     for key, value in cpu_info().items():
         print(f"- {key}: {value}")
     print(f"- warm-up {warmup}, median of {repeats} interleaved steps per mode\n")
-    print("| net | input (B×C×spatial) | fp32 ms | bf16 + channels_last ms | speed-up |")
-    print("|---|---|---:|---:|---:|")
+    print(
+        "| net | input (B×C×spatial) | fp32 ms | bf16 ms | bf16 + channels_last ms "
+        "| training default (AMP=auto) | its speed-up |"
+    )
+    print("|---|---|---:|---:|---:|---|---:|")
     for case in cases:
-        t32, t16, ratio = bench(case, warmup, repeats)
+        res = bench(case, warmup, repeats)
+        mode = default_mode(case.net)
         print(
-            f"| {case.net} | {_fmt_shape(case.shape)} | {1e3 * t32:.0f} | {1e3 * t16:.0f} "
-            f"| {ratio:.2f}× |",
+            f"| {case.net} | {_fmt_shape(case.shape)} | {1e3 * res['fp32'][0]:.0f} "
+            f"| {1e3 * res['bf16'][0]:.0f} | {1e3 * res['bf16+CL'][0]:.0f} | {mode} "
+            f"| {res[mode][1]:.2f}× |",
             flush=True,
         )
     print(f"\n- load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")

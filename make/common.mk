@@ -70,6 +70,8 @@ ifneq ($(unknown_methods),)
 $(error unknown METHODS: $(unknown_methods); known: $(ALL_METHODS) $(OPTIONAL_METHODS))
 endif
 PY := $(CC) $(CFLAGS)
+# The python command reaches the provenance (a prefix such as srun is recorded there).
+export SEGLINE_CC := $(CC)
 
 # Source files each stage depends on: a change of code rebuilds what it produced.
 pkg := src/segline

@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from segline.cli import entry
+from segline.cli import entry, positive_int
 from segline.distmaps import BACKENDS, KINDS, write_dist_store
 
 
@@ -29,17 +29,6 @@ def _kinds(text: str) -> tuple[str, ...]:
     return kinds
 
 
-def _positive(text: str) -> int:
-    """Parse a positive integer (``--jobs``, ``--threads``)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
 def parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     p = argparse.ArgumentParser(
@@ -49,10 +38,10 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--cases", required=True, help="case store folder (data/<ds>/cases)")
     p.add_argument("--out", required=True, help="distance-map folder to write (data/<ds>/dist)")
-    p.add_argument("--jobs", type=_positive, default=1, help="worker processes over cases")
+    p.add_argument("--jobs", type=positive_int, default=1, help="worker processes over cases")
     p.add_argument("--kinds", type=_kinds, default=KINDS, help="2d, 3d or 2d,3d (default)")
     p.add_argument("--backend", choices=BACKENDS, default="edt", help="distance transform")
-    p.add_argument("--threads", type=_positive, default=1, help="edt threads per transform")
+    p.add_argument("--threads", type=positive_int, default=1, help="edt threads per transform")
     return p
 
 

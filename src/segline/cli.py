@@ -8,6 +8,8 @@ and an interrupt into exit code 130, so that Make stops with a readable message 
 
 from __future__ import annotations
 
+import argparse
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -49,3 +51,40 @@ def entry(main: Callable[[Sequence[str] | None], int | None]) -> None:
 def use_colour(stream=sys.stdout) -> bool:
     """True when ``stream`` is a terminal and ``NO_COLOR`` is unset (no escape codes in logs)."""
     return bool(getattr(stream, "isatty", lambda: False)()) and "NO_COLOR" not in os.environ
+
+
+# ----------------------------------------------------------- argparse value types
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer ≥ 1 (``--jobs``, ``--threads``, sizes in voxels)."""
+    value = _int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def count(text: str) -> int:
+    """argparse type: an integer ≥ 0 (numbers of cases)."""
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type: a finite number ≥ 0 (relative thresholds, factors)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+    return value

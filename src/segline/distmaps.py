@@ -53,10 +53,8 @@ from __future__ import annotations
 
 import functools
 import math
-import multiprocessing
 import warnings
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
@@ -66,6 +64,7 @@ from scipy import ndimage
 from segline import atomic
 from segline.casestore import DIST2D, DIST3D, CaseStore
 from segline.errors import InputError
+from segline.parallel import map_cases
 
 Backend = Literal["edt", "scipy"]
 BACKENDS: tuple[str, ...] = ("edt", "scipy")
@@ -400,15 +399,6 @@ def _write_case(
     }
 
 
-def _write_case_worker(*args: Any) -> tuple[bool, Any]:
-    """:func:`_write_case` for a worker process: ``(True, entry)`` or ``(False, (where,
-    problem))``, because InputError does not survive pickling back to the parent."""
-    try:
-        return True, _write_case(*args)
-    except InputError as err:
-        return False, (err.where, err.problem)
-
-
 def write_dist_store(
     cases: str | Path,
     out: str | Path,
@@ -459,15 +449,7 @@ def write_dist_store(
     used: Backend = "edt" if backend == "edt" and _edt_module() is not None else "scipy"
     with atomic.atomic_dir(out) as tmp:
         args = [(str(store.root), c, str(tmp), kinds_t, used, parallel) for c in labelled]
-        if jobs > 1 and len(labelled) > 1:
-            ctx = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(min(jobs, len(labelled)), mp_context=ctx) as pool:
-                results = list(pool.map(_write_case_worker, *zip(*args, strict=True)))
-        else:
-            results = [_write_case_worker(*a) for a in args]
-        for ok, value in results:
-            if not ok:
-                raise InputError(*value)
+        entries = map_cases(_write_case, args, jobs)
         info: dict[str, Any] = {
             "convention": CONVENTION,
             "kinds": list(kinds_t),
@@ -475,7 +457,7 @@ def write_dist_store(
             "parallel": parallel,
             "n_classes": n_classes,
             "classes": class_names,
-            "cases": [entry for _, entry in results],  # a list: natural order survives
+            "cases": entries,  # a list: natural order survives
             "skipped_unlabelled": [c for c in all_ids if not store.has_label(c)],
         }
         atomic.write_json(tmp / STORE_JSON, info)

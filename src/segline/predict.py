@@ -62,6 +62,7 @@ def predict_method(
     model = get_net(args["net"], in_ch, store.n_classes, **args.get("net_kwargs", {}))
     model.load_state_dict(torch.load(method / "best.pt", map_location="cpu", weights_only=True))
     model = model.to(precision.device)
+    precision = dev.for_model(precision, model)
     dims = int(getattr(model, "dims", 2))
     model = model.to(memory_format=precision.memory_format(dims))
     if dims == 3:

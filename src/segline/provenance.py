@@ -11,6 +11,7 @@ so equal inputs give equal provenance files.
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import platform
 import shlex
 import subprocess
@@ -56,6 +57,29 @@ def package_list() -> str:
     return "".join(line + "\n" for _, line in sorted(seen.items()))
 
 
+def command_text(argv: Sequence[str]) -> str:
+    """The command as run, for ``command.txt``.
+
+    First line: the interpreter's name (not its path, which differs between clones)
+    with its own flags (e.g. ``-O`` from ``CFLAGS``, taken from ``sys.orig_argv``), then
+    ``argv``. When make ran the recipe through a prefix (``CC='srun … python'``), the
+    makefiles export it as ``SEGLINE_CC`` and a second line records it.
+    """
+    flags: list[str] = []
+    orig = list(getattr(sys, "orig_argv", []))
+    # interpreter options sit between the executable and "-m"/the script
+    for arg in orig[1:]:
+        if arg == "-m" or not arg.startswith("-"):
+            break
+        flags.append(arg)
+    words = [Path(sys.executable).name, *flags, *argv]
+    text = " ".join(shlex.quote(a) for a in words) + "\n"
+    launcher = os.environ.get("SEGLINE_CC", "").strip()
+    if launcher and len(shlex.split(launcher)) > 1:
+        text += f"# run by make with CC={launcher}\n"
+    return text
+
+
 def write_provenance(
     folder: Path,
     argv: Sequence[str],
@@ -66,8 +90,7 @@ def write_provenance(
     """Write the provenance files into ``folder`` (created)."""
     folder.mkdir(parents=True, exist_ok=True)
     repo = repo or Path.cwd()
-    cmd = " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *argv])
-    atomic.write_text(folder / "command.txt", cmd + "\n")
+    atomic.write_text(folder / "command.txt", command_text(argv))
     git = git_state(repo)
     atomic.write_text(folder / "git-commit.txt", git["commit"] + "\n")
     atomic.write_text(folder / "git-status.txt", git["status"])

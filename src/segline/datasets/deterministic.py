@@ -39,7 +39,8 @@ import math
 import struct
 import zlib
 from collections.abc import Iterable, Sequence
-from typing import overload
+from dataclasses import dataclass
+from typing import ClassVar, overload
 
 import nibabel as nib
 import numpy as np
@@ -54,6 +55,43 @@ Shape = int | tuple[int, ...]
 # ---------------------------------------------------------------------------
 # Pseudo-random numbers
 # ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MsdToyCase:
+    """One generated case of an MSD-format toy set, as its NIfTI files hold it.
+
+    Subclasses (one per toy set) set :attr:`case_prefix` and :attr:`digits` and
+    document what the arrays hold.
+
+    Attributes:
+        number: the case number N (file ``<prefix>N.nii.gz``).
+        image: (X, Y, Z) int16, Hounsfield units.
+        label: (X, Y, Z) uint8 class indices; kept for unlabelled cases too, whose
+            label is not written to the archive.
+        affine: 4×4 float64 voxel → world (mm) map, as stored in the header.
+        labelled: whether the case goes to imagesTr/labelsTr (else imagesTs).
+    """
+
+    case_prefix: ClassVar[str] = "case_"
+    digits: ClassVar[int] = 0  # zero-padding of the number in file names
+
+    number: int
+    image: np.ndarray
+    label: np.ndarray
+    affine: np.ndarray
+    labelled: bool
+
+    @property
+    def case_id(self) -> str:
+        """``<prefix><number>`` (the file name without ``.nii.gz``)."""
+        return f"{self.case_prefix}{self.number:0{self.digits}d}"
+
+    @property
+    def zooms(self) -> tuple[float, float, float]:
+        """Voxel size (x, y, z) in mm, NIfTI order (the case store uses (z, y, x))."""
+        d = np.abs(np.diag(self.affine)[:3])
+        return float(d[0]), float(d[1]), float(d[2])
 
 
 def derive_key(*parts: int | str) -> int:

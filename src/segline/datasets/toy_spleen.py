@@ -36,6 +36,7 @@ import json
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -43,6 +44,7 @@ from segline import atomic
 from segline.datasets.deterministic import (
     CounterRNG,
     Entry,
+    MsdToyCase,
     box_gain,
     box_sum_nd,
     nifti_gz_bytes,
@@ -77,7 +79,7 @@ APPLEDOUBLE = struct.pack(">II16sH", 0x00051607, 0x00020000, b"Mac OS X        "
 
 
 @dataclass(frozen=True)
-class ToyCase:
+class ToyCase(MsdToyCase):
     """One generated case, as the NIfTI files hold it.
 
     Attributes:
@@ -89,22 +91,8 @@ class ToyCase:
         labelled: whether the case goes to imagesTr/labelsTr (else imagesTs).
     """
 
-    number: int
-    image: np.ndarray
-    label: np.ndarray
-    affine: np.ndarray
-    labelled: bool
-
-    @property
-    def case_id(self) -> str:
-        """``spleen_N`` (the file name without ``.nii.gz``)."""
-        return f"{CASE_PREFIX}{self.number}"
-
-    @property
-    def zooms(self) -> tuple[float, float, float]:
-        """Voxel size (x, y, z) in mm, NIfTI order (the case store uses (z, y, x))."""
-        d = np.abs(np.diag(self.affine)[:3])
-        return float(d[0]), float(d[1]), float(d[2])
+    case_prefix: ClassVar[str] = CASE_PREFIX
+    digits: ClassVar[int] = 0
 
 
 def training_numbers(n: int) -> list[int]:

@@ -59,6 +59,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -66,6 +67,7 @@ from segline import atomic
 from segline.datasets.deterministic import (
     CounterRNG,
     Entry,
+    MsdToyCase,
     nifti_gz_bytes,
     smooth_noise,
     tar_bytes,
@@ -125,7 +127,7 @@ class Segment:
 
 
 @dataclass(frozen=True)
-class ToyCase:
+class ToyCase(MsdToyCase):
     """One generated case, as the NIfTI files hold it.
 
     Attributes:
@@ -137,22 +139,8 @@ class ToyCase:
         labelled: whether the case goes to imagesTr/labelsTr (else imagesTs).
     """
 
-    number: int
-    image: np.ndarray
-    label: np.ndarray
-    affine: np.ndarray
-    labelled: bool
-
-    @property
-    def case_id(self) -> str:
-        """``hepaticvessel_NNN`` (the file name without ``.nii.gz``)."""
-        return f"{CASE_PREFIX}{self.number:03d}"
-
-    @property
-    def zooms(self) -> tuple[float, float, float]:
-        """Voxel size (x, y, z) in mm, NIfTI order (the case store uses (z, y, x))."""
-        d = np.abs(np.diag(self.affine)[:3])
-        return float(d[0]), float(d[1]), float(d[2])
+    case_prefix: ClassVar[str] = CASE_PREFIX
+    digits: ClassVar[int] = 3
 
 
 def training_numbers(n: int) -> list[int]:

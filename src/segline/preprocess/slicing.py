@@ -40,6 +40,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 import numpy as np
 
 from segline import atomic, casestore
+from segline.cli import count, positive_int
 from segline.errors import InputError
 from segline.preprocess import geometry, resample, split
 from segline.preprocess import window as win
@@ -445,26 +446,6 @@ def _label_map_arg(text: str) -> tuple[int, int]:
     return (int(m.group(1)), int(m.group(2)))
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The ``preprocess/slice.py`` argument parser."""
     p = argparse.ArgumentParser(
@@ -487,18 +468,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep non-CT channels raw")
     p.add_argument("--spacing", type=_spacing_arg, metavar="Z,Y,X",
                    help="resample to this spacing in mm (0 or - keeps an axis)")
-    p.add_argument("--inplane", type=_positive_int, metavar="N",
+    p.add_argument("--inplane", type=positive_int, metavar="N",
                    help="resize every axial slice to N x N voxels (z kept)")
-    p.add_argument("--n-test", type=_count, default=split.DEFAULT_N_TEST,
+    p.add_argument("--n-test", type=count, default=split.DEFAULT_N_TEST,
                    help=f"held-out test cases, first in natural order "
                    f"(default {split.DEFAULT_N_TEST})")
-    p.add_argument("--n-val", type=_count, default=split.DEFAULT_N_VAL,
+    p.add_argument("--n-val", type=count, default=split.DEFAULT_N_VAL,
                    help=f"validation cases, next in natural order (default "
                    f"{split.DEFAULT_N_VAL})")
     p.add_argument("--label-map", type=_label_map_arg, nargs="+", action="extend",
                    default=[], metavar="A:B",
                    help="map source label A to B (e.g. 2:0 makes class 2 background)")
-    p.add_argument("--jobs", type=_positive_int, default=1,
+    p.add_argument("--jobs", type=positive_int, default=1,
                    help="cases processed in parallel (default 1)")
     return p
 

@@ -2,7 +2,8 @@
 
 CUDA when present (fp16 or bf16 autocast), CPU otherwise. On a CPU with native
 bf16 (AVX512-BF16 / AMX) bf16 autocast + channels_last is the default for ``auto``
-— bench/RESULTS.md shows the speed-up and that the toy test Dice is unchanged.
+— bench/RESULTS.md shows the speed-up and that the toy test Dice is unchanged —
+except for nets that opt out of channels_last (:func:`for_model`).
 ``DEVICE=`` / ``AMP=`` override.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -47,6 +48,19 @@ class Precision:
         """E.g. ``cpu bf16 channels_last``."""
         amp = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.amp_dtype]
         return f"{self.device} {amp}{' channels_last' if self.channels_last else ''}"
+
+
+def for_model(precision: Precision, model: torch.nn.Module) -> Precision:
+    """``precision`` without channels_last when the net says it is slower with it.
+
+    A net class may set ``channels_last_ok = False`` (ENet does: with bf16 on a 2-core
+    AVX512-BF16 CPU its training step took 602 ms in channels_last vs 335 ms in NCHW,
+    fp32 503 ms, bench/RESULTS.md); every other net keeps the layout chosen by
+    :func:`choose`.
+    """
+    if precision.channels_last and not getattr(model, "channels_last_ok", True):
+        return replace(precision, channels_last=False)
+    return precision
 
 
 def cpu_has_bf16() -> bool:

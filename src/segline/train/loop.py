@@ -38,6 +38,7 @@ from segline.losses import CombinedLoss
 from segline.nets import get_net
 from segline.preprocess.geometry import to_source, write_nifti_like
 from segline.provenance import write_provenance
+from segline.train import device as dev
 from segline.train import state as st
 from segline.train.device import Precision
 from segline.train.evaluate import (
@@ -141,6 +142,7 @@ class Trainer:
         in_ch = self.store.n_channels * (2 * cfg.context + 1)
         seed_everything(cfg.seed)
         self.model = get_net(cfg.net, in_ch, self.n_classes, **cfg.net_kwargs).to(precision.device)
+        self.precision = precision = dev.for_model(precision, self.model)
         self.dims = int(getattr(self.model, "dims", 2))
         self.fmt = precision.memory_format(self.dims)
         self.model = self.model.to(memory_format=self.fmt)

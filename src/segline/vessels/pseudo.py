@@ -72,10 +72,8 @@ from __future__ import annotations
 
 import argparse
 import math
-import multiprocessing
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -86,8 +84,10 @@ from scipy import ndimage
 
 from segline import atomic
 from segline.casestore import CaseStore
+from segline.cli import non_negative_float, positive_int
 from segline.distmaps import volume_signed_distance
 from segline.errors import InputError
+from segline.parallel import map_cases
 from segline.vessels import mip as mipmod
 
 IGNORE = 255
@@ -424,15 +424,6 @@ def _write_case(cases: str, mip_root: str, case_id: str, split: str, out: str, a
     return row
 
 
-def _write_case_worker(*args: Any) -> tuple[bool, Any]:
-    """:func:`_write_case` in a worker: ``(True, row)`` or ``(False, (where, problem))``
-    (InputError does not survive pickling back to the parent)."""
-    try:
-        return True, _write_case(*args)
-    except InputError as err:
-        return False, (err.where, err.problem)
-
-
 def write_pseudo_store(
     cases: str | Path,
     mip: str | Path,
@@ -475,16 +466,7 @@ def write_pseudo_store(
     with atomic.atomic_dir(out) as tmp:
         args = [(str(store.root), str(mip_root), c, split_of[c], str(tmp), ax, p)
                 for c in labelled]
-        if jobs > 1 and len(labelled) > 1:
-            ctx = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(min(jobs, len(labelled)), mp_context=ctx) as pool:
-                results = list(pool.map(_write_case_worker, *zip(*args, strict=True)))
-        else:
-            results = [_write_case_worker(*a) for a in args]
-        for ok, value in results:
-            if not ok:
-                raise InputError(*value)
-        frame = quality_frame([row for _, row in results])
+        frame = quality_frame(map_cases(_write_case, args, jobs))
         atomic.write_text(tmp / QUALITY_CSV, frame.to_csv(index=False, float_format="%.6f"))
         atomic.write_text(tmp / QUALITY_MD, quality_markdown(frame))
         atomic.write_json(tmp / STORE_JSON, {
@@ -502,26 +484,6 @@ def write_pseudo_store(
 # ------------------------------------------------------------------------------ CLI
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface of ``preprocess/pseudo.py``."""
     d = PseudoParams()
@@ -534,16 +496,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cases", required=True, type=Path, help="case store (data/<ds>/cases)")
     p.add_argument("--mip", required=True, type=Path, help="MIP store (data/<ds>/mip)")
     p.add_argument("--out", required=True, type=Path, help="folder to write (data/<ds>/pseudo)")
-    p.add_argument("--fg-rel", type=_fraction, default=d.fg_rel,
+    p.add_argument("--fg-rel", type=non_negative_float, default=d.fg_rel,
                    help=f"foreground: I >= FG_REL x mean seed intensity (default {d.fg_rel})")
-    p.add_argument("--bg-factor", type=_fraction, default=d.bg_factor,
+    p.add_argument("--bg-factor", type=non_negative_float, default=d.bg_factor,
                    help="background: voxels on unlabelled rays with I <= BG_FACTOR x mean seed "
                    f"intensity (default {d.bg_factor})")
-    p.add_argument("--min-size", type=_positive_int, default=d.min_size,
+    p.add_argument("--min-size", type=positive_int, default=d.min_size,
                    help=f"smallest foreground component kept, voxels (default {d.min_size})")
     p.add_argument("--connectivity", type=int, choices=CONNECTIVITIES, default=d.connectivity,
                    help=f"component connectivity (default {d.connectivity})")
-    p.add_argument("--jobs", type=_positive_int, default=1, help="worker processes over cases")
+    p.add_argument("--jobs", type=positive_int, default=1, help="worker processes over cases")
     return p
 
 

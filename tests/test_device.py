@@ -1,0 +1,69 @@
+"""Device / precision choice: the DEVICE and AMP knobs, threads under make -jN, and the
+per-net channels_last opt-out."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from segline.nets import get_net
+from segline.train import device as dev
+
+
+def test_amp_off_is_fp32_contiguous() -> None:
+    p = dev.choose("cpu", "off")
+    assert p.device == torch.device("cpu") and p.amp_dtype is None and not p.channels_last
+    assert p.memory_format(2) == torch.contiguous_format
+    assert p.describe() == "cpu fp32"
+
+
+def test_explicit_bf16_uses_channels_last_for_2d_and_3d() -> None:
+    p = dev.choose("cpu", "bf16")
+    assert p.amp_dtype == torch.bfloat16 and p.channels_last
+    assert p.memory_format(2) == torch.channels_last
+    assert p.memory_format(3) == torch.channels_last_3d
+    assert p.describe() == "cpu bf16 channels_last"
+
+
+def test_auto_on_cpu_follows_native_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(dev, "cpu_has_bf16", lambda: True)
+    assert dev.choose("auto", "auto").amp_dtype == torch.bfloat16
+    monkeypatch.setattr(dev, "cpu_has_bf16", lambda: False)
+    auto = dev.choose("auto", "auto")
+    assert auto.amp_dtype is None and not auto.channels_last
+
+
+def test_cuda_requested_without_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        dev.choose("cuda", "auto")
+
+
+def test_enet_opts_out_of_channels_last_others_keep_it() -> None:
+    p = dev.choose("cpu", "bf16")
+    enet = get_net("ENet", 1, 2)
+    unet = get_net("UNet", 1, 2, base=8)
+    kept = dev.for_model(p, unet)
+    assert kept is p
+    dropped = dev.for_model(p, enet)
+    assert not dropped.channels_last and dropped.amp_dtype == torch.bfloat16
+    assert dropped.memory_format(2) == torch.contiguous_format
+    off = dev.choose("cpu", "off")
+    assert dev.for_model(off, enet) is off
+
+
+@pytest.mark.parametrize(
+    ("makeflags", "env", "expected"),
+    [("", None, 4), ("-j2", None, 2), (" -j 4 --no-print-directory", None, 1), ("-j2", "3", 3)],
+)
+def test_threads_for_make(
+    monkeypatch: pytest.MonkeyPatch, makeflags: str, env: str | None, expected: int
+) -> None:
+    monkeypatch.setattr(dev.os, "sched_getaffinity", lambda _pid: set(range(4)))
+    monkeypatch.setenv("MAKEFLAGS", makeflags)
+    if env is None:
+        monkeypatch.delenv("SEGLINE_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("SEGLINE_THREADS", env)
+    assert dev.threads_for_make() == expected

@@ -1,0 +1,100 @@
+"""Make-level tests of two knobs a user reaches for on a cluster or with their own data.
+
+* ``CC`` as a command prefix (``CC='srun … python'``) together with ``CFLAGS=-O``:
+  every recipe must run through the prefix, including training.
+* Another MSD-format archive through ``spleen.make`` (``DS``, ``ARCHIVES``,
+  ``LINEAGE``): the classes come from that archive's ``dataset.json``, not from the
+  spleen's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import copy_project, make_env
+
+pytestmark = pytest.mark.make
+
+
+def _make(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """make with the arguments as given (no CC appended, unlike the run_make fixture)."""
+    return subprocess.run(
+        ["make", "--no-print-directory", *args],
+        cwd=root,
+        env=make_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_cc_prefix_and_cflags_reach_every_recipe(tmp_path: Path) -> None:
+    root = copy_project(tmp_path / "p")
+    # A wrapper standing in for `srun --gres=gpu:1`: logs each call, drops its own
+    # options, then runs the rest.
+    log = tmp_path / "calls.log"
+    wrapper = tmp_path / "fake-srun"
+    wrapper.write_text(
+        f'#!/bin/bash\necho "$*" >> {log}\nwhile [[ $1 == --* ]]; do shift; done\nexec "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    cc = f"{wrapper} --gres=gpu:1 {sys.executable}"
+    target = "results/spleen-toy/gdl"
+    proc = _make(
+        root, "-f", "spleen.make", "TOY=1", "NET=Dimwit", "EPC=1", "BS=16", "METHODS=gdl",
+        f"CC={cc}", "CFLAGS=-O", target,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    calls = log.read_text().splitlines()
+    # toy generator, unpack, slice, distance maps, training: all through the prefix, with -O
+    assert len(calls) == 5, calls
+    assert all(c.startswith(f"--gres=gpu:1 {sys.executable} -O ") for c in calls), calls
+    assert any("-m segline.train" in c for c in calls)
+    metrics = pd.read_csv(root / target / "metrics.csv")
+    assert set(metrics.split) == {"val", "test"} and metrics.epoch.max() == 0
+    # the provenance records the command as run, prefix included
+    command = (root / target / "provenance" / "command.txt").read_text()
+    assert command.splitlines()[0].split()[1:4] == ["-O", "-m", "segline.train"], command
+    assert f"# run by make with CC={cc}" in command
+    assert not (root / ".venv").exists(), "an explicit CC never creates the virtualenv"
+
+
+def test_another_msd_task_with_its_own_classes(tmp_path: Path) -> None:
+    root = copy_project(tmp_path / "p")
+    # Any MSD-format archive: here the vessels toy (3 classes: background, vessel, tumour).
+    gen = subprocess.run(
+        [sys.executable, "preprocess/make_toy.py", "--dataset", "vessels", "--out",
+         "data/Task08_Mine.tar"],
+        cwd=root, env=make_env(), capture_output=True, text=True, timeout=300,
+    )
+    assert gen.returncode == 0, gen.stderr
+    md5 = hashlib.md5((root / "data" / "Task08_Mine.tar").read_bytes()).hexdigest()
+    (root / "lineage" / "mine.lineage").write_text(f"{md5}  data/Task08_Mine.tar\n")
+    proc = _make(
+        root, "-f", "spleen.make", "DS=mine", "ARCHIVES=data/Task08_Mine.tar",
+        "LINEAGE=lineage/mine.lineage", "WINDOW=none", "N_TEST=1", "N_VAL=1",
+        f"CC={sys.executable}", "data",
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "fetch.py" not in proc.stdout, "an archive already in place is not downloaded"
+    cases = root / "data" / "mine" / "cases"
+    meta = json.loads((cases / "dataset.json").read_text())
+    assert meta["labels"] == {"0": "background", "1": "Vessel", "2": "Tumour"}
+    assert meta["preprocessing"]["window"] is None
+    split = json.loads((cases / "split.json").read_text())
+    assert len(split["test"]) == 1 and len(split["val"]) == 1
+    case = split["train"][0]
+    label = np.load(cases / case / "label.npy")
+    assert set(np.unique(label)) <= {0, 1, 2} and (label == 1).any()
+    dist = np.load(root / "data" / "mine" / "dist" / case / "dist3d.npy", mmap_mode="r")
+    assert dist.shape == (3, *label.shape)
+    assert not (root / "data" / "spleen").exists() and not (root / "data" / "spleen-toy").exists()
