@@ -1,10 +1,12 @@
-"""Make-level tests of two knobs a user reaches for on a cluster or with their own data.
+"""Make-level tests of what a user meets on a cluster or with their own data.
 
 * ``CC`` as a command prefix (``CC='srun … python'``) together with ``CFLAGS=-O``:
   every recipe must run through the prefix, including training.
 * Another MSD-format archive through ``spleen.make`` (``DS``, ``ARCHIVES``,
   ``LINEAGE``): the classes come from that archive's ``dataset.json``, not from the
   spleen's.
+* A make whose training is killed (SIGKILL) resumes on the next make and ends with
+  the same results and archive name as an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -98,3 +100,37 @@ def test_another_msd_task_with_its_own_classes(tmp_path: Path) -> None:
     dist = np.load(root / "data" / "mine" / "dist" / case / "dist3d.npy", mmap_mode="r")
     assert dist.shape == (3, *label.shape)
     assert not (root / "data" / "spleen").exists() and not (root / "data" / "spleen-toy").exists()
+
+
+def test_make_killed_mid_training_resumes_to_the_same_archive(tmp_path: Path) -> None:
+    """SIGKILL of the training (as a crash or a scheduler would) mid-run: the next make
+    resumes from the last completed epoch, and the whole pipeline ends with the same
+    results, byte for byte (wall times aside), and the same archive name as an
+    uninterrupted run in another folder."""
+    args = ("-f", "spleen.make", "TOY=1", "NET=Dimwit", "EPC=3", "BS=16", "METHODS=gdl",
+            f"CC={sys.executable}")
+    whole = copy_project(tmp_path / "whole")
+    assert _make(whole, *args).returncode == 0
+    root = copy_project(tmp_path / "killed")
+    env = {**make_env(), "SEGLINE_TEST_KILL_AFTER_EPOCH": "1"}
+    killed = subprocess.run(["make", "--no-print-directory", *args], cwd=root, env=env,
+                            capture_output=True, text=True, timeout=900)
+    assert killed.returncode != 0
+    target = "results/spleen-toy/gdl"
+    assert not (root / target).exists(), "no result folder for an unfinished training"
+    assert _make(root, "-q", *args, target).returncode == 1, "still to be built"
+    again = _make(root, *args)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    assert "resuming after epoch 1" in again.stdout
+    assert "make_toy.py" not in again.stdout and "slice.py" not in again.stdout, "data kept"
+
+    def files(top: Path) -> dict[str, bytes]:
+        res = top / "results" / "spleen-toy"
+        return {str(p.relative_to(res)): p.read_bytes() for p in sorted(res.rglob("*"))
+                if p.is_file() and p.name != "timing.csv"}
+
+    assert files(root) == files(whole)
+    timing = pd.read_csv(root / target / "timing.csv")
+    assert list(timing.epoch) == [0, 1, 2] and (timing.seconds > 0).all()
+    latest = "archives/spleen-toy-latest.txt"
+    assert (root / latest).read_text() == (whole / latest).read_text()

@@ -5,10 +5,13 @@ The archive is ``<outdir>/<ds>-<commit>-<hash>.tar.gz`` where ``<hash>`` is the 
 ``<sha256 of the file>  <path relative to the results folder>`` per file, sorted by
 path (the format of ``sha256sum``; it is stored in the archive as
 ``<ds>/SHA256SUMS``, so ``cd <ds> && sha256sum -c SHA256SUMS`` verifies an
-extraction). Same files → same name; and since the tar is deterministic (sorted
-members, mtime 0, uid/gid 0, no user/group names, modes 0644) and gzip stores no
-name or time, the same bytes (for the same compressor: ``pigz -n`` when installed,
-else Python's gzip; the two differ from each other).
+extraction). The hash leaves out the per-epoch wall times (``timing.csv``, see
+:data:`VOLATILE`), so a rerun of the same experiment gets the same name and the
+archive already there (with the first run's timings) is kept. Same files → same
+name; and since the tar is deterministic (sorted members, mtime 0, uid/gid 0, no
+user/group names, modes 0644) and gzip stores no name or time, the same bytes (for
+the same compressor: ``pigz -n`` when installed, else Python's gzip; the two differ
+from each other).
 
 Packed: every regular file below ``results/<ds>/`` (plots, report, each method's CSVs,
 ``best_epoch.txt``, ``args.json``, ``provenance/``, ``test/metrics.csv``,
@@ -58,6 +61,9 @@ SKIP_DIRS = frozenset({"preds_zyx", "__pycache__"})
 ENV_DUMP = re.compile(r"^(printenv.*|env(iron)?(\.txt|\.json)?|.*\.env)$", re.IGNORECASE)
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 MANIFEST = "SHA256SUMS"
+VOLATILE = frozenset({"timing.csv"})
+"""Files packed and listed in the manifest but left out of the content hash: wall-clock
+times differ between two runs of the same experiment, which should share a name."""
 HASH_LEN = 12
 CHUNK = 1 << 20
 FILE_MODE = 0o644
@@ -127,8 +133,10 @@ def manifest_text(entries: Sequence[tuple[str, str]]) -> str:
 
 
 def manifest_hash(entries: Sequence[tuple[str, str]]) -> str:
-    """First 12 hex digits of the sha256 of :func:`manifest_text` (the content hash)."""
-    return hashlib.sha256(manifest_text(entries).encode("utf-8")).hexdigest()[:HASH_LEN]
+    """First 12 hex digits of the sha256 of :func:`manifest_text` (the content hash),
+    over every entry but the :data:`VOLATILE` files (wall-clock timings)."""
+    kept = [(rel, digest) for rel, digest in entries if Path(rel).name not in VOLATILE]
+    return hashlib.sha256(manifest_text(kept).encode("utf-8")).hexdigest()[:HASH_LEN]
 
 
 def git_short_commit(cwd: Path | None = None) -> str:
