@@ -225,12 +225,12 @@ help:
 	  "dataset $(DS) ($(if $(IS_TOY),embedded toy data,real data: $(ARCHIVES)))" \
 	  "targets:" \
 	  "  all (default)      everything, ending with the archive in archives/" \
-	  "  $(firstword $(ARCHIVES))  $(if $(IS_TOY),generate the toy archive,download the archive (when the network allows))" \
+	  "  $(ARCHIVES)  $(if $(IS_TOY),generate the toy archive(s),download when the lineage file gives a URL, else say where to get it)" \
 	  "  $(DATA)/raw         md5-verify (lineage: $(LINEAGE)) and unpack safely" \
 	  "  $(DATA)/cases       normalise, keep geometry, split train/val/test" \
 	  "  $(DATA)/dist        signed distance maps (mm), 2D and 3D" \
 	  "  data               everything up to the distance maps" \
-	  "  $(RES)/<method>   train one method; methods: $(ALL_METHODS) (optional: $(OPTIONAL_METHODS))" \
+	  "  $(RES)/<method>   train one method; methods: $(ALL_METHODS)$(if $(OPTIONAL_METHODS), (optional: $(OPTIONAL_METHODS)))" \
 	  "  train              all selected methods (METHODS)" \
 	  "  $(RES)/<plot>.png one plot: $(notdir $(PLOTS))" \
 	  "  plots, report, pack" \
