@@ -45,6 +45,9 @@ OVERLAP ?= 0.5
 WINDOW ?= 120,280
 # Tumour (label 2) becomes background for the vessel task; TUMOUR=keep keeps it.
 TUMOUR ?= background
+# Real scans are mostly air around the body: crop to it (toy volumes have no air, so
+# the crop keeps them whole, but they go through the same step).
+CROP ?= body
 SPACING ?=
 SLICE_ARGS = $(if $(filter none,$(WINDOW)),--no-window,--window=$(WINDOW)) \
   $(if $(filter background,$(TUMOUR)),--label-map 2:0) $(if $(SPACING),--spacing=$(SPACING))

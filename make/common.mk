@@ -50,6 +50,9 @@ PACK_MODELS ?=
 AMP ?= auto
 CONTEXT ?=
 WEIGHT_MAP ?=
+# Crop each case before storing it: none, body (CT above -500 HU) or label, + margin mm.
+CROP ?= none
+CROP_MARGIN ?= 10
 
 IS_TOY := $(filter 1 yes true,$(TOY))
 ifneq ($(IS_TOY),)
@@ -138,7 +141,8 @@ $(DATA)/raw: $(ARCHIVES) $(LINEAGE) $(LINEAGE_SRC) | $(VENV_DEP)
 # ---------------------------------------------------------------------------
 # Slicing (normalised volumes + geometry + split) and distance maps.
 # ---------------------------------------------------------------------------
-SLICE_PARAMS = --adapter $(ADAPTER) --n-test $(N_TEST) --n-val $(N_VAL) $(SLICE_ARGS)
+SLICE_PARAMS = --adapter $(ADAPTER) --n-test $(N_TEST) --n-val $(N_VAL) $(SLICE_ARGS) \
+  $(if $(filter-out none,$(CROP)),--crop $(CROP) --crop-margin $(CROP_MARGIN))
 $(DATA)/cases: $(DATA)/raw $(SLICE_SRC) $$(call params_changed,$$@,$$(SLICE_PARAMS)) | $(VENV_DEP)
 	$(PY) preprocess/slice.py --raw $< --out $@ $(SLICE_PARAMS)
 	@$(call record_params,$@,$(SLICE_PARAMS))
@@ -252,6 +256,7 @@ help:
 	  "  DEBUG=--debug      tiny subset per loader" \
 	  "  CFLAGS=-O          flags for python (-O removes assertions)" \
 	  "  CC='srun ... python'  the python command ($(CC))" \
+	  "  CROP=none|body|label  crop each case to the body or the labelled region ($(CROP)), CROP_MARGIN=mm ($(CROP_MARGIN))" \
 	  "  N_TEST=N N_VAL=N   split sizes: first N_TEST cases test, next N_VAL validation ($(N_TEST), $(N_VAL))" \
 	  "  DS=name ARCHIVES=... LINEAGE=...  another archive of the same format" \
 	  "  PACK_MODELS=1      include checkpoints in the archive" \

@@ -40,9 +40,9 @@ from typing import Any, ClassVar, Protocol, TypeVar
 import numpy as np
 
 from segline import atomic, casestore
-from segline.cli import count, positive_int
+from segline.cli import count, non_negative_float, positive_int
 from segline.errors import InputError
-from segline.preprocess import geometry, resample, split
+from segline.preprocess import cropping, geometry, resample, split
 from segline.preprocess import window as win
 
 # ------------------------------------------------------------------ adapter protocol
@@ -166,6 +166,9 @@ class SliceParams:
         n_test: held-out test cases (first in natural order).
         n_val: validation cases (next in natural order).
         label_map: source label value -> new value (e.g. {2: 0}).
+        crop: ``none``, ``body`` or ``label`` (:mod:`segline.preprocess.cropping`).
+        crop_margin: margin around the crop region, mm.
+        body_hu: threshold of the body mask, HU.
         jobs: cases processed in parallel (each job holds one case in memory).
     """
 
@@ -176,6 +179,9 @@ class SliceParams:
     n_test: int = split.DEFAULT_N_TEST
     n_val: int = split.DEFAULT_N_VAL
     label_map: dict[int, int] = field(default_factory=dict)
+    crop: str = "none"
+    crop_margin: float = cropping.DEFAULT_MARGIN_MM
+    body_hu: float = cropping.DEFAULT_BODY_HU
     jobs: int = 1
 
     def record(self) -> dict[str, Any]:
@@ -191,6 +197,9 @@ class SliceParams:
             "label_map": {str(k): v for k, v in sorted(self.label_map.items())},
             "n_test": self.n_test,
             "n_val": self.n_val,
+            "crop": self.crop,
+            "crop_margin_mm": self.crop_margin,
+            "body_hu": self.body_hu,
         }
 
 
@@ -296,6 +305,13 @@ def process_case(
         chans, label, record.affine, record.spacing_xyz,
         case_id=record.case_id, channels=list(channel_names), sources=sources)
     del chans
+    mask, used = cropping.crop_mask(params.crop, record.case_id, record.channels,
+                                    channel_names, label_zyx, params.body_hu)
+    if mask is not None:
+        margin = geometry.margin_voxels(meta, params.crop_margin)
+        image, label_zyx, meta = geometry.crop_to_bbox(image, label_zyx, meta, mask, margin)
+    if params.crop != "none":
+        meta["crop"] = used
     if params.spacing is not None or params.inplane is not None:
         new_shape = resample.target_shape(meta["shape"], meta["spacing"], params.spacing,
                                           params.inplane)
@@ -479,6 +495,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label-map", type=_label_map_arg, nargs="+", action="extend",
                    default=[], metavar="A:B",
                    help="map source label A to B (e.g. 2:0 makes class 2 background)")
+    p.add_argument("--crop", choices=cropping.MODES, default="none",
+                   help="crop each case to the body (CT above --body-hu) or to the labelled "
+                   "region, plus --crop-margin (default none)")
+    p.add_argument("--crop-margin", type=non_negative_float,
+                   default=cropping.DEFAULT_MARGIN_MM, metavar="MM",
+                   help=f"margin around the crop region in mm (default "
+                   f"{cropping.DEFAULT_MARGIN_MM:g})")
+    p.add_argument("--body-hu", type=float, default=cropping.DEFAULT_BODY_HU, metavar="HU",
+                   help=f"body mask threshold (default {cropping.DEFAULT_BODY_HU:g} HU)")
     p.add_argument("--jobs", type=positive_int, default=1,
                    help="cases processed in parallel (default 1)")
     return p
@@ -496,7 +521,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         window=None if args.no_window else args.window,
         percentiles=None if args.no_normalise else args.percentiles,
         spacing=args.spacing, inplane=args.inplane,
-        n_test=args.n_test, n_val=args.n_val, label_map=mapping, jobs=args.jobs)
+        n_test=args.n_test, n_val=args.n_val, label_map=mapping, crop=args.crop,
+        crop_margin=args.crop_margin, body_hu=args.body_hu, jobs=args.jobs)
     if not args.raw.is_dir():
         raise InputError(args.raw, "raw folder not found (unpack the archive first)")
     adapter = get_adapter(args.adapter)(args.raw)
