@@ -21,7 +21,7 @@ REAL_LINEAGE := lineage/vessels.lineage
 TOY_ARCHIVES := data/vessels-toy.tar
 TOY_LINEAGE := lineage/vessels-toy.lineage
 TOY_GENERATOR := vessels
-TOY_EXTRA_SRC := src/segline/datasets/toy_spleen.py
+TOY_EXTRA_SRC := src/segline/datasets/toy_msd.py
 ADAPTER := msd
 
 ifneq ($(filter 1 yes true,$(TOY)),)

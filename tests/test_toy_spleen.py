@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from segline.datasets.deterministic import APPLEDOUBLE
 from segline.datasets.toy_spleen import (
-    APPLEDOUBLE,
     TASK_DIR,
     ToyCase,
     make_case,

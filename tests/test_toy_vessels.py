@@ -19,9 +19,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from segline.datasets.deterministic import CounterRNG
+from segline.datasets.deterministic import APPLEDOUBLE, CounterRNG
 from segline.datasets.msd import MSDAdapter
-from segline.datasets.toy_spleen import APPLEDOUBLE
 from segline.datasets.toy_vessels import (
     IN_PLANE,
     MARGIN,

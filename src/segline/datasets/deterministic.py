@@ -39,8 +39,7 @@ import math
 import struct
 import zlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import ClassVar, overload
+from typing import overload
 
 import nibabel as nib
 import numpy as np
@@ -57,41 +56,9 @@ Shape = int | tuple[int, ...]
 # ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class MsdToyCase:
-    """One generated case of an MSD-format toy set, as its NIfTI files hold it.
-
-    Subclasses (one per toy set) set :attr:`case_prefix` and :attr:`digits` and
-    document what the arrays hold.
-
-    Attributes:
-        number: the case number N (file ``<prefix>N.nii.gz``).
-        image: (X, Y, Z) int16, Hounsfield units.
-        label: (X, Y, Z) uint8 class indices; kept for unlabelled cases too, whose
-            label is not written to the archive.
-        affine: 4×4 float64 voxel → world (mm) map, as stored in the header.
-        labelled: whether the case goes to imagesTr/labelsTr (else imagesTs).
-    """
-
-    case_prefix: ClassVar[str] = "case_"
-    digits: ClassVar[int] = 0  # zero-padding of the number in file names
-
-    number: int
-    image: np.ndarray
-    label: np.ndarray
-    affine: np.ndarray
-    labelled: bool
-
-    @property
-    def case_id(self) -> str:
-        """``<prefix><number>`` (the file name without ``.nii.gz``)."""
-        return f"{self.case_prefix}{self.number:0{self.digits}d}"
-
-    @property
-    def zooms(self) -> tuple[float, float, float]:
-        """Voxel size (x, y, z) in mm, NIfTI order (the case store uses (z, y, x))."""
-        d = np.abs(np.diag(self.affine)[:3])
-        return float(d[0]), float(d[1]), float(d[2])
+# A minimal AppleDouble file ("._name", the junk macOS adds to archives): magic,
+# version 2, "Mac OS X" filler, 0 entries. Toy archives ship it so unpacking must drop it.
+APPLEDOUBLE = struct.pack(">II16sH", 0x00051607, 0x00020000, b"Mac OS X        ", 0)
 
 
 def derive_key(*parts: int | str) -> int:

@@ -48,6 +48,7 @@ import numpy as np
 
 from segline import atomic
 from segline.datasets.deterministic import (
+    APPLEDOUBLE,
     CounterRNG,
     Entry,
     box_gain,
@@ -56,7 +57,6 @@ from segline.datasets.deterministic import (
     smooth_noise,
     zip_bytes,
 )
-from segline.datasets.toy_spleen import APPLEDOUBLE
 
 PREFIX = "SMIR.Brain.XX.O."
 TRAIN_DIR, TEST_DIR = "TRAINING", "TESTING"

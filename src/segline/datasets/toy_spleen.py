@@ -32,8 +32,6 @@ Example:
 
 from __future__ import annotations
 
-import json
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -44,13 +42,12 @@ from segline import atomic
 from segline.datasets.deterministic import (
     CounterRNG,
     Entry,
-    MsdToyCase,
     box_gain,
     box_sum_nd,
-    nifti_gz_bytes,
     smooth_noise,
     tar_bytes,
 )
+from segline.datasets.toy_msd import MsdToyCase, msd_dataset_json, msd_entries
 
 TASK_DIR = "Task09_Spleen"
 CASE_PREFIX = "spleen_"
@@ -73,9 +70,6 @@ SPLEEN_CONTRAST = 100.0  # spleen ~140 HU
 HU_BONE = 700.0
 HU_DISC = 90.0  # intervertebral disc
 HU_MIN, HU_MAX = -1024, 3071  # the usual 12-bit CT range
-
-# A minimal AppleDouble file ("._name"): magic, version 2, "Mac OS X" filler, 0 entries.
-APPLEDOUBLE = struct.pack(">II16sH", 0x00051607, 0x00020000, b"Mac OS X        ", 0)
 
 
 @dataclass(frozen=True)
@@ -243,29 +237,15 @@ def dataset_json(cases: list[ToyCase], seed: int) -> dict[str, object]:
     The training list is in a shuffled (seeded) order, as in the real file, so that
     readers must sort it themselves. The real file spells "release" as "relase".
     """
-    train = [c for c in cases if c.labelled]
-    test = [c for c in cases if not c.labelled]
-    order = CounterRNG(seed, "spleen", "listing").permutation(len(train)).tolist()
-    return {
-        "name": "Spleen",
-        "description": f"Spleen Segmentation (segline synthetic toy CT, seed {seed})",
-        "reference": "segline preprocess/make_toy.py (layout of MSD Task09 Spleen)",
-        "licence": "CC0 1.0 (synthetic data)",
-        "relase": "toy 1.0",
-        "tensorImageSize": "3D",
-        "modality": {"0": "CT"},
-        "labels": {"0": "background", "1": "spleen"},
-        "numTraining": len(train),
-        "numTest": len(test),
-        "training": [
-            {
-                "image": f"./imagesTr/{train[n].case_id}.nii.gz",
-                "label": f"./labelsTr/{train[n].case_id}.nii.gz",
-            }
-            for n in order
-        ],
-        "test": [f"./imagesTs/{c.case_id}.nii.gz" for c in test],
-    }
+    return msd_dataset_json(
+        cases,
+        seed,
+        name="Spleen",
+        description=f"Spleen Segmentation (segline synthetic toy CT, seed {seed})",
+        reference="segline preprocess/make_toy.py (layout of MSD Task09 Spleen)",
+        labels={"0": "background", "1": "spleen"},
+        listing_key="spleen",
+    )
 
 
 def toy_spleen_entries(
@@ -281,22 +261,7 @@ def toy_spleen_entries(
             stage must drop them).
     """
     cases = toy_spleen_cases(seed, n_cases, n_test)
-    meta = dataset_json(cases, seed)
-    files: dict[str, bytes] = {
-        f"{TASK_DIR}/dataset.json": (json.dumps(meta, indent=4) + "\n").encode("ascii")
-    }
-    for case in cases:
-        name = f"{case.case_id}.nii.gz"
-        if case.labelled:
-            files[f"{TASK_DIR}/imagesTr/{name}"] = nifti_gz_bytes(case.image, case.affine)
-            files[f"{TASK_DIR}/labelsTr/{name}"] = nifti_gz_bytes(case.label, case.affine)
-        else:
-            files[f"{TASK_DIR}/imagesTs/{name}"] = nifti_gz_bytes(case.image, case.affine)
-    if junk:
-        for path in list(files):
-            folder, _, base = path.rpartition("/")
-            files[f"{folder}/._{base}"] = APPLEDOUBLE
-    return sorted(files.items())
+    return msd_entries(TASK_DIR, cases, dataset_json(cases, seed), junk)
 
 
 def toy_spleen_bytes(seed: int = 0, n_cases: int = 12, n_test: int = 2) -> bytes:

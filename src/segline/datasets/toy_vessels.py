@@ -55,7 +55,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,12 +66,10 @@ from segline import atomic
 from segline.datasets.deterministic import (
     CounterRNG,
     Entry,
-    MsdToyCase,
-    nifti_gz_bytes,
     smooth_noise,
     tar_bytes,
 )
-from segline.datasets.toy_spleen import APPLEDOUBLE
+from segline.datasets.toy_msd import MsdToyCase, msd_dataset_json, msd_entries
 
 TASK_DIR = "Task08_HepaticVessel"
 CASE_PREFIX = "hepaticvessel_"
@@ -441,30 +438,16 @@ def dataset_json(cases: list[ToyCase], seed: int) -> dict[str, object]:
 
     The training list is in a shuffled (seeded) order, so readers must sort it.
     """
-    train = [c for c in cases if c.labelled]
-    test = [c for c in cases if not c.labelled]
-    order = CounterRNG(seed, "vessels", "listing").permutation(len(train)).tolist()
-    return {
-        "name": "HepaticVessel",
-        "description": f"Hepatic Vessel and Tumour Segmentation (segline synthetic toy CT, "
+    return msd_dataset_json(
+        cases,
+        seed,
+        name="HepaticVessel",
+        description="Hepatic Vessel and Tumour Segmentation (segline synthetic toy CT, "
         f"seed {seed})",
-        "reference": "segline preprocess/make_toy.py (layout of MSD Task08 HepaticVessel)",
-        "licence": "CC0 1.0 (synthetic data)",
-        "relase": "toy 1.0",
-        "tensorImageSize": "3D",
-        "modality": {"0": "CT"},
-        "labels": {"0": "background", "1": "Vessel", "2": "Tumour"},
-        "numTraining": len(train),
-        "numTest": len(test),
-        "training": [
-            {
-                "image": f"./imagesTr/{train[n].case_id}.nii.gz",
-                "label": f"./labelsTr/{train[n].case_id}.nii.gz",
-            }
-            for n in order
-        ],
-        "test": [f"./imagesTs/{c.case_id}.nii.gz" for c in test],
-    }
+        reference="segline preprocess/make_toy.py (layout of MSD Task08 HepaticVessel)",
+        labels={"0": "background", "1": "Vessel", "2": "Tumour"},
+        listing_key="vessels",
+    )
 
 
 def toy_vessel_entries(
@@ -479,22 +462,7 @@ def toy_vessel_entries(
         junk: add ``._*`` AppleDouble files (the unpack stage must drop them).
     """
     cases = toy_vessel_cases(seed, n_cases, n_test)
-    meta = dataset_json(cases, seed)
-    files: dict[str, bytes] = {
-        f"{TASK_DIR}/dataset.json": (json.dumps(meta, indent=4) + "\n").encode("ascii")
-    }
-    for case in cases:
-        name = f"{case.case_id}.nii.gz"
-        if case.labelled:
-            files[f"{TASK_DIR}/imagesTr/{name}"] = nifti_gz_bytes(case.image, case.affine)
-            files[f"{TASK_DIR}/labelsTr/{name}"] = nifti_gz_bytes(case.label, case.affine)
-        else:
-            files[f"{TASK_DIR}/imagesTs/{name}"] = nifti_gz_bytes(case.image, case.affine)
-    if junk:
-        for path in list(files):
-            folder, _, base = path.rpartition("/")
-            files[f"{folder}/._{base}"] = APPLEDOUBLE
-    return sorted(files.items())
+    return msd_entries(TASK_DIR, cases, dataset_json(cases, seed), junk)
 
 
 def toy_vessel_bytes(seed: int = 0, n_cases: int = N_CASES, n_test: int = N_TEST) -> bytes:
