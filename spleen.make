@@ -24,7 +24,8 @@ N_TEST ?= 3
 N_VAL ?= 2
 EPC ?= 8
 NET ?= UNet
-NET_OPTS ?= base=16
+# (base=16 is a UNet option: with NET=ENet etc. the toy uses that net's defaults)
+NET_OPTS ?= $(if $(filter UNet,$(NET)),base=16)
 LR ?= 1e-3
 else
 N_TEST ?= 20

@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from torch import nn
@@ -80,10 +81,24 @@ def get_net(name: str, in_channels: int, n_classes: int, **kw: Any) -> nn.Module
         The network; ``net(x)`` gives logits (B, n_classes, *x.shape[2:]).
 
     Raises:
-        ValueError: unknown name.
+        ValueError: unknown name, or an option the class does not take (the message
+            lists the ones it takes: a ``NET_OPTS`` typo or one meant for another net).
 
     Example:
         >>> get_net("UNet3D", 1, 3, base=4, depth=2).dims
         3
+        >>> get_net("ENet", 1, 2, base=16)
+        Traceback (most recent call last):
+        ...
+        ValueError: ENet does not take option(s) base; it takes: width, dropout, norm
     """
-    return get_net_class(name)(in_channels, n_classes, **kw)
+    cls = get_net_class(name)
+    params = inspect.signature(cls.__init__).parameters
+    takes = [p for p in params if p not in ("self", "in_channels", "n_classes")]
+    unknown = sorted(k for k in kw if k not in takes)
+    if unknown and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        raise ValueError(
+            f"{cls.__name__} does not take option(s) {', '.join(unknown)}; "
+            f"it takes: {', '.join(takes) or 'none'}"
+        )
+    return cls(in_channels, n_classes, **kw)

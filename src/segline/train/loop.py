@@ -135,7 +135,6 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig, precision: Precision, argv: list[str]) -> None:
         self.cfg = cfg
-        self.precision = precision
         self.argv = argv
         self.out = Path(cfg.out)
         self.work = atomic.tmp_path_for(self.out, folder=True)
@@ -145,6 +144,7 @@ class Trainer:
         seed_everything(cfg.seed)
         self.model = get_net(cfg.net, in_ch, self.n_classes, **cfg.net_kwargs).to(precision.device)
         self.precision = precision = dev.for_model(precision, self.model)
+        cfg.precision = precision.describe()  # args.json records what is actually used
         self.dims = int(getattr(self.model, "dims", 2))
         self.fmt = precision.memory_format(self.dims)
         self.model = self.model.to(memory_format=self.fmt)
