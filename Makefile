@@ -56,5 +56,5 @@ help:
 	  "datasets:  make -f spleen.make help"
 
 clean:
-	rm -rf results/*/ archives data/*-toy data/*-toy.tar data/*-toy*.zip .pytest_cache .ruff_cache
+	rm -rf results/*/ archives data/*-toy data/*-toy.tar data/*-toy*.zip data/.*-toy* .pytest_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

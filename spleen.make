@@ -15,7 +15,6 @@ REAL_LINEAGE := lineage/spleen.lineage
 TOY_ARCHIVES := data/spleen-toy.tar
 TOY_LINEAGE := lineage/spleen-toy.lineage
 TOY_GENERATOR := spleen
-TOY_EXTRA_SRC := src/segline/datasets/toy_msd.py
 ADAPTER := msd
 
 # Dataset defaults (override on the command line).

@@ -21,7 +21,6 @@ REAL_LINEAGE := lineage/vessels.lineage
 TOY_ARCHIVES := data/vessels-toy.tar
 TOY_LINEAGE := lineage/vessels-toy.lineage
 TOY_GENERATOR := vessels
-TOY_EXTRA_SRC := src/segline/datasets/toy_msd.py
 ADAPTER := msd
 
 ifneq ($(filter 1 yes true,$(TOY)),)
@@ -58,7 +57,7 @@ FG_REL ?= 0.7
 BG_FACTOR ?= 0.5
 MIN_SIZE ?= 10
 DATASET_KNOBS_HELP = PATCH=z,y,x ($(PATCH)) OVERLAP=$(OVERLAP) SAMPLES=patches/epoch ($(SAMPLES)) \
-  WINDOW=$(WINDOW) TUMOUR=background|keep MIP_AXIS=$(MIP_AXIS) FG_REL=$(FG_REL) BG_FACTOR=$(BG_FACTOR) \
+  WINDOW=$(WINDOW) SPACING=z,y,x mm TUMOUR=background|keep MIP_AXIS=$(MIP_AXIS) FG_REL=$(FG_REL) BG_FACTOR=$(BG_FACTOR) \
   MIN_SIZE=$(MIN_SIZE)
 
 ALL_METHODS := full pseudo mip mip_boundary
@@ -67,7 +66,7 @@ DATA_EXTRA = $(DATA)/mip $(DATA)/pseudo
 TRAIN_DEPS = $(DATA)/mip $(DATA)/pseudo
 EXTRA_CURVES := val_cldice val_mip_dice
 EXTRA_RESULTS = $(RES)/pseudo_quality.md $(RES)/pseudo_quality.csv
-REPORT_ARGS = --metrics dice,cldice,hd95,assd,mip_dice --reference full
+REPORT_ARGS = --metrics dice,cldice,hd95,assd,mip_dice $(if $(filter full,$(METHODS)),--reference full)
 
 include make/common.mk
 
@@ -84,22 +83,20 @@ $(RES)/mip_boundary: LOSSES := ce:1,dice:1,mip:1[axis=$(MIP_AXIS)],boundary:0.01
 $(RES)/mip_boundary: OPTS += $(WEAK)
 
 # --- the MIP and pseudo-label stages ------------------------------------------------
-VESSEL_SRC := $(CORE_SRC) $(wildcard $(pkg)/vessels/*.py)
-MIP_PARAMS = --axis $(MIP_AXIS)
-$(DATA)/mip: $(DATA)/cases $(VESSEL_SRC) preprocess/mip.py $$(call params_changed,$$@,$$(MIP_PARAMS)) | $(VENV_DEP)
-	$(note_reused)
-	$(PY) preprocess/mip.py --cases $< --out $@ $(MIP_PARAMS)
-	@$(call record_params,$@,$(MIP_PARAMS))
+$(DATA)/mip: private CMD = preprocess/mip.py --cases $(DATA)/cases --out $(DATA)/mip --axis $(MIP_AXIS)
+$(DATA)/mip: $(DATA)/cases $$(stale) | $(VENV_DEP)
+	$(PY) $(CMD)
 
-PSEUDO_PARAMS = --fg-rel $(FG_REL) --bg-factor $(BG_FACTOR) --min-size $(MIN_SIZE)
-$(DATA)/pseudo: $(DATA)/cases $(DATA)/mip $(VESSEL_SRC) $(pkg)/distmaps.py preprocess/pseudo.py \
-    $$(call params_changed,$$@,$$(PSEUDO_PARAMS)) | $(VENV_DEP)
-	$(note_reused)
-	$(PY) preprocess/pseudo.py --cases $(DATA)/cases --mip $(DATA)/mip --out $@ $(PSEUDO_PARAMS)
-	@$(call record_params,$@,$(PSEUDO_PARAMS))
+$(DATA)/pseudo: private CMD = preprocess/pseudo.py --cases $(DATA)/cases --mip $(DATA)/mip \
+  --out $(DATA)/pseudo --fg-rel $(FG_REL) --bg-factor $(BG_FACTOR) --min-size $(MIN_SIZE)
+$(DATA)/pseudo: $(DATA)/cases $(DATA)/mip $$(stale) | $(VENV_DEP)
+	$(PY) $(CMD)
 
-# The pseudo-label quality table goes into the results (and the archive).
+# The pseudo-label quality table goes into the results (and the archive); temporary
+# names unique to this make, renamed when complete.
 $(RES)/pseudo_quality.md $(RES)/pseudo_quality.csv &: $(DATA)/pseudo
 	mkdir -p $(RES)
-	cp $(DATA)/pseudo/quality.md $(RES)/pseudo_quality.md.tmp && mv $(RES)/pseudo_quality.md.tmp $(RES)/pseudo_quality.md
-	cp $(DATA)/pseudo/quality.csv $(RES)/pseudo_quality.csv.tmp && mv $(RES)/pseudo_quality.csv.tmp $(RES)/pseudo_quality.csv
+	for ext in md csv; do \
+	  cp $(DATA)/pseudo/quality.$$ext $(RES)/pseudo_quality.$$ext.$$$$.tmp; \
+	  mv $(RES)/pseudo_quality.$$ext.$$$$.tmp $(RES)/pseudo_quality.$$ext; \
+	done

@@ -2,7 +2,7 @@
 # vessels.make). A dataset makefile sets what differs (archives, lineage, adapter,
 # methods as target-specific variables, defaults) and then includes this file.
 #
-# The graph (design.md §1):
+# The graph (docs/ARCHITECTURE.md):
 #   lineage + archive(s) -> data/$(DS)/raw -> data/$(DS)/cases -> data/$(DS)/dist
 #   -> results/$(DS)/<method>/ -> results/$(DS)/*.png, report.md -> archives/
 #
@@ -35,13 +35,17 @@ MAKEFLAGS += --no-builtin-rules
 # Knobs (command line: make -f spleen.make NET=Dimwit EPC=5 DEBUG=--debug)
 # ---------------------------------------------------------------------------
 VENV ?= .venv
-# CC: the python command. Make predefines CC as the C compiler, so only take it
-# when the user set it (e.g. CC='srun --gres=gpu:1 python').
-ifeq ($(origin CC),default)
+# CC: the python command (e.g. CC='srun --gres=gpu:1 python'), CFLAGS: its flags (-O).
+# Only the command line or a makefile sets them: make predefines CC as the C compiler
+# and shells export CC/CFLAGS for C builds (conda: CFLAGS='-O2 -pipe'), which must never
+# reach python.
+ifeq ($(filter command line file override,$(origin CC)),)
 CC := $(VENV)/bin/python
 USE_VENV := 1
 endif
-CFLAGS ?=
+ifeq ($(filter command line file override,$(origin CFLAGS)),)
+CFLAGS :=
+endif
 TOY ?=
 SEED ?= 0
 DEVICE ?= auto
@@ -53,6 +57,11 @@ WEIGHT_MAP ?=
 # Crop each case before storing it: none, body (CT above -500 HU) or label, + margin mm.
 CROP ?= none
 CROP_MARGIN ?= 10
+# Refuse archives that declare more than UNPACK_RATIO times their own size (bombs).
+UNPACK_RATIO ?= 200
+# A named run: results/<ds>/<RUN>/ with its own trainings, plots, report and archive,
+# beside the default run (results/<ds>/). A DEBUG run lands in RUN=debug by default.
+RUN ?= $(if $(DEBUG),debug)
 
 IS_TOY := $(filter 1 yes true,$(TOY))
 ifneq ($(IS_TOY),)
@@ -65,48 +74,58 @@ ARCHIVES ?= $(REAL_ARCHIVES)
 LINEAGE ?= $(REAL_LINEAGE)
 endif
 DATA := data/$(DS)
-RES := results/$(DS)
+RES := results/$(DS)$(if $(RUN),/$(RUN))
+# The run's name: archive name prefix and report title.
+NAME := $(DS)$(if $(RUN),-$(RUN))
 METHODS ?= $(ALL_METHODS)
 METHOD_DIRS := $(addprefix $(RES)/,$(METHODS))
 unknown_methods := $(filter-out $(ALL_METHODS) $(OPTIONAL_METHODS),$(METHODS))
 ifneq ($(unknown_methods),)
 $(error unknown METHODS: $(unknown_methods); known: $(ALL_METHODS) $(OPTIONAL_METHODS))
 endif
+ifneq ($(RUN),)
+ifneq ($(strip $(words $(RUN))$(findstring /,$(RUN))$(filter .%,$(RUN))),1)
+$(error RUN=$(RUN): one word of letters, digits, '-', '_' (a folder name under results/$(DS)))
+endif
+ifneq ($(filter $(RUN),$(ALL_METHODS) $(OPTIONAL_METHODS) predict),)
+$(error RUN=$(RUN) is a method's folder name; pick another run name)
+endif
+endif
 PY := $(CC) $(CFLAGS)
 # The python command reaches the provenance (a prefix such as srun is recorded there).
 export SEGLINE_CC := $(CC)
+# Recipes run this checkout's code, whatever else is installed: the code recorded in
+# the dependency files below is the code that ran.
+export PYTHONPATH := $(CURDIR)/src$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-# Source files each stage depends on: a change of code rebuilds what it produced.
-pkg := src/segline
-CORE_SRC := $(pkg)/__init__.py $(pkg)/atomic.py $(pkg)/casestore.py $(pkg)/cli.py $(pkg)/errors.py
-LINEAGE_SRC := $(wildcard $(pkg)/lineage/*.py) preprocess/unpack.py
-SLICE_SRC = $(CORE_SRC) $(wildcard $(pkg)/datasets/__init__.py $(pkg)/datasets/$(ADAPTER).py \
-  $(pkg)/preprocess/*.py) preprocess/slice.py
-DIST_SRC := $(CORE_SRC) $(pkg)/distmaps.py preprocess/distmaps.py
-TRAIN_SRC := $(CORE_SRC) $(wildcard $(pkg)/data/*.py $(pkg)/losses/*.py $(pkg)/nets/*.py \
-  $(pkg)/metrics/*.py $(pkg)/train/*.py $(pkg)/preprocess/geometry.py) $(pkg)/provenance.py
-PLOT_SRC := $(CORE_SRC) $(wildcard $(pkg)/plots/*.py)
-REPORT_SRC := $(CORE_SRC) $(pkg)/report.py
-PACK_SRC := $(CORE_SRC) $(pkg)/pack.py
-
-# $(call same,A,B): non-empty when A and B are equal strings (modulo outer spaces).
-same = $(and $(findstring x$(strip $1)x,x$(strip $2)x),$(findstring x$(strip $2)x,x$(strip $1)x))
-# $(call params_changed,DIR,PARAMS): FORCE when DIR/params.txt does not hold PARAMS,
-# so changing a knob rebuilds the stage it affects (read-only at parse time).
-params_changed = $(if $(call same,$(file <$1/params.txt),$2),,FORCE)
-# $(call quote,TEXT): TEXT as one single-quoted shell word.
-quote = '$(subst ','\'',$1)'
-# Recipe line recording the parameters a stage was built with.
-record_params = printf '%s\n' $(call quote,$2) > $1/params.txt
 # Kervadec et al.'s rebalanced schedule, for loss specs: (1-a)*regional + a*term with
 # a = 0.01 + 0.01*epoch, capped at 0.99 (usage: boundary:0.01$(REBALANCE)).
 REBALANCE := [schedule=rebalance;step=0.01;cap=0.99]
 
-# When this make started (reading the clock has no side effect): a prerequisite
-# stage older than this was up to date and not rebuilt; recipes say so in one line.
+# ---------------------------------------------------------------------------
+# Lineage (src/segline/stage.py, docs/ARCHITECTURE.md). Every stage rule sets
+#   TARGET: private CMD = <script or -m module> <arguments>
+# and runs `$(PY) $(CMD)`; `$$(stale)` among its prerequisites. The CLI, run under
+# make, locks the target (flock on dir/.name.lock), builds it atomically and then
+# writes beside it: .name.sha256 (content digest), .name.d (the project source files
+# it imported, included below: a change of any of them rebuilds the target) and
+# .name.cmd (the record: CFLAGS and CMD as expanded). `stale` is FORCE when the
+# .d file is missing or the record differs from the command make would run now, so a
+# changed knob rebuilds exactly the stages whose command it reaches.
+# ---------------------------------------------------------------------------
+# $(call side,TARGET,KIND): the side file dir/.name.KIND of a target.
+side = $(dir $1).$(notdir $1).$2
+# $(call same,A,B): non-empty when A and B are equal strings (modulo outer spaces).
+same = $(and $(findstring x$(strip $1)x,x$(strip $2)x),$(findstring x$(strip $2)x,x$(strip $1)x))
+RECORD = $(strip $(CFLAGS) $(CMD))
+stale_target = $(firstword $(or $(TARGETS),$@))
+stale = $(if $(and $(wildcard $(call side,$(stale_target),d)),$(call same,$(file <$(call side,$(stale_target),cmd)),$(RECORD))),,FORCE)
+# What the CLI reads (segline.stage): its targets, its record, its data inputs.
 MAKE_START := $(shell date +%s)
-note_reused = @for p in $(filter $(RES)/% $(DATA)/%,$^); do \
-  if [ "$$(stat -c %Y "$$p")" -lt $(MAKE_START) ]; then echo "up to date, not rebuilt: $$p"; fi; done
+export SEGLINE_TARGETS = $(or $(TARGETS),$@)
+export SEGLINE_RECORD = $(RECORD)
+export SEGLINE_INPUTS = $(filter $(DATA)/% $(RES)/%,$^)
+export SEGLINE_MAKE_START := $(MAKE_START)
 
 .PHONY: all data train plots report pack help clean-data clean-results predict FORCE
 FORCE:
@@ -124,82 +143,86 @@ endif
 # Archives: downloaded (real) or generated (toy), both checked against lineage.
 # ---------------------------------------------------------------------------
 ifneq ($(IS_TOY),)
-# The generator's own module (plus TOY_EXTRA_SRC, modules it borrows from).
-TOY_SRC = $(CORE_SRC) $(pkg)/datasets/deterministic.py $(pkg)/datasets/toy_$(TOY_GENERATOR).py \
-  $(TOY_EXTRA_SRC) preprocess/make_toy.py
-$(TOY_ARCHIVES) &: $(TOY_SRC) | $(VENV_DEP)
-	$(PY) preprocess/make_toy.py --dataset $(TOY_GENERATOR) $(addprefix --out ,$(TOY_ARCHIVES))
+$(TOY_ARCHIVES): private CMD = preprocess/make_toy.py --dataset $(TOY_GENERATOR) $(addprefix --out ,$(TOY_ARCHIVES))
+$(TOY_ARCHIVES): private TARGETS = $(TOY_ARCHIVES)
+$(TOY_ARCHIVES) &: $$(stale) | $(VENV_DEP)
+	$(PY) $(CMD)
 else
+# A download is never redone for a code change: its md5 in the lineage file decides.
+$(ARCHIVES): private CMD = preprocess/fetch.py --lineage $(LINEAGE) $@
 $(ARCHIVES): | $(VENV_DEP)
-	$(PY) preprocess/fetch.py --lineage $(LINEAGE) $@
+	$(PY) $(CMD)
 endif
 
 # md5 verification (md5sum -c semantics) gates the unpacking.
-$(DATA)/raw: $(ARCHIVES) $(LINEAGE) $(LINEAGE_SRC) | $(VENV_DEP)
-	$(PY) preprocess/unpack.py --lineage $(LINEAGE) --out $@ $(UNPACK_ARGS) $(ARCHIVES)
+$(DATA)/raw: private CMD = preprocess/unpack.py --lineage $(LINEAGE) --out $(DATA)/raw \
+  $(UNPACK_ARGS) $(ARCHIVES)
+$(DATA)/raw: $(ARCHIVES) $(LINEAGE) $$(stale) | $(VENV_DEP)
+	$(PY) $(CMD)
 
 # ---------------------------------------------------------------------------
 # Slicing (normalised volumes + geometry + split) and distance maps.
 # ---------------------------------------------------------------------------
-SLICE_PARAMS = --adapter $(ADAPTER) --n-test $(N_TEST) --n-val $(N_VAL) $(SLICE_ARGS) \
+$(DATA)/cases: private CMD = preprocess/slice.py --raw $(DATA)/raw --out $(DATA)/cases \
+  --adapter $(ADAPTER) --n-test $(N_TEST) --n-val $(N_VAL) $(SLICE_ARGS) \
   $(if $(filter-out none,$(CROP)),--crop $(CROP) --crop-margin $(CROP_MARGIN))
-$(DATA)/cases: $(DATA)/raw $(SLICE_SRC) $$(call params_changed,$$@,$$(SLICE_PARAMS)) | $(VENV_DEP)
-	$(PY) preprocess/slice.py --raw $< --out $@ $(SLICE_PARAMS)
-	@$(call record_params,$@,$(SLICE_PARAMS))
+$(DATA)/cases: $(DATA)/raw $$(stale) | $(VENV_DEP)
+	$(PY) $(CMD)
 
-$(DATA)/dist: $(DATA)/cases $(DIST_SRC) | $(VENV_DEP)
-	$(note_reused)
-	$(PY) preprocess/distmaps.py --cases $< --out $@ $(DIST_ARGS)
+$(DATA)/dist: private CMD = preprocess/distmaps.py --cases $(DATA)/cases --out $(DATA)/dist $(DIST_ARGS)
+$(DATA)/dist: $(DATA)/cases $$(stale) | $(VENV_DEP)
+	$(PY) $(CMD)
 
 data: $(DATA)/dist $(DATA_EXTRA)
 
 # ---------------------------------------------------------------------------
 # Training: one generic recipe; each method sets LOSSES / DIST / OPTS as
-# target-specific variables in the dataset makefile. Changing a knob (EPC, NET,
-# LR, ...) or a method's variables retrains that method.
+# target-specific variables in the dataset makefile. Every knob it passes (EPC, NET,
+# LR, DEVICE, AMP, ...) is in the record, so changing one retrains.
 # ---------------------------------------------------------------------------
 TRAIN_PARAMS = --net $(NET) $(addprefix --net-opt ,$(NET_OPTS)) --epochs $(EPC) --batch-size $(BS) --lr $(LR) --seed $(SEED) \
   --losses '$(LOSSES)' --dist-kind $(DIST) $(if $(CONTEXT),--context $(CONTEXT)) \
   $(if $(WEIGHT_MAP),--weight-map $(WEIGHT_MAP)) $(OPTS) $(TRAIN_ARGS) $(DEBUG)
-$(METHOD_DIRS): $(RES)/%: $(DATA)/dist $(TRAIN_DEPS) $(TRAIN_SRC) $$(call params_changed,$$@,$$(TRAIN_PARAMS)) | $(VENV_DEP)
-	$(note_reused)
-	$(PY) -m segline.train --cases $(DATA)/cases --dist $(DATA)/dist --out $@ \
-	  --lineage $(LINEAGE) --device $(DEVICE) --amp $(AMP) $(TRAIN_PARAMS)
-	@$(call record_params,$@,$(TRAIN_PARAMS))
+$(METHOD_DIRS): private CMD = -m segline.train --cases $(DATA)/cases --dist $(DATA)/dist --out $@ \
+  --lineage $(LINEAGE) --device $(DEVICE) --amp $(AMP) $(TRAIN_PARAMS)
+$(METHOD_DIRS): $(RES)/%: $(DATA)/dist $(TRAIN_DEPS) $$(stale) | $(VENV_DEP)
+	$(PY) $(CMD)
 
 train: $(METHOD_DIRS)
 
 # ---------------------------------------------------------------------------
-# Plots, report, archive: each buildable alone.
+# Plots, report, archive: each buildable alone; each names the methods it covers,
+# so METHODS=... rebuilds them.
 # ---------------------------------------------------------------------------
 CURVES := val_dice val_hd95 val_assd tra_loss val_loss $(EXTRA_CURVES)
-PLOTS := $(addprefix $(RES)/,$(addsuffix .png,$(CURVES)) test_dice_boxplot.png overlays.png $(EXTRA_PLOTS))
+CURVE_PLOTS := $(addprefix $(RES)/,$(addsuffix .png,$(CURVES)))
+PLOTS := $(CURVE_PLOTS) $(addprefix $(RES)/,test_dice_boxplot.png overlays.png $(EXTRA_PLOTS))
 
-$(addprefix $(RES)/,$(addsuffix .png,$(CURVES))): $(RES)/%.png: $(METHOD_DIRS) $(PLOT_SRC) | $(VENV_DEP)
-	$(note_reused)
-	$(PY) -m segline.plots.curves --metric $* --out $@ $(METHOD_DIRS)
-
-$(RES)/test_dice_boxplot.png: $(METHOD_DIRS) $(PLOT_SRC) | $(VENV_DEP)
-	$(note_reused)
-	$(PY) -m segline.plots.boxplot --metric dice --out $@ $(METHOD_DIRS)
-
-$(RES)/overlays.png: $(METHOD_DIRS) $(PLOT_SRC) | $(VENV_DEP)
-	$(note_reused)
-	$(PY) -m segline.plots.overlays --cases $(DATA)/cases --out $@ $(METHOD_DIRS)
+$(CURVE_PLOTS): private CMD = -m segline.plots.curves --metric $(basename $(notdir $@)) --out $@ $(METHOD_DIRS)
+$(RES)/test_dice_boxplot.png: private CMD = -m segline.plots.boxplot --metric dice --out $@ $(METHOD_DIRS)
+$(RES)/overlays.png: private CMD = -m segline.plots.overlays --cases $(DATA)/cases --out $@ $(METHOD_DIRS)
+$(CURVE_PLOTS) $(RES)/test_dice_boxplot.png $(RES)/overlays.png: $(METHOD_DIRS) $$(stale) | $(VENV_DEP)
+	$(PY) $(CMD)
 
 plots: $(PLOTS)
 
-$(RES)/report.md $(RES)/report.csv &: $(METHOD_DIRS) $(REPORT_SRC) | $(VENV_DEP)
-	$(note_reused)
-	$(PY) -m segline.report --dataset $(DS) --out $(RES)/report.md --csv $(RES)/report.csv $(REPORT_ARGS) $(METHOD_DIRS)
+REPORTS := $(RES)/report.md $(RES)/report.csv
+$(REPORTS): private CMD = -m segline.report --dataset $(NAME) --out $(RES)/report.md \
+  --csv $(RES)/report.csv $(REPORT_ARGS) $(METHOD_DIRS)
+$(REPORTS): private TARGETS = $(REPORTS)
+$(REPORTS) &: $(METHOD_DIRS) $$(stale) | $(VENV_DEP)
+	$(PY) $(CMD)
 
 report: $(RES)/report.md
 
-PACK_POINTER := archives/$(DS)-latest.txt
-$(PACK_POINTER): $(PLOTS) $(RES)/report.md $(RES)/report.csv $(EXTRA_RESULTS) $(METHOD_DIRS) $(PACK_SRC) | $(VENV_DEP)
-	$(PY) -m segline.pack --ds $(DS) --results $(RES) --outdir archives \
-	  --commit "$$(git rev-parse --short=8 HEAD 2>/dev/null || echo nogit)" \
-	  $(if $(filter 1 yes true,$(PACK_MODELS)),--models)
+# The archive holds exactly what the report covers (and the plots of those methods):
+# the items are named, nothing else under $(RES) is packed.
+PACK_POINTER := archives/$(NAME)-latest.txt
+PACK_ITEMS = $(PLOTS) $(REPORTS) $(EXTRA_RESULTS) $(METHOD_DIRS)
+$(PACK_POINTER): private CMD = -m segline.pack --ds $(NAME) --results $(RES) --outdir archives \
+  $(if $(filter 1 yes true,$(PACK_MODELS)),--models) $(PACK_ITEMS)
+$(PACK_POINTER): $(PACK_ITEMS) $$(stale) | $(VENV_DEP)
+	$(PY) $(CMD)
 	@echo "plots:   $(RES)/*.png"
 	@echo "report:  $(RES)/report.md"
 	@echo "archive: archives/$$(cat $@)"
@@ -208,8 +231,10 @@ pack: $(PACK_POINTER)
 
 # Predictions of the unlabelled cases (e.g. a challenge's test set) by each method.
 PREDICT_DIRS := $(addprefix $(RES)/predict/,$(METHODS))
-$(PREDICT_DIRS): $(RES)/predict/%: $(RES)/% $(CORE_SRC) $(pkg)/predict.py | $(VENV_DEP)
-	$(PY) -m segline.predict --cases $(DATA)/cases --method $< --out $@ --device $(DEVICE) --amp $(AMP)
+$(PREDICT_DIRS): private CMD = -m segline.predict --cases $(DATA)/cases --method $(RES)/$(notdir $@) \
+  --out $@ --device $(DEVICE) --amp $(AMP)
+$(PREDICT_DIRS): $(RES)/predict/%: $(RES)/% $$(stale) | $(VENV_DEP)
+	$(PY) $(CMD)
 
 predict: $(PREDICT_DIRS)
 
@@ -218,6 +243,9 @@ clean-results:
 
 clean-data:
 	rm -rf $(DATA)
+
+# The dependency files the CLIs wrote (segline.stage): code each target imported.
+-include $(wildcard data/.*.d $(DATA)/.*.d $(RES)/.*.d $(RES)/*/.*.d archives/.*.d)
 
 # ---------------------------------------------------------------------------
 # help: targets and knobs.
@@ -253,12 +281,14 @@ help:
 	  "  SEED=N             seed for everything ($(SEED))" \
 	  "  DEVICE=auto|cpu|cuda|cuda:N  ($(DEVICE))" \
 	  "  AMP=auto|off|bf16|fp16       mixed precision ($(AMP))" \
-	  "  DEBUG=--debug      tiny subset per loader" \
+	  "  DEBUG=--debug      tiny subset per loader; lands in RUN=debug unless RUN is given" \
+	  "  RUN=name           a named run beside the others: results/$(DS)/<name>/, archives/$(DS)-<name>-* ($(RUN))" \
 	  "  CFLAGS=-O          flags for python (-O removes assertions)" \
 	  "  CC='srun ... python'  the python command ($(CC))" \
 	  "  CROP=none|body|label  crop each case to the body or the labelled region ($(CROP)), CROP_MARGIN=mm ($(CROP_MARGIN))" \
 	  "  N_TEST=N N_VAL=N   split sizes: first N_TEST cases test, next N_VAL validation ($(N_TEST), $(N_VAL))" \
 	  "  DS=name ARCHIVES=... LINEAGE=...  another archive of the same format" \
 	  "  PACK_MODELS=1      include checkpoints in the archive" \
+	  "  UNPACK_RATIO=N     refuse archives declaring more than N times their size ($(UNPACK_RATIO))" \
 	  "  $(DATASET_KNOBS_HELP)" \
 	  "make flags: -n (dry run), -B (rebuild all), -j2 (methods in parallel)"

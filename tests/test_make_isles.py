@@ -43,8 +43,8 @@ def test_toy_run_archive_and_report(pipeline) -> None:
         assert set(metrics[metrics.split == "val"].case) == {"train_case_3", "train_case_4"}
         assert len(list((res / m / "test" / "preds").glob("*.nii.gz"))) == 2
     assert "hausdorff:0.01[schedule=rebalance;step=0.01;cap=0.99;alpha=1]" in \
-        (res / "gdl_hausdorff" / "params.txt").read_text()
-    assert "--dist-kind 3d" in (res / "gdl_boundary3d" / "params.txt").read_text()
+        (res / ".gdl_hausdorff.cmd").read_text()
+    assert "--dist-kind 3d" in (res / ".gdl_boundary3d.cmd").read_text()
     report = (res / "report.md").read_text()
     for m in METHODS:
         assert m in report

@@ -54,7 +54,7 @@ def test_every_artefact(pipeline) -> None:
             "best.pt",
             "last.pt",
             "args.json",
-            "params.txt",
+            "lineage.json",
             "test/metrics.csv",
         ):
             assert (d / name).is_file(), f"{m}/{name}"
@@ -111,7 +111,8 @@ def test_one_plot_rebuilds_alone(pipeline, run_make) -> None:
     assert plot.is_file()
     after = snapshot(root)
     changed = {k for k in after if after.get(k) != before.get(k)}
-    assert changed == {"results/spleen-toy/val_dice.png", "results/spleen-toy"}, changed
+    records = {f"results/spleen-toy/.val_dice.png.{k}" for k in ("cmd", "d", "sha256")}
+    assert changed == {"results/spleen-toy/val_dice.png", "results/spleen-toy"} | records, changed
     assert (
         "segline.train" not in proc.stdout
         and "up to date, not rebuilt: results/spleen-toy/gdl" in proc.stdout

@@ -40,7 +40,8 @@ def test_pipeline_through_to_archive(built: Path) -> None:
     pointer = built / "archives" / "vessels-toy-latest.txt"
     assert (built / "archives" / pointer.read_text().strip()).is_file()
     for stage in ("mip", "pseudo"):
-        assert (built / "data" / "vessels-toy" / stage / "params.txt").is_file()
+        for kind in ("cmd", "d", "sha256"):  # the stage's records (segline.stage)
+            assert (built / "data" / "vessels-toy" / f".{stage}.{kind}").is_file()
 
 
 def test_pseudo_threshold_knob_rebuilds_pseudo_and_weak_methods_only(built: Path, run_make) -> None:

@@ -44,8 +44,15 @@ def run(
 
 
 def entry(main: Callable[[Sequence[str] | None], int | None]) -> None:
-    """``if __name__ == "__main__": entry(main)``: exit with :func:`run`'s code."""
-    sys.exit(run(main))
+    """``if __name__ == "__main__": entry(main)``: exit with :func:`run`'s code.
+
+    Under make, the command runs as a stage (:func:`segline.stage.build`): locked
+    against a second make, and followed by its records (digest, imported code,
+    command) beside the target.
+    """
+    from segline import stage
+
+    sys.exit(run(lambda argv: stage.build(lambda: main(argv))))
 
 
 def use_colour(stream=sys.stdout) -> bool:

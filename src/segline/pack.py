@@ -43,17 +43,19 @@ import contextlib
 import gzip
 import hashlib
 import io
+import json
 import os
 import re
 import shutil
 import subprocess
 import tarfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
 from segline import atomic
 from segline.cli import entry
+from segline.digest import sha256_file
 from segline.errors import InputError
 
 MODEL_SUFFIXES = (".pt", ".pth", ".ckpt")
@@ -61,6 +63,7 @@ SKIP_DIRS = frozenset({"preds_zyx", "__pycache__"})
 ENV_DUMP = re.compile(r"^(printenv.*|env(iron)?(\.txt|\.json)?|.*\.env)$", re.IGNORECASE)
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 MANIFEST = "SHA256SUMS"
+LINEAGE = "lineage.json"
 VOLATILE = frozenset({"timing.csv"})
 """Files packed and listed in the manifest but left out of the content hash: wall-clock
 times differ between two runs of the same experiment, which should share a name."""
@@ -78,27 +81,16 @@ class Packed(NamedTuple):
     n_files: int
 
 
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(CHUNK):
-            h.update(block)
-    return h.hexdigest()
-
-
-def collect(results: Path, *, models: bool = False) -> list[str]:
-    """Relative POSIX paths of the files to pack, sorted.
-
-    Args:
-        results: the ``results/<ds>`` folder.
-        models: include checkpoints (``*.pt``...).
-
-    Raises:
-        InputError: a symbolic link, an environment dump, or nothing to pack.
-    """
+def _walk(results: Path, start: Path, models: bool) -> list[str]:
+    """Files to pack below ``start`` (a folder or file inside ``results``)."""
     found: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(results, followlinks=False):
+    if start.is_symlink():
+        raise InputError(start, "symbolic link in the results; pack stores files only")
+    if start.is_file():
+        walked: Iterable[tuple[str, list[str], list[str]]] = [(str(start.parent), [], [start.name])]
+    else:  # lazily: the pruning of dirnames below steers os.walk
+        walked = os.walk(start, followlinks=False)
+    for dirpath, dirnames, filenames in walked:
         here = Path(dirpath)
         for d in list(dirnames):
             if (here / d).is_symlink():
@@ -122,9 +114,63 @@ def collect(results: Path, *, models: bool = False) -> list[str]:
             if name.endswith(MODEL_SUFFIXES) and not models:
                 continue
             found.append(path.relative_to(results).as_posix())
+    return found
+
+
+def collect(
+    results: Path, *, models: bool = False, items: Sequence[str] | None = None
+) -> list[str]:
+    """Relative POSIX paths of the files to pack, sorted.
+
+    Args:
+        results: the ``results/<ds>`` folder (or a run's ``results/<ds>/<run>``).
+        models: include checkpoints (``*.pt``...).
+        items: pack only these files and folders (paths inside ``results``, relative to
+            it or starting with it): what the report covers, nothing left over from
+            other runs. None packs the whole folder.
+
+    Raises:
+        InputError: a symbolic link, an environment dump, a missing item, an item
+            outside ``results``, or nothing to pack.
+    """
+    if items is None:
+        found = _walk(results, results, models)
+    else:
+        found = []
+        for item in items:
+            path = Path(item)
+            if not path.is_absolute() and not path.is_relative_to(results):
+                path = results / path
+            if not path.resolve().is_relative_to(results.resolve()):
+                raise InputError(item, f"not inside the results folder {results}")
+            if not path.exists():
+                raise InputError(path, "missing: build it before packing")
+            found.extend(_walk(results, path, models))
     if not found:
         raise InputError(results, "nothing to pack (no result files)")
-    return sorted(found)
+    return sorted(set(found))
+
+
+def check_same_inputs(results: Path, rels: Sequence[str]) -> None:
+    """Refuse to pack results trained on different data.
+
+    Each training writes ``lineage.json`` with the content digests of the stores it
+    read (``inputs``); every packed method must agree on each input they share.
+    """
+    seen: dict[str, tuple[str, str]] = {}
+    for rel in rels:
+        if Path(rel).name != LINEAGE or len(Path(rel).parts) != 2:
+            continue
+        method = Path(rel).parts[0]
+        inputs = json.loads((results / rel).read_text()).get("inputs", {})
+        for key, digest in sorted(inputs.items()):
+            if key in seen and seen[key][1] != digest:
+                raise InputError(
+                    results / method,
+                    f"trained on another {key} store than {seen[key][0]} "
+                    f"({digest[:12]} vs {seen[key][1][:12]}); rebuild both with one make",
+                )
+            seen.setdefault(key, (method, digest))
 
 
 def manifest_text(entries: Sequence[tuple[str, str]]) -> str:
@@ -230,6 +276,7 @@ def pack(
     *,
     models: bool = False,
     use_pigz: bool | None = None,
+    items: Sequence[str] | None = None,
 ) -> Packed:
     """Pack ``results`` into ``outdir`` and update the ``<ds>-latest.txt`` pointer.
 
@@ -241,7 +288,9 @@ def pack(
         raise InputError(results, "results folder not found; run the pipeline first")
     if outdir.resolve().is_relative_to(results.resolve()):
         raise InputError(outdir, "archive folder inside the results folder (it would pack itself)")
-    entries = [(rel, sha256_file(results / rel)) for rel in collect(results, models=models)]
+    rels = collect(results, models=models, items=items)
+    check_same_inputs(results, rels)
+    entries = [(rel, sha256_file(results / rel)) for rel in rels]
     if any(rel == MANIFEST for rel, _ in entries):
         raise InputError(results / MANIFEST, "name reserved for the archive's manifest")
     final = outdir / f"{ds}-{commit}-{manifest_hash(entries)}.tar.gz"
@@ -278,6 +327,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--commit",
         help="short commit for the name (default: git rev-parse --short=8 HEAD, or 'nogit')",
     )
+    p.add_argument(
+        "items",
+        nargs="*",
+        help="files/folders inside --results to pack (default: all of it); make passes "
+        "exactly what the report covers",
+    )
     return p
 
 
@@ -289,7 +344,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     commit = args.commit if args.commit is not None else git_short_commit()
     if not SAFE_NAME.match(commit):
         raise InputError("--commit", f"{commit!r} is not a safe file-name part")
-    done = pack(args.results, args.outdir, args.ds, commit, models=args.models)
+    done = pack(
+        args.results, args.outdir, args.ds, commit, models=args.models, items=args.items or None
+    )
     if done.created:
         size_mb = done.path.stat().st_size / 1e6
         print(

@@ -7,7 +7,9 @@ NIfTI predictions of the best epoch in each case's source geometry),
 
 Everything is built in ``<out>_tmp`` and renamed to ``<out>`` only once training and
 test evaluation completed; a killed run resumes from ``<out>_tmp`` at its last
-completed epoch (``train_state.pt``), provided the arguments are the same.
+completed epoch (``train_state.pt``), provided its lineage is the same: arguments,
+content of the input stores and imported code (``lineage.json``,
+:mod:`segline.train.fingerprint`).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from segline.nets import get_net
 from segline.preprocess.geometry import to_source, write_nifti_like
 from segline.provenance import write_provenance
 from segline.train import device as dev
+from segline.train import fingerprint as fp
 from segline.train import state as st
 from segline.train.device import Precision
 from segline.train.evaluate import (
@@ -86,6 +89,8 @@ class TrainConfig:
     debug: bool = False
     net_kwargs: dict[str, Any] = field(default_factory=dict)
     lineage: str | None = None
+    device: str = "auto"
+    amp: str = "auto"
     precision: str = ""
     # 3D networks: patch training and sliding-window evaluation
     patch: tuple[int, ...] = (32, 48, 48)
@@ -342,17 +347,23 @@ class Trainer:
 
     # -- main -----------------------------------------------------------------------
     def _prepare_work(self) -> dict[str, Any] | None:
-        """Reuse ``<out>_tmp`` when it belongs to the same arguments, else start afresh."""
-        args_path = self.work / "args.json"
-        if self.work.is_dir() and args_path.is_file():
-            if json.loads(args_path.read_text()) == self.cfg.identity():
-                state = st.load_state(self.work)
-                if state is not None:
+        """Reuse ``<out>_tmp`` only when its lineage (arguments, content of the input
+        stores, imported code) equals this run's; otherwise start afresh and say why."""
+        cfg = self.cfg
+        stores = {"cases": cfg.cases, "dist": cfg.dist, "mip": cfg.mip, "pseudo": cfg.pseudo}
+        lineage = fp.training_lineage(cfg.identity(), stores)
+        if self.work.is_dir():
+            old = fp.read_lineage(self.work)
+            state = st.load_state(self.work)
+            if old is not None and state is not None:
+                why = fp.differences(old, lineage)
+                if not why:
                     return state
-        if self.work.exists():
+                print(f"{self.out}: interrupted run discarded, its lineage differs ({why}); starting afresh")
             shutil.rmtree(self.work)
         self.work.mkdir(parents=True)
-        atomic.write_json(args_path, self.cfg.identity())
+        atomic.write_json(self.work / "args.json", cfg.identity())
+        atomic.write_json(self.work / fp.LINEAGE_FILE, lineage)
         return None
 
     def run(self) -> Path:
