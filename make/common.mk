@@ -2,7 +2,7 @@
 # vessels.make). A dataset makefile sets what differs (archives, lineage, adapter,
 # methods as target-specific variables, defaults) and then includes this file.
 #
-# The graph (design.md §1):
+# The graph (docs/ARCHITECTURE.md):
 #   lineage + archive(s) -> data/$(DS)/raw -> data/$(DS)/cases -> data/$(DS)/dist
 #   -> results/$(DS)/<method>/ -> results/$(DS)/*.png, report.md -> archives/
 #
