@@ -1,4 +1,9 @@
-"""The on-disk format shared by every stage after unpacking (design.md §3).
+"""The on-disk format shared by every stage after unpacking (docs/CONTRACTS.md).
+
+One layout serves every consumer: 2D training reads single axial slices, 2.5D
+training a few neighbouring ones, 3D training patches, and evaluation, metrics and
+NIfTI export whole volumes, so no stage has to regroup slice files into cases
+(docs/ARCHITECTURE.md, "On-disk contracts").
 
 A *case store* is a folder written by the slicing stage::
 

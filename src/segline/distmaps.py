@@ -20,8 +20,11 @@ inside distance: inside it reads ``-(d - 1)``, exactly 1 mm above ours, which ad
 1 mm x the mean inside probability to the loss. At 1 mm spacing its inside boundary
 voxels read 0; at 0.8 mm they read ``-(0.8 - 1) = +0.2``, the wrong sign, which ours
 avoids at any spacing. It also leaves an absent class at 0 everywhere (no gradient)
-and allocates the result with the label's dtype unless told otherwise (integer maps,
-the bug design.md section 4 records).
+and allocates the result with the label's dtype unless told otherwise: with an
+integer label the maps become integers, distances truncated to whole millimetres, so
+at sub-millimetre spacing the voxels near a boundary all read 0 and the loss loses
+its signal there. Ours are always float32 (``tests/test_distmaps.py`` checks dtype
+and values against scipy).
 
 **Absent or full masks.** A distance to a region that does not exist is undefined
 (``edt`` returns inf, scipy distances to a phantom point off the array). We use a
@@ -248,8 +251,7 @@ def _check_label(label: np.ndarray, n_classes: int) -> None:
         raise ValueError(f"label must hold integer class indices, got dtype {label.dtype}")
     if label.size and (int(label.min()) < 0 or int(label.max()) >= n_classes):
         raise ValueError(
-            f"label values span {int(label.min())}..{int(label.max())}, "
-            f"outside 0..{n_classes - 1}"
+            f"label values span {int(label.min())}..{int(label.max())}, outside 0..{n_classes - 1}"
         )
 
 

@@ -19,7 +19,8 @@ Packed: every regular file below ``results/<ds>/`` (plots, report, each method's
 with ``--models``), ``test/preds_zyx/`` (case-store copies of the NIfTI predictions,
 used for the overlays), hidden files, ``*.tmp`` files and ``*_tmp`` folders (writes in
 progress). A file that looks like an environment dump (``printenv``, ``.env``...)
-stops the packing: environments hold secrets (design.md §4). Symbolic links are
+stops the packing: environments hold secrets (tokens, passwords) and an archive is
+made to be shared (README, "What provenance holds"). Symbolic links are
 refused (an archive stores content, not pointers outside it).
 
 The archive is made read-only; an existing archive of the same name (same content) is

@@ -1,50 +1,131 @@
 """Provenance of a result: what produced it, so every number traces back.
 
-Written into ``<result>/provenance/``: the exact command, the git commit, the diff
-against it *including untracked files*, the installed packages (``name==version``,
-like ``pip freeze``), the lineage md5s the data was verified against, and the
-torch/device facts. Deliberately **no environment dump** (the reference
-implementation stored ``printenv``, secrets included) and no dates or host names,
-so equal inputs give equal provenance files.
+Written into ``<result>/provenance/`` (see the README section "What provenance holds"):
+the exact command, the git commit, ``git status``, the diff of the *tracked* files
+against the commit, the untracked files by name and sha256 only (never their
+content: an untracked ``.env`` or key file must not reach a shareable archive), the
+installed packages (``name==version``, like ``pip freeze``), the lineage md5s the data
+was verified against, and the torch/device facts. Deliberately **no environment
+dump** (environment variables routinely hold tokens and passwords) and no dates or
+host names, so equal inputs give equal provenance files.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import os
 import platform
 import shlex
+import stat
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
 from segline import atomic
 
+UNTRACKED = "untracked.sha256"
+"""Name of the untracked-file listing in the provenance folder (``sha256sum`` format)."""
+CHUNK = 1 << 20
 
-def _git(args: Sequence[str], cwd: Path) -> tuple[int, str]:
+
+class GitState(NamedTuple):
+    """What git says about the working tree a result was produced from."""
+
+    commit: str  #: full commit hash, or ``nogit`` outside a repository / before a commit
+    status: str  #: ``git status --porcelain`` (names only, untracked ones included)
+    diff: bytes  #: ``git diff HEAD --binary``: tracked files only
+    untracked: bytes  #: ``sha256sum`` lines of the untracked, not-ignored files
+
+
+def _git(args: Sequence[str], cwd: Path) -> tuple[int, bytes]:
+    """Run git without taking optional locks (a concurrent ``git commit`` is not
+    disturbed, and parallel trainings do not race for the index lock); raw stdout."""
     try:
-        proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(
+            ["git", "--no-optional-locks", "-c", "core.quotePath=true", *args],
+            cwd=cwd,
+            capture_output=True,
+            timeout=60,
+        )
     except (OSError, subprocess.TimeoutExpired):
-        return 127, ""
+        return 127, b""
     return proc.returncode, proc.stdout
 
 
-def git_state(repo: Path) -> dict[str, str]:
-    """Commit, short status and a diff including untracked files (text)."""
+def _sha256_entry(path: Path) -> str | None:
+    """Hex sha256 of a regular file's bytes, or of a symbolic link's target path (what
+    git stores for a link; the link is not followed); None for anything else (a nested
+    repository's folder, a file gone meanwhile)."""
+    h = hashlib.sha256()
+    try:
+        mode = path.lstat().st_mode
+        if stat.S_ISLNK(mode):
+            h.update(os.fsencode(os.readlink(path)))
+        elif stat.S_ISREG(mode):
+            with open(path, "rb") as fh:
+                while block := fh.read(CHUNK):
+                    h.update(block)
+        else:
+            return None
+    except OSError:
+        return None
+    return h.hexdigest()
+
+
+def _sha256sum_line(digest: str, name: bytes) -> bytes:
+    """One ``sha256sum`` line; a name with a backslash or newline is escaped the way
+    ``sha256sum`` does it (line starts with ``\\``), so ``sha256sum -c`` reads it back."""
+    if b"\\" in name or b"\n" in name:
+        escaped = name.replace(b"\\", b"\\\\").replace(b"\n", b"\\n")
+        return b"\\" + digest.encode("ascii") + b"  " + escaped + b"\n"
+    return digest.encode("ascii") + b"  " + name + b"\n"
+
+
+def untracked_listing(repo: Path) -> bytes:
+    """``<sha256>  <path>`` lines of the untracked files git does not ignore, sorted by
+    path (relative to the repository root, ``sha256sum`` format).
+
+    Only names and hashes: the content never enters the provenance. Ignored files
+    (``data/``, ``results/``, ``.venv/`` in this project's ``.gitignore``) are not
+    listed: they are outputs or the environment, recorded elsewhere (lineage md5s,
+    ``pip-freeze.txt``), and hashing them would cost minutes per run.
+    """
+    rc, top = _git(["rev-parse", "--show-toplevel"], repo)
+    if rc != 0:
+        return b""
+    root = Path(os.fsdecode(top.rstrip(b"\n")))
+    rc, out = _git(["ls-files", "--others", "--exclude-standard", "--full-name", "-z"], root)
+    if rc != 0:
+        return b""
+    lines = []
+    for name in sorted(filter(None, out.split(b"\0"))):
+        digest = _sha256_entry(root / os.fsdecode(name))
+        if digest is not None:
+            lines.append(_sha256sum_line(digest, name))
+    return b"".join(lines)
+
+
+def git_state(repo: Path) -> GitState:
+    """Commit, short status, the diff of the tracked files and the untracked listing."""
     rc, commit = _git(["rev-parse", "HEAD"], repo)
     if rc != 0:
-        return {"commit": "nogit", "status": "", "diff": ""}
+        return GitState("nogit", "", b"", b"")
     _, status = _git(["status", "--porcelain", "--untracked-files=all"], repo)
-    _, diff = _git(["diff", "HEAD", "--binary"], repo)
-    _, untracked = _git(["ls-files", "--others", "--exclude-standard", "-z"], repo)
-    parts = [diff]
-    for name in sorted(filter(None, untracked.split("\0"))):
-        _, extra = _git(["diff", "--no-index", "--binary", "--", "/dev/null", name], repo)
-        parts.append(extra)
-    return {"commit": commit.strip(), "status": status, "diff": "".join(parts)}
+    # tracked files only; no external diff tools or textconv filters, no colour codes
+    _, diff = _git(
+        ["diff", "HEAD", "--binary", "--no-ext-diff", "--no-textconv", "--no-color"], repo
+    )
+    return GitState(
+        commit.decode("ascii", "replace").strip(),
+        status.decode("utf-8", "replace"),
+        diff,
+        untracked_listing(repo),
+    )
 
 
 def package_list() -> str:
@@ -92,9 +173,10 @@ def write_provenance(
     repo = repo or Path.cwd()
     atomic.write_text(folder / "command.txt", command_text(argv))
     git = git_state(repo)
-    atomic.write_text(folder / "git-commit.txt", git["commit"] + "\n")
-    atomic.write_text(folder / "git-status.txt", git["status"])
-    atomic.write_text(folder / "git.diff", git["diff"])
+    atomic.write_text(folder / "git-commit.txt", git.commit + "\n")
+    atomic.write_text(folder / "git-status.txt", git.status)
+    atomic.write_bytes(folder / "git.diff", git.diff)
+    atomic.write_bytes(folder / UNTRACKED, git.untracked)
     atomic.write_text(folder / "pip-freeze.txt", package_list())
     if lineage is not None and lineage.is_file():
         lines = [ln for ln in lineage.read_text().splitlines() if ln and not ln.startswith("#")]

@@ -50,8 +50,8 @@ def as_mask_pair(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarr
 def dice(pred: np.ndarray, gt: np.ndarray) -> float:
     """Dice coefficient ``2 |P ∩ G| / (|P| + |G|)`` of two masks.
 
-    Conventions (design.md §5): both masks empty → ``1.0`` (identical, nothing to
-    miss); exactly one empty → ``0.0``.
+    Conventions (the same in every metric, README "Metrics and conventions"): both
+    masks empty → ``1.0`` (identical, nothing to miss); exactly one empty → ``0.0``.
 
     Args:
         pred: predicted mask (non-zero = foreground).

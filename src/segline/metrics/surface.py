@@ -23,8 +23,11 @@ Definitions used throughout:
   (Σ_{a∈S_A} d(a,S_B) + Σ_{b∈S_B} d(b,S_A)) / (|S_A| + |S_B|), as MONAI's
   symmetric average surface distance. (medpy's ``assd`` averages the two directed
   means instead, which differs when |S_A| ≠ |S_B|.)
-* **Empty masks** (design.md §5): both empty → 0.0 (identical); exactly one empty
-  → NaN (undefined; the tables count these, never drop them).
+* **Empty masks** (README "Metrics and conventions"): both empty → 0.0
+  (identical); exactly one empty → NaN: a distance to a surface that does not exist
+  is undefined, and any stand-in number (0, the image diagonal) would bias the mean
+  one way or the other. The tables (:mod:`segline.metrics.table`) count these
+  cases, never drop them.
 
 Speed: the distance transforms run on the union bounding box of both masks plus
 a one-voxel margin, not on the whole volume. This is exact: every foreground voxel,

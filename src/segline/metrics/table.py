@@ -5,7 +5,9 @@ rows ``{"class": name, "metric": m, "value": v}``; the trainer adds ``epoch``,
 ``split`` and ``case`` and writes ``metrics.csv`` (docs/CONTRACTS.md).
 :func:`summarise` and :func:`mean_foreground` aggregate such tables and always
 report how many values were undefined (NaN) next to the mean — NaNs are never
-dropped silently (design.md §5).
+dropped silently: an undefined distance means one mask was empty, i.e. a missed
+structure or a prediction where there is none, and a mean over the remaining cases
+alone would make exactly those failures disappear.
 
 Metric names: ``dice``, ``hd95``, ``assd``, ``hd`` (Hausdorff, percentile 100),
 ``cldice``; distances in mm (see :mod:`segline.metrics.surface` for definitions and

@@ -197,8 +197,10 @@ def numeric_column(
 def read_long(path: Path) -> pd.DataFrame:
     """Read a long-format metrics table (``epoch,split,case,class,metric,value``).
 
-    Duplicate (epoch, split, case, class, metric) rows are refused: they mean a writer
-    overwrote or repeated rows (design.md §4), and averaging them would hide it.
+    Duplicate (epoch, split, case, class, metric) rows are refused: the trainer writes
+    each key once (docs/CONTRACTS.md), so a duplicate means some writer overwrote or
+    repeated rows (a row counter that never advanced, a retried worker), and averaging
+    the copies would hide that bug behind plausible numbers.
     """
     df = read_csv(path, LONG_COLUMNS)
     df = df.loc[:, list(LONG_COLUMNS)].copy()
