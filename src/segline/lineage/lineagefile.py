@@ -14,7 +14,24 @@ A lineage file (``lineage/<ds>.lineage``) is an ``md5sum`` checksum list, so
   ``# key: value`` (one-word key) is metadata, e.g. ``source``, ``licence``, ``size``,
   ``note``. ``source`` is either a download URL or a sentence saying how to obtain
   the data (e.g. registration required); it may appear once per archive;
-* blank lines are ignored.
+* empty lines are ignored.
+
+Lines are read exactly as GNU ``md5sum -c --strict`` reads them (coreutils 9; the
+tests run ``md5sum`` on the same files), so the two never disagree about a file:
+
+* a trailing CR is dropped (CRLF files); ``#`` must be in column 1, and a line of
+  only blanks is malformed, as is anything else that is not an entry;
+* leading blanks (spaces, TABs) are skipped; the md5 (either case) is followed by
+  one blank (space or TAB), then ``' '`` or ``'*'`` (text / binary marker) and the
+  path. Without that marker (``<md5> <path>``, one blank) the path starts right
+  after the blank; md5sum decides per file which of the two forms it reads from
+  the first entry, so mixing them is malformed, and after a one-blank first line
+  a second blank belongs to the path;
+* everything after the marker is the path, blanks included (no trimming);
+* a line starting (after blanks) with ``\\`` has an escaped path: ``\\\\`` is a
+  backslash, ``\\n`` a newline, ``\\r`` a CR; any other escape is malformed;
+* the BSD form ``MD5 (<path>) = <md5>`` (``md5sum --tag``) is read too; the path
+  ends at the last ``)``.
 
 Example:
     >>> import tempfile, pathlib
@@ -39,7 +56,9 @@ from segline.errors import InputError
 
 TOY_HINT = "for the embedded toy data run with TOY=1"
 
-_ENTRY = re.compile(r"^(?P<md5>[0-9a-fA-F]{32}) [ *](?P<path>.+)$")
+_HEX = re.compile(r"^[0-9a-fA-F]{32}$")
+_BLANKS = " \t"
+_UNESCAPE = {"\\": "\\", "n": "\n", "r": "\r"}
 _META = re.compile(r"^#\s*(?P<key>[A-Za-z][A-Za-z0-9_-]*)\s*:\s*(?P<value>.*?)\s*$")
 _URL = re.compile(r"^https?://\S+$")
 
@@ -130,6 +149,73 @@ class Lineage:
         return f"no source recorded in {self.path}"
 
 
+def _unescape(text: str) -> str | None:
+    """md5sum's escaped file name: ``\\\\``, ``\\n``, ``\\r``; None for any other escape."""
+    out: list[str] = []
+    chars = iter(text)
+    for ch in chars:
+        if ch == "\\":
+            ch = _UNESCAPE.get(next(chars, ""), "")
+            if not ch:
+                return None
+        out.append(ch)
+    return "".join(out)
+
+
+class _EntryReader:
+    """Parses entry lines as ``md5sum -c`` does, keeping its one piece of state.
+
+    md5sum fixes, at the first entry in GNU form, whether the file uses a type marker
+    (``<md5>  path`` / ``<md5> *path``) or not (``<md5> path``, as BSD ``md5 -r``
+    writes); later lines are read the same way.
+    """
+
+    def __init__(self) -> None:
+        self.marker: bool | None = None  # None until the first GNU-form entry
+
+    def read(self, line: str) -> tuple[str, str] | None:
+        """``(md5, path)`` of an entry line (no newline, CR removed), or None if malformed."""
+        i = len(line) - len(line.lstrip(_BLANKS))
+        escaped = line.startswith("\\", i)
+        i += escaped
+        if line.startswith("MD5", i):
+            return self._bsd(line[i + 3 :], escaped)
+        if len(line) - i < 34:  # md5, a blank, at least one character
+            return None
+        md5, blank, rest = line[i : i + 32], line[i + 32], line[i + 33 :]
+        if blank not in _BLANKS or not _HEX.match(md5):
+            return None
+        if len(rest) == 1 or rest[0] not in " *":
+            if self.marker is True:
+                return None
+            self.marker = False
+            path = rest
+        elif self.marker is not False:
+            self.marker = True
+            path = rest[1:]
+        else:
+            path = rest
+        name = _unescape(path) if escaped else path
+        return None if name is None else (md5, name)
+
+    @staticmethod
+    def _bsd(rest: str, escaped: bool) -> tuple[str, str] | None:
+        """``[ ](<path>)<blanks>=<blanks><md5>`` after the ``MD5`` tag."""
+        rest = rest[1:] if rest.startswith(" ") else rest
+        if not rest.startswith("("):
+            return None
+        rest = rest[1:]
+        end = rest.rfind(")")
+        if end < 0:
+            return None
+        name = _unescape(rest[:end]) if escaped else rest[:end]
+        tail = rest[end + 1 :].lstrip(_BLANKS)
+        if name is None or not tail.startswith("="):
+            return None
+        md5 = tail[1:].lstrip(_BLANKS)
+        return (md5, name) if _HEX.match(md5) else None
+
+
 def parse_lineage(path: str | os.PathLike[str]) -> Lineage:
     """Read a lineage file.
 
@@ -156,23 +242,28 @@ def parse_lineage(path: str | os.PathLike[str]) -> Lineage:
     entries: list[tuple[str, str]] = []
     meta_items: list[tuple[str, str]] = []
     seen: dict[str, int] = {}
-    for number, raw in enumerate(text.split("\n"), start=1):
-        line = raw.rstrip("\r")
-        if not line.strip():
+    reader = _EntryReader()
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # the final newline ends the last line, it starts none
+    for number, raw in enumerate(lines, start=1):
+        line = raw[:-1] if raw.endswith("\r") else raw
+        if not line:
             continue
         if line.startswith("#"):
             match = _META.match(line)
             if match:
                 meta_items.append((match["key"].lower(), match["value"]))
             continue
-        match = _ENTRY.match(line)
-        if not match:
+        parsed = reader.read(line)
+        if parsed is None:
             shown = line if len(line) <= 60 else line[:57] + "..."
             raise InputError(
                 path,
-                f"line {number}: expected '<32-hex md5>  <path>' or a '#' comment, got {shown!r}",
+                f"line {number}: expected '<32-hex md5>  <path>' or a '#' comment, got {shown!r}"
+                " (read as md5sum -c --strict reads it)",
             )
-        entry = match["path"]
+        md5, entry = parsed
         key = normalise_path(entry)
         if PurePosixPath(entry).is_absolute() or key.startswith("../") or key == "..":
             problem = f"line {number}: path {entry!r} must be relative to the repository root"
@@ -180,7 +271,7 @@ def parse_lineage(path: str | os.PathLike[str]) -> Lineage:
         if key in seen:
             raise InputError(path, f"line {number}: {entry!r} already listed on line {seen[key]}")
         seen[key] = number
-        entries.append((match["md5"].lower(), entry))
+        entries.append((md5.lower(), entry))
     if not entries:
         raise InputError(path, "lists no archive (no '<md5>  <path>' line)")
     metadata: dict[str, str] = {}
