@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from segline.errors import InputError
 from segline.lineage.lineagefile import md5_of, normalise_path, parse_lineage, verify
 
+PREPROCESS = Path(__file__).resolve().parents[1] / "preprocess"
 SPLEEN_URL = "https://msd-for-monai.s3-us-west-2.amazonaws.com/Task09_Spleen.tar"
 
 
@@ -316,3 +318,61 @@ def test_lines_read_as_md5sum_reads_them(
     else:
         assert [p for _, p in parse_lineage(path).entries] == listed
         assert verify(parse_lineage(path), root=tmp_path) == [normalise_path(p) for p in listed]
+
+
+# ---- archive paths with spaces (make splits ARCHIVES at spaces) -----------------------
+
+SPACE_LINE = (
+    "segline: data/with space.tar: archive path contains a space; make splits names at "
+    "spaces: rename it or link it under a name without spaces"
+)
+
+
+def spaced_repo(repo: Path, listed: str = "data/with space.tar") -> Path:
+    (repo / "data" / "with space.tar").write_bytes(b"spaced archive\n")
+    md5 = md5_of(repo / "data" / "with space.tar")
+    return write_lineage(repo, f"{md5}  {listed}\n", name="ws.lineage")
+
+
+def test_space_split_pieces_named_as_one_path(repo: Path) -> None:
+    lin = parse_lineage(spaced_repo(repo))
+    with pytest.raises(InputError) as exc:  # unpack gets every piece
+        verify(lin, ["data/with", "space.tar"])
+    assert f"segline: {exc.value}" == SPACE_LINE
+    with pytest.raises(InputError) as exc:  # fetch gets one piece per make recipe
+        lin.require("data/with")
+    assert f"segline: {exc.value}" == SPACE_LINE
+    (repo / "data" / "with space.tar").unlink()  # not downloaded yet: the lineage tells
+    with pytest.raises(InputError) as exc:
+        lin.require("space.tar")
+    assert f"segline: {exc.value}" == SPACE_LINE
+    # the listed path itself is fine, and an unrelated name is plainly "not listed"
+    assert lin.require("data/with space.tar") == lin.entries[0][0]
+    with pytest.raises(InputError, match=r"^data/other\.tar: not listed in"):
+        verify(lin, ["data/other.tar"])
+
+
+def test_space_split_found_on_disk_when_lineage_lists_another_name(repo: Path) -> None:
+    lin = parse_lineage(spaced_repo(repo, listed="data/a.tar"))
+    with pytest.raises(InputError) as exc:
+        verify(lin, ["data/with", "space.tar"])
+    assert f"segline: {exc.value}" == SPACE_LINE
+
+
+def test_space_split_cli_lines(repo: Path) -> None:
+    """fetch.py and unpack.py as make calls them with ARCHIVES='data/with space.tar'."""
+    spaced_repo(repo)
+    for script, argv in [
+        ("unpack.py", ["--out", "data/ws/raw", "data/with", "space.tar"]),
+        ("fetch.py", ["data/with"]),
+    ]:
+        proc = subprocess.run(
+            [sys.executable, str(PREPROCESS / script), "--lineage", "lineage/ws.lineage", *argv],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert proc.returncode == 2 and proc.stderr == SPACE_LINE + "\n", proc.stderr
+    assert not (repo / "data" / "ws").exists()
+    assert sorted(p.name for p in (repo / "data").iterdir()) == ["a.tar", "b.zip", "with space.tar"]

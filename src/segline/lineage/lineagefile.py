@@ -48,6 +48,7 @@ import hashlib
 import os
 import posixpath
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote, unquote, urljoin, urlsplit
@@ -108,9 +109,12 @@ class Lineage:
         return None
 
     def require(self, path: str | os.PathLike[str]) -> str:
-        """Like :meth:`md5_for`, but raise :class:`InputError` when ``path`` is not listed."""
+        """Like :meth:`md5_for`, but raise :class:`InputError` when ``path`` is not listed
+        (saying so when it is a piece of a listed path with spaces, see
+        :func:`check_space_split`)."""
         md5 = self.md5_for(path)
         if md5 is None:
+            check_space_split([os.fspath(path)], self)
             listed = ", ".join(p for _, p in self.entries) or "nothing"
             raise InputError(path, f"not listed in {self.path} (it lists {listed})")
         return md5
@@ -147,6 +151,58 @@ class Lineage:
         if "note" in self.metadata:
             return f"note: {self.metadata['note']}"
         return f"no source recorded in {self.path}"
+
+
+SPACE_PROBLEM = (
+    "archive path contains a space; make splits names at spaces: rename it or link it "
+    "under a name without spaces"
+)
+
+
+def _spaced_candidates(args: Sequence[str], i: int, lineage: Lineage | None) -> Iterator[str]:
+    """Paths with spaces that make may have split into pieces, ``args[i]`` among them."""
+    for lo in range(i + 1):
+        for hi in range(max(i + 1, lo + 2), len(args) + 1):
+            yield " ".join(args[lo:hi])  # consecutive arguments joined back
+    piece = normalise_path(args[i]) if args[i] else args[i]
+    if lineage is not None:  # make ran one recipe per piece: only this one is known
+        for _, entry in lineage.entries:
+            pieces = entry.split()
+            if len(pieces) > 1 and (args[i] in pieces or piece in pieces):
+                yield entry
+    first = Path(args[i])
+    if first.name and first.parent.is_dir():  # a file on disk that starts with this piece
+        yield from sorted(
+            str(first.parent / c.name)
+            for c in first.parent.iterdir()
+            if c.name.startswith(first.name + " ")
+        )
+
+
+def check_space_split(args: Sequence[str], lineage: Lineage | None = None) -> None:
+    """Refuse archive arguments that are the pieces of a path containing a space.
+
+    Make splits ``ARCHIVES='data/with space.tar'`` into ``data/with`` and
+    ``space.tar``, so a tool would report "data/with: not listed". When an argument is
+    neither listed in ``lineage`` nor an existing file, but consecutive arguments joined
+    by a space (or a listed path, or a file next to it) are, say what happened instead.
+    Shared by ``fetch.py`` (one argument per recipe) and ``unpack.py`` (all of them).
+
+    Raises:
+        InputError: ``<the path with spaces>: archive path contains a space; ...``.
+    """
+
+    def known(path: str) -> bool:
+        listed = lineage is not None and lineage.md5_for(path) is not None
+        return listed or Path(path).is_file()
+
+    for i, arg in enumerate(args):
+        if known(arg):
+            continue
+        for candidate in _spaced_candidates(args, i, lineage):
+            if known(candidate):
+                shown = normalise_path(candidate)
+                raise InputError(shown, SPACE_PROBLEM)
 
 
 def _unescape(text: str) -> str | None:
@@ -326,6 +382,7 @@ def verify(
                 if normalise_path(entry, base) == rel:
                     md5 = exp
             if md5 is None:
+                check_space_split([os.fspath(a) for a in paths], lineage)
                 listed = ", ".join(e for _, e in lineage.entries)
                 raise InputError(p, f"not listed in {lineage.path} (it lists {listed})")
             wanted.append((md5, rel))
