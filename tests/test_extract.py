@@ -551,3 +551,120 @@ def test_cli_evil_archive_is_one_line(repo: Path) -> None:
     )
     assert not (repo.parent / "escape.txt").exists()
     assert_nothing_left(repo / "data" / "t" / "raw")
+
+
+# ---- decompression bombs ------------------------------------------------------------
+
+
+class Zeros(io.RawIOBase):
+    """``n`` zero bytes, read in chunks (a big member without allocating it)."""
+
+    def __init__(self, n: int) -> None:
+        self.left = n
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: bytearray | memoryview) -> int:  # type: ignore[override]
+        n = min(len(buf), self.left)
+        buf[:n] = bytes(n)
+        self.left -= n
+        return n
+
+
+def zeros_tar_gz(path: Path, size: int) -> Path:
+    """A tar.gz holding ``Task/zeros.bin``: ``size`` zero bytes (gzip shrinks ~1000x)."""
+    with tarfile.open(path, "w:gz", compresslevel=1) as tar:
+        info = tarfile.TarInfo("Task/zeros.bin")
+        info.size = size
+        tar.addfile(info, Zeros(size))
+    return path
+
+
+def test_bomb_refused_before_anything_is_written(repo: Path) -> None:
+    bomb = zeros_tar_gz(repo / "data" / "bomb.tar.gz", 64 << 20)
+    packed = bomb.stat().st_size
+    assert packed < 1 << 20  # 64 MiB of zeros in well under 1 MiB
+    md5 = hashlib.md5(bomb.read_bytes()).hexdigest()
+    (repo / "lineage" / "b.lineage").write_text(f"{md5}  data/bomb.tar.gz\n")
+    res = run_cli(
+        "--lineage", "lineage/b.lineage", "--out", "data/b/raw", "data/bomb.tar.gz", cwd=repo
+    )
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    lines = res.stderr.splitlines()
+    assert len(lines) == 1, res.stderr
+    assert lines[0].startswith("segline: data/bomb.tar.gz: declares 64.0 MiB uncompressed, ")
+    assert f"{(64 << 20) / packed:.0f} x its" in lines[0]
+    assert "(limit 200 x, at least 32.0 MiB)" in lines[0] and "--max-ratio N" in lines[0]
+    assert_nothing_left(repo / "data" / "b" / "raw")
+
+
+def test_bomb_ratio_limit_and_raising_it(tmp_path: Path) -> None:
+    small = zeros_tar_gz(tmp_path / "z.tar.gz", 1 << 20)  # ~1 KiB compressed
+    ratio = (1 << 20) / small.stat().st_size
+    assert ratio > 200
+    with pytest.raises(InputError, match=r"declares 1\.0 MiB uncompressed.*limit 200 x"):
+        extract_archives([small], tmp_path / "raw", ratio_floor=0)
+    assert_nothing_left(tmp_path / "raw")
+    # the floor lets small archives through; a raised ratio or 0 (off) lets it through
+    for kwargs in (
+        {},
+        {"ratio_floor": 0, "max_ratio": 2 * ratio},
+        {"ratio_floor": 0, "max_ratio": 0},
+    ):
+        summary = extract_archives([small], tmp_path / "raw", **kwargs)
+        assert summary.bytes == 1 << 20
+        assert (tmp_path / "raw" / "Task" / "zeros.bin").stat().st_size == 1 << 20
+
+
+def test_bomb_ratio_uses_zip_central_directory(tmp_path: Path) -> None:
+    path = tmp_path / "z.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("Task/zeros.bin", bytes(1 << 20))
+    with pytest.raises(InputError, match=r"z\.zip: declares 1\.0 MiB uncompressed"):
+        extract_archives([path], tmp_path / "raw", ratio_floor=0)
+    assert_nothing_left(tmp_path / "raw")
+    # a normal archive (the small dataset) is far below any sensible ratio
+    assert extract_archives([make_zip(tmp_path / "ok.zip")], tmp_path / "raw", ratio_floor=0)
+
+
+def test_member_larger_than_declared_is_stopped(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from segline.lineage.extract import open_archive, write_members
+
+    with open_archive(make_tar(tmp_path / "a.tar")) as reader:
+        reader.members = [
+            replace(m, size=m.size // 2) if m.size > 1000 else m for m in reader.members
+        ]
+        (tmp_path / "out").mkdir()
+        with pytest.raises(InputError, match="holds more than its declared 5120 bytes"):
+            write_members(reader, tmp_path / "out")
+    written = tmp_path / "out" / "Task09_Spleen" / "imagesTr" / "spleen_2.nii.gz"
+    assert written.stat().st_size == 0  # stopped before the first block was written
+
+
+def test_max_ratio_option(repo: Path) -> None:
+    res = run_cli(
+        "--lineage",
+        "lineage/t.lineage",
+        "--out",
+        "data/t/raw",
+        "--max-ratio",
+        "-1",
+        "data/spleen.tar",
+        cwd=repo,
+    )
+    assert res.returncode == 2 and "--max-ratio" in res.stderr
+    res = run_cli(
+        "--lineage",
+        "lineage/t.lineage",
+        "--out",
+        "data/t/raw",
+        "--max-ratio",
+        "1000",
+        "data/spleen.tar",
+        cwd=repo,
+    )
+    assert res.returncode == 0, res.stderr
+    assert_dataset(repo / "data" / "t" / "raw")

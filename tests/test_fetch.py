@@ -354,3 +354,9 @@ def test_cli_errors_are_one_line(repo: Path, case: str) -> None:
     assert len(lines) == 1 and lines[0].startswith("segline: data/x.tar: ")
     assert "TOY=1" in lines[0] and MD5 in lines[0]
     assert only_files(repo / "data") == []
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "0"])
+def test_timeout_must_be_finite_and_positive(value: str) -> None:
+    with pytest.raises(InputError, match=r"^--timeout: must be a finite number > 0"):
+        main(["--lineage", "lineage/x.lineage", "--timeout", value, "data/x.tar"])

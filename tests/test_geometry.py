@@ -222,3 +222,22 @@ def test_write_nifti_like_source_affine_shape_and_stable_bytes(tmp_path) -> None
     assert out.read_bytes() == first
     with pytest.raises(ValueError, match="source shape"):
         g.write_nifti_like(back[:-1], meta, tmp_path / "x.nii.gz")
+
+
+def test_read_nifti_singleton_fourth_axis_is_3d(tmp_path) -> None:
+    data = np.arange(4 * 4 * 3, dtype=np.int16).reshape(4, 4, 3)
+    p = save(tmp_path / "i1.nii.gz", data[..., None])
+    assert nib.load(p).shape == (4, 4, 3, 1)  # really stored as 4D
+    vol = g.read_nifti(p)
+    assert vol.data.shape == (4, 4, 3)
+    np.testing.assert_array_equal(vol.data, data)
+    lab = g.read_nifti(save(tmp_path / "l1.nii.gz", (data % 2).astype(np.uint8)[..., None]),
+                       "label")
+    assert lab.data.shape == (4, 4, 3) and lab.data.dtype.kind in "iu"
+    np.testing.assert_array_equal(lab.data, data % 2)
+    # a singleton 4th axis is not two modalities, and a real 4D is still not 3D
+    with pytest.raises(InputError, match=r"4D image \(X, Y, Z, 2\)"):
+        g.read_nifti(p, channels=2)
+    p2 = save(tmp_path / "i2.nii.gz", np.zeros((4, 4, 3, 2), np.int16))
+    with pytest.raises(InputError, match="expected a 3D label, got 4D"):
+        g.read_nifti(p2, "label")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from segline.errors import InputError
 from segline.lineage.lineagefile import md5_of, normalise_path, parse_lineage, verify
 
+PREPROCESS = Path(__file__).resolve().parents[1] / "preprocess"
 SPLEEN_URL = "https://msd-for-monai.s3-us-west-2.amazonaws.com/Task09_Spleen.tar"
 
 
@@ -181,7 +183,7 @@ def test_verify_unlisted_path(repo: Path) -> None:
 @pytest.mark.parametrize(
     ("line", "number"),
     [
-        ("d41d8cd98f00b204e9800998ecf8427e data/a.tar", 3),  # one space: not md5sum format
+        ("   ", 3),  # blanks only: md5sum --strict refuses it
         ("d41d8cd98f00b204e9800998ecf8427  data/a.tar", 3),  # 31 hex digits
         ("  # indented comment", 3),  # md5sum only skips '#' in column 1
         ("g41d8cd98f00b204e9800998ecf8427e  data/a.tar", 3),
@@ -239,3 +241,138 @@ def test_md5sum_generated_lines_parse(repo: Path) -> None:
     path = write_lineage(repo, "# licence: test\n" + out)
     assert [p for _, p in parse_lineage(path).entries] == ["data/a.tar", "data/b.zip"]
     assert verify(parse_lineage(path)) == ["data/a.tar", "data/b.zip"]
+
+
+# Lines md5sum reads in surprising ways, and what segline must make of them: the
+# listed paths, or None where `md5sum -c --strict` fails. {a}, {b}, ... are the md5s of
+# the files below; every case is also run through the real md5sum.
+MD5SUM_FILES = {
+    "a": "data/a.tar",
+    "b": "data/b b.tar",
+    "c": "data/c\\d.tar",
+    "n": "data/n\nl.tar",
+    "s": " lead.tar",
+}
+MD5SUM_CASES: list[tuple[str, list[str] | None]] = [
+    ("{a}  data/a.tar\n", ["data/a.tar"]),
+    ("{a} *data/a.tar\n", ["data/a.tar"]),
+    ("{a}  data/a.tar", ["data/a.tar"]),  # no final newline
+    ("{A}  data/a.tar\r\n\r\n", ["data/a.tar"]),  # upper case, CRLF, CR-only line
+    ("  {a}  data/a.tar\n", ["data/a.tar"]),  # leading blanks
+    ("\t{a}  data/a.tar\n", ["data/a.tar"]),
+    ("{a}\tdata/a.tar\n", ["data/a.tar"]),  # TAB, no marker
+    ("{a}\t data/a.tar\n", ["data/a.tar"]),  # TAB, then the text marker
+    ("{a} data/a.tar\n", ["data/a.tar"]),  # one blank, no marker
+    ("{a} \tdata/a.tar\n", None),  # path '\tdata/a.tar'
+    ("{a}\t\tdata/a.tar\n", None),
+    ("{a}  data/a.tar \n", None),  # trailing blank is part of the path
+    ("{a}  *data/a.tar\n", None),  # path '*data/a.tar'
+    ("{a}0  data/a.tar\n", None),  # 33 hex digits
+    ("{a}\n", None),
+    ("# licence: x\n\n{a}  data/a.tar\n#c\n", ["data/a.tar"]),
+    (" # indented\n{a}  data/a.tar\n", None),
+    ("  \n{a}  data/a.tar\n", None),  # blanks only
+    ("{b}  data/b b.tar\n", ["data/b b.tar"]),
+    ("{c}  data/c\\d.tar\n", ["data/c\\d.tar"]),  # not escaped: backslash literal
+    ("\\{c}  data/c\\\\d.tar\n", ["data/c\\d.tar"]),
+    ("\\{n}  data/n\\nl.tar\n", ["data/n\nl.tar"]),
+    ("  \\{n}  data/n\\nl.tar\n", ["data/n\nl.tar"]),
+    ("\\{a}  data/\\a.tar\n", None),  # unknown escape
+    ("\\{a}  data/a.tar\\\n", None),  # lone backslash at the end
+    ("{a} *data/a.tar\n{b}  data/b b.tar\n", ["data/a.tar", "data/b b.tar"]),
+    ("{a}  data/a.tar\n{b} data/b b.tar\n", None),  # marker, then none: mixed
+    ("{a} data/a.tar\n{b}  data/b b.tar\n", None),  # path ' data/b b.tar'
+    ("{a} data/a.tar\n{s}  lead.tar\n", ["data/a.tar", " lead.tar"]),
+    ("MD5 (data/a.tar) = {a}\n", ["data/a.tar"]),
+    ("MD5(data/a.tar)={a}\n", ["data/a.tar"]),
+    ("  MD5 (data/b b.tar)\t=\t{b}\n{a}  data/a.tar\n", ["data/b b.tar", "data/a.tar"]),
+    ("\\MD5 (data/c\\\\d.tar) = {c}\n", ["data/c\\d.tar"]),
+    ("MD5  (data/a.tar) = {a}\n", None),
+    ("MD5 data/a.tar) = {a}\n", None),
+    ("MD5 (data/a.tar) = {a} \n", None),
+    ("md5 (data/a.tar) = {a}\n", None),
+    ("{b}  data/a.tar\n", None),  # wrong md5
+]
+
+
+@pytest.mark.skipif(shutil.which("md5sum") is None, reason="md5sum not installed")
+@pytest.mark.parametrize(("body", "listed"), MD5SUM_CASES)
+def test_lines_read_as_md5sum_reads_them(
+    tmp_path: Path, body: str, listed: list[str] | None
+) -> None:
+    md5s: dict[str, str] = {}
+    for key, name in MD5SUM_FILES.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(f"archive {key}\n".encode())
+        md5s[key] = md5_of(tmp_path / name)
+        md5s[key.upper()] = md5s[key].upper()
+    path = tmp_path / "x.lineage"
+    path.write_bytes(body.format(**md5s).encode())
+    gnu = subprocess.run(
+        ["md5sum", "-c", "--strict", str(path)], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert (gnu.returncode == 0) == (listed is not None), gnu.stdout + gnu.stderr
+    if listed is None:
+        with pytest.raises(InputError):
+            verify(parse_lineage(path), root=tmp_path)
+    else:
+        assert [p for _, p in parse_lineage(path).entries] == listed
+        assert verify(parse_lineage(path), root=tmp_path) == [normalise_path(p) for p in listed]
+
+
+# ---- archive paths with spaces (make splits ARCHIVES at spaces) -----------------------
+
+SPACE_LINE = (
+    "segline: data/with space.tar: archive path contains a space; make splits names at "
+    "spaces: rename it or link it under a name without spaces"
+)
+
+
+def spaced_repo(repo: Path, listed: str = "data/with space.tar") -> Path:
+    (repo / "data" / "with space.tar").write_bytes(b"spaced archive\n")
+    md5 = md5_of(repo / "data" / "with space.tar")
+    return write_lineage(repo, f"{md5}  {listed}\n", name="ws.lineage")
+
+
+def test_space_split_pieces_named_as_one_path(repo: Path) -> None:
+    lin = parse_lineage(spaced_repo(repo))
+    with pytest.raises(InputError) as exc:  # unpack gets every piece
+        verify(lin, ["data/with", "space.tar"])
+    assert f"segline: {exc.value}" == SPACE_LINE
+    with pytest.raises(InputError) as exc:  # fetch gets one piece per make recipe
+        lin.require("data/with")
+    assert f"segline: {exc.value}" == SPACE_LINE
+    (repo / "data" / "with space.tar").unlink()  # not downloaded yet: the lineage tells
+    with pytest.raises(InputError) as exc:
+        lin.require("space.tar")
+    assert f"segline: {exc.value}" == SPACE_LINE
+    # the listed path itself is fine, and an unrelated name is plainly "not listed"
+    assert lin.require("data/with space.tar") == lin.entries[0][0]
+    with pytest.raises(InputError, match=r"^data/other\.tar: not listed in"):
+        verify(lin, ["data/other.tar"])
+
+
+def test_space_split_found_on_disk_when_lineage_lists_another_name(repo: Path) -> None:
+    lin = parse_lineage(spaced_repo(repo, listed="data/a.tar"))
+    with pytest.raises(InputError) as exc:
+        verify(lin, ["data/with", "space.tar"])
+    assert f"segline: {exc.value}" == SPACE_LINE
+
+
+def test_space_split_cli_lines(repo: Path) -> None:
+    """fetch.py and unpack.py as make calls them with ARCHIVES='data/with space.tar'."""
+    spaced_repo(repo)
+    for script, argv in [
+        ("unpack.py", ["--out", "data/ws/raw", "data/with", "space.tar"]),
+        ("fetch.py", ["data/with"]),
+    ]:
+        proc = subprocess.run(
+            [sys.executable, str(PREPROCESS / script), "--lineage", "lineage/ws.lineage", *argv],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert proc.returncode == 2 and proc.stderr == SPACE_LINE + "\n", proc.stderr
+    assert not (repo / "data" / "ws").exists()
+    assert sorted(p.name for p in (repo / "data").iterdir()) == ["a.tar", "b.zip", "with space.tar"]

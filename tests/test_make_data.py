@@ -171,3 +171,29 @@ def test_wrong_md5_stops_unpack(tmp_path: Path, run_make) -> None:
     assert "Traceback" not in proc.stderr
     assert not (root / "data" / "spleen-toy" / "raw").exists()
     assert not (root / "data" / "spleen-toy" / "raw_tmp").exists()
+
+
+def test_archive_path_with_space_is_one_clear_line(tmp_path: Path, run_make) -> None:
+    """make splits ARCHIVES at spaces; the tools say so instead of 'data/with: not listed'."""
+    root = copy_project(tmp_path / "space")
+    (root / "data").mkdir()
+    (root / "data" / "with space.tar").write_bytes(b"any bytes\n")
+    md5 = hashlib.md5(b"any bytes\n").hexdigest()
+    (root / "lineage" / "ws.lineage").write_text(f"{md5}  data/with space.tar\n")
+    proc = run_make(
+        root,
+        "-f",
+        "spleen.make",
+        "ARCHIVES=data/with space.tar",
+        "LINEAGE=lineage/ws.lineage",
+        "DS=ws",
+        "data/ws/raw",
+        timeout=120,
+    )
+    assert proc.returncode != 0
+    err = [ln for ln in proc.stderr.splitlines() if ln.startswith("segline:")]
+    assert err == [
+        "segline: data/with space.tar: archive path contains a space; make splits names at "
+        "spaces: rename it or link it under a name without spaces"
+    ], proc.stderr
+    assert "Traceback" not in proc.stderr and not (root / "data" / "ws").exists()

@@ -87,6 +87,16 @@ def test_multimodal_4d_gives_one_channel_per_modality(tmp_path) -> None:
         a.load("p_1")
 
 
+def test_singleton_fourth_axis_read_as_3d(tmp_path) -> None:
+    task = make_task(tmp_path / "raw", train_ids=["spleen_1"], test_ids=[])
+    save(task / "imagesTr" / "spleen_1.nii.gz", image_volume(0)[..., None])
+    save(task / "labelsTr" / "spleen_1.nii.gz", label_volume(0)[..., None])
+    rec = MSDAdapter(tmp_path / "raw").load("spleen_1")
+    assert len(rec.channels) == 1 and rec.channels[0].shape == image_volume(0).shape
+    np.testing.assert_array_equal(rec.channels[0], image_volume(0))
+    np.testing.assert_array_equal(rec.label, label_volume(0))
+
+
 def test_nnunet_v2_spelling_accepted(tmp_path) -> None:
     task = make_task(tmp_path / "raw", test_ids=[])
     meta = json.loads((task / "dataset.json").read_text())

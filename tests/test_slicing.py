@@ -240,7 +240,9 @@ def test_cli_argument_parsing() -> None:
     assert args.label_map == [(2, 0), (3, 1), (4, 0)]
     assert args.window == (-600.0, 1500.0)
     for bad in (["--window", "40"], ["--spacing", "1,-2,1"], ["--label-map", "a:b"],
-                ["--inplane", "0"], ["--n-test", "-1"]):
+                ["--inplane", "0"], ["--n-test", "-1"], ["--window", "nan,400"],
+                ["--window", "40,inf"], ["--spacing", "inf,1,1"], ["--percentiles", "0,nan"],
+                ["--body-hu", "nan"]):
         with pytest.raises(SystemExit):
             build_parser().parse_args(["--raw", "r", "--out", "o", *bad])
 

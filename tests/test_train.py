@@ -147,3 +147,43 @@ def test_weighted_ce_with_boundary_weights(store, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     missing = _train(store, tmp_path / "m", "--losses", "ce:1[weighted=true]", "--epochs", "1")
     assert missing.returncode == 2 and "--weight-map" in missing.stderr
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "problem"),
+    [
+        ("--lr", "inf", "--lr (LR): must be a finite number > 0, got inf"),
+        ("--lr", "nan", "--lr (LR): must be a finite number > 0, got nan"),
+        ("--lr", "-1e-3", "--lr (LR): must be a finite number > 0, got -0.001"),
+        ("--epochs", "0", "--epochs (EPC): must be an integer >= 1, got 0"),
+        ("--batch-size", "0", "--batch-size (BS): must be an integer >= 1, got 0"),
+        ("--context", "-1", "--context (CONTEXT): must be an integer >= 0"),
+        ("--seed", "-1", "--seed (SEED): must be an integer in [0, 2^32), got -1"),
+        ("--fg-ratio", "nan", "--fg-ratio: must be a number in [0, 1], got nan"),
+        ("--overlap", "inf", "--overlap: must be a number in [0, 1), got inf"),
+        ("--samples-per-epoch", "0", "--samples-per-epoch: must be an integer >= 1, got 0"),
+        ("--weight-map", "nan,3", "--weight-map: w0 must be a finite number >= 0"),
+    ],
+)
+def test_bad_numbers_are_one_line_before_anything_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str, value: str, problem: str
+) -> None:
+    from segline.cli import run
+    from segline.train.cli import main
+
+    out = tmp_path / "res"
+    argv = [
+        "--cases",
+        str(tmp_path / "c"),
+        "--dist",
+        str(tmp_path / "d"),
+        "--out",
+        str(out),
+        "--net",
+        "Dimwit",
+        f"{option}={value}",
+    ]
+    assert run(main, argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"segline: {problem}") and err.count("\n") == 1, err
+    assert not out.exists() and not (tmp_path / "res_tmp").exists()

@@ -28,6 +28,19 @@ from typing import Any
 import numpy as np
 
 
+def _named(err: OSError, final: Path, tmp: Path | None = None) -> OSError:
+    """``err`` naming ``final`` when it names no path (a failed ``write()``/``fsync()``
+    on a full disk) or only our temporary file, so the one-line report of
+    :func:`segline.cli.run` says which output could not be written."""
+    if err.errno is None or (
+        err.filename is not None and (tmp is None or err.filename not in (str(tmp), tmp))
+    ):
+        return err
+    named = OSError(err.errno, err.strerror, str(final))
+    named.__cause__ = err
+    return named
+
+
 def tmp_path_for(final: Path, *, folder: bool = False) -> Path:
     """The temporary sibling used while ``final`` is being written."""
     return final.with_name(final.name + ("_tmp" if folder else ".tmp"))
@@ -52,6 +65,9 @@ def atomic_dir(final: str | os.PathLike[str], *, replace: bool = True) -> Iterat
     tmp.mkdir(parents=True)
     try:
         yield tmp
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise _named(err, final)  # noqa: B904 (the cause is set when it is a new error)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -75,8 +91,12 @@ def write_bytes(final: str | os.PathLike[str], data: bytes) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, final)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise _named(err, final, tmp)  # noqa: B904 (the cause is set when it is a new error)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             tmp.unlink()
         raise
 

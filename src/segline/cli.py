@@ -4,11 +4,19 @@ Each Make recipe calls one CLI. They all go through :func:`run`, which turns an
 :class:`~segline.errors.InputError` into a single line on stderr and exit code 2,
 and an interrupt into exit code 130, so that Make stops with a readable message and
 ``.DELETE_ON_ERROR`` / the atomic writers leave nothing half-written behind.
+
+A full disk, an exceeded quota, a read-only or not writable output folder (``OSError``
+with errno ENOSPC, EDQUOT, EFBIG, EROFS, EACCES or EPERM) is reported the same way:
+one line ``segline: <path>: <reason> (disk full, quota, read-only or not writable
+output?)`` and exit code :data:`EXIT_OS` (3), so a storage problem is told apart from
+bad input (2). The atomic writers have already removed their temporary file or
+folder by then.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import math
 import os
 import sys
@@ -17,7 +25,36 @@ from collections.abc import Callable, Sequence
 from segline.errors import InputError
 
 EXIT_INPUT = 2
+EXIT_OS = 3
 EXIT_INTERRUPTED = 130
+
+#: errno values that mean "the output cannot be written here" (disk, quota, permissions):
+#: reported as one line, not a traceback. Other OSErrors are bugs or bad input and keep
+#: their traceback.
+STORAGE_ERRNOS = frozenset(
+    code
+    for code in (
+        errno.ENOSPC,
+        getattr(errno, "EDQUOT", None),
+        errno.EFBIG,
+        errno.EROFS,
+        errno.EACCES,
+        errno.EPERM,
+    )
+    if code is not None
+)
+
+
+def storage_message(err: OSError) -> str:
+    """One line for a storage ``OSError``: the path(s), the system's reason, a hint.
+
+    ``err.filename`` is the path the call failed on (both paths for a rename); when the
+    error carries no path (a failed ``write()`` on an open file), the line says so.
+    """
+    names = [str(n) for n in (err.filename, err.filename2) if n is not None]
+    where = " -> ".join(names) if names else "(path not reported by the system)"
+    reason = err.strerror or os.strerror(err.errno or 0)
+    return f"{where}: {reason} (disk full, quota, read-only or not writable output?)"
 
 
 def run(
@@ -30,7 +67,8 @@ def run(
         argv: arguments (defaults to ``sys.argv[1:]``).
 
     Returns:
-        0 on success, 2 on an :class:`InputError`, 130 on Ctrl-C.
+        0 on success, 2 on an :class:`InputError`, 3 when an output cannot be written
+        (full disk, quota, read-only or not writable folder), 130 on Ctrl-C.
     """
     try:
         rc = main(argv)
@@ -40,6 +78,11 @@ def run(
     except KeyboardInterrupt:
         print("segline: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except OSError as err:
+        if err.errno not in STORAGE_ERRNOS:
+            raise
+        print(f"segline: {storage_message(err)}", file=sys.stderr)
+        return EXIT_OS
     return int(rc or 0)
 
 

@@ -15,6 +15,14 @@ Dataset archives come from the internet, so nothing in them is trusted:
   owner, setuid bit or mtime is taken from the archive, so files carry the time of
   extraction and Make sees them newer than the archive;
 * a truncated or corrupt archive is an :class:`InputError`, never a traceback;
+* decompression bombs are refused before anything is written: the declared
+  uncompressed size of the members to write (tar: the member headers' sizes; zip: the
+  central directory's ``file_size``) may be at most ``max_ratio`` times the archive's
+  size on disk (:data:`DEFAULT_MAX_RATIO` = 200, far above real imaging data, which
+  is mostly compressed NIfTI already), but always at least :data:`RATIO_FLOOR_BYTES`
+  (32 MiB, so small archives are never refused). ``unpack.py --max-ratio N`` raises
+  the limit for a trusted archive, ``--max-ratio 0`` turns the check off. While
+  writing, a member that yields more bytes than it declared is stopped at once;
 * the output folder is written through :func:`segline.atomic.atomic_dir`: it appears
   only when every archive was extracted completely, and a failure leaves neither it
   nor its ``_tmp`` sibling behind.
@@ -51,7 +59,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO
 
 from segline import atomic
-from segline.cli import entry
+from segline.cli import entry, non_negative_float
 from segline.errors import InputError
 from segline.lineage.lineagefile import parse_lineage, verify
 
@@ -61,6 +69,11 @@ FILE_MODE = 0o644
 EXEC_MODE = 0o755
 DIR_MODE = 0o755
 _COPY_CHUNK = 1 << 20
+#: Most uncompressed bytes (the members to write) per byte of archive: above it the
+#: archive is refused as a likely decompression bomb (``--max-ratio`` raises it).
+DEFAULT_MAX_RATIO = 200.0
+#: Uncompressed bytes always allowed, whatever the ratio (small archives pass).
+RATIO_FLOOR_BYTES = 32 << 20
 _TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _ZIP_METHODS = {
@@ -417,6 +430,35 @@ def _create(target: Path, mode: int) -> IO[bytes]:
     return out
 
 
+def check_expansion(
+    reader: CheckedArchive, max_ratio: float, floor: int = RATIO_FLOOR_BYTES
+) -> None:
+    """Refuse an archive whose members declare far more bytes than the archive holds.
+
+    Args:
+        reader: the checked archive (nothing written yet).
+        max_ratio: most declared uncompressed bytes per archive byte; 0 = no limit.
+        floor: declared bytes always allowed (so tiny archives are never refused).
+
+    Raises:
+        InputError: naming the archive, the sizes and how to raise the limit.
+    """
+    if max_ratio <= 0:
+        return
+    packed = reader.archive.stat().st_size
+    declared = sum(m.size for m in reader.members)
+    limit = max(max_ratio * packed, floor)
+    if declared > limit:
+        ratio = declared / max(packed, 1)
+        raise InputError(
+            reader.archive,
+            f"declares {human_bytes(declared)} uncompressed, {ratio:.0f} x its "
+            f"{human_bytes(packed)} (limit {max_ratio:g} x, at least {human_bytes(floor)}): "
+            "a decompression bomb? if the archive is trusted, raise the limit with "
+            "--max-ratio N (make UNPACK_RATIO=N)",
+        )
+
+
 def _copy(reader: CheckedArchive, member: Member, dest: Path) -> int:
     """Write one file member below ``dest``.
 
@@ -439,6 +481,12 @@ def _copy(reader: CheckedArchive, member: Member, dest: Path) -> int:
                 raise _corrupt(reader.archive, err) from None
             if not block:
                 break
+            if written + len(block) > member.size:  # never write more than declared
+                raise InputError(
+                    reader.archive,
+                    f"member {member.name!r} holds more than its declared "
+                    f"{member.size} bytes (a decompression bomb?)",
+                )
             out.write(block)
             written += len(block)
     if written != member.size:
@@ -495,6 +543,8 @@ def extract_archives(
     out: str | os.PathLike[str],
     *,
     exclude: Sequence[str] = (),
+    max_ratio: float = DEFAULT_MAX_RATIO,
+    ratio_floor: int = RATIO_FLOOR_BYTES,
 ) -> Summary:
     """Extract archives into one new folder ``out``, atomically.
 
@@ -505,6 +555,8 @@ def extract_archives(
         archives: tar / tar.gz / tar.bz2 / tar.xz / zip files.
         out: the folder to produce (an existing one is replaced).
         exclude: glob patterns of members to leave out (see :func:`is_excluded`).
+        max_ratio: decompression-bomb guard per archive (see :func:`check_expansion`).
+        ratio_floor: declared bytes always allowed per archive.
 
     Returns:
         Counts of what was written and dropped.
@@ -520,6 +572,7 @@ def extract_archives(
             reader = open_archive(archive, exclude)
             stack.callback(reader.close)
             readers.append(reader)
+            check_expansion(reader, max_ratio, ratio_floor)
         check_layout(readers)
         with atomic.atomic_dir(out) as tmp:
             try:
@@ -560,18 +613,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="leave out members whose path or any path component matches (repeatable)",
     )
     parser.add_argument(
+        "--max-ratio",
+        type=non_negative_float,
+        default=DEFAULT_MAX_RATIO,
+        metavar="N",
+        help="refuse an archive whose members declare more than N times its size "
+        f"uncompressed (and more than {RATIO_FLOOR_BYTES >> 20} MiB): a decompression "
+        f"bomb guard; default {DEFAULT_MAX_RATIO:g}, 0 = no limit",
+    )
+    parser.add_argument(
         "archives", nargs="+", metavar="ARCHIVE", help="archives listed in the lineage"
     )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``unpack.py --lineage L --out DIR [--exclude GLOB ...] ARCHIVE [ARCHIVE ...]``."""
+    """``unpack.py --lineage L --out DIR [--exclude GLOB ...] [--max-ratio N] ARCHIVE ...``."""
     args = build_parser().parse_args(argv)
     lineage = parse_lineage(args.lineage)
     checked = verify(lineage, list(args.archives))
     exclude = [pattern for pattern in args.exclude if pattern]
-    summary = extract_archives(args.archives, args.out, exclude=exclude)
+    summary = extract_archives(args.archives, args.out, exclude=exclude, max_ratio=args.max_ratio)
     dropped = []
     if summary.junk:
         dropped.append(f"{summary.junk} macOS junk")

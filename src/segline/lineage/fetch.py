@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import math
 import os
 import re
 import sys
@@ -306,8 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """``fetch.py --lineage L [--timeout SECONDS] TARGET``."""
     args = build_parser().parse_args(argv)
-    if args.timeout <= 0:
-        raise InputError("--timeout", f"must be positive, got {args.timeout:g}")
+    if not (math.isfinite(args.timeout) and args.timeout > 0):
+        raise InputError("--timeout", f"must be a finite number > 0, got {args.timeout:g}")
     result = fetch(parse_lineage(args.lineage), args.target, timeout=args.timeout)
     label = normalise_path(result.path)
     if result.already_present:

@@ -14,7 +14,24 @@ A lineage file (``lineage/<ds>.lineage``) is an ``md5sum`` checksum list, so
   ``# key: value`` (one-word key) is metadata, e.g. ``source``, ``licence``, ``size``,
   ``note``. ``source`` is either a download URL or a sentence saying how to obtain
   the data (e.g. registration required); it may appear once per archive;
-* blank lines are ignored.
+* empty lines are ignored.
+
+Lines are read exactly as GNU ``md5sum -c --strict`` reads them (coreutils 9; the
+tests run ``md5sum`` on the same files), so the two never disagree about a file:
+
+* a trailing CR is dropped (CRLF files); ``#`` must be in column 1, and a line of
+  only blanks is malformed, as is anything else that is not an entry;
+* leading blanks (spaces, TABs) are skipped; the md5 (either case) is followed by
+  one blank (space or TAB), then ``' '`` or ``'*'`` (text / binary marker) and the
+  path. Without that marker (``<md5> <path>``, one blank) the path starts right
+  after the blank; md5sum decides per file which of the two forms it reads from
+  the first entry, so mixing them is malformed, and after a one-blank first line
+  a second blank belongs to the path;
+* everything after the marker is the path, blanks included (no trimming);
+* a line starting (after blanks) with ``\\`` has an escaped path: ``\\\\`` is a
+  backslash, ``\\n`` a newline, ``\\r`` a CR; any other escape is malformed;
+* the BSD form ``MD5 (<path>) = <md5>`` (``md5sum --tag``) is read too; the path
+  ends at the last ``)``.
 
 Example:
     >>> import tempfile, pathlib
@@ -31,6 +48,7 @@ import hashlib
 import os
 import posixpath
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote, unquote, urljoin, urlsplit
@@ -39,7 +57,9 @@ from segline.errors import InputError
 
 TOY_HINT = "for the embedded toy data run with TOY=1"
 
-_ENTRY = re.compile(r"^(?P<md5>[0-9a-fA-F]{32}) [ *](?P<path>.+)$")
+_HEX = re.compile(r"^[0-9a-fA-F]{32}$")
+_BLANKS = " \t"
+_UNESCAPE = {"\\": "\\", "n": "\n", "r": "\r"}
 _META = re.compile(r"^#\s*(?P<key>[A-Za-z][A-Za-z0-9_-]*)\s*:\s*(?P<value>.*?)\s*$")
 _URL = re.compile(r"^https?://\S+$")
 
@@ -89,9 +109,12 @@ class Lineage:
         return None
 
     def require(self, path: str | os.PathLike[str]) -> str:
-        """Like :meth:`md5_for`, but raise :class:`InputError` when ``path`` is not listed."""
+        """Like :meth:`md5_for`, but raise :class:`InputError` when ``path`` is not listed
+        (saying so when it is a piece of a listed path with spaces, see
+        :func:`check_space_split`)."""
         md5 = self.md5_for(path)
         if md5 is None:
+            check_space_split([os.fspath(path)], self)
             listed = ", ".join(p for _, p in self.entries) or "nothing"
             raise InputError(path, f"not listed in {self.path} (it lists {listed})")
         return md5
@@ -130,6 +153,125 @@ class Lineage:
         return f"no source recorded in {self.path}"
 
 
+SPACE_PROBLEM = (
+    "archive path contains a space; make splits names at spaces: rename it or link it "
+    "under a name without spaces"
+)
+
+
+def _spaced_candidates(args: Sequence[str], i: int, lineage: Lineage | None) -> Iterator[str]:
+    """Paths with spaces that make may have split into pieces, ``args[i]`` among them."""
+    for lo in range(i + 1):
+        for hi in range(max(i + 1, lo + 2), len(args) + 1):
+            yield " ".join(args[lo:hi])  # consecutive arguments joined back
+    piece = normalise_path(args[i]) if args[i] else args[i]
+    if lineage is not None:  # make ran one recipe per piece: only this one is known
+        for _, entry in lineage.entries:
+            pieces = entry.split()
+            if len(pieces) > 1 and (args[i] in pieces or piece in pieces):
+                yield entry
+    first = Path(args[i])
+    if first.name and first.parent.is_dir():  # a file on disk that starts with this piece
+        yield from sorted(
+            str(first.parent / c.name)
+            for c in first.parent.iterdir()
+            if c.name.startswith(first.name + " ")
+        )
+
+
+def check_space_split(args: Sequence[str], lineage: Lineage | None = None) -> None:
+    """Refuse archive arguments that are the pieces of a path containing a space.
+
+    Make splits ``ARCHIVES='data/with space.tar'`` into ``data/with`` and
+    ``space.tar``, so a tool would report "data/with: not listed". When an argument is
+    neither listed in ``lineage`` nor an existing file, but consecutive arguments joined
+    by a space (or a listed path, or a file next to it) are, say what happened instead.
+    Shared by ``fetch.py`` (one argument per recipe) and ``unpack.py`` (all of them).
+
+    Raises:
+        InputError: ``<the path with spaces>: archive path contains a space; ...``.
+    """
+
+    def known(path: str) -> bool:
+        listed = lineage is not None and lineage.md5_for(path) is not None
+        return listed or Path(path).is_file()
+
+    for i, arg in enumerate(args):
+        if known(arg):
+            continue
+        for candidate in _spaced_candidates(args, i, lineage):
+            if known(candidate):
+                shown = normalise_path(candidate)
+                raise InputError(shown, SPACE_PROBLEM)
+
+
+def _unescape(text: str) -> str | None:
+    """md5sum's escaped file name: ``\\\\``, ``\\n``, ``\\r``; None for any other escape."""
+    out: list[str] = []
+    chars = iter(text)
+    for ch in chars:
+        if ch == "\\":
+            ch = _UNESCAPE.get(next(chars, ""), "")
+            if not ch:
+                return None
+        out.append(ch)
+    return "".join(out)
+
+
+class _EntryReader:
+    """Parses entry lines as ``md5sum -c`` does, keeping its one piece of state.
+
+    md5sum fixes, at the first entry in GNU form, whether the file uses a type marker
+    (``<md5>  path`` / ``<md5> *path``) or not (``<md5> path``, as BSD ``md5 -r``
+    writes); later lines are read the same way.
+    """
+
+    def __init__(self) -> None:
+        self.marker: bool | None = None  # None until the first GNU-form entry
+
+    def read(self, line: str) -> tuple[str, str] | None:
+        """``(md5, path)`` of an entry line (no newline, CR removed), or None if malformed."""
+        i = len(line) - len(line.lstrip(_BLANKS))
+        escaped = line.startswith("\\", i)
+        i += escaped
+        if line.startswith("MD5", i):
+            return self._bsd(line[i + 3 :], escaped)
+        if len(line) - i < 34:  # md5, a blank, at least one character
+            return None
+        md5, blank, rest = line[i : i + 32], line[i + 32], line[i + 33 :]
+        if blank not in _BLANKS or not _HEX.match(md5):
+            return None
+        if len(rest) == 1 or rest[0] not in " *":
+            if self.marker is True:
+                return None
+            self.marker = False
+            path = rest
+        elif self.marker is not False:
+            self.marker = True
+            path = rest[1:]
+        else:
+            path = rest
+        name = _unescape(path) if escaped else path
+        return None if name is None else (md5, name)
+
+    @staticmethod
+    def _bsd(rest: str, escaped: bool) -> tuple[str, str] | None:
+        """``[ ](<path>)<blanks>=<blanks><md5>`` after the ``MD5`` tag."""
+        rest = rest[1:] if rest.startswith(" ") else rest
+        if not rest.startswith("("):
+            return None
+        rest = rest[1:]
+        end = rest.rfind(")")
+        if end < 0:
+            return None
+        name = _unescape(rest[:end]) if escaped else rest[:end]
+        tail = rest[end + 1 :].lstrip(_BLANKS)
+        if name is None or not tail.startswith("="):
+            return None
+        md5 = tail[1:].lstrip(_BLANKS)
+        return (md5, name) if _HEX.match(md5) else None
+
+
 def parse_lineage(path: str | os.PathLike[str]) -> Lineage:
     """Read a lineage file.
 
@@ -156,23 +298,28 @@ def parse_lineage(path: str | os.PathLike[str]) -> Lineage:
     entries: list[tuple[str, str]] = []
     meta_items: list[tuple[str, str]] = []
     seen: dict[str, int] = {}
-    for number, raw in enumerate(text.split("\n"), start=1):
-        line = raw.rstrip("\r")
-        if not line.strip():
+    reader = _EntryReader()
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # the final newline ends the last line, it starts none
+    for number, raw in enumerate(lines, start=1):
+        line = raw[:-1] if raw.endswith("\r") else raw
+        if not line:
             continue
         if line.startswith("#"):
             match = _META.match(line)
             if match:
                 meta_items.append((match["key"].lower(), match["value"]))
             continue
-        match = _ENTRY.match(line)
-        if not match:
+        parsed = reader.read(line)
+        if parsed is None:
             shown = line if len(line) <= 60 else line[:57] + "..."
             raise InputError(
                 path,
-                f"line {number}: expected '<32-hex md5>  <path>' or a '#' comment, got {shown!r}",
+                f"line {number}: expected '<32-hex md5>  <path>' or a '#' comment, got {shown!r}"
+                " (read as md5sum -c --strict reads it)",
             )
-        entry = match["path"]
+        md5, entry = parsed
         key = normalise_path(entry)
         if PurePosixPath(entry).is_absolute() or key.startswith("../") or key == "..":
             problem = f"line {number}: path {entry!r} must be relative to the repository root"
@@ -180,7 +327,7 @@ def parse_lineage(path: str | os.PathLike[str]) -> Lineage:
         if key in seen:
             raise InputError(path, f"line {number}: {entry!r} already listed on line {seen[key]}")
         seen[key] = number
-        entries.append((match["md5"].lower(), entry))
+        entries.append((md5.lower(), entry))
     if not entries:
         raise InputError(path, "lists no archive (no '<md5>  <path>' line)")
     metadata: dict[str, str] = {}
@@ -235,6 +382,7 @@ def verify(
                 if normalise_path(entry, base) == rel:
                     md5 = exp
             if md5 is None:
+                check_space_split([os.fspath(a) for a in paths], lineage)
                 listed = ", ".join(e for _, e in lineage.entries)
                 raise InputError(p, f"not listed in {lineage.path} (it lists {listed})")
             wanted.append((md5, rel))

@@ -123,6 +123,8 @@ def read_nifti(path: str | os.PathLike[str], kind: str = "image", channels: int 
     Checks: the file is readable NIfTI; pixdim (x, y, z) strictly positive and the
     affine finite and invertible; the array is 3D, or 4D with a last axis of length
     ``channels`` when ``channels > 1``; no NaN/inf voxel; for labels, integer values.
+    A 3D volume stored as (X, Y, Z, 1) is read as 3D (X, Y, Z) when one channel is
+    expected; a 4D array with more than one volume stays an error then.
 
     Args:
         path: the ``.nii`` / ``.nii.gz`` file.
@@ -152,6 +154,11 @@ def read_nifti(path: str | os.PathLike[str], kind: str = "image", channels: int 
         raise InputError(path, "affine is not finite or not invertible")
     shape = tuple(int(n) for n in img.shape)
     want_4d = kind == "image" and channels > 1
+    # (X, Y, Z, 1): a 3D volume stored with a singleton 4th axis (some converters
+    # write every volume as 4D); read it as 3D, the voxels are the same.
+    squeeze = not want_4d and len(shape) == 4 and shape[3] == 1
+    if squeeze:
+        shape = shape[:3]
     if want_4d:
         if len(shape) != 4 or shape[3] != channels:
             raise InputError(
@@ -166,6 +173,8 @@ def read_nifti(path: str | os.PathLike[str], kind: str = "image", channels: int 
             data = img.get_fdata(dtype=np.float32)
     except (OSError, EOFError, ValueError, MemoryError) as err:
         raise InputError(path, f"cannot read voxel data: {err}") from err
+    if squeeze:
+        data = data.reshape(shape)
     if data.dtype.kind == "f":
         bad = int(np.count_nonzero(~np.isfinite(data)))
         if bad:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import pkgutil
 import re
 import sys
@@ -427,8 +428,16 @@ def _floats(text: str, n: int, what: str, keep_ok: bool = False) -> tuple[float 
             value = float(p)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{what}: {p!r} is not a number") from None
+        if not math.isfinite(value):  # float() takes inf and nan
+            raise argparse.ArgumentTypeError(f"{what}: {p!r} is not a finite number")
         out.append(None if keep_ok and value == 0 else value)
     return tuple(out)
+
+
+def _finite_float(text: str) -> float:
+    (value,) = _floats(text, 1, "--body-hu")
+    assert value is not None
+    return value
 
 
 def _window_arg(text: str) -> tuple[float, float]:
@@ -502,7 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
                    default=cropping.DEFAULT_MARGIN_MM, metavar="MM",
                    help=f"margin around the crop region in mm (default "
                    f"{cropping.DEFAULT_MARGIN_MM:g})")
-    p.add_argument("--body-hu", type=float, default=cropping.DEFAULT_BODY_HU, metavar="HU",
+    p.add_argument("--body-hu", type=_finite_float, default=cropping.DEFAULT_BODY_HU, metavar="HU",
                    help=f"body mask threshold (default {cropping.DEFAULT_BODY_HU:g} HU)")
     p.add_argument("--jobs", type=positive_int, default=1,
                    help="cases processed in parallel (default 1)")

@@ -8,6 +8,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 
@@ -54,8 +55,10 @@ def weight_pair(text: str | None) -> tuple[float, float] | None:
         raise InputError(
             "--weight-map", f"expected w0,sigma_mm (two numbers), got {text!r}"
         ) from None
-    if w0 < 0 or sigma <= 0:
-        raise InputError("--weight-map", "w0 must be >= 0 and sigma > 0")
+    if not (math.isfinite(w0) and math.isfinite(sigma) and w0 >= 0 and sigma > 0):
+        raise InputError(
+            "--weight-map", f"w0 must be a finite number >= 0 and sigma > 0, got {text!r}"
+        )
     return (w0, sigma)
 
 
@@ -70,6 +73,52 @@ def metric_names(text: str) -> tuple[str, ...]:
             "--metrics", f"unknown {unknown} or no dice (known: {', '.join(KNOWN)}, mip_dice)"
         )
     return names
+
+
+def check_numbers(args: argparse.Namespace) -> None:
+    """Refuse numeric options out of range, ``inf`` and ``nan`` (which ``float()`` accepts).
+
+    One :class:`InputError` naming the option and its Make knob, e.g.
+    ``segline: --lr (LR): must be a finite number > 0, got inf``; checked before
+    anything is read or written.
+    """
+
+    def finite(x: float) -> bool:
+        return math.isfinite(x)
+
+    rules: list[tuple[str, float | int | None, bool, str]] = [
+        ("--epochs (EPC)", args.epochs, args.epochs >= 1, "an integer >= 1"),
+        ("--batch-size (BS)", args.batch_size, args.batch_size >= 1, "an integer >= 1"),
+        ("--lr (LR)", args.lr, finite(args.lr) and args.lr > 0, "a finite number > 0"),
+        ("--seed (SEED)", args.seed, 0 <= args.seed < 2**32, "an integer in [0, 2^32)"),
+        (
+            "--context (CONTEXT)",
+            args.context,
+            args.context >= 0,
+            "an integer >= 0 (neighbouring slices on each side)",
+        ),
+        (
+            "--fg-ratio",
+            args.fg_ratio,
+            finite(args.fg_ratio) and 0 <= args.fg_ratio <= 1,
+            "a number in [0, 1]",
+        ),
+        (
+            "--overlap",
+            args.overlap,
+            finite(args.overlap) and 0 <= args.overlap < 1,
+            "a number in [0, 1)",
+        ),
+        (
+            "--samples-per-epoch",
+            args.samples_per_epoch,
+            args.samples_per_epoch is None or args.samples_per_epoch >= 1,
+            "an integer >= 1",
+        ),
+    ]
+    for option, value, ok, want in rules:
+        if not ok:
+            raise InputError(option, f"must be {want}, got {value}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -139,8 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.epochs < 1 or args.batch_size < 1 or args.lr <= 0:
-        raise InputError("arguments", "EPC, BS must be >= 1 and LR > 0")
+    check_numbers(args)
     torch.set_num_threads(dev.threads_for_make())
     try:
         precision = dev.choose(args.device, args.amp)

@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from segline import atomic
 from segline.casestore import CaseStore
+from segline.data.foreground import warn_if_no_foreground
 from segline.data.patches import PatchDataset, patch_collate, read_mip_axis
 from segline.data.slices import SliceDataset, pad_collate
 from segline.losses import CombinedLoss
@@ -176,6 +177,8 @@ class Trainer:
             self.val_cases, self.test_cases = self.val_cases[:1], self.test_cases[:1]
         if not self.train_cases or not self.val_cases:
             raise ValueError(f"{cfg.cases}: the split needs train and validation cases")
+        pseudo = cfg.pseudo if cfg.label_source == "pseudo" else None
+        warn_if_no_foreground(self.store, self.train_cases, pseudo_root=pseudo, where=cfg.cases)
 
     # -- pieces -------------------------------------------------------------------
     def _loss(
