@@ -99,7 +99,7 @@ quote = '$(subst ','\'',$1)'
 # Recipe line recording the parameters a stage was built with.
 record_params = printf '%s\n' $(call quote,$2) > $1/params.txt
 # Kervadec et al.'s rebalanced schedule, for loss specs: (1-a)*regional + a*term with
-# a = 0.01 + 0.01*epoch, capped at 0.99 (usage: boundary:0.01$(REBALANCE)).
+# a = 0.01*epoch, epochs counted from 1, capped at 0.99 (usage: boundary:0.01$(REBALANCE)).
 REBALANCE := [schedule=rebalance;step=0.01;cap=0.99]
 
 # When this make started (reading the clock has no side effect): a prerequisite

@@ -10,12 +10,14 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 
 from segline.errors import InputError
 from segline.train import device as dev
 from segline.train.loop import TrainConfig, Trainer
+from segline.train.voice import Voice
 
 
 def parse_kv(items: Sequence[str]) -> dict[str, int | float | str]:
@@ -138,7 +140,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the arguments and train; warnings are printed tagged with the method's name."""
     args = build_parser().parse_args(argv)
+    with Voice(Path(args.out).name).warnings():
+        return _train(args, argv)
+
+
+def _train(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
+    """Build the configuration and the trainer from parsed arguments, and run it."""
     if args.epochs < 1 or args.batch_size < 1 or args.lr <= 0:
         raise InputError("arguments", "EPC, BS must be >= 1 and LR > 0")
     torch.set_num_threads(dev.threads_for_make())
