@@ -56,7 +56,7 @@ OPTS :=
 include make/common.mk
 
 # $(REBALANCE) (make/common.mk): Kervadec et al.'s schedule (1-a)*GDL + a*boundary,
-# a = 0.01 + 0.01*epoch.
+# a = 0.01*epoch, epochs counted from 1.
 $(RES)/gdl: LOSSES := gdl:1
 $(RES)/gdl_boundary: LOSSES := gdl:1,boundary:0.01$(REBALANCE)
 $(RES)/gdl_boundary3d: LOSSES := gdl:1,boundary:0.01$(REBALANCE)

@@ -52,7 +52,7 @@ OPTS :=
 
 include make/common.mk
 
-# Loss specs: name:weight[options]; a scheduled term's weight is its alpha at epoch 0;
+# Loss specs: name:weight[options]; a scheduled term's weight is its alpha at epoch 1;
 # $(REBALANCE) (make/common.mk) is Kervadec et al.'s schedule (1-a)*GDL + a*boundary.
 $(RES)/ce: LOSSES := ce:1
 $(RES)/gdl: LOSSES := gdl:1

@@ -99,7 +99,7 @@ export SEGLINE_CC := $(CC)
 export PYTHONPATH := $(CURDIR)/src$(if $(PYTHONPATH),:$(PYTHONPATH))
 
 # Kervadec et al.'s rebalanced schedule, for loss specs: (1-a)*regional + a*term with
-# a = 0.01 + 0.01*epoch, capped at 0.99 (usage: boundary:0.01$(REBALANCE)).
+# a = 0.01*epoch, epochs counted from 1, capped at 0.99 (usage: boundary:0.01$(REBALANCE)).
 REBALANCE := [schedule=rebalance;step=0.01;cap=0.99]
 
 # ---------------------------------------------------------------------------
@@ -156,7 +156,7 @@ endif
 
 # md5 verification (md5sum -c semantics) gates the unpacking.
 $(DATA)/raw: private CMD = preprocess/unpack.py --lineage $(LINEAGE) --out $(DATA)/raw \
-  $(UNPACK_ARGS) $(ARCHIVES)
+  $(if $(UNPACK_RATIO),--max-ratio $(UNPACK_RATIO)) $(UNPACK_ARGS) $(ARCHIVES)
 $(DATA)/raw: $(ARCHIVES) $(LINEAGE) $$(stale) | $(VENV_DEP)
 	$(PY) $(CMD)
 

@@ -62,7 +62,7 @@ def test_cc_prefix_and_cflags_reach_every_recipe(tmp_path: Path) -> None:
     assert all(c.startswith(f"--gres=gpu:1 {sys.executable} -O ") for c in calls), calls
     assert any("-m segline.train" in c for c in calls)
     metrics = pd.read_csv(root / target / "metrics.csv")
-    assert set(metrics.split) == {"val", "test"} and metrics.epoch.max() == 0
+    assert set(metrics.split) == {"val", "test"} and metrics.epoch.max() == 1
     # the provenance records the command as run, prefix included
     command = (root / target / "provenance" / "command.txt").read_text()
     assert command.splitlines()[0].split()[1:4] == ["-O", "-m", "segline.train"], command
@@ -121,7 +121,7 @@ def test_make_killed_mid_training_resumes_to_the_same_archive(tmp_path: Path) ->
     assert _make(root, "-q", *args, target).returncode == 1, "still to be built"
     again = _make(root, *args)
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
-    assert "resuming after epoch 1" in again.stdout
+    assert "[gdl] resuming after epoch 1 (of 3)" in again.stdout
     assert "make_toy.py" not in again.stdout and "slice.py" not in again.stdout, "data kept"
 
     def files(top: Path) -> dict[str, bytes]:
@@ -131,6 +131,6 @@ def test_make_killed_mid_training_resumes_to_the_same_archive(tmp_path: Path) ->
 
     assert files(root) == files(whole)
     timing = pd.read_csv(root / target / "timing.csv")
-    assert list(timing.epoch) == [0, 1, 2] and (timing.seconds > 0).all()
+    assert list(timing.epoch) == [1, 2, 3] and (timing.seconds > 0).all()
     latest = "archives/spleen-toy-latest.txt"
     assert (root / latest).read_text() == (whole / latest).read_text()

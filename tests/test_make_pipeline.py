@@ -60,7 +60,7 @@ def test_every_artefact(pipeline) -> None:
             assert (d / name).is_file(), f"{m}/{name}"
         metrics = pd.read_csv(d / "metrics.csv")
         assert set(metrics.split) == {"val", "test"}
-        assert sorted(metrics[metrics.split == "val"].epoch.unique()) == [0, 1]
+        assert sorted(metrics[metrics.split == "val"].epoch.unique()) == [1, 2]
         assert len(pd.read_csv(d / "epochs.csv")) == 2
         assert len(list((d / "test" / "preds").glob("*.nii.gz"))) == 3
         torch.load(d / "best.pt", weights_only=True)

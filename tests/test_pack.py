@@ -145,7 +145,7 @@ def test_changed_content_new_name(results: Path, tmp_path: Path) -> None:
 def test_timings_packed_but_not_in_the_name(results: Path, tmp_path: Path) -> None:
     out = tmp_path / "archives"
     method = next(p for p in sorted(results.iterdir()) if p.is_dir())
-    (method / "timing.csv").write_text("epoch,seconds\n0,3.2\n")
+    (method / "timing.csv").write_text("epoch,seconds\n1,3.2\n")
     assert do_pack(results, out) == 0
     first = only_archive(out)
     with tarfile.open(first) as tar:
@@ -153,7 +153,7 @@ def test_timings_packed_but_not_in_the_name(results: Path, tmp_path: Path) -> No
         sums = tar.extractfile(f"toy/{pack.MANIFEST}").read().decode()
     assert f"toy/{method.name}/timing.csv" in names and f"{method.name}/timing.csv" in sums
     # a rerun of the same experiment: only the wall times differ -> same name, kept as is
-    (method / "timing.csv").write_text("epoch,seconds\n0,4.7\n")
+    (method / "timing.csv").write_text("epoch,seconds\n1,4.7\n")
     assert do_pack(results, out) == 0
     assert [p.name for p in out.glob("*.tar.gz")] == [first.name]
     assert pack.manifest_hash([("a/timing.csv", "1" * 64), ("a/x.csv", "0" * 64)]) == \

@@ -13,6 +13,7 @@ import math
 import struct
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -422,6 +423,29 @@ def test_curves_empty_metrics_csv(results: Path, tmp_path: Path, capsys, content
     assert rc == 2 and err.count("\n") == 1
     assert err.startswith("segline: ") and "boundary/metrics.csv: " in err
     assert not out.exists() and not list(tmp_path.glob("*.tmp"))
+
+
+@pytest.mark.parametrize(
+    ("name", "metric", "zero"),
+    [
+        ("epochs.csv", "tra_loss", lambda t: t.replace("\n1,", "\n0,", 1)),
+        ("metrics.csv", "val_dice", lambda t: t.replace("\n1,val,", "\n0,val,", 1)),
+        ("best_epoch.txt", "val_dice", lambda t: "0\n"),
+    ],
+)
+def test_epoch_zero_refused(
+    results: Path, tmp_path: Path, capsys, name: str, metric: str, zero: Callable[[str], str]
+) -> None:
+    """Epochs are counted from 1: a 0 (a result written when they were counted from 0)
+    would shift every curve by one epoch, so it is refused in one line."""
+    path = results / "boundary" / name
+    path.write_text(zero(path.read_text()))
+    out = tmp_path / "c.png"
+    rc = run(curves.main, ["--metric", metric, "--out", str(out), *dirs(results)])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1, err
+    assert f"boundary/{name}: epoch 0: epochs are counted from 1" in err
+    assert not out.exists()
 
 
 @pytest.mark.parametrize("tool", ["curves", "boxplot"])

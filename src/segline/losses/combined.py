@@ -86,11 +86,12 @@ class CombinedLoss(nn.Module):
         return "dist" in self.requires
 
     def alpha_at(self, epoch: int) -> float:
-        """α of the scheduled terms at ``epoch`` (the ``alpha`` column); NaN if none."""
+        """α of the scheduled terms at epoch index ``epoch`` (0-based; the ``alpha``
+        column of the epoch numbered ``epoch + 1``); NaN if none."""
         return math.nan if self.schedule is None else self.schedule.alpha_at(epoch)
 
     def weights_at(self, epoch: int) -> list[float]:
-        """Effective weight of each term at ``epoch`` (0-based), in spec order."""
+        """Effective weight of each term at epoch index ``epoch`` (0-based), in spec order."""
         if self.schedule is None:
             return [t.weight for t in self.terms]
         other, alpha = self.schedule.factors_at(epoch)

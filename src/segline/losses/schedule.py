@@ -1,7 +1,11 @@
 """The weight schedules of the boundary-loss paper (Kervadec et al.).
 
 α is the weight of the *scheduled* terms of a loss spec (normally the boundary loss),
-as a function of the epoch (0-based):
+as a function of the epoch **index**, counted from 0. Users see epochs counted from 1
+(logs, csv files, ``best_epoch.txt``); the trainer passes index = epoch − 1
+(:func:`segline.train.loop.epoch_index`, the one conversion), so the first epoch gets
+α = ``start``. With the defaults, α = 0.01·epoch for epochs counted from 1.
+In the formulas below ``epoch`` is that index:
 
 - ``constant``: ``α = start`` at every epoch; the other terms keep their weights
   (``total = regional + α·boundary``).
@@ -16,8 +20,8 @@ per epoch until 0.01: in our notation (α on the boundary term) a boundary weigh
 growing by 0.01 per epoch until 0.99, where the regional term keeps 1% of its weight.
 Its first epoch has boundary weight 0 (``start=0``); the default ``start = 0.01``
 follows the published code and the MedIA 2021 version, whose runs begin with weight
-0.01 on the boundary term. With 0.01 per epoch, the cap is reached at epoch 98: on
-shorter trainings the cap never binds.
+0.01 on the boundary term. With 0.01 per epoch, the cap is reached at index 98
+(epoch 99 as counted from 1): on shorter trainings the cap never binds.
 
 Example:
     >>> s = Schedule("rebalance")
@@ -48,7 +52,7 @@ class Schedule:
 
     Args:
         kind: ``"constant"``, ``"increase"`` or ``"rebalance"``.
-        start: α at epoch 0 (>= 0; <= cap except for ``constant``).
+        start: α at index 0, the first epoch (>= 0; <= cap except for ``constant``).
         step: added to α after each epoch (>= 0; ignored by ``constant``).
         cap: largest α (``rebalance``: <= 1, so that ``1 − α`` stays >= 0; ignored by
             ``constant``).
@@ -84,10 +88,10 @@ class Schedule:
             raise ValueError(f"schedule: rebalance needs cap <= 1 (1 - α >= 0), got {cap}")
 
     def alpha_at(self, epoch: int) -> float:
-        """α at ``epoch`` (0-based), rounded to 12 decimals (no 0.30000000000000004).
+        """α at epoch index ``epoch`` (0-based), rounded to 12 decimals (no 0.30000000000000004).
 
         Args:
-            epoch: the epoch index, >= 0.
+            epoch: the epoch index, >= 0 (epoch counted from 1, minus 1).
 
         Returns:
             ``start`` for ``constant``, else ``min(start + step·epoch, cap)``.
@@ -103,7 +107,7 @@ class Schedule:
         """``(other, alpha)``: multiply unscheduled terms by ``other``, scheduled ones by α.
 
         Args:
-            epoch: the epoch index, >= 0.
+            epoch: the epoch index, >= 0 (epoch counted from 1, minus 1).
 
         Returns:
             ``(1 − α, α)`` for ``rebalance``, ``(1.0, α)`` otherwise.

@@ -26,7 +26,7 @@ parameters, only with ``schedule``). Every other key is passed to the loss's
 constructor (``smooth``, ``eps``, ``alpha``, ``gamma``, ``weighted``) and must be one
 of its parameters.
 
-For a scheduled term the weight is α at epoch 0 (the schedule's ``start``; default
+For a scheduled term the weight is α at the first epoch (the schedule's ``start``; default
 0.01 when no weight is written). All scheduled terms of a spec share one schedule:
 same kind, start, step and cap.
 
@@ -76,7 +76,7 @@ class LossTerm:
 
     Args:
         name: canonical registry name.
-        weight: the term's weight; for a scheduled term, α at epoch 0.
+        weight: the term's weight; for a scheduled term, α at the first epoch.
         idc: the classes it applies to.
         options: extra constructor arguments of the loss.
         schedule: the schedule of α, or ``None`` for a fixed weight.

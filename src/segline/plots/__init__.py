@@ -317,6 +317,17 @@ def epoch_series(long: pd.DataFrame, metric: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["epoch", "mean", "sd", "n_cases", "n_undefined"])
 
 
+def _epochs_from_one(path: Path, epochs: pd.Series) -> None:
+    """Refuse epoch numbers below 1: epochs are counted from 1 (a 0 comes from a result
+    written when they were counted from 0, which would shift every axis by one)."""
+    if len(epochs) and int(epochs.min()) < 1:
+        raise InputError(
+            path,
+            f"epoch {int(epochs.min())}: epochs are counted from 1 "
+            "(results of an older segline? train this method again)",
+        )
+
+
 class MethodResults:
     """Lazy read access to one method's folder ``results/<ds>/<method>/``.
 
@@ -349,6 +360,7 @@ class MethodResults:
         df["epoch"] = numeric_column(df, "epoch", path, integer=True)
         if df["epoch"].duplicated().any():
             raise InputError(path, "an epoch appears twice")
+        _epochs_from_one(path, df["epoch"])
         return df.sort_values("epoch", kind="stable").reset_index(drop=True)
 
     def epoch_column(self, column: str) -> pd.Series:
@@ -365,7 +377,10 @@ class MethodResults:
     @cached_property
     def metrics(self) -> pd.DataFrame:
         """``metrics.csv``: long format, all splits and epochs."""
-        return read_long(self.path / "metrics.csv")
+        path = self.path / "metrics.csv"
+        df = read_long(path)
+        _epochs_from_one(path, df["epoch"])
+        return df
 
     @cached_property
     def val(self) -> pd.DataFrame:
@@ -383,9 +398,11 @@ class MethodResults:
             raise InputError(path, "missing; training writes it")
         text = path.read_text().strip()
         try:
-            return int(text)
+            best = int(text)
         except ValueError as err:
             raise InputError(path, f"not an integer: {text[:40]!r}") from err
+        _epochs_from_one(path, pd.Series([best]))
+        return best
 
     @cached_property
     def test(self) -> pd.DataFrame:

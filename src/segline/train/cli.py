@@ -11,12 +11,14 @@ import argparse
 import math
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 
 from segline.errors import InputError
 from segline.train import device as dev
 from segline.train.loop import TrainConfig, Trainer
+from segline.train.voice import Voice
 
 
 def parse_kv(items: Sequence[str]) -> dict[str, int | float | str]:
@@ -187,8 +189,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the arguments and train; warnings are printed tagged with the method's name."""
     args = build_parser().parse_args(argv)
     check_numbers(args)
+    with Voice(Path(args.out).name).warnings():
+        return _train(args, argv)
+
+
+def _train(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
+    """Build the configuration and the trainer from parsed arguments, and run it."""
     torch.set_num_threads(dev.threads_for_make())
     try:
         precision = dev.choose(args.device, args.amp)

@@ -10,6 +10,12 @@ test evaluation completed; a killed run resumes from ``<out>_tmp`` at its last
 completed epoch (``train_state.pt``), provided its lineage is the same: arguments,
 content of the input stores and imported code (``lineage.json``,
 :mod:`segline.train.fingerprint`).
+
+Epochs are numbered 1..EPC wherever a user sees them: progress bar, printed lines,
+the ``epoch`` column of every csv file, ``best_epoch.txt``, the resume message and
+``SEGLINE_TEST_KILL_AFTER_EPOCH``. Only the loss schedules and the per-epoch random
+streams count from 0; :func:`epoch_index` is the one conversion. Every printed line
+carries the method's name (:class:`segline.train.voice.Voice`).
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ from segline.train.evaluate import (
     predict_cases_3d,
     volume_batch,
 )
+from segline.train.voice import Voice
 
 METRICS = ("dice", "hd95", "assd")
 RECORD_COLUMNS = ["epoch", "split", "case", "class", "metric", "value"]
@@ -128,9 +135,25 @@ def _nanmean(values: list[float]) -> float:
     return float(np.nanmean(arr)) if arr.size and not np.all(np.isnan(arr)) else float("nan")
 
 
+def epoch_index(epoch: int) -> int:
+    """The 0-based index of 1-based ``epoch``: the one place the two numberings meet.
+
+    Users see epochs 1..EPC. The α schedules (:mod:`segline.losses.schedule`) take the
+    index, so that the first epoch gets the schedule's ``start`` (α = 0.01 in Kervadec
+    et al.'s rebalanced schedule: α = 0.01·epoch with epochs counted from 1); the
+    slice shuffle and the 3D patch draw of an epoch are seeded with it too.
+
+    Example:
+        >>> epoch_index(1)
+        0
+    """
+    return epoch - 1
+
+
 def _fault_injection(epoch: int) -> None:
     """Test hook: ``SEGLINE_TEST_KILL_AFTER_EPOCH=N`` SIGKILLs this process right after
-    epoch N's state was saved, to test resuming deterministically (no timing races)."""
+    epoch N's state was saved and its line printed (N counted from 1, as printed), to
+    test resuming deterministically (no timing races)."""
     target = os.environ.get("SEGLINE_TEST_KILL_AFTER_EPOCH")
     if target is not None and int(target) == epoch:
         os.kill(os.getpid(), signal.SIGKILL)
@@ -143,6 +166,7 @@ class Trainer:
         self.cfg = cfg
         self.argv = argv
         self.out = Path(cfg.out)
+        self.voice = Voice(self.out.name)
         self.work = atomic.tmp_path_for(self.out, folder=True)
         self.store = CaseStore(cfg.cases, cfg.dist)
         self.n_classes = self.store.n_classes
@@ -184,14 +208,15 @@ class Trainer:
     def _loss(
         self, logits: torch.Tensor, batch: dict[str, Any], epoch: int
     ) -> tuple[torch.Tensor, dict]:
-        return self.criterion(logits, batch, epoch=epoch)
+        return self.criterion(logits, batch, epoch=epoch_index(epoch))
 
     def _train_epoch(self, epoch: int, loader: DataLoader) -> tuple[float, float]:
         self.model.train()
         total, n = 0.0, 0
         inter = torch.zeros(self.n_classes - 1)
         sums = torch.zeros(self.n_classes - 1)
-        bar = tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=None, file=sys.stderr)
+        desc = self.voice.desc(f"epoch {epoch}/{self.cfg.epochs}")
+        bar = tqdm(loader, desc=desc, leave=False, disable=None, file=sys.stderr)
         for batch in bar:
             batch = {
                 k: (
@@ -299,12 +324,13 @@ class Trainer:
 
     def _train_loader(self, ds: SliceDataset | PatchDataset, epoch: int) -> DataLoader:
         """The epoch's loader: a seeded shuffle of slices, or the epoch's patch draw."""
+        index = epoch_index(epoch)
         if isinstance(ds, PatchDataset):
-            ds.set_epoch(epoch)
+            ds.set_epoch(index)
             return DataLoader(
                 ds, batch_size=self.cfg.batch_size, shuffle=False, collate_fn=patch_collate
             )
-        gen = torch.Generator().manual_seed(self.cfg.seed * 100_003 + epoch)
+        gen = torch.Generator().manual_seed(self.cfg.seed * 100_003 + index)
         return DataLoader(
             ds,
             batch_size=self.cfg.batch_size,
@@ -362,7 +388,10 @@ class Trainer:
                 why = fp.differences(old, lineage)
                 if not why:
                     return state
-                print(f"{self.out}: interrupted run discarded, its lineage differs ({why}); starting afresh")
+                self.voice.say(
+                    f"{self.out}: interrupted run discarded, its lineage differs ({why}); "
+                    "starting afresh"
+                )
             shutil.rmtree(self.work)
         self.work.mkdir(parents=True)
         atomic.write_json(self.work / "args.json", cfg.identity())
@@ -373,7 +402,7 @@ class Trainer:
         """Train, select on validation, evaluate on test, write everything, rename."""
         cfg = self.cfg
         state = self._prepare_work()
-        start_epoch, best_epoch, best_score = 0, -1, -math.inf
+        start_epoch, best_epoch, best_score = 1, -1, -math.inf
         records: list[dict[str, Any]] = []
         epochs: list[dict[str, Any]] = []
         if state is not None:
@@ -383,19 +412,16 @@ class Trainer:
             start_epoch = int(state["epoch"]) + 1
             best_epoch, best_score = int(state["best_epoch"]), float(state["best_score"])
             records, epochs = state["records"], state["epochs"]
-            print(
-                f"{self.out}: resuming after epoch {start_epoch - 1} (of {cfg.epochs})", flush=True
-            )
+            self.voice.say(f"resuming after epoch {start_epoch - 1} (of {cfg.epochs})")
 
         train_ds = self._train_dataset()
         unit = "patches" if self.dims == 3 else "slices"
-        print(
-            f"{self.out.name}: {cfg.net} on {self.precision.describe()}, losses {cfg.losses}, "
+        self.voice.say(
+            f"{cfg.net} on {self.precision.describe()}, losses {cfg.losses}, "
             f"{len(train_ds)} train {unit}/epoch, {len(self.val_cases)} val cases, "
-            f"{len(self.test_cases)} test cases",
-            flush=True,
+            f"{len(self.test_cases)} test cases"
         )
-        for epoch in range(start_epoch, cfg.epochs):
+        for epoch in range(start_epoch, cfg.epochs + 1):
             t0 = time.perf_counter()
             loader = self._train_loader(train_ds, epoch)
             tra_loss, tra_dice = self._train_epoch(epoch, loader)
@@ -418,7 +444,7 @@ class Trainer:
                     "val_dice": by_metric["dice"],
                     "val_hd95": by_metric["hd95"],
                     "val_assd": by_metric["assd"],
-                    "alpha": self.criterion.alpha_at(epoch),
+                    "alpha": self.criterion.alpha_at(epoch_index(epoch)),
                     "lr": cfg.lr,
                     "seconds": round(seconds, 3),
                 }
@@ -436,17 +462,16 @@ class Trainer:
                 records=records,
                 epochs=epochs,
             )
-            _fault_injection(epoch)
             mark = " *" if best_epoch == epoch else ""
-            print(
-                f"epoch {epoch + 1:>3}/{cfg.epochs}  loss {tra_loss:.4f}  "
+            self.voice.say(
+                f"epoch {epoch:>3}/{cfg.epochs}  loss {tra_loss:.4f}  "
                 f"val loss {val_loss:.4f}  val dice {by_metric['dice']:.4f}  "
-                f"hd95 {by_metric['hd95']:.2f} mm  {seconds:.1f} s{mark}",
-                flush=True,
+                f"hd95 {by_metric['hd95']:.2f} mm  {seconds:.1f} s{mark}"
             )
+            _fault_injection(epoch)
 
         if best_epoch < 0:  # no finite validation Dice at all: fall back to the last epoch
-            best_epoch = cfg.epochs - 1
+            best_epoch = cfg.epochs
             shutil.copyfile(self.work / "last.pt", self.work / "best.pt")
             atomic.write_text(self.work / "best_epoch.txt", f"{best_epoch}\n")
         self._test(best_epoch, records, epochs)
@@ -460,10 +485,9 @@ class Trainer:
         if self.out.exists():
             shutil.rmtree(self.out)
         self.work.replace(self.out)
-        print(
-            f"{self.out}: best epoch {best_epoch} (0-based, as in best_epoch.txt and the csv "
-            f"files; val dice {best_score:.4f})",
-            flush=True,
+        self.voice.say(
+            f"best epoch {best_epoch} of {cfg.epochs} (val dice {best_score:.4f}); "
+            f"results in {self.out}"
         )
         return self.out
 

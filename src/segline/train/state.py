@@ -7,6 +7,11 @@ resume after a kill — optimiser, RNG state, completed epoch, best epoch and th
 metric records so far — as plain tensors, numbers and strings, so it also loads
 with ``weights_only=True``. One file, one atomic rename: a resume never sees a
 checkpoint and a record list from different epochs.
+
+Epochs in the state are numbered as users see them, from 1 (``epoch`` = the last
+completed epoch). The state records that numbering (``EPOCHS_FROM``); a state
+without it (written when epochs were counted from 0) is not resumed from: the
+training starts again rather than mixing two numberings in one table.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ import torch
 from segline import atomic
 
 STATE = "train_state.pt"
+EPOCHS_FROM = 1
+"""The number of the first epoch in a saved state (and everywhere a user sees one)."""
 
 
 def save_tensor_file(path: Path, obj: Any) -> None:
@@ -41,8 +48,9 @@ def save_state(
     records: list[dict[str, Any]],
     epochs: list[dict[str, Any]],
 ) -> None:
-    """Write the resume state after ``epoch`` completed."""
+    """Write the resume state after ``epoch`` (counted from 1) completed."""
     state = {
+        "epochs_from": EPOCHS_FROM,
         "epoch": epoch,
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
@@ -56,13 +64,16 @@ def save_state(
 
 
 def load_state(work: Path) -> dict[str, Any] | None:
-    """The resume state, or None when there is none (or it is unreadable)."""
+    """The resume state, or None when there is none, it is unreadable or it numbers
+    epochs differently (an older segline's)."""
     path = work / STATE
     if not path.is_file():
         return None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:  # noqa: BLE001 - a damaged state means: start again
+        return None
+    if int(state.get("epochs_from", 0)) != EPOCHS_FROM:
         return None
     state["records"] = json.loads(state["records"])
     state["epochs"] = json.loads(state["epochs"])
