@@ -152,6 +152,7 @@ def test_missing_dependency_file_rebuilds_its_target(tree: Path) -> None:
 # ------------------------------------------------------------------ resume by content
 DEBUG = ("DEBUG=--debug", "EPC=3", "METHODS=gdl")
 DEBUG_GDL = f"{RES}/debug/gdl"
+DISCARDED = "interrupted run discarded, its lineage differs "
 
 
 def _killed_training(tree: Path, *extra: str) -> None:
@@ -173,7 +174,7 @@ def test_resume_refused_after_reslicing(tree: Path) -> None:
     proc = make(tree, *BASE, *DEBUG, "WINDOW=60,300", DEBUG_GDL)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "preprocess/slice.py" in proc.stdout
-    assert "interrupted run discarded, its lineage differs (content of cases, dist changed)" in proc.stdout
+    assert DISCARDED + "(content of cases, dist changed)" in proc.stdout
     assert "resuming after" not in proc.stdout
     epochs = (tree / DEBUG_GDL / "epochs.csv").read_bytes()
     assert len(pd.read_csv(tree / DEBUG_GDL / "epochs.csv")) == 3
@@ -186,9 +187,7 @@ def test_resume_refused_after_code_change(tree: Path) -> None:
     dice.write_text(dice.read_text() + "\n# edited while the training was interrupted\n")
     proc = make(tree, *BASE, *DEBUG, DEBUG_GDL)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "interrupted run discarded, its lineage differs (code changed: src/segline/losses/dice.py)" in (
-        proc.stdout
-    )
+    assert DISCARDED + "(code changed: src/segline/losses/dice.py)" in proc.stdout
     lineage = json.loads((tree / DEBUG_GDL / "lineage.json").read_text())
     assert set(lineage["inputs"]) == {"cases", "dist"}
     assert "src/segline/losses/dice.py" in lineage["code"]
