@@ -24,6 +24,7 @@ from PIL import Image
 from segline.casestore import write_case
 from segline.cli import run
 from segline.plots import (
+    MethodResults,
     Stat,
     boxplot,
     case_table,
@@ -219,6 +220,17 @@ def test_overlay_slice_choice(cases: Path) -> None:
     assert overlays.pick_slice(np.zeros((7, 3, 3), np.uint8)) == 3
     assert overlays.slice_dice(LABELS["t1"][2], LABELS["t1"][2]) == 1.0
     assert overlays.slice_dice(np.zeros((2, 2)), np.zeros((2, 2))) == 1.0
+
+
+def test_overlay_rows_only_cases_predicted(cases: Path, tmp_path: Path) -> None:
+    """A DEBUG run tests its first test case only: the overlays show that one."""
+    from segline.casestore import CaseStore
+
+    method = tmp_path / "gdl"
+    (method / "test" / "preds_zyx").mkdir(parents=True)
+    np.save(method / "test" / "preds_zyx" / "t2.npy", np.zeros((1,), np.uint8))
+    rows = overlays.choose_rows(CaseStore(cases), 4, [MethodResults(method)])
+    assert [case for case, _ in rows] == ["t2"]
 
 
 # ---- the CLIs -----------------------------------------------------------------------

@@ -45,6 +45,7 @@ TARGETS_ENV = "SEGLINE_TARGETS"
 RECORD_ENV = "SEGLINE_RECORD"
 INPUTS_ENV = "SEGLINE_INPUTS"
 START_ENV = "SEGLINE_MAKE_START"
+HOLD_ENV = "SEGLINE_TEST_HOLD_LOCK"
 SIDE_KINDS = ("cmd", "d", "sha256")
 PACKAGE = "segline"
 
@@ -194,6 +195,13 @@ def _note_reused() -> None:
                 print(f"up to date, not rebuilt: {name}", flush=True)
 
 
+def _test_hold() -> None:
+    """Test hook: ``SEGLINE_TEST_HOLD_LOCK=S`` keeps the lock S seconds before the work
+    starts, so tests of two concurrent makes meet a held lock on any machine speed."""
+    with contextlib.suppress(ValueError):
+        time.sleep(float(os.environ.get(HOLD_ENV, "0")))
+
+
 def _write_side_files(targets: list[Path], record: str) -> None:
     """Digest, dependency file and (last) record of each finished target."""
     sources = imported_sources()
@@ -226,6 +234,7 @@ def build(body: Callable[[], int | None]) -> int:
         for t in targets:
             for kind in SIDE_KINDS:
                 side_file(t, kind).unlink(missing_ok=True)
+        _test_hold()
         _note_reused()
         rc = int(body() or 0)
         if rc == 0:

@@ -100,11 +100,24 @@ def pixel_aspect(meta: dict) -> float:
     return sy / sx if sx > 0 and sy > 0 else 1.0
 
 
-def choose_rows(store: CaseStore, n: int) -> list[tuple[str, int]]:
-    """(case, axial index) for the first ``n`` labelled test cases, canonical order."""
-    cases = [c for c in store.case_ids("test") if store.has_label(c)][:n]
-    if not cases:
+def choose_rows(
+    store: CaseStore, n: int, methods: Sequence[MethodResults] = ()
+) -> list[tuple[str, int]]:
+    """(case, axial index) for the first ``n`` labelled test cases, canonical order.
+
+    Cases no method predicted are passed over: a ``DEBUG`` run tests its first test
+    case alone. A case that some methods predicted and others did not is kept, so
+    :func:`load_prediction` reports the missing file.
+    """
+    labelled = [c for c in store.case_ids("test") if store.has_label(c)]
+    if not labelled:
         raise InputError(store.root, "no labelled test cases to show (split.json 'test')")
+    predicted = [
+        c
+        for c in labelled
+        if any((m.path / "test" / "preds_zyx" / f"{c}.npy").is_file() for m in methods)
+    ]
+    cases = (predicted or labelled)[:n]
     return [(c, pick_slice(store.label(c))) for c in cases]
 
 
@@ -137,7 +150,7 @@ def plot_overlays(store: CaseStore, methods: Sequence[MethodResults], out: str, 
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
-    rows = choose_rows(store, n)
+    rows = choose_rows(store, n, methods)
     names = _class_names(store)
     n_classes = max(names, default=1) + 1
     cols = 2 + len(methods)
