@@ -36,7 +36,7 @@ def knob_table(ds: str) -> dict[str, tuple[str, str | None]]:
     """knob -> (other value, text a planned command must then contain; None: nothing
     may be planned, the knob does not reach any command in this setting)."""
     toy = f"{ds}-toy"
-    method = BASE[ds][2].split("=")[1]
+    method = next(a for a in BASE[ds] if a.startswith("METHODS=")).split("=")[1]
     crop_used = ds == "vessels"  # vessels crop to the body by default; others: CROP=none
     return {
         "TOY": ("", "preprocess/fetch.py"),
