@@ -148,10 +148,10 @@ $(TOY_ARCHIVES): private TARGETS = $(TOY_ARCHIVES)
 $(TOY_ARCHIVES) &: $$(stale) | $(VENV_DEP)
 	$(PY) $(CMD)
 else
-# A download is never redone for a code change: its md5 in the lineage file decides.
-$(ARCHIVES): private CMD = preprocess/fetch.py --lineage $(LINEAGE) $@
+# A download is never redone for a code change or a knob: its md5 in the lineage file
+# decides (no stage records; fetch.py locks the archive itself while downloading).
 $(ARCHIVES): | $(VENV_DEP)
-	$(PY) $(CMD)
+	$(PY) preprocess/fetch.py --lineage $(LINEAGE) $@
 endif
 
 # md5 verification (md5sum -c semantics) gates the unpacking.

@@ -122,7 +122,10 @@ def lineage_for(repo: Path, source: str, md5: str = MD5, name: str = "x.lineage"
 
 
 def only_files(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+    """Files in ``folder`` but the download's lock (``.x.tar.lock``, segline.stage)."""
+    if not folder.exists():
+        return []
+    return sorted(p.name for p in folder.iterdir() if not p.name.endswith(".lock"))
 
 
 def test_full_download(repo: Path, server: FileServer) -> None:
@@ -360,3 +363,28 @@ def test_cli_errors_are_one_line(repo: Path, case: str) -> None:
 def test_timeout_must_be_finite_and_positive(value: str) -> None:
     with pytest.raises(InputError, match=r"^--timeout: must be a finite number > 0"):
         main(["--lineage", "lineage/x.lineage", "--timeout", value, "data/x.tar"])
+
+
+def test_second_download_waits_and_finds_the_archive(tmp_path: Path, monkeypatch) -> None:
+    """Two makes fetching one archive: the second waits for the first's lock, then
+    finds the archive in place (already_present) instead of appending to its .part."""
+    from segline import stage
+
+    data = b"payload" * 1000
+    lineage_path = tmp_path / "x.lineage"
+    lineage_path.write_text(
+        f"# source: http://127.0.0.1:9/x.tar\n{hashlib.md5(data).hexdigest()}  data/x.tar\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    target = Path("data/x.tar")
+    target.parent.mkdir()
+    lineage = parse_lineage(lineage_path)
+    results: list = []
+    with stage.target_lock(target):
+        worker = threading.Thread(target=lambda: results.append(fetch(lineage, target)))
+        worker.start()
+        time.sleep(0.3)
+        assert worker.is_alive(), "the second download waits for the lock"
+        target.write_bytes(data)  # the first one finishes
+    worker.join(timeout=30)
+    assert results and results[0].already_present

@@ -33,7 +33,10 @@ from conftest import copy_project, make_env, snapshot
 
 pytestmark = pytest.mark.make
 
-BASE = ("-f", "spleen.make", "TOY=1", "NET=Dimwit", "EPC=1", "BS=16")
+# DEBUG (a tiny subset per loader) keeps each training to seconds; RUN= keeps the
+# default run's folder, results/spleen-toy.
+BASE = ("-f", "spleen.make", "TOY=1", "NET=Dimwit", "EPC=1", "BS=16", "DEBUG=--debug")
+DEFAULT = (*BASE, "RUN=")
 METHODS = "METHODS=gdl ce"
 RES = "results/spleen-toy"
 PLOTS = {
@@ -80,7 +83,7 @@ def planned(stdout: str) -> set[str]:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = copy_project(tmp_path_factory.mktemp("lineage") / "p")
-    proc = make(root, *BASE, METHODS)
+    proc = make(root, *DEFAULT, METHODS)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return root
 
@@ -90,7 +93,7 @@ def tree(built: Path, tmp_path: Path) -> Path:
     """A private copy of the built tree, still up to date."""
     dest = tmp_path / "p"
     shutil.copytree(built, dest, symlinks=True)
-    assert make(dest, "-q", *BASE, METHODS).returncode == 0
+    assert make(dest, "-q", *DEFAULT, METHODS).returncode == 0
     return dest
 
 
@@ -121,19 +124,19 @@ def test_fresh_tree_has_a_dependency_file_per_target(built: Path) -> None:
 
 def test_plots_package_change_rebuilds_plots_and_report_only(tree: Path) -> None:
     touch(tree / "src/segline/plots/__init__.py")
-    plan = planned(make(tree, "-n", *BASE, METHODS).stdout)
+    plan = planned(make(tree, "-n", *DEFAULT, METHODS).stdout)
     assert plan == PLOTS | {f"{RES}/report.md", "segline.pack"}, plan
     before = snapshot(tree / "data") | snapshot(tree / RES / "gdl") | snapshot(tree / RES / "ce")
-    proc = make(tree, *BASE, METHODS)
+    proc = make(tree, *DEFAULT, METHODS)
     assert proc.returncode == 0, proc.stderr[-2000:]
     after = snapshot(tree / "data") | snapshot(tree / RES / "gdl") | snapshot(tree / RES / "ce")
     assert before == after, "data and trainings untouched"
-    assert make(tree, "-q", *BASE, METHODS).returncode == 0
+    assert make(tree, "-q", *DEFAULT, METHODS).returncode == 0
 
 
 def test_metric_module_change_retrains_every_method_importing_it(tree: Path) -> None:
     touch(tree / "src/segline/metrics/overlap.py")
-    plan = planned(make(tree, "-n", *BASE, METHODS).stdout)
+    plan = planned(make(tree, "-n", *DEFAULT, METHODS).stdout)
     assert {f"{RES}/gdl", f"{RES}/ce"} <= plan
     assert not {"data/spleen-toy/cases", "data/spleen-toy/dist"} & plan
 
@@ -141,13 +144,13 @@ def test_metric_module_change_retrains_every_method_importing_it(tree: Path) -> 
 def test_module_nobody_imports_rebuilds_nothing(tree: Path) -> None:
     touch(tree / "src/segline/datasets/isles.py")  # ISLES adapter: not spleen's
     (tree / "src/segline/unused_helper.py").write_text('"""Imported by nobody."""\n')
-    proc = make(tree, "-q", *BASE, METHODS)
-    assert proc.returncode == 0, make(tree, "-n", *BASE, METHODS).stdout
+    proc = make(tree, "-q", *DEFAULT, METHODS)
+    assert proc.returncode == 0, make(tree, "-n", *DEFAULT, METHODS).stdout
 
 
 def test_missing_dependency_file_rebuilds_its_target(tree: Path) -> None:
     (tree / "data/spleen-toy/.dist.d").unlink()
-    plan = planned(make(tree, "-n", *BASE, METHODS).stdout)
+    plan = planned(make(tree, "-n", *DEFAULT, METHODS).stdout)
     assert "data/spleen-toy/dist" in plan and "data/spleen-toy/cases" not in plan
 
 
@@ -207,7 +210,7 @@ def test_resume_kept_when_nothing_changed(tree: Path) -> None:
 # ------------------------------------------------------------------ runs side by side
 def test_debug_and_named_runs_never_clobber_the_default_run(tree: Path) -> None:
     before = snapshot(tree / RES / "gdl")
-    proc = make(tree, *BASE, "METHODS=gdl", "DEBUG=--debug")
+    proc = make(tree, *BASE, "METHODS=gdl")  # DEBUG, no RUN: lands in RUN=debug
     assert proc.returncode == 0, proc.stderr[-2000:]
     proc = make(tree, *BASE, "METHODS=gdl", "RUN=lr3", "LR=1e-3")
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -220,7 +223,7 @@ def test_debug_and_named_runs_never_clobber_the_default_run(tree: Path) -> None:
         assert name.startswith(f"spleen-toy-{run}-")
     args = json.loads((tree / RES / "debug/gdl/args.json").read_text())
     assert args["debug"] is True
-    assert make(tree, "-q", *BASE, METHODS).returncode == 0, "default run still up to date"
+    assert make(tree, "-q", *DEFAULT, METHODS).returncode == 0, "default run still up to date"
     bad = make(tree, "-n", *BASE, "RUN=gdl")
     assert bad.returncode != 0 and "RUN=gdl is a method's folder name" in bad.stderr
 
@@ -228,7 +231,7 @@ def test_debug_and_named_runs_never_clobber_the_default_run(tree: Path) -> None:
 def test_archive_holds_exactly_what_the_report_covers(tree: Path) -> None:
     (tree / RES / "stray").mkdir()
     (tree / RES / "stray" / "left.csv").write_text("left over\n")
-    proc = make(tree, *BASE, "METHODS=gdl")
+    proc = make(tree, *DEFAULT, "METHODS=gdl")
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = (tree / RES / "report.md").read_text()
     assert "| gdl |" in report and "| ce |" not in report
@@ -278,7 +281,7 @@ def test_same_target_twice_at_once(tree: Path) -> None:
     assert not any("Traceback" in out + err for out, err in outs)
     assert sum("built meanwhile by another make" in out for out, _ in outs) == 1, outs
     assert not list((tree / target).rglob("*.tmp")) and not (tree / f"{target}_tmp").exists()
-    assert make(tree, "-q", *BASE, METHODS).returncode == 1, "downstream sees a new store"
+    assert make(tree, "-q", *DEFAULT, METHODS).returncode == 1, "downstream sees a new store"
 
 
 def test_two_trainings_of_one_method_at_once(tree: Path) -> None:
@@ -309,7 +312,7 @@ def test_cc_and_cflags_from_the_environment_are_ignored(tmp_path: Path) -> None:
 
 def test_dry_run_prints_only_commands(tree: Path) -> None:
     touch(tree / "src/segline/distmaps.py")
-    proc = make(tree, "-n", *BASE, METHODS)
+    proc = make(tree, "-n", *DEFAULT, METHODS)
     lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
     assert lines and not any(ln.lstrip().startswith(("for ", "if ")) for ln in lines), lines
     assert all(STAGE.search(ln) or ln.startswith("echo ") for ln in lines), [

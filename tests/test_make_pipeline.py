@@ -42,6 +42,17 @@ def pipeline(
     return root, proc
 
 
+def test_training_lines_name_their_method_under_j2(pipeline) -> None:
+    """Two trainings run at once (-j2): each line a training prints carries its name."""
+    _, proc = pipeline
+    lines = [ln for ln in proc.stdout.splitlines() if " epoch " in f" {ln} " or "val dice" in ln]
+    assert len(lines) >= 2 * len(METHODS), proc.stdout[-2000:]
+    tags = {ln.split("]", 1)[0] + "]" for ln in lines}
+    assert tags == {f"[{m}]" for m in METHODS}, tags
+    notes = [ln for ln in proc.stdout.splitlines() if "up to date, not rebuilt" in ln]
+    assert all(ln.startswith("[") for ln in notes), notes
+
+
 def test_every_artefact(pipeline) -> None:
     root, proc = pipeline
     res = root / "results" / "spleen-toy"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -15,6 +16,7 @@ import pytest
 
 from segline import pack
 from segline.cli import run
+from segline.errors import InputError
 
 COMMIT = "abc12345"
 
@@ -156,8 +158,9 @@ def test_timings_packed_but_not_in_the_name(results: Path, tmp_path: Path) -> No
     (method / "timing.csv").write_text("epoch,seconds\n1,4.7\n")
     assert do_pack(results, out) == 0
     assert [p.name for p in out.glob("*.tar.gz")] == [first.name]
-    assert pack.manifest_hash([("a/timing.csv", "1" * 64), ("a/x.csv", "0" * 64)]) == \
-        pack.manifest_hash([("a/x.csv", "0" * 64)])
+    assert pack.manifest_hash(
+        [("a/timing.csv", "1" * 64), ("a/x.csv", "0" * 64)]
+    ) == pack.manifest_hash([("a/x.csv", "0" * 64)])
 
 
 def test_models_flag_adds_checkpoints(results: Path, tmp_path: Path) -> None:
@@ -262,3 +265,31 @@ def test_unsafe_name_parts_refused(
     args[flag] = value
     rc = run(pack.main, [x for kv in args.items() for x in kv])
     _assert_refused(capsys, out, rc, "not a safe file-name part")
+
+
+def test_methods_trained_on_different_stores_are_not_packed(results: Path, tmp_path: Path) -> None:
+    """Each training's lineage.json names the digests of the stores it read."""
+    for method, cases in (("dice", "a" * 64), ("boundary", "a" * 64)):
+        (results / method / "lineage.json").write_text(
+            json.dumps({"inputs": {"cases": cases, "dist": "d" * 64}})
+        )
+    assert do_pack(results, tmp_path / "ok") == 0
+    (results / "boundary" / "lineage.json").write_text(
+        json.dumps({"inputs": {"cases": "b" * 64, "dist": "d" * 64}})
+    )
+    with pytest.raises(InputError, match="trained on another cases store than"):
+        pack.pack(results, tmp_path / "mixed", "toy", COMMIT)
+    assert not (tmp_path / "mixed").exists()
+
+
+def test_only_the_named_items_are_packed(results: Path, tmp_path: Path) -> None:
+    out = tmp_path / "archives"
+    assert do_pack(results, out, "report.md", str(results / "dice")) == 0
+    with tarfile.open(only_archive(out)) as tar:
+        names = sorted(m.name for m in tar.getmembers())
+    expected = ["report.md"] + [r for r in EXPECTED if r.startswith("dice/")]
+    assert names == sorted(["toy/SHA256SUMS"] + [f"toy/{r}" for r in expected])
+    with pytest.raises(InputError, match="not inside the results folder"):
+        pack.collect(results, items=[str(tmp_path)])
+    with pytest.raises(InputError, match="missing: build it before packing"):
+        pack.collect(results, items=["ce"])

@@ -2,10 +2,11 @@
 
 A folder's digest is the sha256 of its manifest: one ``sha256sum``-format line
 ``<sha256 of the file>  <path relative to the folder>`` per regular file, sorted by
-path. Hidden files (a stage's own bookkeeping), ``*.tmp`` files and ``*_tmp`` folders
-(writes in progress) are left out, so the digest covers exactly the content a reader
-of the folder sees. Two folders with the same files and bytes have the same digest,
-wherever they are and whenever they were written.
+path. Hidden files (a stage's own bookkeeping), ``*.tmp`` files and ``*_tmp``
+folders (writes in progress) and the per-epoch wall times (:data:`VOLATILE`) are left
+out, so the digest covers exactly the content two runs should agree on. Two folders
+with the same files and bytes have the same digest, wherever they are and whenever
+they were written.
 
 Example:
     >>> import tempfile, pathlib
@@ -33,9 +34,19 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
+VOLATILE = frozenset({"timing.csv"})
+"""Files left out of content digests: wall-clock times differ between two runs of the
+same experiment (a resumed one too), whose content should compare equal."""
+
+
 def skipped(name: str) -> bool:
-    """Names a digest leaves out: hidden bookkeeping and writes in progress."""
-    return name.startswith(".") or name.endswith((".tmp", "_tmp")) or name == "__pycache__"
+    """Names a digest leaves out: hidden bookkeeping, writes in progress, wall times."""
+    return (
+        name.startswith(".")
+        or name.endswith((".tmp", "_tmp"))
+        or name == "__pycache__"
+        or name in VOLATILE
+    )
 
 
 def tree_files(root: Path) -> list[str]:

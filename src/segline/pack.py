@@ -56,7 +56,7 @@ from typing import BinaryIO, NamedTuple
 
 from segline import atomic
 from segline.cli import entry
-from segline.digest import sha256_file
+from segline.digest import VOLATILE, sha256_file
 from segline.errors import InputError
 
 MODEL_SUFFIXES = (".pt", ".pth", ".ckpt")
@@ -65,9 +65,6 @@ ENV_DUMP = re.compile(r"^(printenv.*|env(iron)?(\.txt|\.json)?|.*\.env)$", re.IG
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 MANIFEST = "SHA256SUMS"
 LINEAGE = "lineage.json"
-VOLATILE = frozenset({"timing.csv"})
-"""Files packed and listed in the manifest but left out of the content hash: wall-clock
-times differ between two runs of the same experiment, which should share a name."""
 HASH_LEN = 12
 CHUNK = 1 << 20
 FILE_MODE = 0o644

@@ -183,8 +183,9 @@ def _built_meanwhile(targets: list[Path], record: str, since_ns: int) -> bool:
     return True
 
 
-def _note_reused() -> None:
-    """One line per data prerequisite that this make found up to date."""
+def _note_reused(target: Path) -> None:
+    """One line per data prerequisite that this make found up to date, tagged with the
+    target's name as every line of a training is (``make -j`` interleaves them)."""
     try:
         start = float(os.environ.get(START_ENV, ""))
     except ValueError:
@@ -192,7 +193,7 @@ def _note_reused() -> None:
     for name in os.environ.get(INPUTS_ENV, "").split():
         with contextlib.suppress(OSError):
             if os.stat(name).st_mtime < start:
-                print(f"up to date, not rebuilt: {name}", flush=True)
+                print(f"[{target.name}] up to date, not rebuilt: {name}", flush=True)
 
 
 def _test_hold() -> None:
@@ -235,7 +236,7 @@ def build(body: Callable[[], int | None]) -> int:
             for kind in SIDE_KINDS:
                 side_file(t, kind).unlink(missing_ok=True)
         _test_hold()
-        _note_reused()
+        _note_reused(targets[0])
         rc = int(body() or 0)
         if rc == 0:
             _write_side_files(targets, record)

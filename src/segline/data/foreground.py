@@ -10,7 +10,7 @@ That must not pass silently, nor crash: :func:`warn_if_no_foreground` prints one
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -34,6 +34,7 @@ def warn_if_no_foreground(
     pseudo_root: str | Path | None = None,
     where: str | Path | None = None,
     stream: TextIO | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> bool:
     """Print one warning line when no training label has a foreground voxel.
 
@@ -47,6 +48,7 @@ def warn_if_no_foreground(
             labels (training on pseudo-labels).
         where: the path named in the warning (default: the store's folder).
         stream: where the line goes (default: stderr).
+        say: prints the line instead (the trainer's, which tags it with the method).
 
     Returns:
         True when the warning was printed.
@@ -61,10 +63,13 @@ def warn_if_no_foreground(
         if has_foreground(label):
             return False
     name = where if where is not None else store.root
-    print(
+    line = (
         f"warning: {name}: every training label is empty (no foreground in "
         f"{len(cases)} case(s)); training goes on, but the network can only learn "
-        "background and Dice is 1 on empty cases by convention",
-        file=sys.stderr if stream is None else stream,
+        "background and Dice is 1 on empty cases by convention"
     )
+    if say is not None:
+        say(line)
+    else:
+        print(line, file=sys.stderr if stream is None else stream)
     return True

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from segline import __version__
+from segline import __version__, stage
 from segline.cli import entry
 from segline.errors import InputError
 from segline.lineage.extract import human_bytes
@@ -228,8 +228,26 @@ def fetch(
             downloaded file with the wrong md5 (the ``.part`` is removed).
     """
     target = Path(target)
-    label = normalise_path(target)
     expected = lineage.require(target)
+    url = lineage.url_for(target) if not target.is_file() else None
+    if not target.is_file() and url is not None:
+        # Two makes downloading one archive: the second waits, then finds it there.
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with stage.target_lock(target):
+            return _fetch_locked(lineage, target, expected, url, timeout, progress)
+    return _fetch_locked(lineage, target, expected, url, timeout, progress)
+
+
+def _fetch_locked(
+    lineage: Lineage,
+    target: Path,
+    expected: str,
+    url: str | None,
+    timeout: float,
+    progress: TextIO | None,
+) -> Fetched:
+    """:func:`fetch` once no other process downloads ``target``."""
+    label = normalise_path(target)
     if target.is_file():
         got = md5_of(target)
         if got != expected:
@@ -239,7 +257,6 @@ def fetch(
                 "delete it to download it again",
             )
         return Fetched(target, None, target.stat().st_size, already_present=True)
-    url = lineage.url_for(target)
     if url is None:
         raise InputError(
             label,

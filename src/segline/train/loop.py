@@ -202,7 +202,13 @@ class Trainer:
         if not self.train_cases or not self.val_cases:
             raise ValueError(f"{cfg.cases}: the split needs train and validation cases")
         pseudo = cfg.pseudo if cfg.label_source == "pseudo" else None
-        warn_if_no_foreground(self.store, self.train_cases, pseudo_root=pseudo, where=cfg.cases)
+        warn_if_no_foreground(
+            self.store,
+            self.train_cases,
+            pseudo_root=pseudo,
+            where=cfg.cases,
+            say=lambda line: self.voice.say(line, file=sys.stderr),
+        )
 
     # -- pieces -------------------------------------------------------------------
     def _loss(
