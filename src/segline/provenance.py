@@ -27,10 +27,10 @@ from typing import NamedTuple
 import torch
 
 from segline import atomic
+from segline.digest import sha256_file
 
 UNTRACKED = "untracked.sha256"
 """Name of the untracked-file listing in the provenance folder (``sha256sum`` format)."""
-CHUNK = 1 << 20
 
 
 class GitState(NamedTuple):
@@ -61,20 +61,15 @@ def _sha256_entry(path: Path) -> str | None:
     """Hex sha256 of a regular file's bytes, or of a symbolic link's target path (what
     git stores for a link; the link is not followed); None for anything else (a nested
     repository's folder, a file gone meanwhile)."""
-    h = hashlib.sha256()
     try:
         mode = path.lstat().st_mode
         if stat.S_ISLNK(mode):
-            h.update(os.fsencode(os.readlink(path)))
-        elif stat.S_ISREG(mode):
-            with open(path, "rb") as fh:
-                while block := fh.read(CHUNK):
-                    h.update(block)
-        else:
-            return None
+            return hashlib.sha256(os.fsencode(os.readlink(path))).hexdigest()
+        if stat.S_ISREG(mode):
+            return sha256_file(path)
     except OSError:
-        return None
-    return h.hexdigest()
+        pass
+    return None
 
 
 def _sha256sum_line(digest: str, name: bytes) -> bytes:
