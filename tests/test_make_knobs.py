@@ -107,8 +107,9 @@ def test_make_killed_mid_training_resumes_to_the_same_archive(tmp_path: Path) ->
     resumes from the last completed epoch, and the whole pipeline ends with the same
     results, byte for byte (wall times aside), and the same archive name as an
     uninterrupted run in another folder."""
+    # DEBUG (tiny loaders) with RUN= (the default run's folder) keeps it to seconds
     args = ("-f", "spleen.make", "TOY=1", "NET=Dimwit", "EPC=3", "BS=16", "METHODS=gdl",
-            f"CC={sys.executable}")
+            "DEBUG=--debug", "RUN=", f"CC={sys.executable}")
     whole = copy_project(tmp_path / "whole")
     assert _make(whole, *args).returncode == 0
     root = copy_project(tmp_path / "killed")
