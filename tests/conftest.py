@@ -116,3 +116,38 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         )
     write_dist_store(cases, root / "dist")
     return cases, root / "dist"
+
+
+# ---------------------------------------------------------------- the trainer's CLI
+def train_cli(
+    store: tuple[Path, Path], out: Path, *extra: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -m segline.train`` on a tiny store: Dimwit, 3 epochs, fp32, GDL +
+    boundary; ``extra`` arguments come last and override (argparse keeps the last)."""
+    cases, dist = store
+    cmd = [
+        sys.executable,
+        "-m",
+        "segline.train",
+        "--cases",
+        str(cases),
+        "--dist",
+        str(dist),
+        "--out",
+        str(out),
+        "--net",
+        "Dimwit",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "4",
+        "--lr",
+        "1e-2",
+        "--amp",
+        "off",
+        "--losses",
+        "gdl:1,boundary:0.01[schedule=rebalance]",
+        *extra,
+    ]
+    full_env = {**os.environ, "SEGLINE_THREADS": "1", **(env or {})}
+    return subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=300)

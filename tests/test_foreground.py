@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import io
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import train_cli
 from segline import atomic
 from segline.casestore import CaseStore, write_case
 from segline.data.foreground import has_foreground, warn_if_no_foreground
@@ -96,35 +94,7 @@ def test_training_on_empty_labels_warns_and_completes(
 ) -> None:
     cases, dist = empty_store
     out = tmp_path / "res"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "segline.train",
-            "--cases",
-            str(cases),
-            "--dist",
-            str(dist),
-            "--out",
-            str(out),
-            "--net",
-            "Dimwit",
-            "--epochs",
-            "1",
-            "--batch-size",
-            "4",
-            "--lr",
-            "1e-2",
-            "--amp",
-            "off",
-            "--losses",
-            "gdl:1,boundary:0.01",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "SEGLINE_THREADS": "1"},
-    )
+    proc = train_cli(empty_store, out, "--epochs", "1", "--losses", "gdl:1,boundary:0.01")
     assert proc.returncode == 0, proc.stderr
     warnings = [ln for ln in proc.stderr.splitlines() if "warning:" in ln]
     assert warnings == [

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import nibabel as nib
@@ -15,38 +12,9 @@ import pytest
 import torch
 
 from conftest import toy_case as _case
+from conftest import train_cli
 
-
-def _train(
-    store: tuple[Path, Path], out: Path, *extra: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    cases, dist = store
-    cmd = [
-        sys.executable,
-        "-m",
-        "segline.train",
-        "--cases",
-        str(cases),
-        "--dist",
-        str(dist),
-        "--out",
-        str(out),
-        "--net",
-        "Dimwit",
-        "--epochs",
-        "3",
-        "--batch-size",
-        "4",
-        "--lr",
-        "1e-2",
-        "--amp",
-        "off",
-        "--losses",
-        "gdl:1,boundary:0.01[schedule=rebalance]",
-        *extra,
-    ]
-    full_env = {**os.environ, "SEGLINE_THREADS": "1", **(env or {})}
-    return subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=300)
+_train = train_cli
 
 
 @pytest.fixture(scope="module")
