@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from conftest import train_cli
 from segline.vessels.mip import write_mip_store
 from segline.vessels.pseudo import write_pseudo_store
 
@@ -26,37 +25,11 @@ def weak(store) -> tuple[Path, Path]:
 
 
 def _train3d(store, out: Path, losses: str, *extra: str) -> subprocess.CompletedProcess[str]:
-    cases, dist = store
-    cmd = [
-        sys.executable,
-        "-m",
-        "segline.train",
-        "--cases",
-        str(cases),
-        "--dist",
-        str(dist),
-        "--out",
-        str(out),
-        "--net",
-        "Dimwit3D",
-        "--epochs",
-        "2",
-        "--batch-size",
-        "2",
-        "--lr",
-        "1e-2",
-        "--amp",
-        "off",
-        "--patch",
-        "4,16,16",
-        "--samples-per-epoch",
-        "6",
-        "--losses",
-        losses,
-        *extra,
-    ]
-    env = {**os.environ, "SEGLINE_THREADS": "1"}
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    """The trainer's CLI (conftest.train_cli) with a tiny 3D net on 3D patches."""
+    return train_cli(
+        store, out, "--net", "Dimwit3D", "--epochs", "2", "--batch-size", "2",
+        "--patch", "4,16,16", "--samples-per-epoch", "6", "--losses", losses, *extra,
+    )  # fmt: skip
 
 
 def test_mip_boundary_method_end_to_end(store, weak, tmp_path: Path) -> None:
