@@ -52,6 +52,12 @@ DEVICE ?= auto
 DEBUG ?=
 PACK_MODELS ?=
 AMP ?= auto
+# torch.compile of the network: 1 (or on), graphs (CUDA graphs); recorded, so it retrains.
+COMPILE ?=
+# DataLoader processes per training: auto (from the cores and -j) or N. Scheduling only:
+# results are byte-identical for any value, so it is not recorded (never retrains).
+WORKERS ?= auto
+export SEGLINE_WORKERS := $(WORKERS)
 CONTEXT ?=
 WEIGHT_MAP ?=
 # Crop each case before storing it: none, body (CT above -500 HU) or label, + margin mm.
@@ -182,7 +188,8 @@ data: $(DATA)/dist $(DATA_EXTRA)
 # ---------------------------------------------------------------------------
 TRAIN_PARAMS = --net $(NET) $(addprefix --net-opt ,$(NET_OPTS)) --epochs $(EPC) --batch-size $(BS) --lr $(LR) --seed $(SEED) \
   --losses '$(LOSSES)' --dist-kind $(DIST) $(if $(CONTEXT),--context $(CONTEXT)) \
-  $(if $(WEIGHT_MAP),--weight-map $(WEIGHT_MAP)) $(OPTS) $(TRAIN_ARGS) $(DEBUG)
+  $(if $(WEIGHT_MAP),--weight-map $(WEIGHT_MAP)) $(if $(filter-out 0 off no,$(COMPILE)),--compile $(COMPILE)) \
+  $(OPTS) $(TRAIN_ARGS) $(DEBUG)
 $(METHOD_DIRS): private CMD = -m segline.train --cases $(DATA)/cases --dist $(DATA)/dist --out $@ \
   --lineage $(LINEAGE) --device $(DEVICE) --amp $(AMP) $(TRAIN_PARAMS)
 $(METHOD_DIRS): $(RES)/%: $(DATA)/dist $(TRAIN_DEPS) $$(stale) | $(VENV_DEP)
@@ -280,7 +287,9 @@ help:
 	  "  LR=x               learning rate ($(LR))" \
 	  "  SEED=N             seed for everything ($(SEED))" \
 	  "  DEVICE=auto|cpu|cuda|cuda:N  ($(DEVICE))" \
-	  "  AMP=auto|off|bf16|fp16       mixed precision ($(AMP))" \
+	  "  AMP=auto|off|bf16|fp16       mixed precision ($(AMP)); fp16 trains with loss scaling" \
+	  "  COMPILE=1|graphs   torch.compile the network (graphs: CUDA graphs); recorded ($(COMPILE))" \
+	  "  WORKERS=auto|N     DataLoader processes per training; results identical for any N ($(WORKERS))" \
 	  "  DEBUG=--debug      tiny subset per loader; lands in RUN=debug unless RUN is given" \
 	  "  RUN=name           a named run beside the others: results/$(DS)/<name>/, archives/$(DS)-<name>-* ($(RUN))" \
 	  "  CFLAGS=-O          flags for python (-O removes assertions)" \

@@ -51,6 +51,8 @@ def knob_table(ds: str) -> dict[str, tuple[str, str | None]]:
         "SEED": ("7", "--seed 7"),
         "DEVICE": ("cpu", "--device cpu"),
         "AMP": ("off", "--amp off"),
+        "COMPILE": ("1", "--compile 1"),
+        "WORKERS": ("2", None),  # scheduling only: results are identical for any value
         "DEBUG": ("", f"--out results/{toy}/{method} "),
         "RUN": ("other", f"--out results/{toy}/other/{method} "),
         "CFLAGS": ("-O", "-O preprocess/make_toy.py"),

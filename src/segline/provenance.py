@@ -162,8 +162,13 @@ def write_provenance(
     lineage: Path | None,
     device: str,
     repo: Path | None = None,
+    run_facts: dict[str, object] | None = None,
 ) -> None:
-    """Write the provenance files into ``folder`` (created)."""
+    """Write the provenance files into ``folder`` (created).
+
+    ``run_facts`` are facts of how the run was scheduled that do not shape its result
+    (loader workers, metric processes), added to ``runtime.json``.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     repo = repo or Path.cwd()
     atomic.write_text(folder / "command.txt", command_text(argv))
@@ -181,5 +186,6 @@ def write_provenance(
         "torch": torch.__version__,
         "device": device,
         "cuda": torch.version.cuda or "none",
+        **(run_facts or {}),
     }
     atomic.write_json(folder / "runtime.json", facts)

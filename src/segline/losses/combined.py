@@ -95,20 +95,26 @@ class CombinedLoss(nn.Module):
         if self.schedule is None:
             return [t.weight for t in self.terms]
         other, alpha = self.schedule.factors_at(epoch)
-        return [alpha if t.schedule is not None else round(t.weight * other, 12)
-                for t in self.terms]
+        return [
+            alpha if t.schedule is not None else round(t.weight * other, 12) for t in self.terms
+        ]
 
     def forward(
         self, logits: Tensor, batch: Mapping[str, Tensor], epoch: int = 0
-    ) -> tuple[Tensor, dict[str, float]]:
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """The weighted total (for backward) and each term's detached value.
+
+        The values stay 0-dim tensors on the loss's device: reading one (``float``)
+        waits for the device, which the training loop avoids per batch.
+        """
         weights = self.weights_at(epoch)
         with full_precision(logits):
             probs = logits.float().softmax(dim=1)
         total: Tensor | None = None
-        values: dict[str, float] = {}
+        values: dict[str, Tensor] = {}
         for key, weight, loss in zip(self.keys, weights, self.losses, strict=True):
             value = loss(logits, probs, batch)
-            values[key] = float(value.detach())
+            values[key] = value.detach()
             total = weight * value if total is None else total + weight * value
         assert total is not None
         return total, values

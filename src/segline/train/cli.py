@@ -16,7 +16,9 @@ from pathlib import Path
 import torch
 
 from segline.errors import InputError
+from segline.train import compile as comp
 from segline.train import device as dev
+from segline.train import loader
 from segline.train.loop import TrainConfig, Trainer
 from segline.train.voice import Voice
 
@@ -150,6 +152,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--amp", default="auto", choices=["auto", "off", "bf16", "fp16"])
     p.add_argument("--lineage", default=None, help="lineage file recorded in provenance")
+    p.add_argument(
+        "--compile",
+        default="off",
+        help="torch.compile the network: off, on (or 1), graphs (CUDA graphs); recorded",
+    )
+    p.add_argument(
+        "--workers",
+        default=None,
+        help="DataLoader processes: auto or N (default: $SEGLINE_WORKERS, else auto); "
+        "results are identical for any value",
+    )
+    p.add_argument(
+        "--metric-workers",
+        default=None,
+        help="processes computing per-case metrics beside the device: auto or N",
+    )
     g = p.add_argument_group("3D networks (patch training, sliding-window evaluation)")
     g.add_argument("--patch", default="32,48,48", help="patch size z,y,x in voxels")
     g.add_argument(
@@ -203,6 +221,16 @@ def _train(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         precision = dev.choose(args.device, args.amp)
     except (ValueError, RuntimeError) as err:
         raise InputError("DEVICE", str(err)) from None
+    try:
+        compile_mode = comp.normalise(args.compile)
+    except ValueError as err:
+        raise InputError("--compile (COMPILE)", str(err)) from None
+    workers = (
+        loader.parse_workers(args.workers, "--workers (WORKERS)")
+        if args.workers is not None
+        else loader.workers_from_env()
+    )
+    metric_workers = loader.parse_workers(args.metric_workers, "--metric-workers")
     cfg = TrainConfig(
         cases=args.cases,
         dist=args.dist,
@@ -230,9 +258,16 @@ def _train(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         mip=args.mip,
         metrics=metric_names(args.metrics),
         weight_map=weight_pair(args.weight_map),
+        compile=compile_mode,
     )
     try:
-        trainer = Trainer(cfg, precision, list(sys.argv[1:] if argv is None else argv))
+        trainer = Trainer(
+            cfg,
+            precision,
+            list(sys.argv[1:] if argv is None else argv),
+            workers=workers,
+            metric_workers=metric_workers,
+        )
     except ValueError as err:
         raise InputError(args.out, str(err)) from None
     trainer.run()

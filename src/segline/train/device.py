@@ -24,11 +24,14 @@ class Precision:
         device: torch device.
         amp_dtype: autocast dtype or None for fp32.
         channels_last: use channels_last memory format (2D) / channels_last_3d (3D).
+        auto_amp: the autocast dtype was chosen by ``AMP=auto`` (a net may then
+            decline it, :func:`for_model`), not asked for by name.
     """
 
     device: torch.device
     amp_dtype: torch.dtype | None
     channels_last: bool
+    auto_amp: bool = False
 
     def autocast(self) -> torch.autocast:
         """Autocast context (disabled for fp32)."""
@@ -44,6 +47,12 @@ class Precision:
             return torch.contiguous_format
         return torch.channels_last_3d if dims == 3 else torch.channels_last
 
+    @property
+    def needs_grad_scaler(self) -> bool:
+        """fp16 autocast needs loss scaling: gradients below fp16's smallest normal
+        (6e-5) flush to zero without it. bf16 has fp32's exponent range and does not."""
+        return self.amp_dtype is torch.float16
+
     def describe(self) -> str:
         """E.g. ``cpu bf16 channels_last``."""
         amp = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.amp_dtype]
@@ -51,15 +60,26 @@ class Precision:
 
 
 def for_model(precision: Precision, model: torch.nn.Module) -> Precision:
-    """``precision`` without channels_last when the net says it is slower with it.
+    """``precision`` adjusted to what is measured to be faster for this net.
 
-    A net class may set ``channels_last_ok = False`` (ENet does: with bf16 on a 2-core
-    AVX512-BF16 CPU its training step took 602 ms in channels_last vs 335 ms in NCHW,
-    fp32 503 ms, bench/RESULTS.md); every other net keeps the layout chosen by
-    :func:`choose`.
+    - A net class may set ``channels_last_ok = False`` (ENet does: with bf16 on a 2-core
+      AVX512-BF16 CPU its training step took 602 ms in channels_last vs 335 ms in NCHW,
+      fp32 503 ms, bench/RESULTS.md); every other net keeps the layout chosen by
+      :func:`choose`.
+    - A net class may set ``cuda_amp_ok = False`` (ENet and UNet3D do: on an H200 their
+      steps were slower in bf16 than in fp32, issue 10): on CUDA, when the autocast dtype
+      came from ``AMP=auto``, such a net trains in fp32. ``AMP=bf16``/``fp16`` by name
+      is always obeyed.
     """
     if precision.channels_last and not getattr(model, "channels_last_ok", True):
-        return replace(precision, channels_last=False)
+        precision = replace(precision, channels_last=False)
+    if (
+        precision.auto_amp
+        and precision.device.type == "cuda"
+        and precision.amp_dtype is not None
+        and not getattr(model, "cuda_amp_ok", True)
+    ):
+        precision = replace(precision, amp_dtype=None)
     return precision
 
 
@@ -94,17 +114,26 @@ def choose(device: str = "auto", amp: str = "auto") -> Precision:
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     else:
         dtype = torch.bfloat16 if cpu_has_bf16() else None
-    return Precision(dev, dtype, channels_last=dtype is not None or dev.type == "cuda")
+    return Precision(
+        dev, dtype, channels_last=dtype is not None or dev.type == "cuda", auto_amp=amp == "auto"
+    )
 
 
-def threads_for_make() -> int:
-    """Threads per training process: cores divided by make's ``-jN`` (from MAKEFLAGS),
-    so ``make -j2`` does not oversubscribe the CPU. ``SEGLINE_THREADS`` overrides."""
-    if os.environ.get("SEGLINE_THREADS"):
-        return max(1, int(os.environ["SEGLINE_THREADS"]))
+def cores_for_make() -> int:
+    """The cores one training may use: this process's CPU affinity divided by make's
+    ``-jN`` (from MAKEFLAGS), at least 1, so that parallel trainings do not
+    oversubscribe the machine."""
     cores = (
         len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     )
     match = re.search(r"(?:^|\s)-j\s*(\d+)", os.environ.get("MAKEFLAGS", ""))
     jobs = int(match.group(1)) if match else 1
     return max(1, cores // max(1, jobs))
+
+
+def threads_for_make() -> int:
+    """Threads per training process: :func:`cores_for_make`, so ``make -j2`` does not
+    oversubscribe the CPU. ``SEGLINE_THREADS`` overrides."""
+    if os.environ.get("SEGLINE_THREADS"):
+        return max(1, int(os.environ["SEGLINE_THREADS"]))
+    return cores_for_make()

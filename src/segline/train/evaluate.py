@@ -54,44 +54,55 @@ def predict_cases(
         with_label=with_label and loss_fn is not None,
         weight_map=weight_map if loss_fn else None,
     )
-    loader = DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=pad_collate)
+    loader = DataLoader(
+        ds,
+        batch_size=batch_size,
+        shuffle=False,
+        collate_fn=pad_collate,
+        pin_memory=precision.device.type == "cuda",
+    )
+    device = precision.device
     current: str | None = None
-    volume: np.ndarray | None = None
-    loss_sum, loss_n = 0.0, 0
+    volume: torch.Tensor | None = None
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    loss_n = 0
 
     def finish() -> tuple[str, np.ndarray, tuple[float, int]]:
+        # the one host synchronisation per case: its labels and its loss sum
         assert current is not None and volume is not None
-        return current, volume, (loss_sum, loss_n)
+        return current, volume.cpu().numpy(), (float(loss_sum), loss_n)
 
     with torch.inference_mode():
         for batch in loader:
-            image = batch["image"].to(precision.device, non_blocking=True)
+            image = batch["image"].to(device, non_blocking=True)
             if precision.channels_last:
                 image = image.contiguous(memory_format=torch.channels_last)
             with precision.autocast():
                 logits = model(image)
             logits = logits.float()
+            loss_val = None
             if loss_fn is not None:
                 dev_batch = {
-                    k: v.to(precision.device)
+                    k: v.to(device, non_blocking=True)
                     for k, v in batch.items()
                     if isinstance(v, torch.Tensor)
                 }
-                loss_val = float(loss_fn(logits, dev_batch))
-            pred = logits.argmax(1).to(torch.uint8).cpu().numpy()
+                loss_val = loss_fn(logits, dev_batch).detach().double()
+            pred = logits.argmax(1).to(torch.uint8)
             for b, (case, z) in enumerate(zip(batch["case"], batch["z"], strict=True)):
                 if case != current:
                     if current is not None:
                         yield finish()
                     current = case
-                    shape = store.meta(case)["shape"]
-                    volume = np.zeros(shape, dtype=np.uint8)
-                    loss_sum, loss_n = 0.0, 0
+                    shape = tuple(int(v) for v in store.meta(case)["shape"])
+                    volume = torch.zeros(shape, dtype=torch.uint8, device=device)
+                    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+                    loss_n = 0
                 assert volume is not None
                 h, w = volume.shape[1:]
-                volume[z] = pred[b, :h, :w]
-            if loss_fn is not None:
-                loss_sum += loss_val * len(batch["case"])
+                volume[int(z)] = pred[b, :h, :w]
+            if loss_val is not None:
+                loss_sum = loss_sum + loss_val * len(batch["case"])
                 loss_n += len(batch["case"])
     if current is not None:
         yield finish()

@@ -50,14 +50,15 @@ from segline.provenance import write_provenance
 from segline.train import device as dev
 from segline.train import fingerprint as fp
 from segline.train import state as st
+from segline.train.compile import compiled
 from segline.train.device import Precision
 from segline.train.evaluate import (
-    metric_rows,
-    mip_dice_rows,
     predict_cases,
     predict_cases_3d,
     volume_batch,
 )
+from segline.train.loader import loader_options, resolve_workers
+from segline.train.metricpool import MetricPool, metric_processes
 from segline.train.voice import Voice
 
 METRICS = ("dice", "hd95", "assd")
@@ -77,6 +78,8 @@ TIMING_COLUMNS = ["epoch", "seconds"]
 """``timing.csv``: wall time per epoch, kept apart from ``epochs.csv`` so that two runs
 of the same experiment give byte-identical result tables (and the same archive name)."""
 DEBUG_SLICES = 10
+BAR_EVERY = 25
+"""An interactive progress bar shows the loss of every 25th batch (one host sync each)."""
 
 
 @dataclass
@@ -112,6 +115,10 @@ class TrainConfig:
     metrics: tuple[str, ...] = METRICS
     # per-pixel boundary weights (w0, sigma mm) for weighted losses, 2D nets
     weight_map: tuple[float, float] | None = None
+    # torch.compile of the network: "off", "on" (default mode) or "graphs"
+    # (mode reduce-overhead: CUDA graphs); fused kernels change the last bits of
+    # results, so it is part of the identity
+    compile: str = "off"
 
     def identity(self) -> dict[str, Any]:
         """The fields a resumed run must share with the interrupted one."""
@@ -160,9 +167,27 @@ def _fault_injection(epoch: int) -> None:
 
 
 class Trainer:
-    """Runs one method end to end. Call :meth:`run`."""
+    """Runs one method end to end. Call :meth:`run`.
 
-    def __init__(self, cfg: TrainConfig, precision: Precision, argv: list[str]) -> None:
+    Args:
+        cfg: what determines the result (``args.json``).
+        precision: device and autocast dtype (adjusted per net, :func:`dev.for_model`).
+        argv: the command line, for the provenance.
+        workers: DataLoader processes (None: ``auto``, :mod:`segline.train.loader`);
+            scheduling only, results are identical for any value.
+        metric_workers: processes computing per-case metrics beside the device (None:
+            ``auto``, :mod:`segline.train.metricpool`); results identical too.
+    """
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        precision: Precision,
+        argv: list[str],
+        *,
+        workers: int | None = None,
+        metric_workers: int | None = None,
+    ) -> None:
         self.cfg = cfg
         self.argv = argv
         self.out = Path(cfg.out)
@@ -178,7 +203,17 @@ class Trainer:
         self.dims = int(getattr(self.model, "dims", 2))
         self.fmt = precision.memory_format(self.dims)
         self.model = self.model.to(memory_format=self.fmt)
+        # the compiled module shares the parameters; checkpoints are taken from
+        # self.model, so their keys do not depend on COMPILE
+        self.forward_model = compiled(self.model, cfg.compile)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
+        # loss scaling for fp16 (a no-op pass-through for bf16 and fp32)
+        self.scaler = torch.amp.GradScaler(
+            precision.device.type, enabled=precision.needs_grad_scaler
+        )
+        self.workers = resolve_workers(workers, precision.device)
+        self.loader_opts = loader_options(self.workers, precision.device)
+        self.metric_workers = metric_processes(metric_workers, precision.device)
         self.criterion = CombinedLoss.from_spec(cfg.losses, self.n_classes)
         # distance maps are read only when a loss uses them
         self.dist_kind = cfg.dist_kind if self.criterion.needs_dist else None
@@ -217,44 +252,50 @@ class Trainer:
         return self.criterion(logits, batch, epoch=epoch_index(epoch))
 
     def _train_epoch(self, epoch: int, loader: DataLoader) -> tuple[float, float]:
+        """One pass over ``loader``; returns (mean loss per sample, mean foreground Dice).
+
+        The running sums stay on the device and are read once, at the end of the
+        epoch: no host synchronisation per batch (an interactive progress bar reads
+        the loss every :data:`BAR_EVERY` batches).
+        """
         self.model.train()
-        total, n = 0.0, 0
-        inter = torch.zeros(self.n_classes - 1)
-        sums = torch.zeros(self.n_classes - 1)
+        device = self.precision.device
+        total = torch.zeros((), dtype=torch.float64, device=device)
+        n = 0
+        inter = torch.zeros(self.n_classes - 1, dtype=torch.float64, device=device)
+        sums = torch.zeros(self.n_classes - 1, dtype=torch.float64, device=device)
         desc = self.voice.desc(f"epoch {epoch}/{self.cfg.epochs}")
         bar = tqdm(loader, desc=desc, leave=False, disable=None, file=sys.stderr)
-        for batch in bar:
+        for step, batch in enumerate(bar):
             batch = {
-                k: (
-                    v.to(self.precision.device, non_blocking=True)
-                    if isinstance(v, torch.Tensor)
-                    else v
-                )
+                k: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v)
                 for k, v in batch.items()
             }
             image = batch["image"].contiguous(memory_format=self.fmt)
             with self.precision.autocast():
-                logits = self.model(image)
+                logits = self.forward_model(image)
             loss, _ = self._loss(logits, batch, epoch)
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
             b = image.shape[0]
-            total += float(loss.detach()) * b
             n += b
             with torch.no_grad():
+                total += loss.detach().double() * b
                 pred = logits.argmax(1)
                 tgt = batch["target"].argmax(1)
-                counted = (
-                    batch["mask"] > 0 if "mask" in batch else torch.ones_like(tgt, dtype=torch.bool)
-                )
+                counted = batch["mask"] > 0 if "mask" in batch else None
                 for k in range(1, self.n_classes):
-                    p, t = (pred == k) & counted, (tgt == k) & counted
-                    inter[k - 1] += float((p & t).sum())
-                    sums[k - 1] += float(p.sum() + t.sum())
-            bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
+                    p, t = pred == k, tgt == k
+                    if counted is not None:
+                        p, t = p & counted, t & counted
+                    inter[k - 1] += (p & t).sum()
+                    sums[k - 1] += p.sum() + t.sum()
+            if not bar.disable and step % BAR_EVERY == 0:
+                bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
         dice = torch.where(sums > 0, 2 * inter / sums.clamp(min=1), torch.ones_like(sums))
-        return total / max(n, 1), float(dice.mean())
+        return float(total) / max(n, 1), float(dice.mean())
 
     @property
     def volume_metrics(self) -> tuple[str, ...]:
@@ -277,7 +318,7 @@ class Trainer:
                 )
 
             return predict_cases_3d(
-                self.model,
+                self.forward_model,
                 self.store,
                 cases,
                 self.precision,
@@ -288,7 +329,7 @@ class Trainer:
                 batch_of=batch_of,
             )
         return predict_cases(
-            self.model,
+            self.forward_model,
             self.store,
             cases,
             self.precision,
@@ -334,7 +375,11 @@ class Trainer:
         if isinstance(ds, PatchDataset):
             ds.set_epoch(index)
             return DataLoader(
-                ds, batch_size=self.cfg.batch_size, shuffle=False, collate_fn=patch_collate
+                ds,
+                batch_size=self.cfg.batch_size,
+                shuffle=False,
+                collate_fn=patch_collate,
+                **self.loader_opts,
             )
         gen = torch.Generator().manual_seed(self.cfg.seed * 100_003 + index)
         return DataLoader(
@@ -344,13 +389,16 @@ class Trainer:
             generator=gen,
             collate_fn=pad_collate,
             drop_last=len(ds) > self.cfg.batch_size,
+            **self.loader_opts,
         )
 
     def _evaluate(
         self, epoch: int, split: str, cases: list[str], with_loss: bool
     ) -> tuple[list[dict[str, Any]], float, dict[str, np.ndarray]]:
-        rows: list[dict[str, Any]] = []
+        """Predict ``cases`` on the device; their metrics are computed by the metric
+        pool meanwhile (in case order, so the rows are the same with or without it)."""
         preds: dict[str, np.ndarray] = {}
+        pending = []
         loss_sum, loss_n = 0.0, 0
 
         def loss_fn(logits: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
@@ -359,10 +407,10 @@ class Trainer:
         for case, pred, (ls, ln) in self._predictions(cases, loss_fn if with_loss else None):
             loss_sum, loss_n = loss_sum + ls, loss_n + ln
             preds[case] = pred
-            case_rows = metric_rows(self.store, case, pred, self.volume_metrics)
-            if "mip_dice" in self.cfg.metrics and self.mip_root is not None:
-                case_rows += mip_dice_rows(self.store, case, pred, self.mip_root, self.mip_axis)
-            for row in case_rows:
+            pending.append((case, self.metric_pool.submit(case, pred)))
+        rows: list[dict[str, Any]] = []
+        for case, future in pending:
+            for row in future.result():
                 rows.append({"epoch": epoch, "split": split, "case": case, **row})
         return rows, (loss_sum / loss_n if loss_n else float("nan")), preds
 
@@ -406,6 +454,18 @@ class Trainer:
 
     def run(self) -> Path:
         """Train, select on validation, evaluate on test, write everything, rename."""
+        self.metric_pool = MetricPool(
+            self.cfg.cases,
+            self.cfg.dist,
+            self.volume_metrics,
+            mip_root=self.mip_root if "mip_dice" in self.cfg.metrics else None,
+            mip_axis=self.mip_axis,
+            processes=self.metric_workers,
+        )
+        with self.metric_pool:
+            return self._run()
+
+    def _run(self) -> Path:
         cfg = self.cfg
         state = self._prepare_work()
         start_epoch, best_epoch, best_score = 1, -1, -math.inf
@@ -414,6 +474,8 @@ class Trainer:
         if state is not None:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
+            if state.get("scaler"):
+                self.scaler.load_state_dict(state["scaler"])
             torch.set_rng_state(state["torch_rng"])
             start_epoch = int(state["epoch"]) + 1
             best_epoch, best_score = int(state["best_epoch"]), float(state["best_score"])
@@ -422,8 +484,11 @@ class Trainer:
 
         train_ds = self._train_dataset()
         unit = "patches" if self.dims == 3 else "slices"
+        compile_note = "" if cfg.compile == "off" else f", compile {cfg.compile}"
         self.voice.say(
-            f"{cfg.net} on {self.precision.describe()}, losses {cfg.losses}, "
+            f"{cfg.net} on {self.precision.describe()}{compile_note}, "
+            f"{self.workers} loader workers, {self.metric_workers} metric processes, "
+            f"losses {cfg.losses}, "
             f"{len(train_ds)} train {unit}/epoch, {len(self.val_cases)} val cases, "
             f"{len(self.test_cases)} test cases"
         )
@@ -463,6 +528,7 @@ class Trainer:
                 epoch=epoch,
                 model=self.model,
                 optimizer=self.optimizer,
+                scaler=self.scaler,
                 best_epoch=best_epoch,
                 best_score=best_score,
                 records=records,
@@ -486,6 +552,7 @@ class Trainer:
             ["-m", "segline.train", *self.argv],
             Path(cfg.lineage) if cfg.lineage else None,
             self.precision.describe(),
+            run_facts={"loader_workers": self.workers, "metric_processes": self.metric_workers},
         )
         (self.work / st.STATE).unlink()
         if self.out.exists():

@@ -44,6 +44,7 @@ def save_state(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     best_epoch: int,
+    scaler: torch.amp.GradScaler | None = None,
     best_score: float,
     records: list[dict[str, Any]],
     epochs: list[dict[str, Any]],
@@ -59,6 +60,8 @@ def save_state(
         "records": json.dumps(records),
         "epochs": json.dumps(epochs),
         "torch_rng": torch.get_rng_state(),
+        # fp16 loss scale and its growth tracker ({} when loss scaling is off)
+        "scaler": scaler.state_dict() if scaler is not None else {},
     }
     save_tensor_file(work / STATE, state)
 
