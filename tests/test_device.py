@@ -67,3 +67,25 @@ def test_threads_for_make(
     else:
         monkeypatch.setenv("SEGLINE_THREADS", env)
     assert dev.threads_for_make() == expected
+
+
+def test_auto_amp_on_cuda_follows_the_nets_measurement() -> None:
+    """AMP=auto on CUDA: ENet and UNet3D (slower in bf16 on an H200) train in fp32;
+    UNet keeps bf16; a dtype asked for by name is always kept."""
+    from segline.train.device import Precision, for_model
+
+    cuda = torch.device("cuda")  # a device object only; nothing runs on it
+    auto = Precision(cuda, torch.bfloat16, channels_last=True, auto_amp=True)
+    named = Precision(cuda, torch.bfloat16, channels_last=True, auto_amp=False)
+    enet, unet = get_net("ENet", 1, 2), get_net("UNet", 1, 2, base=4)
+    unet3d = get_net("UNet3D", 1, 2, base=2, depth=1)
+    assert for_model(auto, enet).amp_dtype is None
+    assert for_model(auto, unet3d).amp_dtype is None
+    assert for_model(auto, unet).amp_dtype is torch.bfloat16
+    assert for_model(named, enet).amp_dtype is torch.bfloat16
+    # on the CPU ENet keeps bf16 (faster there, bench/RESULTS.md), without channels_last
+    cpu_auto = Precision(torch.device("cpu"), torch.bfloat16, channels_last=True, auto_amp=True)
+    assert for_model(cpu_auto, enet) == Precision(
+        torch.device("cpu"), torch.bfloat16, channels_last=False, auto_amp=True
+    )
+    assert dev.choose("cpu", "auto").auto_amp and not dev.choose("cpu", "off").auto_amp
