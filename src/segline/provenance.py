@@ -162,8 +162,10 @@ def write_provenance(
     lineage: Path | None,
     device: str,
     repo: Path | None = None,
+    card: str = "",
 ) -> None:
-    """Write the provenance files into ``folder`` (created)."""
+    """Write the provenance files into ``folder`` (created); ``card``: the GPU taken
+    from ``GPUS`` (index, name, token), recorded as ``gpu`` in ``runtime.json``."""
     folder.mkdir(parents=True, exist_ok=True)
     repo = repo or Path.cwd()
     atomic.write_text(folder / "command.txt", command_text(argv))
@@ -182,4 +184,6 @@ def write_provenance(
         "device": device,
         "cuda": torch.version.cuda or "none",
     }
+    if card:
+        facts["gpu"] = card
     atomic.write_json(folder / "runtime.json", facts)

@@ -24,11 +24,15 @@ class Precision:
         device: torch device.
         amp_dtype: autocast dtype or None for fp32.
         channels_last: use channels_last memory format (2D) / channels_last_3d (3D).
+        card: the GPU taken from ``GPUS`` (:mod:`segline.train.gpus`), e.g.
+            ``cuda:2 NVIDIA H100 80GB HBM3, token gpu-2-0``; recorded in provenance
+            only. Empty when ``GPUS`` is not set.
     """
 
     device: torch.device
     amp_dtype: torch.dtype | None
     channels_last: bool
+    card: str = ""
 
     def autocast(self) -> torch.autocast:
         """Autocast context (disabled for fp32)."""
@@ -45,9 +49,15 @@ class Precision:
         return torch.channels_last_3d if dims == 3 else torch.channels_last
 
     def describe(self) -> str:
-        """E.g. ``cpu bf16 channels_last``."""
+        """E.g. ``cpu bf16 channels_last``; it enters the training's identity.
+
+        A card taken from ``GPUS`` is described by its type only (``cuda``, as
+        ``DEVICE=auto`` on a one-GPU machine): which card was free must not refuse a
+        resume nor differ between two runs of one experiment (:attr:`card` has it).
+        """
         amp = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.amp_dtype]
-        return f"{self.device} {amp}{' channels_last' if self.channels_last else ''}"
+        where = self.device.type if self.card else str(self.device)
+        return f"{where} {amp}{' channels_last' if self.channels_last else ''}"
 
 
 def for_model(precision: Precision, model: torch.nn.Module) -> Precision:

@@ -486,6 +486,7 @@ class Trainer:
             ["-m", "segline.train", *self.argv],
             Path(cfg.lineage) if cfg.lineage else None,
             self.precision.describe(),
+            card=self.precision.card,
         )
         (self.work / st.STATE).unlink()
         if self.out.exists():
