@@ -22,11 +22,13 @@ import torch
 from conftest import REPO, copy_project, make_env, train_cli
 from segline.errors import InputError
 from segline.train import gpus
+from segline.train.device import Precision
 
 HOLDER = """
 import sys
 from pathlib import Path
 from segline.train import gpus
+from segline.train.device import Precision
 ids = [int(g) for g in sys.argv[1].split(",")]
 token = gpus.take(ids, Path(sys.argv[2]), "holder", lambda s: print(s, flush=True), poll=0.05)
 print("took", token.slot.name, flush=True)
@@ -225,6 +227,36 @@ def test_no_gpus_or_cpu_changes_nothing(monkeypatch: pytest.MonkeyPatch, tmp_pat
     with gpus.assigned("cpu", "m", said.append) as got:
         assert got is None
     assert said == ["GPUS=0,1 ignored: DEVICE=cpu"] and list(tmp_path.iterdir()) == []
+
+
+def test_real_gpu_path_with_cuda_mocked(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Without the fake flag: the index is checked against torch's count, the process's
+    current device is set to the card taken, and the card's name is recorded."""
+    current: list[int] = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_device", current.append)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i: f"Card {i}")
+    monkeypatch.delenv("SEGLINE_TEST_FAKE_GPUS", raising=False)
+    monkeypatch.setenv("SEGLINE_GPU_LOCKS", str(tmp_path))
+    monkeypatch.setenv("SEGLINE_GPUS", "1,2")
+    with pytest.raises(InputError, match=r"GPUS: no GPU \[2\] here: torch sees 2 \(0..1\)"):
+        with gpus.assigned("auto", "m", print):
+            pass
+    monkeypatch.setenv("SEGLINE_GPUS", "0,1")
+    busy = gpus.take([0], tmp_path, "other", print)
+    with gpus.assigned("cuda", "m", print) as got:
+        assert got == gpus.Assigned("cuda:1", "cuda:1 Card 1, token gpu-1-0")
+        assert current == [1]
+    busy.give_back()
+
+
+def test_card_stays_out_of_the_description() -> None:
+    """The description enters args.json and lineage.json: the type, not the index."""
+    taken = Precision(torch.device("cuda:3"), torch.bfloat16, True, card="cuda:3 X, token gpu-3-0")
+    assert taken.describe() == "cuda bf16 channels_last"
+    chosen = Precision(torch.device("cuda:3"), torch.bfloat16, True)  # DEVICE=cuda:3
+    assert chosen.describe() == "cuda:3 bf16 channels_last"
 
 
 def test_bad_gpus_is_one_line_exit_2(store, tmp_path: Path) -> None:

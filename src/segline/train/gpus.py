@@ -7,7 +7,8 @@ token is a lock file ``<folder>/gpu-<id>-<k>.lock`` (``k``: 0 for the first list
 GPU ``id``, 1 for the second, ...) held with a non-blocking ``fcntl.flock``. When every
 slot is taken the training says once that it waits and polls every
 :data:`POLL_SECONDS`. The kernel drops a flock when its process dies, so a killed (or
-scancelled) training gives its token back without any clean-up.
+scancelled) training gives its token back without any clean-up (once its forked
+children, e.g. DataLoader workers, which share the lock, have ended too).
 
 The token folder (:func:`lock_folder`) is ``/tmp/segline-gpus-<uid>``: one folder for
 every make of this user on this machine, whatever the project checkout, shell or
@@ -134,7 +135,9 @@ class Token:
         if self._fds:
             _log("give", self.slot, self.holder)
             for fd in self._fds:
-                os.close(fd)  # closing the last descriptor drops the flock
+                # unlock first: a forked DataLoader worker may still share the descriptor
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
             self._fds = []
 
 
