@@ -98,6 +98,13 @@ $(error RUN=$(RUN) is a method's folder name; pick another run name)
 endif
 endif
 PY := $(CC) $(CFLAGS)
+# GPUS=0,1,2,3: each training takes a free GPU of the list (a GPU listed twice holds
+# two); GPU_LOCKS: the token folder (src/segline/train/gpus.py). Scheduling only: both
+# reach the trainer through the environment, never a command, so no record holds them.
+GPUS ?=
+GPU_LOCKS ?=
+export SEGLINE_GPUS := $(GPUS)
+export SEGLINE_GPU_LOCKS := $(GPU_LOCKS)
 # The python command reaches the provenance (a prefix such as srun is recorded there).
 export SEGLINE_CC := $(CC)
 # Recipes run this checkout's code, whatever else is installed: the code recorded in
@@ -290,6 +297,8 @@ help:
 	  "  AMP=auto|off|bf16|fp16       mixed precision ($(AMP)); fp16 trains with loss scaling" \
 	  "  COMPILE=1|graphs   torch.compile the network (graphs: CUDA graphs); recorded ($(COMPILE))" \
 	  "  WORKERS=auto|N     DataLoader processes per training; results identical for any N ($(WORKERS))" \
+	  "  GPUS=0,1,2,3       with -jN: each training on a free GPU of the list, one per listing; not recorded ($(GPUS))" \
+	  "  GPU_LOCKS=dir      GPUS token folder (/tmp/segline-gpus-<uid>, for every make of this user) ($(GPU_LOCKS))" \
 	  "  DEBUG=--debug      tiny subset per loader; lands in RUN=debug unless RUN is given" \
 	  "  RUN=name           a named run beside the others: results/$(DS)/<name>/, archives/$(DS)-<name>-* ($(RUN))" \
 	  "  CFLAGS=-O          flags for python (-O removes assertions)" \

@@ -163,11 +163,13 @@ def write_provenance(
     device: str,
     repo: Path | None = None,
     run_facts: dict[str, object] | None = None,
+    card: str = "",
 ) -> None:
     """Write the provenance files into ``folder`` (created).
 
     ``run_facts`` are facts of how the run was scheduled that do not shape its result
-    (loader workers, metric processes), added to ``runtime.json``.
+    (loader workers, metric processes), added to ``runtime.json``; ``card``: the GPU
+    taken from ``GPUS`` (index, name, token), recorded there as ``gpu``.
     """
     folder.mkdir(parents=True, exist_ok=True)
     repo = repo or Path.cwd()
@@ -188,4 +190,6 @@ def write_provenance(
         "cuda": torch.version.cuda or "none",
         **(run_facts or {}),
     }
+    if card:
+        facts["gpu"] = card
     atomic.write_json(folder / "runtime.json", facts)

@@ -11,6 +11,7 @@ import argparse
 import math
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -18,7 +19,7 @@ import torch
 from segline.errors import InputError
 from segline.train import compile as comp
 from segline.train import device as dev
-from segline.train import loader
+from segline.train import gpus, loader
 from segline.train.loop import TrainConfig, Trainer
 from segline.train.voice import Voice
 
@@ -210,15 +211,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse the arguments and train; warnings are printed tagged with the method's name."""
     args = build_parser().parse_args(argv)
     check_numbers(args)
-    with Voice(Path(args.out).name).warnings():
-        return _train(args, argv)
+    voice = Voice(Path(args.out).name)
+    # a GPU token (GPUS) is held from before the network is built until the end
+    with voice.warnings(), gpus.assigned(args.device, args.out, voice.say) as gpu:
+        return _train(args, argv, gpu)
 
 
-def _train(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
-    """Build the configuration and the trainer from parsed arguments, and run it."""
+def _train(
+    args: argparse.Namespace, argv: Sequence[str] | None, gpu: gpus.Assigned | None = None
+) -> int:
+    """Build the configuration and the trainer from parsed arguments, and run it on
+    ``gpu`` when one was taken from ``GPUS`` (its card goes to provenance only)."""
     torch.set_num_threads(dev.threads_for_make())
     try:
-        precision = dev.choose(args.device, args.amp)
+        precision = dev.choose(gpu.device if gpu else args.device, args.amp)
     except (ValueError, RuntimeError) as err:
         raise InputError("DEVICE", str(err)) from None
     try:
@@ -231,6 +237,8 @@ def _train(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         else loader.workers_from_env()
     )
     metric_workers = loader.parse_workers(args.metric_workers, "--metric-workers")
+    if gpu is not None:
+        precision = replace(precision, card=gpu.card)
     cfg = TrainConfig(
         cases=args.cases,
         dist=args.dist,

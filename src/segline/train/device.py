@@ -26,12 +26,16 @@ class Precision:
         channels_last: use channels_last memory format (2D) / channels_last_3d (3D).
         auto_amp: the autocast dtype was chosen by ``AMP=auto`` (a net may then
             decline it, :func:`for_model`), not asked for by name.
+        card: the GPU taken from ``GPUS`` (:mod:`segline.train.gpus`), e.g.
+            ``cuda:2 NVIDIA H100 80GB HBM3, token gpu-2-0``; recorded in provenance
+            only. Empty when ``GPUS`` is not set.
     """
 
     device: torch.device
     amp_dtype: torch.dtype | None
     channels_last: bool
     auto_amp: bool = False
+    card: str = ""
 
     def autocast(self) -> torch.autocast:
         """Autocast context (disabled for fp32)."""
@@ -54,9 +58,15 @@ class Precision:
         return self.amp_dtype is torch.float16
 
     def describe(self) -> str:
-        """E.g. ``cpu bf16 channels_last``."""
+        """E.g. ``cpu bf16 channels_last``; it enters the training's identity.
+
+        A card taken from ``GPUS`` is described by its type only (``cuda``, as
+        ``DEVICE=auto`` on a one-GPU machine): which card was free must not refuse a
+        resume nor differ between two runs of one experiment (:attr:`card` has it).
+        """
         amp = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.amp_dtype]
-        return f"{self.device} {amp}{' channels_last' if self.channels_last else ''}"
+        where = self.device.type if self.card else str(self.device)
+        return f"{where} {amp}{' channels_last' if self.channels_last else ''}"
 
 
 def for_model(precision: Precision, model: torch.nn.Module) -> Precision:

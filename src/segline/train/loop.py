@@ -553,6 +553,7 @@ class Trainer:
             Path(cfg.lineage) if cfg.lineage else None,
             self.precision.describe(),
             run_facts={"loader_workers": self.workers, "metric_processes": self.metric_workers},
+            card=self.precision.card,
         )
         (self.work / st.STATE).unlink()
         if self.out.exists():
