@@ -99,9 +99,14 @@ def choose(device: str = "auto", amp: str = "auto") -> Precision:
 
 def threads_for_make() -> int:
     """Threads per training process: cores divided by make's ``-jN`` (from MAKEFLAGS),
-    so ``make -j2`` does not oversubscribe the CPU. ``SEGLINE_THREADS`` overrides."""
+    so ``make -j2`` does not oversubscribe the CPU. In a SLURM job (``CC='srun -c8 …'``)
+    the job's own CPUs (``SLURM_CPUS_PER_TASK``): make's jobs run on other allocations.
+    ``SEGLINE_THREADS`` overrides both."""
     if os.environ.get("SEGLINE_THREADS"):
         return max(1, int(os.environ["SEGLINE_THREADS"]))
+    slurm_cpus = os.environ.get("SLURM_CPUS_PER_TASK", "").strip()
+    if slurm_cpus.isdigit() and int(slurm_cpus) > 0:
+        return int(slurm_cpus)
     cores = (
         len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     )
