@@ -206,19 +206,28 @@ rc=0
 wait "$MAKE_PID" || rc=$?
 MAKE_PID=
 ((rc != 0)) || fail "make succeeded although its jobs were cancelled; see $STATE/make1.log"
-tmp_dir=${state_file%/train_state.pt}
-[[ -f $tmp_dir/train_state.pt ]] || fail "$tmp_dir lost its train_state.pt"
-[[ ! -e ${tmp_dir%_tmp} ]] || fail "${tmp_dir%_tmp} exists although its training was cancelled"
-say "make stopped (exit $rc); $tmp_dir kept for the resume ($((SECONDS - T0)) s)"
+# The interrupted trainings: every <method>_tmp with a saved epoch (usually the one
+# seen above; a training that finished before scancel reached it is not among them).
+interrupted=()
+for state_file in $(compgen -G "$RES/*_tmp/train_state.pt" | sort); do
+    tmp_dir=${state_file%/train_state.pt}
+    [[ ! -e ${tmp_dir%_tmp} ]] || fail "${tmp_dir%_tmp} exists beside its unfinished $tmp_dir"
+    interrupted+=("$tmp_dir")
+done
+((${#interrupted[@]} > 0)) || fail "no <method>_tmp/train_state.pt left after scancel"
+say "make stopped (exit $rc); kept for the resume: ${interrupted[*]} ($((SECONDS - T0)) s)"
 
 # ------------------------------------------------------------------- 2: resume
 say "make again: resume and complete"
 make "${MAKE_ARGS[@]}" >"$STATE/make2.log" 2>&1 </dev/null ||
     fail "second make failed; see $STATE/make2.log"
-grep -q "resuming after epoch" "$STATE/make2.log" ||
-    fail "no 'resuming after epoch' in $STATE/make2.log"
-grep "resuming after epoch" "$STATE/make2.log" | sed 's/^/  /'
-[[ ! -e $tmp_dir ]] || fail "$tmp_dir still exists after the resumed training"
+grep "resuming after epoch" "$STATE/make2.log" | sed 's/^/  /' || true
+for tmp_dir in "${interrupted[@]}"; do
+    method=$(basename "${tmp_dir%_tmp}")
+    grep -q "^\[$method\] resuming after epoch [1-9]" "$STATE/make2.log" ||
+        fail "$method did not resume ('[$method] resuming after epoch' not in $STATE/make2.log)"
+    [[ ! -e $tmp_dir ]] || fail "$tmp_dir still exists after the resumed training"
+done
 
 # ------------------------------------------------------------------- 3: checks
 declare -A seen=()
