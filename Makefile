@@ -2,6 +2,7 @@
 #
 #   make demo    toy pipelines end to end (plots, report, archive)
 #   make test    the test suite (pytest + ruff)
+#   make test-slurm  the spleen toy as SLURM jobs (tests/slurm/run_slurm_test.sh)
 #   make help    this list
 #
 # The dataset pipelines have their own makefiles: make -f spleen.make help
@@ -21,7 +22,7 @@ TORCH ?= torch==2.13.0
 PIP := $(VENV)/bin/python -m pip
 PYTEST_ARGS ?=
 
-.PHONY: install test lint demo help clean
+.PHONY: install test test-slurm lint demo help clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +35,11 @@ install: $(VENV)/.installed
 test: install
 	$(VENV)/bin/ruff check src tests preprocess bench
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# The spleen toy on a private one-node SLURM cluster (root on Debian; installs
+# slurm-wlm and munge when missing): each training a job, one cancelled and resumed.
+test-slurm: install
+	tests/slurm/run_slurm_test.sh
 
 lint: install
 	$(VENV)/bin/ruff check src tests preprocess bench
@@ -49,6 +55,7 @@ help:
 	@printf '%s\n' \
 	  "make demo      run the toy pipelines end to end ($(DEMOS)); prints where plots, report and archive are" \
 	  "make test      install if needed, then ruff + pytest (PYTEST_ARGS='-k distmaps' to filter)" \
+	  "make test-slurm  the spleen toy as SLURM jobs on a one-node cluster started here (root, Debian; apt-installs slurm-wlm, munge); a job is cancelled and resumed" \
 	  "make install   create $(VENV) and install segline (TORCH='...' picks the torch build)" \
 	  "make lint      ruff only" \
 	  "make clean     remove results/, archives/, generated toy data and caches (keeps $(VENV) and real archives)" \

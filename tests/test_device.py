@@ -62,6 +62,7 @@ def test_threads_for_make(
 ) -> None:
     monkeypatch.setattr(dev.os, "sched_getaffinity", lambda _pid: set(range(4)))
     monkeypatch.setenv("MAKEFLAGS", makeflags)
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
     if env is None:
         monkeypatch.delenv("SEGLINE_THREADS", raising=False)
     else:
@@ -89,3 +90,17 @@ def test_auto_amp_on_cuda_follows_the_nets_measurement() -> None:
         torch.device("cpu"), torch.bfloat16, channels_last=False, auto_amp=True
     )
     assert dev.choose("cpu", "auto").auto_amp and not dev.choose("cpu", "off").auto_amp
+
+
+def test_threads_in_a_slurm_job_are_the_jobs_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under ``srun -c8`` with ``make -j5`` each training has its own 8 CPUs: no division."""
+    monkeypatch.setattr(dev.os, "sched_getaffinity", lambda _pid: set(range(4)))
+    monkeypatch.setenv("MAKEFLAGS", "-j5")
+    monkeypatch.delenv("SEGLINE_THREADS", raising=False)
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "8")
+    assert dev.threads_for_make() == 8
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "")  # srun without -c: the -j share
+    assert dev.threads_for_make() == 1
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "8")
+    monkeypatch.setenv("SEGLINE_THREADS", "3")
+    assert dev.threads_for_make() == 3

@@ -82,7 +82,11 @@ def test_listing_same_from_a_subfolder(repo: Path) -> None:
     assert provenance.untracked_listing(repo / "notes") == provenance.untracked_listing(repo)
 
 
-def test_token_in_no_provenance_file(repo: Path, tmp_path: Path) -> None:
+def test_token_in_no_provenance_file(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in provenance.SLURM_FACTS:
+        monkeypatch.delenv(name, raising=False)
     folder = tmp_path / "prov"
     lineage = repo / "x.md5"
     lineage.write_text("# comment\n" + "0" * 32 + "  data/x.tar\n")
@@ -96,6 +100,7 @@ def test_token_in_no_provenance_file(repo: Path, tmp_path: Path) -> None:
         "lineage.md5",
         "pip-freeze.txt",
         "runtime.json",
+        provenance.SCHEDULER,
         provenance.UNTRACKED,
     ]
     for path in folder.iterdir():
@@ -107,6 +112,7 @@ def test_token_in_no_provenance_file(repo: Path, tmp_path: Path) -> None:
     assert " M train.py\n" in status and "?? .env\n" in status
     assert (folder / "lineage.md5").read_text() == "0" * 32 + "  data/x.tar\n"
     assert json.loads((folder / "runtime.json").read_text())["device"] == "cpu"
+    assert (folder / provenance.SCHEDULER).read_text() == "none\n"
 
 
 def test_outside_git(tmp_path: Path) -> None:
@@ -119,3 +125,55 @@ def test_symlink_hashed_as_its_target_path(repo: Path) -> None:
     (repo / "link").symlink_to(".env")
     lines = provenance.untracked_listing(repo).decode().splitlines()
     assert f"{hashlib.sha256(b'.env').hexdigest()}  link" in lines
+
+
+# ---------------------------------------------------------------- scheduler.txt
+SLURM_ENV = {
+    "SLURM_JOB_ID": "4711",
+    "SLURM_STEP_ID": "0",
+    "SLURM_JOB_NODELIST": "gpu[01-02]",
+    "SLURM_CLUSTER_NAME": "hpc",
+    "SLURM_JOB_NAME": "python",
+    "SLURM_JOB_ACCOUNT": "lab-secret",
+    "SLURM_SUBMIT_DIR": "/home/alice/project",
+    "HF_TOKEN": "hf_abc123",
+    "HOME": "/home/alice",
+}
+
+
+def test_scheduler_none_outside_slurm() -> None:
+    assert provenance.scheduler_text({"HOME": "/root", "SLURM_CONF": "/etc/slurm.conf"}) == "none\n"
+    assert provenance.scheduler_text({"SLURM_JOB_ID": "  "}) == "none\n"
+
+
+def test_scheduler_records_whitelisted_slurm_facts_only() -> None:
+    text = provenance.scheduler_text(SLURM_ENV)
+    assert text == (
+        "scheduler=slurm\n"
+        "SLURM_CLUSTER_NAME=hpc\n"
+        "SLURM_JOB_ID=4711\n"
+        "SLURM_STEP_ID=0\n"
+        "SLURM_JOB_NODELIST=gpu[01-02]\n"
+    )
+    for leaked in ("lab-secret", "alice", "hf_abc123", "SLURM_JOB_NAME"):
+        assert leaked not in text
+
+
+def test_scheduler_value_kept_to_one_clean_line() -> None:
+    env = {"SLURM_JOB_ID": "12\nHF_TOKEN=hf_abc123", "SLURM_JOB_NODELIST": "n1\x1b[2J"}
+    assert provenance.scheduler_text(env) == (
+        "scheduler=slurm\nSLURM_JOB_ID=12\nSLURM_JOB_NODELIST=n1[2J\n"
+    )
+
+
+def test_scheduler_file_written_from_the_environment(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in SLURM_ENV.items():
+        monkeypatch.setenv(name, value)
+    folder = tmp_path / "prov"
+    provenance.write_provenance(folder, ["-m", "segline.train"], None, "cpu", repo=repo)
+    record = (folder / provenance.SCHEDULER).read_text()
+    assert record.startswith("scheduler=slurm\nSLURM_CLUSTER_NAME=hpc\nSLURM_JOB_ID=4711\n")
+    for path in folder.iterdir():
+        assert b"hf_abc123" not in path.read_bytes(), path.name

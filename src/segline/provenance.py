@@ -20,7 +20,7 @@ import shlex
 import stat
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -31,6 +31,13 @@ from segline.digest import sha256_file
 
 UNTRACKED = "untracked.sha256"
 """Name of the untracked-file listing in the provenance folder (``sha256sum`` format)."""
+
+SCHEDULER = "scheduler.txt"
+"""Name of the batch-scheduler record in the provenance folder."""
+
+SLURM_FACTS = ("SLURM_CLUSTER_NAME", "SLURM_JOB_ID", "SLURM_STEP_ID", "SLURM_JOB_NODELIST")
+"""The SLURM variables recorded, and only these (an explicit whitelist: the job's
+environment also carries the user's variables, tokens included, which never enter)."""
 
 
 class GitState(NamedTuple):
@@ -156,6 +163,29 @@ def command_text(argv: Sequence[str]) -> str:
     return text
 
 
+def scheduler_text(environ: Mapping[str, str] | None = None) -> str:
+    """The ``scheduler.txt`` record: the SLURM job that ran this process, or ``none``.
+
+    Under SLURM (``SLURM_JOB_ID`` set: ``srun``, ``sbatch``) a line ``scheduler=slurm``
+    then ``NAME=value`` for each variable of :data:`SLURM_FACTS` that is set, in that
+    order: the cluster, job id, step id and node list, so ``scontrol show job`` or
+    ``sacct -j`` finds the job's log and resources. Outside a scheduler the single line
+    ``none``, so equal inputs still give equal provenance files. A value is cut at its
+    first line break and stripped of control characters (one record per line).
+    """
+    env = os.environ if environ is None else environ
+    if not env.get("SLURM_JOB_ID", "").strip():
+        return "none\n"
+    lines = ["scheduler=slurm"]
+    for name in SLURM_FACTS:
+        value = env.get(name)
+        if value is not None:
+            first = (value.splitlines() or [""])[0]
+            clean = "".join(c for c in first if c.isprintable()).strip()
+            lines.append(f"{name}={clean}")
+    return "".join(line + "\n" for line in lines)
+
+
 def write_provenance(
     folder: Path,
     argv: Sequence[str],
@@ -180,6 +210,7 @@ def write_provenance(
     atomic.write_bytes(folder / "git.diff", git.diff)
     atomic.write_bytes(folder / UNTRACKED, git.untracked)
     atomic.write_text(folder / "pip-freeze.txt", package_list())
+    atomic.write_text(folder / SCHEDULER, scheduler_text())
     if lineage is not None and lineage.is_file():
         lines = [ln for ln in lineage.read_text().splitlines() if ln and not ln.startswith("#")]
         atomic.write_text(folder / "lineage.md5", "".join(ln + "\n" for ln in lines))

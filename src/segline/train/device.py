@@ -132,7 +132,11 @@ def choose(device: str = "auto", amp: str = "auto") -> Precision:
 def cores_for_make() -> int:
     """The cores one training may use: this process's CPU affinity divided by make's
     ``-jN`` (from MAKEFLAGS), at least 1, so that parallel trainings do not
-    oversubscribe the machine."""
+    oversubscribe the machine. In a SLURM job (``CC='srun -c8 …'``) the job's own CPUs
+    (``SLURM_CPUS_PER_TASK``): make's other jobs run on other allocations."""
+    slurm_cpus = os.environ.get("SLURM_CPUS_PER_TASK", "").strip()
+    if slurm_cpus.isdigit() and int(slurm_cpus) > 0:
+        return int(slurm_cpus)
     cores = (
         len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     )
