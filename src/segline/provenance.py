@@ -24,8 +24,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-import torch
-
 from segline import atomic
 from segline.digest import sha256_file
 
@@ -163,7 +161,13 @@ def write_provenance(
     device: str,
     repo: Path | None = None,
 ) -> None:
-    """Write the provenance files into ``folder`` (created)."""
+    """Write the provenance files into ``folder`` (created).
+
+    torch is imported here for its version facts only, so that importing this module
+    (e.g. for :func:`git_state` or :func:`package_list`) does not load torch.
+    """
+    import torch
+
     folder.mkdir(parents=True, exist_ok=True)
     repo = repo or Path.cwd()
     atomic.write_text(folder / "command.txt", command_text(argv))
