@@ -24,8 +24,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-import torch
-
 from segline import atomic
 from segline.digest import sha256_file
 
@@ -199,8 +197,12 @@ def write_provenance(
 
     ``run_facts`` are facts of how the run was scheduled that do not shape its result
     (loader workers, metric processes), added to ``runtime.json``; ``card``: the GPU
-    taken from ``GPUS`` (index, name, token), recorded there as ``gpu``.
+    taken from ``GPUS`` (index, name, token), recorded there as ``gpu``. torch is
+    imported here for its version facts only, so that importing this module (e.g. for
+    :func:`git_state` or :func:`package_list`) does not load torch.
     """
+    import torch
+
     folder.mkdir(parents=True, exist_ok=True)
     repo = repo or Path.cwd()
     atomic.write_text(folder / "command.txt", command_text(argv))

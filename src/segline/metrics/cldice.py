@@ -28,7 +28,6 @@ Example:
 from __future__ import annotations
 
 import numpy as np
-from skimage.morphology import skeletonize
 
 from segline.metrics.overlap import as_mask_pair
 from segline.metrics.surface import union_bbox
@@ -59,6 +58,8 @@ def skeleton(mask: np.ndarray) -> np.ndarray:
         raise ValueError(f"skeleton needs a 2D or 3D mask, got {m.ndim}D")
     if not m.any():
         return np.zeros_like(m)
+    from skimage.morphology import skeletonize  # here: importing the package stays light
+
     s = skeletonize(m).astype(bool, copy=False)
     return s if s.any() else m.copy()
 

@@ -53,7 +53,6 @@ from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
-from scipy import ndimage
 
 from segline.metrics.overlap import as_mask_pair
 
@@ -171,7 +170,13 @@ def surface(mask: np.ndarray) -> np.ndarray:
 
 
 def _distance_to(target: np.ndarray, spacing: tuple[float, ...]) -> np.ndarray:
-    """Distance in mm from every voxel to the nearest True voxel of ``target``."""
+    """Distance in mm from every voxel to the nearest True voxel of ``target``.
+
+    scipy is imported here, not at module level: the plots and the report import this
+    package for :func:`~segline.metrics.overlap.dice` and should start without it.
+    """
+    from scipy import ndimage
+
     return ndimage.distance_transform_edt(~target, sampling=spacing)
 
 
