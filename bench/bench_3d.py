@@ -147,8 +147,9 @@ def interleaved(fns: list[Callable[[], float]], warmup: int, repeats: int) -> li
     return times
 
 
-def bench_loading(root: Path, shape: tuple[int, int, int], patch: tuple[int, int, int],
-                  n: int) -> tuple[float, float, float]:
+def bench_loading(
+    root: Path, shape: tuple[int, int, int], patch: tuple[int, int, int], n: int
+) -> tuple[float, float, float]:
     """Time :class:`PatchDataset` items on a freshly written one-case store.
 
     Args:
@@ -165,18 +166,19 @@ def bench_loading(root: Path, shape: tuple[int, int, int], patch: tuple[int, int
     rng = np.random.default_rng(0)
     cases = root / "cases"
     lab = (rng.random(shape) < 0.02).astype(np.uint8)
-    write_case(cases, "c_1", rng.normal(size=(1, *shape)).astype(np.float32), lab,
-               {"shape": list(shape)})
+    write_case(
+        cases, "c_1", rng.normal(size=(1, *shape)).astype(np.float32), lab, {"shape": list(shape)}
+    )
     mip = root / "mip" / "c_1"
     mip.mkdir(parents=True)
     atomic.save_npy(mip / "mip_label.npy", lab.max(0))
     atomic.save_npy(mip / "depth.npy", rng.integers(0, shape[0], shape[1:]).astype(np.int16))
     atomic.write_json(root / "mip" / "mip.json", {"axis": 0})
-    atomic.write_json(cases / "dataset.json", {"labels": {"0": "bg", "1": "vessel"},
-                                               "channels": ["CT"]})
+    atomic.write_json(
+        cases / "dataset.json", {"labels": {"0": "bg", "1": "vessel"}, "channels": ["CT"]}
+    )
     atomic.write_json(cases / "split.json", {"train": ["c_1"]})
-    ds = PatchDataset(CaseStore(cases), ["c_1"], patch, samples_per_epoch=n,
-                      mip_root=root / "mip")
+    ds = PatchDataset(CaseStore(cases), ["c_1"], patch, samples_per_epoch=n, mip_root=root / "mip")
     t0 = time.perf_counter()
     ds.fg_voxels("c_1")
     scan = time.perf_counter() - t0
@@ -214,15 +216,21 @@ def main(argv: list[str] | None = None) -> None:
     print(f"- warm-up {warmup}, median of {repeats} interleaved runs per mode\n")
 
     data = fake_batch(batch, patch)
-    t32, t16 = interleaved([Step(False, data, net_kwargs), Step(True, data, net_kwargs)],
-                           warmup, repeats)
+    t32, t16 = interleaved(
+        [Step(False, data, net_kwargs), Step(True, data, net_kwargs)], warmup, repeats
+    )
     m32, m16 = statistics.median(t32), statistics.median(t16)
     shape = "×".join(map(str, (batch, 1, *patch)))
-    print("| what | input | fp32 median (min) | bf16 + channels_last_3d median (min) |"
-          " fp32 / bf16 (medians) |")
+    print(
+        "| what | input | fp32 median (min) | bf16 + channels_last_3d median (min) |"
+        " fp32 / bf16 (medians) |"
+    )
     print("|---|---|---:|---:|---:|")
-    print(f"| train step UNet3D, `{LOSSES}` | {shape} | {1e3 * m32:.0f} ({1e3 * min(t32):.0f}) ms"
-          f" | {1e3 * m16:.0f} ({1e3 * min(t16):.0f}) ms | {m32 / m16:.2f}× |", flush=True)
+    print(
+        f"| train step UNet3D, `{LOSSES}` | {shape} | {1e3 * m32:.0f} ({1e3 * min(t32):.0f}) ms"
+        f" | {1e3 * m16:.0f} ({1e3 * min(t16):.0f}) ms | {m32 / m16:.2f}× |",
+        flush=True,
+    )
 
     torch.manual_seed(0)
     net = get_net("UNet3D", 1, 2, **net_kwargs).eval()
@@ -232,8 +240,13 @@ def main(argv: list[str] | None = None) -> None:
     runs = {
         False: lambda: sliding_window_predict(net, image, patch, overlap=0.5, batch_size=2),
         True: lambda: sliding_window_predict(
-            net_cl, image, patch, overlap=0.5, batch_size=2,
-            precision=Precision(cpu, torch.bfloat16, channels_last=True)),
+            net_cl,
+            image,
+            patch,
+            overlap=0.5,
+            batch_size=2,
+            precision=Precision(cpu, torch.bfloat16, channels_last=True),
+        ),
     }
 
     def timed(bf16: bool) -> Callable[[], float]:
@@ -241,24 +254,29 @@ def main(argv: list[str] | None = None) -> None:
             t0 = time.perf_counter()
             runs[bf16]()
             return time.perf_counter() - t0
+
         return run
 
     s32, s16 = interleaved([timed(False), timed(True)], warmup, repeats)
     n_tiles = len(tile_positions(volume[1:], patch, 0.5))
     ms32, ms16 = statistics.median(s32), statistics.median(s16)
     vol = "×".join(map(str, volume))
-    print(f"| sliding window, patch {'×'.join(map(str, patch))}, overlap 0.5 ({n_tiles} tiles, "
-          f"batch 2) | {vol} | {1e3 * ms32:.0f} ({1e3 * min(s32):.0f}) ms"
-          f" | {1e3 * ms16:.0f} ({1e3 * min(s16):.0f}) ms | {ms32 / ms16:.2f}× |")
+    print(
+        f"| sliding window, patch {'×'.join(map(str, patch))}, overlap 0.5 ({n_tiles} tiles, "
+        f"batch 2) | {vol} | {1e3 * ms32:.0f} ({1e3 * min(s32):.0f}) ms"
+        f" | {1e3 * ms16:.0f} ({1e3 * min(s16):.0f}) ms | {ms32 / ms16:.2f}× |"
+    )
     diff = float((runs[False]() - runs[True]()).abs().max())
     print(f"\n- sliding window max |p_fp32 - p_bf16| = {diff:.3g}")
 
     with tempfile.TemporaryDirectory() as tmp:
         cold, warm, scan = bench_loading(Path(tmp), load_shape, patch, 3 if args.quick else 21)
-    print(f"- PatchDataset (+ collate) item, {'×'.join(map(str, patch))} patch of a "
-          f"1×{'×'.join(map(str, load_shape))} memory-mapped case with MIP keys, median: "
-          f"{warm:.2f} ms (page cache warm), {cold:.2f} ms (first pass, right after writing);"
-          f" one-off foreground scan of the case {scan:.1f} ms")
+    print(
+        f"- PatchDataset (+ collate) item, {'×'.join(map(str, patch))} patch of a "
+        f"1×{'×'.join(map(str, load_shape))} memory-mapped case with MIP keys, median: "
+        f"{warm:.2f} ms (page cache warm), {cold:.2f} ms (first pass, right after writing);"
+        f" one-off foreground scan of the case {scan:.1f} ms"
+    )
     print(f"- load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 

@@ -4,24 +4,25 @@ For each network (``--nets``) on a synthetic case store of ``--size``² slices, 
 by side:
 
 (a) **pure step**: images/s of forward + backward + Adam step on one synthetic batch
-    held on the device (median of ``--steps`` timed steps after warm-ups, synchronised),
-    against the **trainer's epoch**: images/s of ``python -m segline.train ... --epochs
-    2`` (the last epoch's seconds in its ``timing.csv``; they include a small
-    validation of one case), and the trainer's share of the pure rate in percent;
-(b) **loader share**: a loop like the trainer's (DataLoader over the store's slices or
-    patches, copy to the device, step) timed apart: the seconds spent waiting on
-    ``next(loader)`` over the loop's total;
+    held on the device, in the precision and memory layout the trainer picks for the
+    net (``AMP=auto`` rules of segline.train.device; median of ``--steps`` timed steps
+    after warm-ups, synchronised), against the **trainer's epoch**: images/s of the
+    training pass of ``python -m segline.train ... --epochs 2`` (the last epoch's
+    ``images / train_seconds`` in its ``timing.csv``: loading, copies, steps and the
+    epoch's one read of the device, no validation), and the trainer's share of the
+    pure rate in percent;
+(b) **loader share**: the same epoch's ``load_seconds / train_seconds``, the time the
+    training loop waited on ``next(loader)``;
 (c) unless ``--skip-pipelines``: the toy pipelines' wall times by stage
     (bench/bench_make.py).
 
 Only public entry points are used (the trainer's command line and its ``timing.csv``,
-the net registry, the datasets), so changes inside the trainer's loop do not break it;
-``--workers N`` reaches the trainer only when its ``--help`` lists ``--workers``.
-Every child process runs under a timeout. Without a GPU use ``--device cpu`` with a
+the net registry, the device rules), so changes inside the trainer's loop do not break
+it. Every child process runs under a timeout. Without a GPU use ``--device cpu`` with a
 small ``--size`` (a smoke run: CPU numbers say nothing about the GPU target)::
 
     .venv/bin/python bench/bench_gpu.py                       # cuda, 512², ENet UNet UNet3D
-    .venv/bin/python bench/bench_gpu.py --device cpu --size 64 --nets UNet --skip-pipelines
+    .venv/bin/python bench/bench_gpu.py --device cpu --size 32 --nets Dimwit --skip-pipelines
 """
 
 from __future__ import annotations
@@ -38,19 +39,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
 from bench_make import DATASETS, copy_project, make_stages, print_stage_table  # noqa: E402
 from segline import atomic  # noqa: E402
-from segline.casestore import CaseStore, write_case  # noqa: E402
-from segline.data.patches import PatchDataset, patch_collate  # noqa: E402
-from segline.data.slices import SliceDataset, pad_collate  # noqa: E402
+from segline.casestore import write_case  # noqa: E402
 from segline.distmaps import write_dist_store  # noqa: E402
 from segline.nets.registry import get_net  # noqa: E402
 from segline.preprocess.geometry import from_source  # noqa: E402
+from segline.train import device as dev  # noqa: E402
 
 N_TRAIN, N_VAL, N_TEST = 4, 1, 1
 #: Slices per case (z); 3D patches are (DEPTH, size/4, size/4).
@@ -105,85 +104,37 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _autocast(device: torch.device, amp: str):
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
-    return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
-
-
-def _step(model, opt, image, target, device, amp) -> None:
-    with _autocast(device, amp):
-        logits = model(image)
-    loss = torch.nn.functional.cross_entropy(logits.float(), target)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
-
-
 def pure_rate(net: str, size: int, batch: int, device: torch.device, amp: str, steps: int) -> float:
-    """Images/s of forward+backward+step on a synthetic batch kept on the device
-    (median over ``steps`` timed steps after 3 warm-ups; cross-entropy loss)."""
+    """Images/s of forward+backward+step on a synthetic batch kept on the device, in the
+    precision and layout the trainer would use (median over ``steps`` timed steps after
+    3 warm-ups; cross-entropy loss)."""
     torch.manual_seed(0)
     model = get_net(net, 1, 2).to(device)
+    precision = dev.for_model(dev.choose(str(device), amp), model)
     dims = int(getattr(model, "dims", 2))
+    fmt = precision.memory_format(dims)
+    model = model.to(memory_format=fmt)
     shape = (batch, 1, *patch_of(size)) if dims == 3 else (batch, 1, size, size)
-    image = torch.randn(shape, device=device)
+    image = torch.randn(shape, device=device).contiguous(memory_format=fmt)
     target = (torch.rand((shape[0], *shape[2:]), device=device) > 0.7).long()
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision.needs_grad_scaler)
     model.train()
     times = []
     for i in range(3 + steps):
         _sync(device)
         t0 = time.perf_counter()
-        _step(model, opt, image, target, device, amp)
+        with precision.autocast():
+            logits = model(image)
+        loss = torch.nn.functional.cross_entropy(logits.float(), target)
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
         _sync(device)
         if i >= 3:
             times.append(time.perf_counter() - t0)
     return batch / statistics.median(times)
-
-
-def loader_share(
-    net: str,
-    store: tuple[Path, Path],
-    size: int,
-    batch: int,
-    device: torch.device,
-    amp: str,
-    workers: int,
-) -> float:
-    """Percent of a trainer-like epoch (loader → device → step) spent in ``next(loader)``."""
-    torch.manual_seed(0)
-    model = get_net(net, 1, 2).to(device)
-    dims = int(getattr(model, "dims", 2))
-    cs = CaseStore(store[0], store[1])
-    train = cs.case_ids("train")
-    if dims == 3:
-        ds = PatchDataset(cs, train, patch_of(size), samples_per_epoch=4 * batch, seed=0)
-        collate = patch_collate
-    else:
-        ds = SliceDataset(cs, train, dist_kind="2d")
-        collate = pad_collate
-    loader = DataLoader(
-        ds, batch_size=batch, shuffle=dims != 3, collate_fn=collate, num_workers=workers
-    )
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-    model.train()
-    waiting = 0.0
-    _sync(device)
-    t_start = time.perf_counter()
-    it = iter(loader)
-    while True:
-        t0 = time.perf_counter()
-        try:
-            item = next(it)
-        except StopIteration:
-            waiting += time.perf_counter() - t0
-            break
-        waiting += time.perf_counter() - t0
-        image = item["image"].to(device, non_blocking=True)
-        target = item["target"].to(device, non_blocking=True).argmax(1)
-        _step(model, opt, image, target, device, amp)
-    _sync(device)
-    return 100 * waiting / (time.perf_counter() - t_start)
 
 
 def trainer_rate(
@@ -193,42 +144,28 @@ def trainer_rate(
     batch: int,
     device: str,
     amp: str,
-    workers: int | None,
+    workers: str,
     out: Path,
     timeout: float,
-) -> float:
-    """Images/s of the trainer's last epoch (2 epochs, ``timing.csv``), via its CLI."""
+) -> tuple[float, float]:
+    """Images/s of the trainer's last training pass (2 epochs, ``timing.csv``) and the
+    percent of it spent waiting on the loader, via its CLI."""
     cases, dist = store
     cmd = [sys.executable, "-m", "segline.train", "--cases", str(cases), "--dist", str(dist)]
     cmd += ["--out", str(out), "--net", net, "--epochs", "2", "--batch-size", str(batch)]
     cmd += ["--device", device, "--amp", amp, "--losses", "ce:1", "--metrics", "dice"]
-    images = N_TRAIN * DEPTH
-    if net.lower() == "unet3d":
+    if net.lower() in ("unet3d", "dimwit3d"):
         samples = 4 * batch
         cmd += ["--patch", ",".join(map(str, patch_of(size))), "--samples-per-epoch", str(samples)]
-        images = samples
-    if workers is not None:
-        cmd += ["--workers", str(workers)]
+    cmd += ["--workers", workers]
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)}\n{proc.stderr[-2000:]}")
     with open(out / "timing.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    return images / float(rows[-1]["seconds"])
-
-
-def trainer_accepts(option: str) -> bool:
-    """True when the trainer's ``--help`` lists ``option`` (e.g. ``--workers``)."""
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    proc = subprocess.run(
-        [sys.executable, "-m", "segline.train", "--help"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    )
-    return option in proc.stdout
+        last = list(csv.DictReader(f))[-1]
+    seconds = float(last["train_seconds"])
+    return float(last["images"]) / seconds, 100 * float(last["load_seconds"]) / seconds
 
 
 def run_pipelines(timeout: float) -> None:
@@ -247,39 +184,34 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=512, help="slice size in pixels (size²)")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--nets", nargs="+", default=["ENet", "UNet", "UNet3D"])
-    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    p.add_argument("--workers", default="auto", help="the trainer's DataLoader processes (WORKERS)")
     p.add_argument("--steps", type=int, default=10, help="timed pure steps (median)")
-    p.add_argument("--amp", default=None, help="off, bf16, fp16 (default: bf16 on cuda)")
+    p.add_argument("--amp", default="auto", help="auto, off, bf16, fp16 (the AMP knob)")
     p.add_argument("--timeout", type=float, default=300, help="seconds per child process")
     p.add_argument("--skip-pipelines", action="store_true", help="no toy pipelines (c)")
     args = p.parse_args(argv)
     device = torch.device(args.device)
-    amp = args.amp or ("bf16" if device.type == "cuda" else "off")
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"device: {args.device} ({name}), torch {torch.__version__}, {os.cpu_count()} cores")
-    print(f"size {args.size}², batch {args.batch}, amp {amp}, workers {args.workers}")
+    print(f"size {args.size}², batch {args.batch}, AMP={args.amp}, WORKERS={args.workers}")
     if device.type != "cuda":
         print("note: CPU run, a smoke test of this script; the numbers are not the GPU target")
-    workers = args.workers if trainer_accepts("--workers") else None
-    if workers is None:
-        print("note: the trainer has no --workers option; it ran with its own loader")
     with tempfile.TemporaryDirectory() as tmp:
         store = build_store(Path(tmp), args.size)
         print("  ".join(f"{c:>14s}" for c in COLUMNS))
         for net in args.nets:
-            pure = pure_rate(net, args.size, args.batch, device, amp, args.steps)
-            trainer = trainer_rate(
+            pure = pure_rate(net, args.size, args.batch, device, args.amp, args.steps)
+            trainer, share = trainer_rate(
                 net,
                 store,
                 args.size,
                 args.batch,
                 args.device,
-                amp,
-                workers,
+                args.amp,
+                args.workers,
                 Path(tmp) / f"run-{net}",
                 args.timeout,
             )
-            share = loader_share(net, store, args.size, args.batch, device, amp, args.workers)
             cells = [net, f"{pure:.1f}", f"{trainer:.1f}", f"{100 * trainer / pure:.1f}"]
             cells.append(f"{share:.1f}")
             print("  ".join(f"{c:>14s}" for c in cells), flush=True)

@@ -168,8 +168,16 @@ def main() -> None:
     p.add_argument(
         "--stages", action="store_true", help="each toy pipeline's wall time split by stage"
     )
-    p.add_argument("knobs", nargs="*", help="make knobs for --stages, e.g. NET=Dimwit EPC=1")
+    p.add_argument("--jobs", type=int, default=1, help="make -jN for --demo and --stages")
+    p.add_argument(
+        "--only", default=",".join(DATASETS), help="toy pipelines to run (default: all three)"
+    )
+    p.add_argument(
+        "knobs", nargs="*", help="make knobs for --demo and --stages, e.g. AMP=off NET=Dimwit"
+    )
     args = p.parse_args()
+    datasets = [ds for ds in args.only.split(",") if ds]
+    jobs = [f"-j{args.jobs}"] if args.jobs > 1 else []
     print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}")
     with tempfile.TemporaryDirectory() as tmp:
         root = copy_project(Path(tmp) / "p")
@@ -179,20 +187,21 @@ def main() -> None:
         print(f"same, nothing to do (no-op, best of 3):       {t_noop:7.3f} s")
         if args.demo:
             total = 0.0
-            for ds in DATASETS:
-                t, records = make_stages(root, "-f", f"{ds}.make", "TOY=1")
+            for ds in datasets:
+                run = [*jobs, "-f", f"{ds}.make", "TOY=1", *args.knobs]
+                t, records = make_stages(root, *run)
                 total += t
-                print_stage_table(f"make -f {ds}.make TOY=1 (demo)", t, records)
+                print_stage_table(f"make {' '.join(run)} (demo)", t, records)
                 best = test_dice(root, f"{ds}-toy")
                 print(
                     f"make -f {ds}.make TOY=1 (demo): {t:7.1f} s; best test Dice "
                     f"{best.max():.3f} ({best.idxmax()})"
                 )
-            t_noop = min(make(root, "-f", f"{ds}.make", "TOY=1") for ds in DATASETS)
+            t_noop = min(make(root, "-f", f"{ds}.make", "TOY=1", *args.knobs) for ds in datasets)
             print(f"all demos: {total:7.1f} s; a no-op demo make: {t_noop:.3f} s")
         if args.stages:
-            for ds in DATASETS:
-                run = ["-f", f"{ds}.make", "TOY=1", *args.knobs]
+            for ds in datasets:
+                run = [*jobs, "-f", f"{ds}.make", "TOY=1", *args.knobs]
                 for folder in ("data", "results", "archives"):
                     shutil.rmtree(root / folder, ignore_errors=True)
                 t, records = make_stages(root, *run)

@@ -55,14 +55,15 @@ def vessel_volume(shape_zyx: tuple[int, int, int], seed: int = 0) -> tuple[np.nd
     nz, ny, nx = shape_zyx
     shape_xyz = (nx, ny, nz)
     segments = []
-    starts = [((2.0, ny * 0.4, nz * 0.3), (1.0, 0.2, 0.0)),
-              ((nx * 0.6, 2.0, nz * 0.6), (0.1, 1.0, 0.0)),
-              ((nx - 3.0, ny * 0.7, nz * 0.5), (-1.0, -0.3, 0.1))]
+    starts = [
+        ((2.0, ny * 0.4, nz * 0.3), (1.0, 0.2, 0.0)),
+        ((nx * 0.6, 2.0, nz * 0.6), (0.1, 1.0, 0.0)),
+        ((nx - 3.0, ny * 0.7, nz * 0.5), (-1.0, -0.3, 0.1)),
+    ]
     scale = nx / 64.0
     for n, (start, direction) in enumerate(starts):
         rng = CounterRNG(seed, "bench", n)
-        segments += grow_tree(rng, shape_xyz, start, direction, 7.0 + 0.5 * n,
-                              22.0 * scale, 0.5)
+        segments += grow_tree(rng, shape_xyz, start, direction, 7.0 + 0.5 * n, 22.0 * scale, 0.5)
     inside, enhance = rasterise_tubes(segments, shape_xyz)
     noise = np.random.default_rng(seed).normal(0.0, 0.05, shape_xyz)
     image = (0.35 + enhance + noise).astype(np.float32)
@@ -104,15 +105,18 @@ def main() -> int:
     """Time the rows of the module docstring and print a Markdown table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--shape", type=int, nargs=3, default=(100, 512, 512),
-                        metavar=("Z", "Y", "X"))
+    parser.add_argument(
+        "--shape", type=int, nargs=3, default=(100, 512, 512), metavar=("Z", "Y", "X")
+    )
     args = parser.parse_args()
     shape = tuple(args.shape)
 
     start = time.perf_counter()
     image, label = vessel_volume(shape)
-    print(f"volume {shape} built in {time.perf_counter() - start:.1f} s; vessel voxels "
-          f"{int(label.sum())} ({100 * label.mean():.2f} %)")
+    print(
+        f"volume {shape} built in {time.perf_counter() - start:.1f} s; vessel voxels "
+        f"{int(label.sum())} ({100 * label.mean():.2f} %)"
+    )
 
     rows: list[tuple[str, list[float]]] = []
     t, (mip, depth) = timed(lambda: mipmod.mip_and_depth(image, 0), args.runs)
@@ -130,30 +134,42 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         cases = Path(tmp) / "cases"
         with atomic.atomic_dir(cases) as folder:
-            casestore.write_case(folder, "bench_1", image[None], label,
-                                 {"case_id": "bench_1", "spacing": list(SPACING)})
-            atomic.write_json(folder / "dataset.json",
-                              {"labels": {"0": "background", "1": "vessel"},
-                               "channels": ["CT"]})
+            casestore.write_case(
+                folder,
+                "bench_1",
+                image[None],
+                label,
+                {"case_id": "bench_1", "spacing": list(SPACING)},
+            )
+            atomic.write_json(
+                folder / "dataset.json",
+                {"labels": {"0": "background", "1": "vessel"}, "channels": ["CT"]},
+            )
             atomic.write_json(folder / "split.json", {"train": ["bench_1"]})
         mipmod.write_mip_store(cases, Path(tmp) / "mip")
-        t, _ = timed(lambda: pseudo.write_pseudo_store(cases, Path(tmp) / "mip",
-                                                        Path(tmp) / "pseudo"), args.runs)
+        t, _ = timed(
+            lambda: pseudo.write_pseudo_store(cases, Path(tmp) / "mip", Path(tmp) / "pseudo"),
+            args.runs,
+        )
         rows.append(("whole stage, 1 case (write_pseudo_store)", t))
 
-    print(f"\nMachine: nproc = {os.cpu_count()}, CPU {cpu_model()!r}; Python "
-          f"{platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}, "
-          f"edt {_version('edt')}")
+    print(
+        f"\nMachine: nproc = {os.cpu_count()}, CPU {cpu_model()!r}; Python "
+        f"{platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}, "
+        f"edt {_version('edt')}"
+    )
     print(f"Command: {sys.executable} {' '.join(sys.argv)}\n")
     print("| step | median (s) | min (s) | runs (s) |")
     print("|---|---|---|---|")
     for name, times in rows:
         runs = ", ".join(f"{x:.3f}" for x in times)
         print(f"| {name} | **{statistics.median(times):.3f}** | {min(times):.3f} | {runs} |")
-    print(f"\npseudo-label on the bench volume: fg precision {q['fg_precision']:.3f}, recall "
-          f"{q['fg_recall']:.3f}, bg precision {q['bg_precision']:.4f}, recall "
-          f"{q['bg_recall']:.3f}, unlabelled {q['unlabelled_fraction']:.3f}; components "
-          f"{res.n_components}, kept {res.n_kept}")
+    print(
+        f"\npseudo-label on the bench volume: fg precision {q['fg_precision']:.3f}, recall "
+        f"{q['fg_recall']:.3f}, bg precision {q['bg_precision']:.4f}, recall "
+        f"{q['bg_recall']:.3f}, unlabelled {q['unlabelled_fraction']:.3f}; components "
+        f"{res.n_components}, kept {res.n_kept}"
+    )
     return 0
 
 

@@ -129,9 +129,18 @@ def choose(device: str = "auto", amp: str = "auto") -> Precision:
     )
 
 
+def make_jobs() -> int:
+    """make's ``-jN`` as seen in MAKEFLAGS (1 outside make or without ``-j``; a bare
+    ``-j``, unlimited jobs, counts as one job per core)."""
+    match = re.search(r"(?:^|\s)-j\s*(\d*)", os.environ.get("MAKEFLAGS", ""))
+    if not match:
+        return 1
+    return int(match.group(1)) if match.group(1) else (os.cpu_count() or 1)
+
+
 def cores_for_make() -> int:
     """The cores one training may use: this process's CPU affinity divided by make's
-    ``-jN`` (from MAKEFLAGS), at least 1, so that parallel trainings do not
+    ``-jN`` (:func:`make_jobs`), at least 1, so that parallel trainings do not
     oversubscribe the machine. In a SLURM job (``CC='srun -c8 …'``) the job's own CPUs
     (``SLURM_CPUS_PER_TASK``): make's other jobs run on other allocations."""
     slurm_cpus = os.environ.get("SLURM_CPUS_PER_TASK", "").strip()
@@ -140,9 +149,7 @@ def cores_for_make() -> int:
     cores = (
         len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     )
-    match = re.search(r"(?:^|\s)-j\s*(\d+)", os.environ.get("MAKEFLAGS", ""))
-    jobs = int(match.group(1)) if match else 1
-    return max(1, cores // max(1, jobs))
+    return max(1, cores // max(1, make_jobs()))
 
 
 def threads_for_make() -> int:

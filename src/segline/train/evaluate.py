@@ -21,6 +21,7 @@ from segline.data.slices import SliceDataset, one_hot, pad_collate
 from segline.metrics.overlap import dice
 from segline.metrics.table import case_metrics
 from segline.train.device import Precision
+from segline.train.labels import class_index
 from segline.train.sliding import sliding_window_predict
 from segline.vessels.mip import project_labels
 
@@ -88,7 +89,7 @@ def predict_cases(
                     if isinstance(v, torch.Tensor)
                 }
                 loss_val = loss_fn(logits, dev_batch).detach().double()
-            pred = logits.argmax(1).to(torch.uint8)
+            pred = class_index(logits).to(torch.uint8)
             for b, (case, z) in enumerate(zip(batch["case"], batch["z"], strict=True)):
                 if case != current:
                     if current is not None:
@@ -181,7 +182,7 @@ def predict_cases_3d(
                 batch_size=batch_size,
                 precision=precision,
             )
-            pred = probs.argmax(0).to(torch.uint8).numpy()
+            pred = class_index(probs, 0).to(torch.uint8).numpy()
             loss = (0.0, 0)
             if loss_fn is not None and batch_of is not None:
                 batch = {

@@ -20,6 +20,7 @@ carries the method's name (:class:`segline.train.voice.Voice`).
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -57,6 +58,7 @@ from segline.train.evaluate import (
     predict_cases_3d,
     volume_batch,
 )
+from segline.train.labels import class_index
 from segline.train.loader import loader_options, resolve_workers
 from segline.train.metricpool import MetricPool, metric_processes
 from segline.train.voice import Voice
@@ -74,9 +76,14 @@ EPOCH_COLUMNS = [
     "alpha",
     "lr",
 ]
-TIMING_COLUMNS = ["epoch", "seconds"]
-"""``timing.csv``: wall time per epoch, kept apart from ``epochs.csv`` so that two runs
-of the same experiment give byte-identical result tables (and the same archive name)."""
+TIMING_COLUMNS = ["epoch", "seconds", "train_seconds", "load_seconds", "images"]
+"""``timing.csv``: wall time per epoch (``seconds``: training and validation), of its
+training pass (``train_seconds``, up to the epoch's one read of the device), the part
+of it spent waiting for the DataLoader (``load_seconds``) and the images (slices or
+patches) trained; ``images / train_seconds`` is the trainer's throughput and
+``load_seconds / train_seconds`` the loader's share (bench/bench_gpu.py). Kept apart from
+``epochs.csv`` so that two runs of the same experiment give byte-identical result
+tables (and the same archive name)."""
 DEBUG_SLICES = 10
 BAR_EVERY = 25
 """An interactive progress bar shows the loss of every 25th batch (one host sync each)."""
@@ -127,12 +134,29 @@ class TrainConfig:
         return json.loads(json.dumps(d))  # tuples as lists, as they come back from args.json
 
 
-def seed_everything(seed: int) -> None:
+def deterministic_kernels(compiling: bool = False) -> None:
+    """``torch.use_deterministic_algorithms(True, warn_only=True)``, without its import
+    of ``torch._inductor`` when nothing is compiled.
+
+    The public function also sets a flag in inductor's configuration, importing
+    ``torch._inductor`` and ``torch._dynamo`` to do so: 2 s of every training process's
+    start on a 2-core Xeon (torch 2.13), five times per toy pipeline. The kernels' flag
+    itself is the C-level setting called here; when ``compiling`` (``COMPILE`` on),
+    inductor is needed anyway and the public function runs.
+    """
+    setter = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if setter is None or compiling or "torch._inductor" in sys.modules:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    else:
+        setter(True, warn_only=True)
+
+
+def seed_everything(seed: int, compiling: bool = False) -> None:
     """Fix python, numpy and torch seeds and ask torch for deterministic kernels."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    deterministic_kernels(compiling)
     if torch.backends.cudnn.is_available():
         torch.backends.cudnn.benchmark = False
 
@@ -196,7 +220,7 @@ class Trainer:
         self.store = CaseStore(cfg.cases, cfg.dist)
         self.n_classes = self.store.n_classes
         in_ch = self.store.n_channels * (2 * cfg.context + 1)
-        seed_everything(cfg.seed)
+        seed_everything(cfg.seed, compiling=cfg.compile != "off")
         self.model = get_net(cfg.net, in_ch, self.n_classes, **cfg.net_kwargs).to(precision.device)
         self.precision = precision = dev.for_model(precision, self.model)
         cfg.precision = precision.describe()  # args.json records what is actually used
@@ -265,8 +289,19 @@ class Trainer:
         inter = torch.zeros(self.n_classes - 1, dtype=torch.float64, device=device)
         sums = torch.zeros(self.n_classes - 1, dtype=torch.float64, device=device)
         desc = self.voice.desc(f"epoch {epoch}/{self.cfg.epochs}")
-        bar = tqdm(loader, desc=desc, leave=False, disable=None, file=sys.stderr)
-        for step, batch in enumerate(bar):
+        # no bar when make runs trainings side by side: their bars would overwrite
+        # each other on one terminal line (the per-epoch lines say the same)
+        quiet = True if dev.make_jobs() > 1 else None
+        bar = tqdm(loader, desc=desc, leave=False, disable=quiet, file=sys.stderr)
+        t_start = time.perf_counter()
+        waited = 0.0
+        batches = iter(bar)
+        for step in itertools.count():
+            t_wait = time.perf_counter()
+            batch = next(batches, None)
+            waited += time.perf_counter() - t_wait
+            if batch is None:
+                break
             batch = {
                 k: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v)
                 for k, v in batch.items()
@@ -283,8 +318,8 @@ class Trainer:
             n += b
             with torch.no_grad():
                 total += loss.detach().double() * b
-                pred = logits.argmax(1)
-                tgt = batch["target"].argmax(1)
+                pred = class_index(logits)
+                tgt = class_index(batch["target"])
                 counted = batch["mask"] > 0 if "mask" in batch else None
                 for k in range(1, self.n_classes):
                     p, t = pred == k, tgt == k
@@ -295,7 +330,13 @@ class Trainer:
             if not bar.disable and step % BAR_EVERY == 0:
                 bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
         dice = torch.where(sums > 0, 2 * inter / sums.clamp(min=1), torch.ones_like(sums))
-        return float(total) / max(n, 1), float(dice.mean())
+        result = float(total) / max(n, 1), float(dice.mean())
+        self.epoch_timing = {
+            "train_seconds": round(time.perf_counter() - t_start, 4),
+            "load_seconds": round(waited, 4),
+            "images": n,
+        }
+        return result
 
     @property
     def volume_metrics(self) -> tuple[str, ...]:
@@ -518,6 +559,7 @@ class Trainer:
                     "alpha": self.criterion.alpha_at(epoch_index(epoch)),
                     "lr": cfg.lr,
                     "seconds": round(seconds, 3),
+                    **self.epoch_timing,
                 }
             )
             self._write_tables(records, epochs)
