@@ -8,7 +8,7 @@ import torch
 
 from segline.casestore import CaseStore
 from segline.metrics.surface import hd95 as direct_hd95
-from segline.train import metricpool
+from segline.train import loader, metricpool
 from segline.train.metricpool import MetricPool, case_rows
 
 
@@ -54,7 +54,7 @@ def test_pool_reraises_a_failed_case(store) -> None:
 
 def test_auto_processes(monkeypatch: pytest.MonkeyPatch) -> None:
     for cores, on_cuda, on_cpu in [(1, 0, 0), (2, 1, 0), (16, 4, 2), (64, 4, 4)]:
-        monkeypatch.setattr(metricpool, "cores_for_make", lambda c=cores: c)
+        monkeypatch.setattr(loader, "cores_for_make", lambda c=cores: c)
         assert metricpool.metric_processes(None, torch.device("cuda")) == on_cuda
         assert metricpool.metric_processes(None, torch.device("cpu")) == on_cpu
     assert metricpool.metric_processes(3, torch.device("cpu")) == 3

@@ -41,23 +41,27 @@ def parse_workers(text: str | None, where: str = "WORKERS") -> int | None:
     return int(value)
 
 
-def resolve_workers(requested: int | None, device: torch.device) -> int:
-    """Loader processes for a training on ``device``.
-
-    Args:
-        requested: an explicit count (``WORKERS=N``), or None for ``auto``.
-        device: where the training computes.
+def helper_processes(requested: int | None, device: torch.device, cap: int) -> int:
+    """``requested``, or for ``auto``: beside a CUDA device, the cores of this training
+    (:func:`cores_for_make`) minus the one running its loop; on the CPU, where helpers
+    take cores from the compute threads, one per 8 cores. At most ``cap``.
 
     Example:
-        >>> resolve_workers(3, torch.device("cpu"))
+        >>> helper_processes(3, torch.device("cpu"), cap=8)
         3
     """
     if requested is not None:
         return requested
     cores = cores_for_make()
     if device.type == "cuda":
-        return max(0, min(MAX_WORKERS, cores - 1))
-    return min(MAX_WORKERS, cores // 8)
+        return max(0, min(cap, cores - 1))
+    return min(cap, cores // 8)
+
+
+def resolve_workers(requested: int | None, device: torch.device) -> int:
+    """Loader processes for a training on ``device`` (``WORKERS=N``, or None for
+    ``auto``: :func:`helper_processes`, at most :data:`MAX_WORKERS`)."""
+    return helper_processes(requested, device, MAX_WORKERS)
 
 
 def workers_from_env() -> int | None:

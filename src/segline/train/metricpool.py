@@ -26,25 +26,16 @@ import numpy as np
 import torch
 
 from segline.casestore import CaseStore
-from segline.train.device import cores_for_make
+from segline.train.loader import helper_processes
 
 MAX_PROCESSES = 4
 
 
 def metric_processes(requested: int | None, device: torch.device) -> int:
     """Metric processes of a training: ``requested``, or for ``auto`` up to 4 beside a
-    CUDA device (cores per training − 1), and on the CPU one per 8 cores per training.
-
-    Example:
-        >>> metric_processes(2, torch.device("cpu"))
-        2
-    """
-    if requested is not None:
-        return requested
-    cores = cores_for_make()
-    if device.type == "cuda":
-        return max(0, min(MAX_PROCESSES, cores - 1))
-    return min(MAX_PROCESSES, cores // 8)
+    CUDA device, on the CPU one per 8 cores per training
+    (:func:`segline.train.loader.helper_processes`)."""
+    return helper_processes(requested, device, MAX_PROCESSES)
 
 
 @functools.lru_cache(maxsize=4)
