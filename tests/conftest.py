@@ -26,6 +26,19 @@ REPO = Path(__file__).resolve().parents[1]
 COPIED = ["Makefile", "pyproject.toml", "README.md", "make", "lineage", "preprocess", "src"]
 
 
+@pytest.fixture(autouse=True)
+def _restore_deterministic_mode():
+    """A trainer built in a test process switches torch's deterministic algorithms on
+    for the whole process; restore the setting after every test so that a later test
+    (e.g. one comparing with a kernel that has no deterministic version) is unaffected."""
+    import torch
+
+    mode = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    yield
+    torch.use_deterministic_algorithms(mode, warn_only=warn_only)
+
+
 def copy_project(dest: Path) -> Path:
     """Copy what the makefiles need (sources, lineage, makefiles) to ``dest``."""
     dest.mkdir(parents=True, exist_ok=True)

@@ -6,8 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pandas as pd
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
@@ -58,15 +56,3 @@ def test_stage_groups_and_table() -> None:
         )
     )
     assert rows == {"train gdl": 4.0, "plots": 3.0, "make itself": 3.0}
-
-
-def test_timing_csv_splits_the_epoch(store, tmp_path: Path) -> None:
-    from conftest import train_cli
-
-    out = tmp_path / "gdl"
-    assert train_cli(store, out, "--epochs", "1").returncode == 0
-    timing = pd.read_csv(out / "timing.csv")
-    assert list(timing.columns) == ["epoch", "seconds", "train_seconds", "load_seconds", "images"]
-    row = timing.iloc[0]
-    assert 0 <= row.load_seconds <= row.train_seconds <= row.seconds
-    assert row.images == 16  # 3 train cases x 6 slices = 18, in full batches of 4

@@ -6,11 +6,9 @@ wiring (what is compiled, what is recorded and saved), not a compiled training.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
-import torch
 
 from conftest import train_cli
 from segline.nets import get_net
@@ -59,10 +57,3 @@ def test_bad_compile_value_is_one_line(store, tmp_path: Path) -> None:
         "segline: --compile (COMPILE): expected off, on (or 1) or graphs, got 'fast'"
     ]
     assert not out.exists()
-
-
-def test_default_run_records_compile_off(store, tmp_path: Path) -> None:
-    out = tmp_path / "gdl"
-    assert train_cli(store, out, "--epochs", "1").returncode == 0
-    assert json.loads((out / "args.json").read_text())["compile"] == "off"
-    assert isinstance(torch.load(out / "last.pt", weights_only=True), dict)

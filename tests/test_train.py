@@ -59,7 +59,13 @@ def test_outputs(trained: Path, store) -> None:
     assert "segline.train" in (prov / "command.txt").read_text()
     assert "torch==" in (prov / "pip-freeze.txt").read_text()
     args = json.loads((out / "args.json").read_text())
-    assert args["net"] == "Dimwit" and args["epochs"] == 3
+    assert args["net"] == "Dimwit" and args["epochs"] == 3 and args["compile"] == "off"
+    # timing.csv splits each epoch: its training pass, the loader waits in it, images
+    timing = pd.read_csv(out / "timing.csv")
+    assert list(timing.columns) == ["epoch", "seconds", "train_seconds", "load_seconds", "images"]
+    assert (timing.load_seconds <= timing.train_seconds).all()
+    assert (timing.train_seconds <= timing.seconds).all()
+    assert (timing.images == 16).all()  # 3 train cases x 6 slices = 18, full batches of 4
 
 
 def test_learns_the_box(store, tmp_path: Path) -> None:
