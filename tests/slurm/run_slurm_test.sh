@@ -8,7 +8,7 @@
 #      (default build/slurm/; no cgroups, CPUs from nproc, its own ports), so the
 #      system's /etc/slurm and /etc/munge are neither read nor changed;
 #   2. copies the project to $STATE/project and runs there, every python stage as a
-#      SLURM job:  make -j3 -f spleen.make TOY=1 NET=Dimwit EPC=3 CC='srun -n1 -c1 ...'
+#      SLURM job:  make -j3 -f spleen.make TOY=1 NET=Dimwit EPC=8 CC='srun -n1 -c1 ...'
 #      As soon as one training has saved an epoch (<method>_tmp/train_state.pt) it
 #      cancels every job with scancel, so make fails;
 #   3. runs the same make again: the cancelled training must say "resuming after
@@ -23,7 +23,9 @@ set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 STATE=${SEGLINE_SLURM_STATE:-$REPO/build/slurm}
 PORT=${SEGLINE_SLURM_PORT:-6917}     # slurmctld; slurmd listens on PORT+1
-EPOCHS=${SEGLINE_SLURM_EPC:-3}
+# enough epochs that scancel (0.2 s after the first epoch is saved) lands mid-training
+# also on a machine several times faster than 2 cores
+EPOCHS=${SEGLINE_SLURM_EPC:-8}
 METHODS_EXPECTED="ce gdl gdl_boundary gdl_boundary3d gdl_hausdorff"
 DAEMONS="slurmd slurmctld munged"     # stop order
 T0=$SECONDS
