@@ -18,6 +18,7 @@ it (tests/test_startup.py checks that).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import statistics
@@ -72,23 +73,29 @@ def time_command(args: list[str], cwd: Path, env: dict[str, str], repeat: int) -
     return statistics.median(times)
 
 
-_PROBE = """
-import contextlib, io, runpy, sys
-tool, names = sys.argv[1], sys.argv[2:]
-sys.argv = [tool, "--help"]
-with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
-    if tool.startswith("-m "):
-        runpy.run_module(tool[3:], run_name="__main__", alter_sys=True)
-    else:
-        runpy.run_path(tool, run_name="__main__")
-print(" ".join(m for m in names if m in sys.modules))
+PROBE = """
+import contextlib, io, json, runpy, sys
+tools, heavy = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+seen = {}
+for tool in tools:
+    sys.argv = [tool, "--help"]
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+        if tool.startswith("-m "):
+            runpy.run_module(tool[3:], run_name="__main__", alter_sys=True)
+        else:
+            runpy.run_path(tool, run_name="__main__")
+    seen[tool] = sorted(m for m in heavy if m in sys.modules)
+print(json.dumps(seen))
 """
+"""One interpreter runs each tool's ``--help`` in turn (argv[1]: JSON list of tools) and
+prints, as JSON, the libraries of argv[2] in ``sys.modules`` after each; a library first
+seen after tool X was loaded by X (tests/test_startup.py runs all tools in one go)."""
 
 
 def heavy_loaded(tool: str, cwd: Path, env: dict[str, str]) -> list[str]:
     """The :data:`HEAVY` libraries in ``sys.modules`` after ``tool --help`` ran."""
     proc = subprocess.run(
-        [sys.executable, "-c", _PROBE, tool, *HEAVY],
+        [sys.executable, "-c", PROBE, json.dumps([tool]), json.dumps(list(HEAVY))],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -96,7 +103,7 @@ def heavy_loaded(tool: str, cwd: Path, env: dict[str, str]) -> list[str]:
         check=True,
         timeout=120,
     )
-    return proc.stdout.split()
+    return json.loads(proc.stdout)[tool]
 
 
 def main() -> None:

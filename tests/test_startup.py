@@ -40,23 +40,6 @@ LIGHT = {
     "preprocess/unpack.py",
 }
 
-# One interpreter runs every tool's --help in turn and records, after each, which heavy
-# libraries are loaded; a library first seen after tool X was loaded by X.
-_PROBE = """
-import contextlib, io, json, runpy, sys
-tools, heavy = json.loads(sys.argv[1]), json.loads(sys.argv[2])
-seen = {}
-for tool in tools:
-    sys.argv = [tool, "--help"]
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
-        if tool.startswith("-m "):
-            runpy.run_module(tool[3:], run_name="__main__", alter_sys=True)
-        else:
-            runpy.run_path(tool, run_name="__main__")
-    seen[tool] = sorted(m for m in heavy if m in sys.modules)
-print(json.dumps(seen))
-"""
-
 
 def test_recipe_tools_found_in_makefiles() -> None:
     tools = BENCH.recipe_tools(REPO)
@@ -72,7 +55,7 @@ def test_non_training_tools_do_not_import_torch() -> None:
     tools.sort(key=lambda t: (t not in LIGHT, t))
     env = BENCH._env(REPO / "src")
     proc = subprocess.run(
-        [sys.executable, "-c", _PROBE, json.dumps(tools), json.dumps(list(BENCH.HEAVY))],
+        [sys.executable, "-c", BENCH.PROBE, json.dumps(tools), json.dumps(list(BENCH.HEAVY))],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -91,7 +74,13 @@ def test_non_training_tools_do_not_import_torch() -> None:
 def test_probe_sees_torch_of_a_training_tool() -> None:
     """The probe is not blind: the trainer's --help does load torch."""
     proc = subprocess.run(
-        [sys.executable, "-c", _PROBE, json.dumps(["-m segline.train"]), json.dumps(["torch"])],
+        [
+            sys.executable,
+            "-c",
+            BENCH.PROBE,
+            json.dumps(["-m segline.train"]),
+            json.dumps(["torch"]),
+        ],
         cwd=REPO,
         env=BENCH._env(REPO / "src"),
         capture_output=True,
