@@ -2,7 +2,7 @@
 
 Not a test. Run from the repository root::
 
-    .venv/bin/python bench/bench_hausdorff.py [--repeat 50]
+    .venv/bin/python bench/bench_hausdorff.py [--repeat 50] [--threads N]
 
 Batches (K = 2 classes, the loss on class 1, as in ``gdl_hausdorff``):
 
@@ -69,7 +69,10 @@ def timed(fn: Callable[[], None], repeat: int) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=50)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     print(
         f"machine: {platform.processor() or platform.machine()}, nproc {os.cpu_count()}, "
         f"torch {torch.__version__} ({torch.get_num_threads()} threads), numpy {np.__version__}"

@@ -33,15 +33,18 @@ prediction reads ``D`` = the diagonal of *the slice or patch*; the GT maps of 3D
 patches are crops of the whole-volume map, whose ``D`` is the volume's diagonal
 (larger): both are "farther than any real distance" but not the same number.
 Pixels not counted (``batch["mask"]`` 0: ignore label 255, patch padding) are
-treated as not predicted when thresholding, as the pseudo-label's own maps treat them
-as not labelled, and contribute nothing to the loss.
+treated as not predicted when thresholding (as the pseudo-labels' maps count
+unlabelled voxels as background, ``segline.vessels.pseudo``) and contribute nothing
+to the loss.
 
 Cost: ``d_p`` is computed on the CPU (the ``edt`` package through
 :func:`segline.distmaps.signed_distance`) from a detached copy of the probabilities,
 so on a GPU every step waits for the device, copies the selected channels to the
 host and the maps back: one host round trip per step and per term. Measured on a
 2-core CPU (``bench/bench_hausdorff.py``, bench/RESULTS.md "Hausdorff-DT loss"):
-COST_PLACEHOLDER
+the transforms of ``d_p`` take about 2.4-4.4 ms (minimum of 100 runs; median 4-12 ms)
+for 8 slices of 64 x 64 and 18-25 ms (median 43-52 ms) for 2 patches of 32 x 48 x 48,
+while the whole one-sided loss (forward + backward) takes about 1 ms and 3-12 ms.
 
 Distances are in mm, so the scale of either loss depends on the spacing
 (``mm^alpha``); weight it accordingly in the spec (the spleen and ISLES methods use
