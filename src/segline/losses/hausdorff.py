@@ -31,7 +31,9 @@ in-plane spacing, per 3D patch (or whole volume in 3D validation) for a 3D batch
 (B, 3), mm, written by the datasets from each case's ``meta.json``. An empty (full)
 prediction reads ``D`` = the diagonal of *the slice or patch*; the GT maps of 3D
 patches are crops of the whole-volume map, whose ``D`` is the volume's diagonal
-(larger): both are "farther than any real distance" but not the same number.
+(larger): both are "farther than any real distance" but not the same number. Likewise
+a 2D network trained with 3D maps (``DIST=3d``) gets ``d_t`` from the volume (through
+neighbouring slices) but ``d_p`` in-plane only.
 Pixels not counted (``batch["mask"]`` 0: ignore label 255, patch padding) are
 treated as not predicted when thresholding (as the pseudo-labels' maps count
 unlabelled voxels as background, ``segline.vessels.pseudo``) and contribute nothing
