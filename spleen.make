@@ -68,6 +68,6 @@ $(RES)/gdl_boundary3d: DIST := 3d
 # thresholded prediction at every step. alpha=1 (|d|) rather than the paper's d^2:
 # distances are in mm and a class absent from a slice (d_t), or an empty prediction
 # (d_p, early in training), gets the slice diagonal D, so d^2 makes the term ~D^2
-# larger than GDL (on the ISLES toy the one-sided d_t^2 form already collapsed to
-# empty predictions). hausdorff_gt is the one-sided form (d_t only).
+# larger than GDL (on the ISLES toy both the two-sided and the one-sided d^2 forms
+# collapsed to empty predictions, isles.make). hausdorff_gt is the one-sided form.
 $(RES)/gdl_hausdorff: LOSSES := gdl:1,hausdorff:0.01[schedule=rebalance;step=0.01;cap=0.99;alpha=1]
