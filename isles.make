@@ -67,5 +67,6 @@ $(RES)/gdl_boundary3d: DIST := 3d
 # the field-of-view diagonal D (~80 mm on the toy, ~330 mm on real slabs), so d^2 makes
 # the term ~D^2 times larger than GDL and the network collapses to empty predictions
 # (toy, EPC=6, seed 0, one run each: two-sided d^2 val Dice 0 at every epoch, two-sided
-# |d| best 0.81; the one-sided form hausdorff_gt (d_t only): d^2 0, |d| 0.90).
+# |d| best 0.81; the one-sided hausdorff_gt (d_t only): |d| 0.90, and its d^2 gave 0
+# at every epoch in an earlier run).
 $(RES)/gdl_hausdorff: LOSSES := gdl:1,hausdorff:0.01[schedule=rebalance;step=0.01;cap=0.99;alpha=1]
