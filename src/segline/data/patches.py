@@ -14,6 +14,8 @@ One item is one patch of ``patch_size = (D, H, W)`` voxels of one case:
 - with ``mip_root``, the patch's footprint in the maximum intensity projection (MIP)
   plane (see below): ``mip_label`` int64, ``mip_depth`` int64, ``mip_valid`` float32,
   each (H', W'), plus ``mip_axis`` (int);
+- ``spacing`` float32 (3,): the case's (z, y, x) voxel spacing in mm (from its
+  ``meta.json``), for losses that measure distances on the prediction;
 - ``case`` (str) and ``start`` (the patch origin (z, y, x) in the volume, voxels).
 
 Sampling. Sample ``i`` of epoch ``e`` draws everything (case, patch position) from
@@ -326,6 +328,9 @@ class PatchDataset(Dataset):
         elif self.dist_source == "pseudo":
             assert self.pseudo_root is not None
             arrays["dist"] = self._load(self.pseudo_root / case / PSEUDO_DIST)
+        meta = self.store.meta(case)
+        if "spacing" in meta:
+            arrays["spacing"] = np.asarray(meta["spacing"], dtype=np.float32)
         if self.mip_root is not None:
             arrays["mip_label"] = self._load(self.mip_root / case / MIP_LABEL)
             arrays["mip_depth"] = self._load(self.mip_root / case / MIP_DEPTH)
@@ -443,6 +448,8 @@ class PatchDataset(Dataset):
             "case": case,
             "start": start,
         }
+        if "spacing" in arrays:
+            item["spacing"] = torch.from_numpy(arrays["spacing"].copy())
         if "dist" in arrays:
             dist = np.array(arrays["dist"][(slice(None), *win)], dtype=np.float32)
             item["dist"] = torch.from_numpy(_pad_end(dist, size, "edge"))

@@ -2,7 +2,8 @@
 
 One item is one axial slice ``z`` of one case: the image slice (optionally with
 ``context`` neighbouring slices on each side stacked as extra channels: 2.5D input),
-its one-hot label and its signed distance maps (mm). Arrays are memory-mapped, so
+its one-hot label, its signed distance maps (mm) and the in-plane spacing
+(``spacing`` (y, x) mm, labelled items). Arrays are memory-mapped, so
 an item reads only its own slices from disk, never the whole volume.
 
 Example:
@@ -64,9 +65,15 @@ class SliceDataset(Dataset):
         self.weight_map = weight_map if with_label else None
         self.n_classes = store.n_classes
         self.index: list[tuple[str, int]] = []
+        # in-plane (y, x) spacing in mm per case, for losses that measure distances on
+        # the prediction (the two-sided Hausdorff-DT loss)
+        self.spacing: dict[str, torch.Tensor] = {}
         for case in self.case_ids:
-            depth = int(store.meta(case)["shape"][0])
+            meta = store.meta(case)
+            depth = int(meta["shape"][0])
             self.index.extend((case, z) for z in range(depth))
+            if "spacing" in meta:
+                self.spacing[case] = torch.tensor(meta["spacing"][1:], dtype=torch.float32)
         if limit is not None and len(self.index) > limit:
             picks = np.linspace(0, len(self.index) - 1, limit).round().astype(int)
             self.index = [self.index[i] for i in picks]
@@ -105,6 +112,8 @@ class SliceDataset(Dataset):
         if self.with_label:
             lab = np.asarray(arrays["label"][z])
             item["target"] = torch.from_numpy(one_hot(lab, self.n_classes))
+            if case in self.spacing:
+                item["spacing"] = self.spacing[case]
             if "dist" in arrays:
                 dist = np.array(arrays["dist"][:, z], dtype=np.float32)
                 if self.dist_kind:
@@ -170,6 +179,8 @@ def pad_collate(items: list[dict[str, Any]]) -> dict[str, Any]:
         out["target"] = torch.stack(targets)
     if "dist" in items[0]:
         out["dist"] = torch.stack([pad(it["dist"], "replicate") for it in items])
+    if "spacing" in items[0]:
+        out["spacing"] = torch.stack([it["spacing"] for it in items])  # (B, 2) mm
     if "weight" in items[0]:
         out["weight"] = torch.stack([pad(it["weight"][None], "constant", 1.0)[0] for it in items])
     valid = torch.zeros(len(items), h, w, dtype=torch.bool)
