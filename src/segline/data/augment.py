@@ -32,7 +32,9 @@ Levels:
 
 Distance maps (mm). Flips and rotations by multiples of 90 degrees move voxel
 centres onto voxel centres and keep all distances: the transformed map *is* the map
-of the transformed label, exactly (``tests/test_augment.py``). A zoom and an elastic
+of the transformed label, exactly for flips and up to one float32 rounding for
+quarter turns (the distance transform adds the axes' squared distances in its own
+order) (``tests/test_augment.py``). A zoom and an elastic
 warp do not; two ways are used:
 
 - per-slice 2D maps (``recompute`` with the slice's spacing: ``DIST=2d`` training,
@@ -43,11 +45,14 @@ warp do not; two ways are used:
   a patch or a slice (the nearest boundary may lie outside it), so the maps are
   warped linearly like the image (edge values repeated outside) and multiplied by
   the zoom ``s`` (zooming the content by ``s`` multiplies every distance by ``s``).
-  A distance map is 1-Lipschitz, so the error of this against the map of the warped
-  label is at most about one voxel diagonal for the zoom plus the largest
-  displacement of the elastic field (a few mm); the test checks a disc against its
-  recomputed map. Absent classes keep ``s * D`` instead of the slice's ``D``: still
-  larger than any real distance in the item.
+  Within 8 mm of the object the error against the map recomputed from the warped
+  label stays below two voxel spacings for the zoom alone (label discretisation,
+  and boundary voxels read one spacing, not ``s`` spacings, from zero), plus at
+  most the largest elastic displacement (:data:`ELASTIC_MM`, as distance maps are
+  1-Lipschitz); ``tests/test_augment.py`` checks both bounds on a disc against its
+  recomputed map. Farther out, where a zoom-out brings in points from outside the
+  array, the repeated edge values under-estimate the distance; an absent class
+  reads ``s * D`` instead of ``D`` (a patch's maps are crops of the volume's).
 
 Randomness. Every draw comes from :func:`item_rng` ``(seed, epoch, index)``, a
 generator of its own (not the patch sampler's stream), so an item's augmentation
