@@ -57,12 +57,12 @@ include make/common.mk
 
 # $(REBALANCE) (make/common.mk): Kervadec et al.'s schedule (1-a)*GDL + a*boundary,
 # a = 0.01*epoch, epochs counted from 1.
-$(RES)/gdl: LOSSES := gdl:1
-$(RES)/gdl_boundary: LOSSES := gdl:1,boundary:0.01$(REBALANCE)
-$(RES)/gdl_boundary3d: LOSSES := gdl:1,boundary:0.01$(REBALANCE)
-$(RES)/gdl_boundary3d: DIST := 3d
+$(call method,gdl): LOSSES := gdl:1
+$(call method,gdl_boundary): LOSSES := gdl:1,boundary:0.01$(REBALANCE)
+$(call method,gdl_boundary3d): LOSSES := gdl:1,boundary:0.01$(REBALANCE)
+$(call method,gdl_boundary3d): DIST := 3d
 # Hausdorff-DT (Karimi & Salcudean) with |d| instead of the paper's d^2: the maps are in
 # mm and an absent lesion gets the field-of-view diagonal D (~80 mm on the toy, ~330 mm
 # on real slabs), so d^2 makes the term ~D^2 times larger than GDL and the network
 # collapsed to empty predictions (toy, EPC=6: val Dice 0 at every epoch; |d|: 0.91).
-$(RES)/gdl_hausdorff: LOSSES := gdl:1,hausdorff:0.01[schedule=rebalance;step=0.01;cap=0.99;alpha=1]
+$(call method,gdl_hausdorff): LOSSES := gdl:1,hausdorff:0.01[schedule=rebalance;step=0.01;cap=0.99;alpha=1]

@@ -57,14 +57,14 @@ include make/common.mk
 
 # Loss specs: name:weight[options]; a scheduled term's weight is its alpha at epoch 1;
 # $(REBALANCE) (make/common.mk) is Kervadec et al.'s schedule (1-a)*GDL + a*boundary.
-$(RES)/ce: LOSSES := ce:1
-$(RES)/gdl: LOSSES := gdl:1
-$(RES)/ce_weighted: LOSSES := ce:1[weighted=true]
-$(RES)/ce_weighted: WEIGHT_MAP := 5,3
-$(RES)/gdl_boundary: LOSSES := gdl:1,boundary:0.01$(REBALANCE)
-$(RES)/gdl_boundary3d: LOSSES := gdl:1,boundary:0.01$(REBALANCE)
-$(RES)/gdl_boundary3d: DIST := 3d
+$(call method,ce): LOSSES := ce:1
+$(call method,gdl): LOSSES := gdl:1
+$(call method,ce_weighted): LOSSES := ce:1[weighted=true]
+$(call method,ce_weighted): WEIGHT_MAP := 5,3
+$(call method,gdl_boundary): LOSSES := gdl:1,boundary:0.01$(REBALANCE)
+$(call method,gdl_boundary3d): LOSSES := gdl:1,boundary:0.01$(REBALANCE)
+$(call method,gdl_boundary3d): DIST := 3d
 # Hausdorff-DT (Karimi & Salcudean) with |d| (alpha=1) rather than d^2: distances are
 # in mm and a class absent from a slice gets the slice diagonal D, so d^2 makes the
 # term ~D^2 larger than GDL (on the ISLES toy it collapsed to empty predictions).
-$(RES)/gdl_hausdorff: LOSSES := gdl:1,hausdorff:0.01[schedule=rebalance;step=0.01;cap=0.99;alpha=1]
+$(call method,gdl_hausdorff): LOSSES := gdl:1,hausdorff:0.01[schedule=rebalance;step=0.01;cap=0.99;alpha=1]

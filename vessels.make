@@ -77,13 +77,13 @@ include make/common.mk
 WEAK = --label-source pseudo --pseudo $(DATA)/pseudo
 OPTS = --patch $(PATCH) --overlap $(OVERLAP) --samples-per-epoch $(SAMPLES) --mip $(DATA)/mip \
   --metrics dice,hd95,assd,cldice,mip_dice
-$(RES)/full: LOSSES := ce:1,dice:1
-$(RES)/pseudo: LOSSES := ce:1,dice:1
-$(RES)/pseudo: OPTS += $(WEAK)
-$(RES)/mip: LOSSES := ce:1,dice:1,mip:1[axis=$(MIP_AXIS)]
-$(RES)/mip: OPTS += $(WEAK)
-$(RES)/mip_boundary: LOSSES := ce:1,dice:1,mip:1[axis=$(MIP_AXIS)],boundary:0.01$(REBALANCE)
-$(RES)/mip_boundary: OPTS += $(WEAK)
+$(call method,full): LOSSES := ce:1,dice:1
+$(call method,pseudo): LOSSES := ce:1,dice:1
+$(call method,pseudo): OPTS += $(WEAK)
+$(call method,mip): LOSSES := ce:1,dice:1,mip:1[axis=$(MIP_AXIS)]
+$(call method,mip): OPTS += $(WEAK)
+$(call method,mip_boundary): LOSSES := ce:1,dice:1,mip:1[axis=$(MIP_AXIS)],boundary:0.01$(REBALANCE)
+$(call method,mip_boundary): OPTS += $(WEAK)
 
 # --- the MIP and pseudo-label stages ------------------------------------------------
 $(DATA)/mip: private CMD = preprocess/mip.py --cases $(DATA)/cases --out $(DATA)/mip --axis $(MIP_AXIS)

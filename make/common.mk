@@ -48,6 +48,11 @@ CFLAGS :=
 endif
 TOY ?=
 SEED ?= 0
+# SEEDS='0 1 2': every method trained once per seed, each its own target
+# $(RES)/<method>/seed<k> (a run of its own, results/<ds>/seeds/ unless RUN names
+# another), so curves get a seed band and the report per-seed and pooled numbers.
+# Empty: one training per method with SEED, in results/<ds>/<method> as always.
+SEEDS ?=
 DEVICE ?= auto
 DEBUG ?=
 PACK_MODELS ?=
@@ -72,8 +77,10 @@ CROP_MARGIN ?= 10
 # Refuse archives that declare more than UNPACK_RATIO times their own size (bombs).
 UNPACK_RATIO ?= 200
 # A named run: results/<ds>/<RUN>/ with its own trainings, plots, report and archive,
-# beside the default run (results/<ds>/). A DEBUG run lands in RUN=debug by default.
-RUN ?= $(if $(DEBUG),debug)
+# beside the default run (results/<ds>/). A DEBUG run lands in RUN=debug by default,
+# a SEEDS run in RUN=seeds (a single-seed folder results/<ds>/<method> holds files, not
+# seed folders, so the two layouts never share a folder).
+RUN ?= $(if $(DEBUG),debug,$(if $(strip $(SEEDS)),seeds))
 
 IS_TOY := $(filter 1 yes true,$(TOY))
 ifneq ($(IS_TOY),)
@@ -90,7 +97,23 @@ RES := results/$(DS)$(if $(RUN),/$(RUN))
 # The run's name: archive name prefix and report title.
 NAME := $(DS)$(if $(RUN),-$(RUN))
 METHODS ?= $(ALL_METHODS)
-METHOD_DIRS := $(addprefix $(RES)/,$(METHODS))
+# A seed is digits only, without a leading zero (seed07 and seed7 would be one seed).
+nondigits = $(subst 0,,$(subst 1,,$(subst 2,,$(subst 3,,$(subst 4,,$(subst 5,,$(subst 6,,$(subst 7,,$(subst 8,,$(subst 9,,$1))))))))))
+not_a_seed = $(if $(call nondigits,$1),$1,$(if $(filter-out 0,$(filter 0%,$1)),$1))
+bad_seeds := $(strip $(foreach s,$(SEEDS),$(call not_a_seed,$(s))))
+ifneq ($(bad_seeds),)
+$(error SEEDS: $(bad_seeds): each seed is an integer >= 0 written without leading zeros, e.g. SEEDS='0 1 2')
+endif
+ifneq ($(words $(SEEDS)),$(words $(sort $(SEEDS))))
+$(error SEEDS=$(SEEDS): a seed is listed twice)
+endif
+# One training folder per method (and seed): the targets of `train`.
+METHOD_DIRS := $(if $(strip $(SEEDS)),$(foreach m,$(METHODS),$(foreach s,$(SEEDS),$(RES)/$(m)/seed$(s))),$(addprefix $(RES)/,$(METHODS)))
+# $(call method,NAME): the targets a method's variables go on, in either layout:
+#   $(call method,gdl): LOSSES := gdl:1
+method = $(RES)/$1 $(RES)/$1/seed%
+# The seed of the training being built: from its seed<k> folder, else SEED.
+RUN_SEED = $(if $(strip $(SEEDS)),$(patsubst seed%,%,$(notdir $@)),$(SEED))
 unknown_methods := $(filter-out $(ALL_METHODS) $(OPTIONAL_METHODS),$(METHODS))
 ifneq ($(unknown_methods),)
 $(error unknown METHODS: $(unknown_methods); known: $(ALL_METHODS) $(OPTIONAL_METHODS))
@@ -199,7 +222,7 @@ data: $(DATA)/dist $(DATA_EXTRA)
 # target-specific variables in the dataset makefile. Every knob it passes (EPC, NET,
 # LR, DEVICE, AMP, ...) is in the record, so changing one retrains.
 # ---------------------------------------------------------------------------
-TRAIN_PARAMS = --net $(NET) $(addprefix --net-opt ,$(NET_OPTS)) --epochs $(EPC) --batch-size $(BS) --lr $(LR) --seed $(SEED) \
+TRAIN_PARAMS = --net $(NET) $(addprefix --net-opt ,$(NET_OPTS)) --epochs $(EPC) --batch-size $(BS) --lr $(LR) --seed $(RUN_SEED) \
   --losses '$(LOSSES)' --dist-kind $(DIST) $(if $(CONTEXT),--context $(CONTEXT)) \
   $(if $(WEIGHT_MAP),--weight-map $(WEIGHT_MAP)) $(if $(filter-out 0 off no,$(COMPILE)),--compile $(COMPILE)) \
   $(if $(filter-out none,$(AUG)),--aug $(AUG)) $(if $(filter-out const,$(SCHED)),--sched $(SCHED)) \
@@ -252,8 +275,8 @@ $(PACK_POINTER): $(PACK_ITEMS) $$(stale) | $(VENV_DEP)
 pack: $(PACK_POINTER)
 
 # Predictions of the unlabelled cases (e.g. a challenge's test set) by each method.
-PREDICT_DIRS := $(addprefix $(RES)/predict/,$(METHODS))
-$(PREDICT_DIRS): private CMD = -m segline.predict --cases $(DATA)/cases --method $(RES)/$(notdir $@) \
+PREDICT_DIRS := $(patsubst $(RES)/%,$(RES)/predict/%,$(METHOD_DIRS))
+$(PREDICT_DIRS): private CMD = -m segline.predict --cases $(DATA)/cases --method $(patsubst $(RES)/predict/%,$(RES)/%,$@) \
   --out $@ --device $(DEVICE) --amp $(AMP)
 $(PREDICT_DIRS): $(RES)/predict/%: $(RES)/% $$(stale) | $(VENV_DEP)
 	$(PY) $(CMD)
@@ -284,7 +307,7 @@ help:
 	  "  $(DATA)/cases       normalise, keep geometry, split train/val/test" \
 	  "  $(DATA)/dist        signed distance maps (mm), 2D and 3D" \
 	  "  data               everything up to the distance maps" \
-	  "  $(RES)/<method>   train one method; methods: $(ALL_METHODS)$(if $(OPTIONAL_METHODS), (optional: $(OPTIONAL_METHODS)))" \
+	  "  $(RES)/<method>$(if $(strip $(SEEDS)),/seed<k>)   train one method$(if $(strip $(SEEDS)), with one seed); methods: $(ALL_METHODS)$(if $(OPTIONAL_METHODS), (optional: $(OPTIONAL_METHODS)))" \
 	  "  train              all selected methods (METHODS)" \
 	  "  $(RES)/<plot>.png one plot: $(notdir $(PLOTS))" \
 	  "  plots, report, pack" \
@@ -301,6 +324,7 @@ help:
 	  "  BS=N               batch size ($(BS))" \
 	  "  LR=x               learning rate ($(LR))" \
 	  "  SEED=N             seed for everything ($(SEED))" \
+	  "  SEEDS='0 1 2'      each method once per seed, in $$(RES)/<method>/seed<k> (RUN=seeds by default) ($(SEEDS))" \
 	  "  DEVICE=auto|cpu|cuda|cuda:N  ($(DEVICE))" \
 	  "  AMP=auto|off|bf16|fp16       mixed precision ($(AMP)); fp16 trains with loss scaling" \
 	  "  COMPILE=1|graphs   torch.compile the network (graphs: CUDA graphs); recorded ($(COMPILE))" \

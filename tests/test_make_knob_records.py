@@ -49,6 +49,8 @@ def knob_table(ds: str) -> dict[str, tuple[str, str | None]]:
         "BS": ("3", "--batch-size 3"),
         "LR": ("0.01", "--lr 0.01"),
         "SEED": ("7", "--seed 7"),
+        # one training per seed, in the debug run's seed folders
+        "SEEDS": ("0 3", f"--out results/{toy}/debug/{method}/seed3 "),
         "DEVICE": ("cpu", "--device cpu"),
         "AMP": ("off", "--amp off"),
         "COMPILE": ("1", "--compile 1"),

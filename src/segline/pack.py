@@ -157,9 +157,10 @@ def check_same_inputs(results: Path, rels: Sequence[str]) -> None:
     """
     seen: dict[str, tuple[str, str]] = {}
     for rel in rels:
-        if Path(rel).name != LINEAGE or len(Path(rel).parts) != 2:
+        # a training's lineage: <method>/lineage.json, or <method>/seed<k>/lineage.json
+        if Path(rel).name != LINEAGE or len(Path(rel).parts) not in (2, 3):
             continue
-        method = Path(rel).parts[0]
+        method = str(Path(rel).parent)
         inputs = json.loads((results / rel).read_text()).get("inputs", {})
         for key, digest in sorted(inputs.items()):
             if key in seen and seen[key][1] != digest:

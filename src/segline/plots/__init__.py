@@ -47,6 +47,7 @@ import pandas as pd
 from segline import atomic
 from segline.casestore import case_sort_key
 from segline.errors import InputError
+from segline.seeds import split_seed_folder
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -329,25 +330,42 @@ def _epochs_from_one(path: Path, epochs: pd.Series) -> None:
 
 
 class MethodResults:
-    """Lazy read access to one method's folder ``results/<ds>/<method>/``.
+    """Lazy read access to one training's folder: ``results/<ds>/<method>/``, or with
+    ``SEEDS`` one seed's ``results/<ds>/<run>/<method>/seed<k>/``.
 
     Each file is read (and checked) on first use, so a tool only needs the files it
-    uses. The method name is the folder name; the dataset name its parent's name.
+    uses. The method name is the folder name, or for a ``seed<k>`` folder its parent's
+    name (``seed`` is then ``k``, else None); the dataset name is the name of the
+    folder holding the method's folder.
 
     Args:
-        path: the method folder.
+        path: the training's folder.
 
     Raises:
         InputError: the folder does not exist (or, on access, a file is bad).
+
+    Example:
+        >>> import tempfile
+        >>> root = Path(tempfile.mkdtemp())
+        >>> (root / "toy" / "gdl" / "seed2").mkdir(parents=True)
+        >>> r = MethodResults(root / "toy" / "gdl" / "seed2")
+        >>> r.name, r.seed, r.dataset, r.label
+        ('gdl', 2, 'toy', 'gdl/seed2')
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         if not self.path.is_dir():
             raise InputError(self.path, "method results folder not found; train this method first")
-        absolute = Path(os.path.abspath(self.path))
-        self.name = absolute.name
-        self.dataset = absolute.parent.name
+        folder, self.seed = split_seed_folder(os.path.abspath(self.path))
+        method = Path(folder)
+        self.name = method.name
+        self.dataset = method.parent.name
+
+    @property
+    def label(self) -> str:
+        """``method`` or ``method/seed<k>``: the training's name in tables and legends."""
+        return self.name if self.seed is None else f"{self.name}/seed{self.seed}"
 
     def __repr__(self) -> str:
         return f"MethodResults({str(self.path)!r})"
@@ -427,19 +445,63 @@ class MethodResults:
 
 
 def load_methods(paths: Sequence[str | os.PathLike[str]]) -> list[MethodResults]:
-    """Open method folders, sorted by method name; duplicate names are refused.
+    """Open training folders, sorted by method name, then seed.
 
-    Sorting makes every output independent of the order Make passes the folders.
+    Sorting makes every output independent of the order Make passes the folders. A
+    method is given either as one folder (``<method>/``) or as seed folders
+    (``<method>/seed<k>/``), never both; a (method, seed) given twice is refused.
     """
     if not paths:
         raise InputError(".", "no method folders given")
     methods = [MethodResults(p) for p in paths]
-    seen: dict[str, Path] = {}
+    seen: dict[tuple[str, int | None], Path] = {}
+    layout: dict[str, bool] = {}
     for m in methods:
-        if m.name in seen:
-            raise InputError(m.path, f"method name {m.name!r} given twice (also {seen[m.name]})")
-        seen[m.name] = m.path
-    return sorted(methods, key=lambda m: m.name)
+        key = (m.name, m.seed)
+        if key in seen:
+            raise InputError(m.path, f"training {m.label!r} given twice (also {seen[key]})")
+        seen[key] = m.path
+        if layout.setdefault(m.name, m.seed is None) != (m.seed is None):
+            raise InputError(
+                m.path, f"method {m.name!r} given both as one folder and as seed folders"
+            )
+    return sorted(methods, key=lambda m: (m.name, -1 if m.seed is None else m.seed))
+
+
+@dataclass(frozen=True)
+class MethodGroup:
+    """One method's trainings: one per seed (``SEEDS``), or the single one.
+
+    Attributes:
+        name: the method's name.
+        runs: its trainings, by seed.
+    """
+
+    name: str
+    runs: tuple[MethodResults, ...]
+
+    @property
+    def seeds(self) -> list[int | None]:
+        """The seeds of the runs (None for a training outside a ``seed<k>`` folder)."""
+        return [r.seed for r in self.runs]
+
+
+def group_methods(runs: Sequence[MethodResults]) -> list[MethodGroup]:
+    """Group trainings by method name (as sorted by :func:`load_methods`).
+
+    Example:
+        >>> import tempfile
+        >>> root = Path(tempfile.mkdtemp())
+        >>> for sub in ("a/seed1", "a/seed0", "b"):
+        ...     (root / sub).mkdir(parents=True)
+        >>> groups = group_methods(load_methods([root / "a/seed1", root / "b", root / "a/seed0"]))
+        >>> [(g.name, g.seeds) for g in groups]
+        [('a', [0, 1]), ('b', [None])]
+    """
+    by_name: dict[str, list[MethodResults]] = {}
+    for r in runs:
+        by_name.setdefault(r.name, []).append(r)
+    return [MethodGroup(name, tuple(rs)) for name, rs in by_name.items()]
 
 
 def method_colours(names: Sequence[str]) -> dict[str, tuple[float, float, float]]:

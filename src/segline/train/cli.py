@@ -12,12 +12,12 @@ import math
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
-from pathlib import Path
 
 import torch
 
 from segline.data.augment import AUGS
 from segline.errors import InputError
+from segline.seeds import training_label
 from segline.train import compile as comp
 from segline.train import device as dev
 from segline.train import gpus, loader
@@ -249,7 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse the arguments and train; warnings are printed tagged with the method's name."""
     args = build_parser().parse_args(argv)
     check_numbers(args)
-    voice = Voice(Path(args.out).name, keep=True)  # its lines also go to train.log
+    voice = Voice(training_label(args.out), keep=True)  # its lines also go to train.log
     # a GPU token (GPUS) is held from before the network is built until the end
     with voice.warnings(), gpus.assigned(args.device, args.out, voice.say) as gpu:
         return _train(args, argv, gpu, voice)

@@ -49,6 +49,7 @@ from segline.losses import CombinedLoss
 from segline.nets import get_net
 from segline.preprocess.geometry import to_source, write_nifti_like
 from segline.provenance import write_provenance
+from segline.seeds import training_label
 from segline.train import device as dev
 from segline.train import fingerprint as fp
 from segline.train import state as st
@@ -228,7 +229,7 @@ class Trainer:
         self.cfg = cfg
         self.argv = argv
         self.out = Path(cfg.out)
-        self.voice = voice or Voice(self.out.name, keep=True)
+        self.voice = voice or Voice(training_label(self.out), keep=True)
         self.work = atomic.tmp_path_for(self.out, folder=True)
         self.store = CaseStore(cfg.cases, cfg.dist)
         self.n_classes = self.store.n_classes
