@@ -226,7 +226,7 @@ TRAIN_PARAMS = --net $(NET) $(addprefix --net-opt ,$(NET_OPTS)) --epochs $(EPC) 
   --losses '$(LOSSES)' --dist-kind $(DIST) $(if $(CONTEXT),--context $(CONTEXT)) \
   $(if $(WEIGHT_MAP),--weight-map $(WEIGHT_MAP)) $(if $(filter-out 0 off no,$(COMPILE)),--compile $(COMPILE)) \
   $(if $(filter-out none,$(AUG)),--aug $(AUG)) $(if $(filter-out const,$(SCHED)),--sched $(SCHED)) \
-  $(if $(filter-out 0,$(WARMUP)),--warmup $(WARMUP)) $(if $(filter-out 0,$(WD)),--wd $(WD)) \
+  $(if $(filter-out 0,$(WARMUP)),--warmup $(WARMUP)) $(if $(filter-out 0 0.0,$(WD)),--wd $(WD)) \
   $(OPTS) $(TRAIN_ARGS) $(DEBUG)
 $(METHOD_DIRS): private CMD = -m segline.train --cases $(DATA)/cases --dist $(DATA)/dist --out $@ \
   --lineage $(LINEAGE) --device $(DEVICE) --amp $(AMP) $(TRAIN_PARAMS)
