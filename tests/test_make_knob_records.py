@@ -54,6 +54,10 @@ def knob_table(ds: str) -> dict[str, tuple[str, str | None]]:
         "DEVICE": ("cpu", "--device cpu"),
         "AMP": ("off", "--amp off"),
         "COMPILE": ("1", "--compile 1"),
+        "AUG": ("light", "--aug light"),
+        "SCHED": ("poly", "--sched poly"),
+        "WARMUP": ("1", "--warmup 1"),
+        "WD": ("1e-4", "--wd 1e-4"),
         "WORKERS": ("2", None),  # scheduling only: results are identical for any value
         "DEBUG": ("", f"--out results/{toy}/{method} "),
         "RUN": ("other", f"--out results/{toy}/other/{method} "),

@@ -5,8 +5,8 @@ The archive is ``<outdir>/<ds>-<commit>-<hash>.tar.gz`` where ``<hash>`` is the 
 ``<sha256 of the file>  <path relative to the results folder>`` per file, sorted by
 path (the format of ``sha256sum``; it is stored in the archive as
 ``<ds>/SHA256SUMS``, so ``cd <ds> && sha256sum -c SHA256SUMS`` verifies an
-extraction). The hash leaves out the per-epoch wall times (``timing.csv``, see
-:data:`VOLATILE`), so a rerun of the same experiment gets the same name and the
+extraction). The hash leaves out the per-epoch wall times (``timing.csv``,
+``train.log``, see :data:`VOLATILE`), so a rerun of the same experiment gets the same name and the
 archive already there (with the first run's timings) is kept. Same files → same
 name; and since the tar is deterministic (sorted members, mtime 0, uid/gid 0, no
 user/group names, modes 0644) and gzip stores no name or time, the same bytes (for
