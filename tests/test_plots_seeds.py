@@ -296,7 +296,7 @@ def test_boxplot_pools_seeds_per_case(
     figs = capture(monkeypatch, boxplot)
     boxplot.plot_boxes(runs, "dice", str(tmp_path / "b.png"))
     title = figs[0].get_suptitle()
-    assert "per case: mean over the method's 1–2 seeds" in title
+    assert "per case: mean over the method's 1–2 seeds\n" in title
     ticks = [t.get_text() for t in figs[0].axes[0].get_xticklabels()]
     assert ticks == ["dice\nn=3", "focal\nn=3"]
 

@@ -133,15 +133,16 @@ def seeds_note(groups: Sequence[MethodGroup]) -> str:
     """How the seeds were pooled, for the title ("" when every method has one training).
 
     Example:
-        >>> two = (None, None)  # stand-ins for two seed trainings
-        >>> seeds_note([MethodGroup("a", two), MethodGroup("b", two)])  # type: ignore[arg-type]
-        "per case: mean over the method's 2 seeds (undefined if undefined in any seed)"
+        >>> two: tuple = (None, None)  # stand-ins for two seed trainings
+        >>> print(seeds_note([MethodGroup("a", two), MethodGroup("b", two)]))
+        per case: mean over the method's 2 seeds
+        (undefined if undefined in any seed)
     """
     counts = sorted({len(g.runs) for g in groups})
     if counts == [1]:
         return ""
     k = str(counts[0]) if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
-    return f"per case: mean over the method's {k} seeds (undefined if undefined in any seed)"
+    return f"per case: mean over the method's {k} seeds\n(undefined if undefined in any seed)"
 
 
 def plot_boxes(methods: Sequence[MethodResults], metric: str, out: str) -> None:
@@ -193,7 +194,7 @@ def plot_boxes(methods: Sequence[MethodResults], metric: str, out: str) -> None:
                 ax.set_title(cls)
         label = metric_label(metric)
         axes[0].set_ylabel(f"{label} per test case")
-        title = f"{dataset}: test {label} per case at each training's best epoch"
+        title = f"{dataset}: test {label} per case\nat each training's best epoch"
         note = seeds_note(groups)
         fig.suptitle(title + (f"\n{note}" if note else ""), fontsize=10)
         save_png(fig, out)
