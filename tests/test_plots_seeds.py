@@ -238,6 +238,9 @@ def test_progress_figure_one_and_two_seeds(
     assert run(progress.main, ["--out", str(out), *dirs]) == 0
     size, chunks = png_info(out)
     assert size == (800, 1100) and b"tEXt" not in chunks
+    again = tmp_path / "again.png"
+    assert run(progress.main, ["--out", str(again), *dirs[::-1]]) == 0
+    assert again.read_bytes() == out.read_bytes()
     figs = capture(monkeypatch, progress)
     progress.plot_progress(group_methods(load_methods(dirs))[0], str(out))
     fig = figs[0]
