@@ -213,7 +213,8 @@ def plot_progress(group: MethodGroup, out: str) -> None:
             handles.append(
                 Line2D([], [], color="grey", linestyle=":", linewidth=1, label="best epoch")
             )
-            ax.legend(handles=handles, loc="best", fontsize=8)
+            # on the top axis (the twin when there is one), so no line crosses it
+            (twin or ax).legend(handles=handles, loc="best", fontsize=8)
         axes[-1].set_xlabel("epoch")
         axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
         seeds = (
