@@ -239,14 +239,23 @@ train: $(METHOD_DIRS)
 # Plots, report, archive: each buildable alone; each names the methods it covers,
 # so METHODS=... rebuilds them.
 # ---------------------------------------------------------------------------
-CURVES := val_dice val_hd95 val_assd tra_loss val_loss $(EXTRA_CURVES)
+CURVES := val_dice val_hd95 val_assd tra_loss val_loss lr alpha epoch_time $(EXTRA_CURVES)
 CURVE_PLOTS := $(addprefix $(RES)/,$(addsuffix .png,$(CURVES)))
-PLOTS := $(CURVE_PLOTS) $(addprefix $(RES)/,test_dice_boxplot.png overlays.png $(EXTRA_PLOTS))
+# One progress figure per method (src/segline/plots/progress.py), from its folder(s).
+PROGRESS_PLOTS := $(foreach m,$(METHODS),$(RES)/progress_$(m).png)
+PLOTS := $(CURVE_PLOTS) $(addprefix $(RES)/,test_dice_boxplot.png overlays.png $(EXTRA_PLOTS)) \
+  $(PROGRESS_PLOTS)
 
 $(CURVE_PLOTS): private CMD = -m segline.plots.curves --metric $(basename $(notdir $@)) --out $@ $(METHOD_DIRS)
 $(RES)/test_dice_boxplot.png: private CMD = -m segline.plots.boxplot --metric dice --out $@ $(METHOD_DIRS)
 $(RES)/overlays.png: private CMD = -m segline.plots.overlays --cases $(DATA)/cases --out $@ $(METHOD_DIRS)
 $(CURVE_PLOTS) $(RES)/test_dice_boxplot.png $(RES)/overlays.png: $(METHOD_DIRS) $$(stale) | $(VENV_DEP)
+	$(PY) $(CMD)
+# $(call method_dirs,NAME): the training folder(s) of one method, in either layout.
+method_dirs = $(filter $(RES)/$1 $(addprefix $(RES)/$1/seed,$(SEEDS)),$(METHOD_DIRS))
+$(PROGRESS_PLOTS): private CMD = -m segline.plots.progress --out $@ \
+  $(call method_dirs,$(patsubst progress_%.png,%,$(notdir $@)))
+$(PROGRESS_PLOTS): $(RES)/progress_%.png: $$(call method_dirs,$$*) $$(stale) | $(VENV_DEP)
 	$(PY) $(CMD)
 
 plots: $(PLOTS)
