@@ -33,6 +33,12 @@ element-wise float64 ``+ - * /`` decide voxel values (see :mod:`deterministic`),
 MTT/Tmax are rounded to 1/64 s (exact binary fractions), so the archives are the same
 bytes everywhere; their md5s are pinned in ``lineage/isles-toy.lineage``.
 
+The generator's parameters are a :class:`ToyIslesParams`; its defaults are the toy
+above. ``ISLES_HARD_TOY`` (``make -f isles.make TOY=hard``, md5s in
+``lineage/isles-hard-toy.lineage``) is a hard variant on which loss methods differ: 30
+labelled cases with 1–3 lesions of a few mm (0.1–1 % of the voxels), a core whose
+CBF/CBV are close to the penumbra's, and twice the noise.
+
 Example:
     >>> case = make_case(0, 1, labelled=True)
     >>> case.folder, case.volumes["CT"].dtype.name, case.volumes["OT"].dtype.name
