@@ -14,6 +14,8 @@
 #   DS_NAME         short name (spleen, isles, vessels)
 #   REAL_ARCHIVES   the downloaded archive(s), REAL_LINEAGE their md5 file
 #   TOY_ARCHIVES    the generated toy archive(s), TOY_LINEAGE, TOY_GENERATOR
+#   TOY_VARIANTS    (optional) named toy variants: TOY=<variant> selects one (DS becomes
+#                   $(DS_NAME)-<variant>-toy; the makefile picks its TOY_* by $(TOY))
 #   ADAPTER         the slicing adapter (msd, isles)
 #   ALL_METHODS     every method it declares (results/$(DS)/<method> targets)
 # and may set (hooks for extra stages):
@@ -82,9 +84,12 @@ UNPACK_RATIO ?= 200
 # seed folders, so the two layouts never share a folder).
 RUN ?= $(if $(DEBUG),debug,$(if $(strip $(SEEDS)),seeds))
 
-IS_TOY := $(filter 1 yes true,$(TOY))
+ifneq ($(filter-out 0 no false 1 yes true $(TOY_VARIANTS),$(TOY)),)
+$(error TOY=$(TOY): use TOY=1 (the toy)$(if $(TOY_VARIANTS), or a variant: $(TOY_VARIANTS)))
+endif
+IS_TOY := $(filter 1 yes true $(TOY_VARIANTS),$(TOY))
 ifneq ($(IS_TOY),)
-DS ?= $(DS_NAME)-toy
+DS ?= $(DS_NAME)$(addprefix -,$(filter $(TOY_VARIANTS),$(TOY)))-toy
 ARCHIVES ?= $(TOY_ARCHIVES)
 LINEAGE ?= $(TOY_LINEAGE)
 else
@@ -323,7 +328,7 @@ help:
 	  "  predict            each method's predictions of the unlabelled cases -> $(RES)/predict/<method>/" \
 	  "  clean-results, clean-data   remove this dataset's results / data" \
 	  "knobs (current value):" \
-	  "  TOY=1              embedded toy data instead of the real archive ($(TOY))" \
+	  "  TOY=1              embedded toy data instead of the real archive ($(TOY))$(if $(TOY_VARIANTS),; variants: TOY=$(TOY_VARIANTS))" \
 	  "  METHODS=...        subset of methods ($(METHODS))" \
 	  "  NET=...            ENet UNet ResidualUNet Dimwit$(if $(filter UNet3D,$(NET)), UNet3D) ($(NET))" \
 	  "  NET_OPTS='k=v ...'  network options, e.g. 'base=16 depth=3' ($(NET_OPTS))" \

@@ -22,6 +22,7 @@ from segline.cli import entry
 GENERATORS: dict[str, tuple[str, str]] = {
     "spleen": ("segline.datasets.toy_spleen", "write_toy_archives"),
     "isles": ("segline.datasets.toy_isles", "write_toy_archives"),
+    "isles-hard": ("segline.datasets.toy_isles", "write_hard_toy_archives"),
     "vessels": ("segline.datasets.toy_vessels", "write_toy_archives"),
 }
 

@@ -17,6 +17,7 @@ pytestmark = pytest.mark.make
 
 ARGS = ("-f", "isles.make", "TOY=1", "NET=Dimwit", "EPC=2")
 METHODS = ["gdl", "gdl_boundary", "gdl_boundary3d", "gdl_hausdorff"]
+HARD_METHODS = ["gdl", "gdl_boundary", "gdl_boundary3d", "gdl_hausdorff"]
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +79,24 @@ def test_dry_run_plans_and_changes_nothing(tmp_path: Path, run_make) -> None:
     assert "make_toy.py --dataset isles --out data/isles-toy_Training.zip " \
         "--out data/isles-toy_Testing.zip" in plan.stdout
     assert snapshot(root) == before
+
+
+def test_hard_toy_dry_run_plans_its_own_data(tmp_path: Path, run_make) -> None:
+    """TOY=hard: its own archives, lineage, DS (isles-hard-toy) and split (12 test cases)."""
+    root = copy_project(tmp_path / "p")
+    before = snapshot(root)
+    plan = run_make(root, "-n", "-f", "isles.make", "TOY=hard")
+    assert plan.returncode == 0, plan.stderr
+    assert "make_toy.py --dataset isles-hard --out data/isles-hard-toy_Training.zip " \
+        "--out data/isles-hard-toy_Testing.zip" in plan.stdout
+    assert "--lineage lineage/isles-hard-toy.lineage --out data/isles-hard-toy/raw" in plan.stdout
+    assert "--out data/isles-hard-toy/cases --adapter isles --n-test 12 --n-val 3" in plan.stdout
+    trainings = re.findall(r"--out results/isles-hard-toy/(\w+) .*--epochs (\d+) ", plan.stdout)
+    assert sorted(trainings) == sorted((m, "5") for m in HARD_METHODS)
+    assert "isles-toy" not in plan.stdout.replace("isles-hard-toy", "")
+    assert snapshot(root) == before
+    bad = run_make(root, "-n", "-f", "isles.make", "TOY=hrad")
+    assert bad.returncode != 0 and "TOY=hrad: use TOY=1 (the toy) or a variant: hard" in bad.stderr
 
 
 def test_missing_real_zips_guidance(tmp_path: Path, run_make) -> None:

@@ -14,15 +14,19 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from segline.datasets.toy_isles import (
     APPLEDOUBLE,
+    ISLES_HARD_TOY,
+    ISLES_TOY,
     N_TEST,
     N_TRAIN,
     PREFIX,
     TEST_ORDER,
     TRAIN_ORDER,
     ToyCase,
+    ToyIslesParams,
     make_case,
     smir_ids,
     toy_isles_bytes,
@@ -53,8 +57,8 @@ def _members(data: bytes) -> dict[str, bytes]:
         return {name: zf.read(name) for name in zf.namelist()}
 
 
-def _lineage() -> list[tuple[str, str]]:
-    lines = [ln for ln in LINEAGE.read_text().splitlines() if ln and not ln.startswith("#")]
+def _lineage(path: Path = LINEAGE) -> list[tuple[str, str]]:
+    lines = [ln for ln in path.read_text().splitlines() if ln and not ln.startswith("#")]
     return [tuple(re.fullmatch(r"([0-9a-f]{32})  (\S+)", ln).groups()) for ln in lines]
 
 
@@ -184,3 +188,78 @@ def test_lesion_visible_in_perfusion_maps(cases: list[ToyCase]) -> None:
         # MTT and Tmax on a 1/64 s grid (exact binary fractions: byte-stable)
         for mod in ("CT_MTT", "CT_Tmax"):
             assert np.array_equal(v[mod] * 64, np.rint(v[mod] * 64))
+
+
+# ---------------------------------------------------------------------- hard toy
+
+HARD_LINEAGE = ROOT / "lineage" / "isles-hard-toy.lineage"
+
+
+@pytest.fixture(scope="module")
+def hard_archives() -> tuple[bytes, bytes]:
+    return toy_isles_bytes(params=ISLES_HARD_TOY)
+
+
+def test_default_params_are_the_pinned_toy() -> None:
+    """The factored-out parameters reproduce the pinned toy (its md5s are checked above)."""
+    assert ToyIslesParams() == ISLES_TOY
+    assert (ISLES_TOY.n_train, ISLES_TOY.n_test, ISLES_TOY.lesions) == (N_TRAIN, N_TEST, (1, 1))
+
+
+def test_hard_md5s_match_lineage(hard_archives: tuple[bytes, bytes]) -> None:
+    """Regression test of the hard variant: two generations, the pinned md5s, the CLI."""
+    assert toy_isles_bytes(params=ISLES_HARD_TOY) == hard_archives
+    assert _lineage(HARD_LINEAGE) == [
+        (hashlib.md5(hard_archives[0]).hexdigest(), "data/isles-hard-toy_Training.zip"),
+        (hashlib.md5(hard_archives[1]).hexdigest(), "data/isles-hard-toy_Testing.zip"),
+    ]
+    assert hard_archives[0] != toy_isles_bytes()[0]
+
+
+def test_hard_make_toy_cli(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("make_toy", ROOT / "preprocess" / "make_toy.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    outs = [tmp_path / "isles-hard-toy_Training.zip", tmp_path / "isles-hard-toy_Testing.zip"]
+    argv = ["--dataset", "isles-hard", "--out", str(outs[0]), "--out", str(outs[1])]
+    assert module.main(argv) == 0
+    assert [hashlib.md5(p.read_bytes()).hexdigest() for p in outs] == [
+        m for m, _ in _lineage(HARD_LINEAGE)
+    ]
+
+
+def _components(mask: np.ndarray) -> list[int]:
+    """Voxel counts of the 26-connected components of ``mask``."""
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3, 3), dtype=bool))
+    return np.bincount(labels.ravel())[1:].tolist() if n else []
+
+
+def test_hard_lesions_small_sparse_low_contrast() -> None:
+    """The hard toy's claims (README, isles.make): 30 labelled cases, 1-3 lesions of a
+    few mm, < 1.5 % foreground, core CBF/CBV close to the penumbra's."""
+    cases = toy_isles_cases(params=ISLES_HARD_TOY)
+    labelled = [c for c in cases if c.labelled]
+    assert (len(labelled), len(cases) - len(labelled)) == (30, 2)
+    counts, fractions, sizes, cbf_ratio, cbv_ratio = [], [], [], [], []
+    for case in labelled:
+        v = case.volumes
+        core = v["OT"].astype(bool)
+        brain = v["CT_CBF"] > 0
+        per_slice = core.any(axis=(0, 1))
+        assert per_slice.any() and not per_slice.all(), case.folder
+        assert (brain | ~core).all()
+        comps = _components(core)
+        counts.append(len(comps))
+        sizes += comps
+        fractions.append(core.mean())
+        # penumbra: hypoperfused (Tmax high) but not core, one voxel away from the core
+        near = ndimage.binary_dilation(core, iterations=2) & ~ndimage.binary_dilation(core)
+        pen = brain & near & (v["CT_Tmax"] > 6.0)
+        cbf_ratio.append(np.median(v["CT_CBF"][core]) / np.median(v["CT_CBF"][pen]))
+        cbv_ratio.append(np.median(v["CT_CBV"][core]) / np.median(v["CT_CBV"][pen]))
+    assert set(counts) == {1, 2, 3}  # several lesions in some cases, one in others
+    assert max(fractions) < 0.015 and np.median(fractions) < 0.005  # heavy imbalance
+    assert np.median(sizes) < 60 and min(sizes) >= 1  # voxels (~0.8 mm x 0.8 mm x 4-5 mm)
+    # low contrast: the core's CBF/CBV are within a factor ~2 of the penumbra's (the
+    # pinned toy's core CBF is < 0.35x of normal tissue)
+    assert 0.5 < np.median(cbf_ratio) < 1.0 and 0.5 < np.median(cbv_ratio) < 1.0

@@ -33,6 +33,12 @@ element-wise float64 ``+ - * /`` decide voxel values (see :mod:`deterministic`),
 MTT/Tmax are rounded to 1/64 s (exact binary fractions), so the archives are the same
 bytes everywhere; their md5s are pinned in ``lineage/isles-toy.lineage``.
 
+The generator's parameters are a :class:`ToyIslesParams`; its defaults are the toy
+above. ``ISLES_HARD_TOY`` (``make -f isles.make TOY=hard``, md5s in
+``lineage/isles-hard-toy.lineage``) is a hard variant on which loss methods differ: 30
+labelled cases with 1–3 lesions of a few mm (0.1–1 % of the voxels), a core whose
+CBF/CBV are close to the penumbra's, and twice the noise.
+
 Example:
     >>> case = make_case(0, 1, labelled=True)
     >>> case.folder, case.volumes["CT"].dtype.name, case.volumes["OT"].dtype.name
@@ -87,6 +93,92 @@ SECONDS_GRID = 64.0  # MTT / Tmax rounded to 1/64 s
 
 
 @dataclass(frozen=True)
+class ToyIslesParams:
+    """Generator parameters of one toy variant; the defaults are the pinned ``isles`` toy.
+
+    Lengths are in voxels (in-plane 0.80–0.98 mm, slices 4–5 mm), perfusion values in
+    the units of the maps (see the module constants). ``ISLES_TOY`` reproduces the bytes
+    pinned in ``lineage/isles-toy.lineage``; ``ISLES_HARD_TOY`` is the hard variant.
+
+    Attributes:
+        stream: name of the random stream family (cases of two variants are independent).
+        n_train, n_test: cases in the training (labelled) and testing archives.
+        depths: slices per case, one drawn per case.
+        lesions: (min, max) lesions per case; with (1, 1) no count is drawn.
+        lesion_radius: (min, max) in-plane semi-axis of a lesion's core, voxels.
+        lesion_depth: (min, max) semi-axis across slices, slices.
+        lesion_offset: (min, max) distance of a lesion centre from the midline, voxels.
+        lesion_bumps: std of the smooth field that lobulates a lesion's outline.
+        penumbra: penumbra outline at ``q < penumbra`` (core ``q < 1``): radius factor
+            ``sqrt(penumbra)``.
+        hu_core_drop: early hypodensity of the core on CT, HU.
+        cbf_core, cbv_core, mtt_core, tmax_core: core values (CBF ml/100 g/min, CBV
+            arbitrary units, MTT and Tmax s).
+        cbf_penumbra_factor, cbv_penumbra_factor: penumbra CBF, CBV as a factor of normal.
+        mtt_penumbra, tmax_penumbra: penumbra MTT, Tmax (s).
+        noise: factor on every map's texture noise (1: the pinned toy's).
+        attempts: draws of the lesions until some slice is lesion-free and the core is
+            not empty (1: fail instead, as the pinned toy never needs a second draw).
+        min_core_voxels: a draw whose core has fewer voxels is redrawn.
+    """
+
+    stream: str = "isles"
+    n_train: int = N_TRAIN
+    n_test: int = N_TEST
+    depths: tuple[int, ...] = DEPTHS
+    lesions: tuple[int, int] = (1, 1)
+    lesion_radius: tuple[float, float] = (5.5, 10.0)
+    lesion_depth: tuple[float, float] = (0.8, 1.4)
+    lesion_offset: tuple[float, float] = (9.0, 14.0)
+    lesion_bumps: float = 0.25
+    penumbra: float = 2.6
+    hu_core_drop: float = HU_CORE_DROP
+    cbf_core: float = CBF_CORE
+    cbv_core: float = CBV_CORE
+    mtt_core: float = MTT_CORE
+    tmax_core: float = TMAX_CORE
+    cbf_penumbra_factor: float = CBF_PENUMBRA_FACTOR
+    cbv_penumbra_factor: float = CBV_PENUMBRA_FACTOR
+    mtt_penumbra: float = MTT_PENUMBRA
+    tmax_penumbra: float = TMAX_PENUMBRA
+    noise: float = 1.0
+    attempts: int = 1
+    min_core_voxels: int = 1
+
+
+ISLES_TOY = ToyIslesParams()
+# The hard variant (``make -f isles.make TOY=hard``), like ISLES lesions: 1-3 small
+# lesions per case (core semi-axes 1.5-5 voxels, i.e. 1.2-4.9 mm: diameters of a few
+# mm), a wide penumbra whose CBF/CBV lie close to the core's, twice the texture noise,
+# a barely visible CT hypodensity, and 30 labelled cases so that a test split of 12
+# cases supports a paired test. Tuned to be hard, not for any method.
+ISLES_HARD_TOY = ToyIslesParams(
+    stream="isles-hard",
+    n_train=30,
+    n_test=2,
+    depths=(4, 5, 6),
+    lesions=(1, 3),
+    lesion_radius=(1.5, 5.0),
+    lesion_depth=(0.6, 1.2),
+    lesion_offset=(6.0, 16.0),
+    lesion_bumps=0.2,
+    penumbra=4.0,
+    hu_core_drop=2.0,
+    cbf_core=14.0,
+    cbv_core=15.0,
+    mtt_core=10.0,
+    tmax_core=10.5,
+    cbf_penumbra_factor=0.55,
+    cbv_penumbra_factor=0.95,
+    mtt_penumbra=8.5,
+    tmax_penumbra=9.5,
+    noise=2.0,
+    attempts=20,
+    min_core_voxels=4,
+)
+
+
+@dataclass(frozen=True)
 class ToyCase:
     """One generated case, as its NIfTI files hold it.
 
@@ -118,8 +210,10 @@ class ToyCase:
         """``(archive path, NIfTI bytes)`` of the volumes the archive holds for this case."""
         order = TRAIN_ORDER if self.labelled else TEST_ORDER
         return [
-            (f"{self.folder}/{self.name(m)}/{self.name(m)}.nii",
-             nifti_bytes(self.volumes[m], self.affine))
+            (
+                f"{self.folder}/{self.name(m)}/{self.name(m)}.nii",
+                nifti_bytes(self.volumes[m], self.affine),
+            )
             for m in order
         ]
 
@@ -149,7 +243,41 @@ def _seconds(values: np.ndarray) -> np.ndarray:
     return np.maximum(np.rint(values * SECONDS_GRID) / SECONDS_GRID, 0.0)
 
 
-def make_case(seed: int, number: int, labelled: bool = True) -> ToyCase:
+def _lesion_field(
+    geo: CounterRNG,
+    bumps: CounterRNG,
+    params: ToyIslesParams,
+    centre: tuple[float, float],
+    grid: tuple[np.ndarray, np.ndarray, np.ndarray],
+    shape: tuple[int, int, int],
+) -> np.ndarray:
+    """``q + bumps`` of one lobulated ellipsoid lesion (core at < 1), in one hemisphere.
+
+    Args:
+        geo: stream of the lesion's geometry draws (side, centre, semi-axes).
+        bumps: stream of its lobulation field.
+        params: the variant's lesion ranges (voxels, slices).
+        centre: head centre (x, y), voxels.
+        grid: voxel index grids i, j, k (broadcastable to ``shape``).
+        shape: (X, Y, Z) of the case.
+    """
+    i, j, k = grid
+    cx, cy = centre
+    nz = shape[2]
+    side = 1.0 if geo.integers(0, 2) else -1.0
+    li = cx + side * geo.uniform(*params.lesion_offset)
+    lj = cy + geo.uniform(-9.0, 9.0)
+    lk = geo.uniform(1.0, nz - 2.0)
+    rx, ry = geo.uniform(*params.lesion_radius), geo.uniform(*params.lesion_radius)
+    rz = geo.uniform(*params.lesion_depth)
+    u, v, w = (i - li) / rx, (j - lj) / ry, (k - lk) / rz
+    q = u * u + v * v + w * w
+    return q + smooth_noise(bumps, shape, (2, 2, 0), 2, std=params.lesion_bumps)
+
+
+def make_case(
+    seed: int, number: int, labelled: bool = True, params: ToyIslesParams = ISLES_TOY
+) -> ToyCase:
     """Generate ``case_<number>`` of the training (``labelled``) or testing set.
 
     Every case has its own random stream, so cases do not depend on one another.
@@ -158,6 +286,7 @@ def make_case(seed: int, number: int, labelled: bool = True) -> ToyCase:
         seed: the toy data set's seed.
         number: N of ``case_N`` (>= 1).
         labelled: TRAINING (True) or TESTING (False) case.
+        params: the toy variant (default: the pinned ``isles`` toy).
 
     Returns:
         the case's volumes (the real dtypes), affine and SMIR ids.
@@ -165,10 +294,10 @@ def make_case(seed: int, number: int, labelled: bool = True) -> ToyCase:
     if number < 1:
         raise ValueError(f"case numbers start at 1, got {number}")
     split = "train" if labelled else "test"
-    rng = CounterRNG(seed, "isles", split, number)
+    rng = CounterRNG(seed, params.stream, split, number)
     geo = rng.child("geometry")
     nx = ny = IN_PLANE
-    nz = DEPTHS[geo.integers(0, len(DEPTHS))]
+    nz = params.depths[geo.integers(0, len(params.depths))]
     sxy = geo.integers(SPACING_256THS[0], SPACING_256THS[1] + 1) / 256.0
     sz = SLICE_MM[geo.integers(0, len(SLICE_MM))]
     affine = np.array(
@@ -203,22 +332,30 @@ def make_case(seed: int, number: int, labelled: bool = True) -> ToyCase:
     vy = (j - (cy - 2.0)) / geo.uniform(7.0, 9.0)
     csf = brain & ((vx1 * vx1 + vy * vy < 1.0) | (vx2 * vx2 + vy * vy < 1.0))
 
-    # Lesion: a lobulated ellipsoid in one hemisphere, away from the midline.
-    side = 1.0 if geo.integers(0, 2) else -1.0
-    li = cx + side * geo.uniform(9.0, 14.0)
-    lj = cy + geo.uniform(-9.0, 9.0)
-    lk = geo.uniform(1.0, nz - 2.0)
-    rx, ry = geo.uniform(5.5, 10.0), geo.uniform(5.5, 10.0)
-    rz = geo.uniform(0.8, 1.4)
-    u, v, w = (i - li) / rx, (j - lj) / ry, (k - lk) / rz
-    q = u * u + v * v + w * w
-    bumps = smooth_noise(rng.child("lesion"), shape, (2, 2, 0), 2, std=0.25)
-    core = brain & ~csf & (q + bumps < 1.0)
-    penumbra = brain & ~csf & ~core & (q + bumps < 2.6)
-    per_slice = core.any(axis=(0, 1))
-    if not per_slice.any() or per_slice.all():
-        raise RuntimeError(f"toy isles case {number}: lesion in {int(per_slice.sum())} "
-                           f"of {nz} slices (need some, not all)")
+    # Lesions: lobulated ellipsoids, each in one hemisphere away from the midline. The
+    # first lesion of the first draw continues the geometry stream (the pinned toy's
+    # bytes); further lesions and redraws have their own streams.
+    for attempt in range(params.attempts):
+        base = rng if attempt == 0 else rng.child("attempt", attempt)
+        lo, hi = params.lesions
+        count = lo if lo == hi else base.child("count").integers(lo, hi + 1)
+        field = np.full(shape, np.inf)
+        for n in range(count):
+            lgeo = geo if (attempt, n) == (0, 0) else base.child("lesion-geometry", n)
+            bumps = base.child("lesion") if n == 0 else base.child("lesion", n)
+            one = _lesion_field(lgeo, bumps, params, (cx, cy), (i, j, k), shape)
+            field = np.minimum(field, one)
+        core = brain & ~csf & (field < 1.0)
+        penumbra = brain & ~csf & ~core & (field < params.penumbra)
+        per_slice = core.any(axis=(0, 1))
+        if per_slice.any() and not per_slice.all() and core.sum() >= params.min_core_voxels:
+            break
+    else:
+        raise RuntimeError(
+            f"toy isles case {number}: lesion in {int(per_slice.sum())} "
+            f"of {nz} slices, {int(core.sum())} core voxels (need some "
+            f"slices, not all, and >= {params.min_core_voxels} voxels)"
+        )
     wcore, wpen = _soft(core), _soft(penumbra | core)
 
     tex = rng.child("texture")
@@ -226,11 +363,12 @@ def make_case(seed: int, number: int, labelled: bool = True) -> ToyCase:
     def noise(name: str, std: float) -> np.ndarray:
         """Smooth tissue texture plus a little white noise (units of the map)."""
         stream = tex.child(name)
+        std = std * params.noise
         smooth = smooth_noise(stream.child("smooth"), shape, (2, 2, 0), 2, std=std)
         return smooth + stream.child("white").normal(shape, terms=4) * (0.4 * std)
 
     # CT (HU, int32): air, skull, brain; the core a few HU darker.
-    ct = _tissue(grey, csf, (HU_GREY, HU_WHITE, HU_CSF)) - HU_CORE_DROP * wcore
+    ct = _tissue(grey, csf, (HU_GREY, HU_WHITE, HU_CSF)) - params.hu_core_drop * wcore
     ct = ct + noise("ct", 3.0)
     skull = HU_BONE + noise("bone", 80.0)
     ct = np.where(brain, ct, np.where(head, skull, HU_AIR + noise("air", 6.0)))
@@ -238,17 +376,17 @@ def make_case(seed: int, number: int, labelled: bool = True) -> ToyCase:
 
     # Perfusion maps: normal tissue, penumbra, core; zero outside the brain.
     cbf = _tissue(grey, csf, CBF_NORMAL)
-    cbf = cbf + wpen * (CBF_PENUMBRA_FACTOR - 1.0) * cbf
-    cbf = cbf + wcore * (CBF_CORE - cbf) + noise("cbf", 4.0)
+    cbf = cbf + wpen * (params.cbf_penumbra_factor - 1.0) * cbf
+    cbf = cbf + wcore * (params.cbf_core - cbf) + noise("cbf", 4.0)
     cbv = _tissue(grey, csf, CBV_NORMAL)
-    cbv = cbv + wpen * (CBV_PENUMBRA_FACTOR - 1.0) * cbv
-    cbv = cbv + wcore * (CBV_CORE - cbv) + noise("cbv", 2.5)
+    cbv = cbv + wpen * (params.cbv_penumbra_factor - 1.0) * cbv
+    cbv = cbv + wcore * (params.cbv_core - cbv) + noise("cbv", 2.5)
     mtt = _tissue(grey, csf, MTT_NORMAL)
-    mtt = mtt + wpen * (MTT_PENUMBRA - mtt)
-    mtt = mtt + wcore * (MTT_CORE - mtt) + noise("mtt", 0.5)
+    mtt = mtt + wpen * (params.mtt_penumbra - mtt)
+    mtt = mtt + wcore * (params.mtt_core - mtt) + noise("mtt", 0.5)
     tmax = _tissue(grey, csf, TMAX_NORMAL)
-    tmax = tmax + wpen * (TMAX_PENUMBRA - tmax)
-    tmax = tmax + wcore * (TMAX_CORE - tmax) + noise("tmax", 0.5)
+    tmax = tmax + wpen * (params.tmax_penumbra - tmax)
+    tmax = tmax + wcore * (params.tmax_core - tmax) + noise("tmax", 0.5)
     cbf_u = np.where(brain, np.clip(np.rint(cbf), 1, 65535), 0).astype(np.uint16)
     cbv_u = np.where(brain, np.clip(np.rint(cbv), 1, 65535), 0).astype(np.uint16)
     mtt_s = np.where(brain, _seconds(mtt), 0.0)
@@ -271,12 +409,22 @@ def make_case(seed: int, number: int, labelled: bool = True) -> ToyCase:
     return ToyCase(number, labelled, volumes, affine, smir_ids(number, labelled))
 
 
-def toy_isles_cases(seed: int = 0, n_train: int = N_TRAIN, n_test: int = N_TEST) -> list[ToyCase]:
-    """Training cases ``case_1..n_train`` then testing cases ``case_1..n_test``."""
+def toy_isles_cases(
+    seed: int = 0,
+    n_train: int | None = None,
+    n_test: int | None = None,
+    params: ToyIslesParams = ISLES_TOY,
+) -> list[ToyCase]:
+    """Training cases ``case_1..n_train`` then testing cases ``case_1..n_test``.
+
+    ``None`` counts are the variant's own (``params.n_train``, ``params.n_test``).
+    """
+    n_train = params.n_train if n_train is None else n_train
+    n_test = params.n_test if n_test is None else n_test
     if n_train < 0 or n_test < 0:
         raise ValueError(f"case counts must be >= 0, got {n_train}, {n_test}")
-    return [make_case(seed, n, True) for n in range(1, n_train + 1)] + [
-        make_case(seed, n, False) for n in range(1, n_test + 1)
+    return [make_case(seed, n, True, params) for n in range(1, n_train + 1)] + [
+        make_case(seed, n, False, params) for n in range(1, n_test + 1)
     ]
 
 
@@ -297,7 +445,11 @@ def _with_junk(files: list[Entry]) -> list[Entry]:
 
 
 def toy_isles_entries(
-    seed: int = 0, n_train: int = N_TRAIN, n_test: int = N_TEST, junk: bool = True
+    seed: int = 0,
+    n_train: int | None = None,
+    n_test: int | None = None,
+    junk: bool = True,
+    params: ToyIslesParams = ISLES_TOY,
 ) -> tuple[list[Entry], list[Entry]]:
     """The two archives' files as ``(path, bytes)`` lists, sorted by path.
 
@@ -305,7 +457,7 @@ def toy_isles_entries(
         (training zip entries, testing zip entries), no folder entries (the zip
         writer adds them).
     """
-    cases = toy_isles_cases(seed, n_train, n_test)
+    cases = toy_isles_cases(seed, n_train, n_test, params)
     train = [f for c in cases if c.labelled for f in c.files()]
     test = [f for c in cases if not c.labelled for f in c.files()]
     if junk:
@@ -314,23 +466,42 @@ def toy_isles_entries(
 
 
 def toy_isles_bytes(
-    seed: int = 0, n_train: int = N_TRAIN, n_test: int = N_TEST
+    seed: int = 0,
+    n_train: int | None = None,
+    n_test: int | None = None,
+    params: ToyIslesParams = ISLES_TOY,
 ) -> tuple[bytes, bytes]:
     """The complete ``(training, testing)`` zip archives (members stored, fixed dates)."""
-    train, test = toy_isles_entries(seed, n_train, n_test)
+    train, test = toy_isles_entries(seed, n_train, n_test, params=params)
     return zip_bytes(train), zip_bytes(test)
 
 
+def _write(outs: list[Path], seed: int, params: ToyIslesParams) -> None:
+    """Write the training and testing zips of variant ``params`` atomically."""
+    if len(outs) != 2:
+        raise ValueError(f"the isles toy is two archives (training, testing), got {len(outs)}")
+    train, test = toy_isles_bytes(seed, params=params)
+    atomic.write_bytes(Path(outs[0]), train)
+    atomic.write_bytes(Path(outs[1]), test)
+
+
 def write_toy_archives(outs: list[Path], seed: int = 0) -> None:
-    """``preprocess/make_toy.py`` entry point: write the training and testing zips.
+    """``preprocess/make_toy.py --dataset isles``: write the training and testing zips.
 
     Args:
         outs: ``[training zip, testing zip]`` (normally ``data/isles-toy_Training.zip``
             and ``data/isles-toy_Testing.zip``), each written atomically.
         seed: data set seed (the md5s in ``lineage/isles-toy.lineage`` are for 0).
     """
-    if len(outs) != 2:
-        raise ValueError(f"the isles toy is two archives (training, testing), got {len(outs)}")
-    train, test = toy_isles_bytes(seed)
-    atomic.write_bytes(Path(outs[0]), train)
-    atomic.write_bytes(Path(outs[1]), test)
+    _write(outs, seed, ISLES_TOY)
+
+
+def write_hard_toy_archives(outs: list[Path], seed: int = 0) -> None:
+    """``preprocess/make_toy.py --dataset isles-hard``: the hard variant's two zips.
+
+    Args:
+        outs: ``[training zip, testing zip]`` (normally ``data/isles-hard-toy_Training.zip``
+            and ``data/isles-hard-toy_Testing.zip``), each written atomically.
+        seed: data set seed (the md5s in ``lineage/isles-hard-toy.lineage`` are for 0).
+    """
+    _write(outs, seed, ISLES_HARD_TOY)
