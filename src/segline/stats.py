@@ -153,9 +153,7 @@ def holm(pvalues: Sequence[float]) -> list[float]:
     return [float(round(v, 15)) if math.isfinite(v) else math.nan for v in out]
 
 
-def verdict(
-    diff_mean: float, p_holm: float, higher_is_better: bool, alpha: float = ALPHA
-) -> str:
+def verdict(diff_mean: float, p_holm: float, higher_is_better: bool, alpha: float = ALPHA) -> str:
     """``"better"`` / ``"worse"`` / ``"no evidence"`` for a method against the reference.
 
     Evidence needs a Holm-adjusted p-value below ``alpha`` and a non-zero mean
