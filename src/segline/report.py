@@ -135,8 +135,9 @@ BOLD_RULE = (
     "- Bold: only a mean difference with evidence (verdict better or worse) in the\n"
     "  statistics tables; the results tables mark no best method, since a higher mean\n"
     "  without evidence is no finding. The CSV's `best_*` columns still name the best\n"
-    "  mean per column among the methods ({which}; ties all marked; distance metrics:\n"
-    "  only methods without undefined cases).\n"
+    "  mean per column among the methods' own rows\n"
+    "  ({which}; ties all marked;\n"
+    "  on a distance metric a method with undefined cases is never best).\n"
 )
 
 
