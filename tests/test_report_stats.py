@@ -104,6 +104,7 @@ def test_worse_on_every_case_and_identical_method(three: Path, store: Path, tmp_
     assert float(b["stat_hd95_p_holm"]) == pytest.approx(holm([wilcoxon_p(diffs), 1.0])[0])
     # lower defined HD95 mean, but an undefined case: never best on a distance
     assert float(b["test_hd95_mean"]) == 1.0 and b["test_hd95_undefined"] == "1"
+    assert (b["stat_hd95_undefined_method"], b["stat_hd95_undefined_reference"]) == ("1", "0")
     assert csv["best_test_hd95"].to_dict() == {"a": "True", "b": "False", "c": "True"}
 
     md = (tmp_path / "report.md").read_text()
@@ -111,6 +112,9 @@ def test_worse_on_every_case_and_identical_method(three: Path, store: Path, tmp_
     lo, hi = float(b["stat_dice_ci_lo"]), float(b["stat_dice_ci_hi"])
     assert f"| b | **{d:+.4f} [{lo:+.4f}, {hi:+.4f}]** | 0.00781 | 0.0156 | worse | 8 |" in md
     assert "| c | +0.0000 [+0.0000, +0.0000] | 1 | 1 | no evidence | 8 |" in md
+    assert "| verdict | n | undefined (method, reference) |" in md  # distance tables
+    # HD95 of b: mean +3.205 mm (7 × −1 and one diagonal), ties → normal approximation
+    assert "| b | +3.205 [-1.000, +11.615] | 0.132 | 0.263 | no evidence | 8 | 1, 0 |" in md
     assert "field-of-view" in md and "diagonal in mm" in md
     assert "| 1.00 ± 0.00 (1 undefined) |" in md  # the count stays next to the mean
 

@@ -537,6 +537,8 @@ class Comparison:
         diff, lo, hi: mean difference (method − reference) and its bootstrap CI.
         p: Wilcoxon signed-rank p (two-sided); p_holm: Holm-adjusted across methods.
         verdict: better / worse / no evidence, or "not computed" (``reason``).
+        undefined: paired cases undefined for (method, reference) before the policy
+            (distance metrics: each counted as its FOV diagonal).
     """
 
     method: str
@@ -549,6 +551,7 @@ class Comparison:
     p_holm: float = math.nan
     verdict: str = "not computed"
     reason: str = ""
+    undefined: tuple[int, int] = (0, 0)
 
     @property
     def evidence(self) -> bool:
@@ -585,6 +588,10 @@ def compare(
             a = gc.values(metric, gc.stat_class, fill=fill)
             b = ref.values(metric, ref.stat_class, fill=fill)
             common = [k for k in b.index if k in a.index]
+            if is_distance(metric):
+                raw_a = gc.values(metric, gc.stat_class).reindex(common)
+                raw_b = ref.values(metric, ref.stat_class).reindex(common)
+                c.undefined = (int(raw_a.isna().sum()), int(raw_b.isna().sum()))
             diffs = (a.reindex(common) - b.reindex(common)).to_numpy()
             diffs = diffs[np.isfinite(diffs)]
             c.n = int(diffs.size)
@@ -614,20 +621,27 @@ def stats_section(comparisons: Sequence[Comparison], reference: str, n_methods: 
         f"Difference = method − {reference}, per test case the mean over foreground "
         "classes (and over seeds); 95 % bootstrap CI; Wilcoxon signed-rank p (two-sided); "
         "Holm-adjusted across the methods compared (per metric). Bold: evidence "
-        "(Holm p < 0.05).\n"
+        "(Holm p < 0.05). Distances: an undefined case counts as its field-of-view "
+        "diagonal; 'undefined (method, reference)' gives how many cases that concerns.\n"
     )
     for metric in dict.fromkeys(c.metric for c in comparisons):
         rows = [c for c in comparisons if c.metric == metric]
         info = METRIC_INFO[metric]
         title = metric_label(metric)
+        dist = is_distance(metric)
         lines = [
             f"### {title}: {'higher' if info.higher_is_better else 'lower'} is better\n",
-            f"| method | Δ {metric_title(metric)} (95 % CI) | Wilcoxon p | Holm p | verdict | n |",
-            "|---|---|---|---|---|---|",
+            f"| method | Δ {metric_title(metric)} (95 % CI) | Wilcoxon p | Holm p | verdict | n |"
+            + (" undefined (method, reference) |" if dist else ""),
+            "|---|---|---|---|---|---|" + ("---|" if dist else ""),
         ]
         for c in rows:
+            tail = f" {c.undefined[0]}, {c.undefined[1]} |" if dist else ""
             if c.reason:
-                lines.append(f"| {c.method} | – | – | – | not computed: {c.reason} | {c.n} |")
+                lines.append(
+                    f"| {c.method} | – | – | – | not computed: {c.reason} | {c.n} |"
+                    + (" – |" if dist else "")
+                )
                 continue
             d = info.digits + 1
             text = f"{c.diff:+.{d}f} [{c.lo:+.{d}f}, {c.hi:+.{d}f}]"
@@ -635,6 +649,7 @@ def stats_section(comparisons: Sequence[Comparison], reference: str, n_methods: 
                 text = f"**{text}**"
             lines.append(
                 f"| {c.method} | {text} | {fmt_p(c.p)} | {fmt_p(c.p_holm)} | {c.verdict} | {c.n} |"
+                + tail
             )
         parts.append("\n".join(lines) + "\n")
     return "\n".join(parts)
@@ -828,6 +843,9 @@ def csv_text(
                     f"stat_{m}_verdict": c.verdict if c else "",
                     f"stat_{m}_n": c.n if c else "",
                 }
+                if is_distance(m):
+                    rec[f"stat_{m}_undefined_method"] = c.undefined[0] if c else ""
+                    rec[f"stat_{m}_undefined_reference"] = c.undefined[1] if c else ""
         records.append(rec)
     buf = io.StringIO()
     pd.DataFrame.from_records(records).to_csv(buf, index=False, lineterminator="\n")
