@@ -182,3 +182,14 @@ def test_unknown_stat_reference_refused(three: Path, tmp_path: Path, capsys) -> 
     err = capsys.readouterr().err
     assert rc == 2 and "--stat-reference: 'z' is not one of the methods reported (a, b)" in err
     assert not (tmp_path / "report.md").exists()
+
+
+def test_test_case_missing_from_case_store_refused(
+    three: Path, store: Path, tmp_path: Path, capsys
+) -> None:
+    (store / "t3" / "meta.json").unlink()
+    rc = report(tmp_path, [three / "a", three / "b"], "--cases", str(store))
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1
+    assert "t3/meta.json: test case missing from the case store (--cases)" in err
+    assert not (tmp_path / "report.md").exists() and not (tmp_path / "report.csv").exists()
