@@ -342,7 +342,19 @@ def fov_diagonals(cases_dir: Path, cases: Sequence[str]) -> pd.Series:
 # ------------------------------------------------------------------ results rows
 @dataclass
 class Row:
-    """The numbers of one results-table row: a training or a method pooled, × class."""
+    """The numbers of one results-table row: a training or a method pooled, × class.
+
+    Attributes:
+        method, cls: the method and the class (or ``mean`` over classes).
+        best_epochs, epochs_trained: per training (one, or each seed's).
+        n_val: validation cases; val_dice: mean validation Dice at the best epoch
+            (pooled: the mean over the seeds).
+        test: per metric, mean ± sd over test cases (pooled: of the seed-mean per case).
+        seed: the seed of a one-seed row; None for the method's own row.
+        pooled: the method's own row pools several seed folders.
+        best: columns where the row has the best mean (CSV ``best_*``).
+        fraction: per higher-is-better metric, mean ÷ the ``--reference`` method's.
+    """
 
     method: str
     cls: str
