@@ -64,7 +64,10 @@ $(call method,ce_weighted): WEIGHT_MAP := 5,3
 $(call method,gdl_boundary): LOSSES := gdl:1,boundary:0.01$(REBALANCE)
 $(call method,gdl_boundary3d): LOSSES := gdl:1,boundary:0.01$(REBALANCE)
 $(call method,gdl_boundary3d): DIST := 3d
-# Hausdorff-DT (Karimi & Salcudean) with |d| (alpha=1) rather than d^2: distances are
-# in mm and a class absent from a slice gets the slice diagonal D, so d^2 makes the
-# term ~D^2 larger than GDL (on the ISLES toy it collapsed to empty predictions).
+# Hausdorff-DT (Karimi & Salcudean), two-sided: (p-t)^2 (d_t^a + d_p^a), d_p from the
+# thresholded prediction at every step. alpha=1 (|d|) rather than the paper's d^2:
+# distances are in mm and a class absent from a slice (d_t), or an empty prediction
+# (d_p, early in training), gets the slice diagonal D, so d^2 makes the term ~D^2
+# larger than GDL (on the ISLES toy both the two-sided and the one-sided d^2 forms
+# collapsed to empty predictions, isles.make). hausdorff_gt is the one-sided form.
 $(call method,gdl_hausdorff): LOSSES := gdl:1,hausdorff:0.01[schedule=rebalance;step=0.01;cap=0.99;alpha=1]

@@ -65,6 +65,12 @@ WORKERS ?= auto
 export SEGLINE_WORKERS := $(WORKERS)
 CONTEXT ?=
 WEIGHT_MAP ?=
+# Training recipe (all off by default; recorded): augmentation none|light|strong, LR
+# schedule const|poly|cosine, epochs of linear warm-up, decoupled weight decay.
+AUG ?= none
+SCHED ?= const
+WARMUP ?= 0
+WD ?= 0
 # Crop each case before storing it: none, body (CT above -500 HU) or label, + margin mm.
 CROP ?= none
 CROP_MARGIN ?= 10
@@ -219,6 +225,8 @@ data: $(DATA)/dist $(DATA_EXTRA)
 TRAIN_PARAMS = --net $(NET) $(addprefix --net-opt ,$(NET_OPTS)) --epochs $(EPC) --batch-size $(BS) --lr $(LR) --seed $(RUN_SEED) \
   --losses '$(LOSSES)' --dist-kind $(DIST) $(if $(CONTEXT),--context $(CONTEXT)) \
   $(if $(WEIGHT_MAP),--weight-map $(WEIGHT_MAP)) $(if $(filter-out 0 off no,$(COMPILE)),--compile $(COMPILE)) \
+  $(if $(filter-out none,$(AUG)),--aug $(AUG)) $(if $(filter-out const,$(SCHED)),--sched $(SCHED)) \
+  $(if $(filter-out 0,$(WARMUP)),--warmup $(WARMUP)) $(if $(filter-out 0 0.0,$(WD)),--wd $(WD)) \
   $(OPTS) $(TRAIN_ARGS) $(DEBUG)
 $(METHOD_DIRS): private CMD = -m segline.train --cases $(DATA)/cases --dist $(DATA)/dist --out $@ \
   --lineage $(LINEAGE) --device $(DEVICE) --amp $(AMP) $(TRAIN_PARAMS)
@@ -231,14 +239,23 @@ train: $(METHOD_DIRS)
 # Plots, report, archive: each buildable alone; each names the methods it covers,
 # so METHODS=... rebuilds them.
 # ---------------------------------------------------------------------------
-CURVES := val_dice val_hd95 val_assd tra_loss val_loss $(EXTRA_CURVES)
+CURVES := val_dice val_hd95 val_assd tra_loss val_loss lr alpha epoch_time $(EXTRA_CURVES)
 CURVE_PLOTS := $(addprefix $(RES)/,$(addsuffix .png,$(CURVES)))
-PLOTS := $(CURVE_PLOTS) $(addprefix $(RES)/,test_dice_boxplot.png overlays.png $(EXTRA_PLOTS))
+# One progress figure per method (src/segline/plots/progress.py), from its folder(s).
+PROGRESS_PLOTS := $(foreach m,$(METHODS),$(RES)/progress_$(m).png)
+PLOTS := $(CURVE_PLOTS) $(addprefix $(RES)/,test_dice_boxplot.png overlays.png $(EXTRA_PLOTS)) \
+  $(PROGRESS_PLOTS)
 
 $(CURVE_PLOTS): private CMD = -m segline.plots.curves --metric $(basename $(notdir $@)) --out $@ $(METHOD_DIRS)
 $(RES)/test_dice_boxplot.png: private CMD = -m segline.plots.boxplot --metric dice --out $@ $(METHOD_DIRS)
 $(RES)/overlays.png: private CMD = -m segline.plots.overlays --cases $(DATA)/cases --out $@ $(METHOD_DIRS)
 $(CURVE_PLOTS) $(RES)/test_dice_boxplot.png $(RES)/overlays.png: $(METHOD_DIRS) $$(stale) | $(VENV_DEP)
+	$(PY) $(CMD)
+# $(call method_dirs,NAME): the training folder(s) of one method, in either layout.
+method_dirs = $(filter $(RES)/$1 $(addprefix $(RES)/$1/seed,$(SEEDS)),$(METHOD_DIRS))
+$(PROGRESS_PLOTS): private CMD = -m segline.plots.progress --out $@ \
+  $(call method_dirs,$(patsubst progress_%.png,%,$(notdir $@)))
+$(PROGRESS_PLOTS): $(RES)/progress_%.png: $$(call method_dirs,$$*) $$(stale) | $(VENV_DEP)
 	$(PY) $(CMD)
 
 plots: $(PLOTS)
@@ -326,6 +343,9 @@ help:
 	  "  DEVICE=auto|cpu|cuda|cuda:N  ($(DEVICE))" \
 	  "  AMP=auto|off|bf16|fp16       mixed precision ($(AMP)); fp16 trains with loss scaling" \
 	  "  COMPILE=1|graphs   torch.compile the network (graphs: CUDA graphs); recorded ($(COMPILE))" \
+	  "  AUG=none|light|strong  training augmentation: flips, rot90, intensity (+ zoom, elastic) ($(AUG))" \
+	  "  SCHED=const|poly|cosine  LR per epoch ($(SCHED)); WARMUP=N epochs of linear warm-up ($(WARMUP))" \
+	  "  WD=x               decoupled weight decay, AdamW ($(WD))" \
 	  "  WORKERS=auto|N     DataLoader processes per training; results identical for any N ($(WORKERS))" \
 	  "  GPUS=0,1,2,3       with -jN: each training on a free GPU of the list, one per listing; not recorded ($(GPUS))" \
 	  "  GPU_LOCKS=dir      GPUS token folder (/tmp/segline-gpus-<uid>, for every make of this user) ($(GPU_LOCKS))" \

@@ -16,6 +16,7 @@ from segline.losses import (
     Focal,
     GeneralizedDice,
     HausdorffDT,
+    HausdorffGT,
     SegLoss,
     get_loss,
     known_losses,
@@ -224,12 +225,13 @@ def test_boundary_requires_dist() -> None:
     assert Boundary([1]).requires == {"target", "dist"}
 
 
-def test_hausdorff_hand_value_perfect_and_alpha_zero() -> None:
+def test_hausdorff_gt_hand_value_perfect_and_alpha_zero() -> None:
+    # the one-sided form (distance to the ground truth only); two-sided: test_losses_hausdorff
     batch = {"target": T4, "dist": D4}
-    loss = HausdorffDT([1], alpha=2.0)(None, P4, batch)
+    loss = HausdorffGT([1], alpha=2.0)(None, P4, batch)
     assert float(loss) == pytest.approx((0.01 * 4 + 0.04 + 0.01 + 0.09) / 4, abs=1e-7)
-    assert float(HausdorffDT([1])(None, T4, batch)) == 0.0
-    mse = HausdorffDT([1], alpha=0.0)(None, P4, batch)
+    assert float(HausdorffGT([1])(None, T4, batch)) == 0.0
+    mse = HausdorffGT([1], alpha=0.0)(None, P4, batch)
     assert float(mse) == pytest.approx((0.01 + 0.04 + 0.01 + 0.09) / 4, abs=1e-7)
 
 
@@ -247,6 +249,7 @@ def random_case(shape: tuple[int, ...], k: int = 3, seed: int = 0) -> dict[str, 
         "dist": torch.randn(b, k, *spatial, generator=g) * 5,
         "weight": torch.rand(b, *spatial, generator=g) + 0.5,
         "mask": torch.rand(b, *spatial, generator=g) > 0.3,
+        "spacing": torch.tensor([[0.5 + i + j for j in range(len(spatial))] for i in range(b)]),
     }
 
 
@@ -257,15 +260,20 @@ ALL = [
     Dice([0, 1, 2]),
     GeneralizedDice([0, 1, 2]),
     Boundary([1, 2]),
+    HausdorffGT([1, 2]),
     HausdorffDT([1, 2]),
 ]
 IDS = [repr(loss) for loss in ALL]
+# the two-sided Hausdorff-DT loss measures distances on the prediction: its value
+# depends on the geometry, so a reshaped batch legitimately gives another value
+PER_PIXEL = [loss for loss in ALL if not isinstance(loss, HausdorffDT)]
 
 
-@pytest.mark.parametrize("loss", ALL, ids=IDS)
+@pytest.mark.parametrize("loss", PER_PIXEL, ids=[repr(loss) for loss in PER_PIXEL])
 def test_3d_equals_2d_reshaped(loss: SegLoss) -> None:
     case = random_case((2, 3, 4, 5))
     logits = case.pop("logits")
+    case.pop("spacing")
     v3 = loss(logits, logits.softmax(1), case)
     flat = {k: v.reshape(*v.shape[:-2], -1) for k, v in case.items()}
     l2 = logits.reshape(2, 3, 3, 20)
@@ -283,7 +291,7 @@ def test_ignored_pixels_get_zero_gradient(loss: SegLoss) -> None:
     assert torch.any(logits.grad.movedim(1, -1)[~ignored] != 0)
 
 
-@pytest.mark.parametrize("cls", [Dice, GeneralizedDice, Boundary, HausdorffDT])
+@pytest.mark.parametrize("cls", [Dice, GeneralizedDice, Boundary, HausdorffGT, HausdorffDT])
 def test_idc_one_ignores_class_zero(cls: type[SegLoss]) -> None:
     case = random_case((2, 6, 6), k=2)
     probs = case["logits"].softmax(1)
@@ -327,10 +335,13 @@ def test_autocast_agrees_with_fp32(dtype: torch.dtype) -> None:
 
 
 def test_registry_names_and_aliases() -> None:
-    assert known_losses() == ["boundary", "ce", "dice", "focal", "gdl", "hausdorff", "mip"]
+    names = "boundary ce dice focal gdl hausdorff hausdorff_gt mip".split()
+    assert known_losses() == names
     assert loss_class("surface") is Boundary
     assert loss_class("generalized_dice") is GeneralizedDice
     assert isinstance(get_loss("hd", idc=[1], alpha=1.0), HausdorffDT)
+    assert loss_class("hausdorff_dt") is HausdorffDT
+    assert isinstance(get_loss("hausdorff_gt", idc=[1], alpha=1.0), HausdorffGT)
     with pytest.raises(ValueError, match="known losses: boundary, ce, dice"):
         get_loss("lovasz", idc=[1])
 

@@ -50,9 +50,15 @@ def knob_table(ds: str) -> dict[str, tuple[str, str | None]]:
         "BS": ("3", "--batch-size 3"),
         "LR": ("0.01", "--lr 0.01"),
         "SEED": ("7", "--seed 7"),
+        # one training per seed, in the debug run's seed folders
+        "SEEDS": ("0 3", f"--out results/{toy}/debug/{method}/seed3 "),
         "DEVICE": ("cpu", "--device cpu"),
         "AMP": ("off", "--amp off"),
         "COMPILE": ("1", "--compile 1"),
+        "AUG": ("light", "--aug light"),
+        "SCHED": ("poly", "--sched poly"),
+        "WARMUP": ("1", "--warmup 1"),
+        "WD": ("1e-4", "--wd 1e-4"),
         "WORKERS": ("2", None),  # scheduling only: results are identical for any value
         "DEBUG": ("", f"--out results/{toy}/{method} "),
         "RUN": ("other", f"--out results/{toy}/other/{method} "),

@@ -39,9 +39,9 @@ BASE = ("-f", "spleen.make", "TOY=1", "NET=Dimwit", "EPC=1", "BS=16", "DEBUG=--d
 DEFAULT = (*BASE, "RUN=")
 METHODS = "METHODS=gdl ce"
 RES = "results/spleen-toy"
+CURVES = ("val_dice", "val_hd95", "val_assd", "tra_loss", "val_loss", "lr", "alpha", "epoch_time")
 PLOTS = {
-    f"{RES}/{p}.png"
-    for p in ("val_dice", "val_hd95", "val_assd", "tra_loss", "val_loss", "test_dice_boxplot")
+    f"{RES}/{p}.png" for p in (*CURVES, "test_dice_boxplot", "progress_gdl", "progress_ce")
 } | {f"{RES}/overlays.png"}
 
 
@@ -239,7 +239,7 @@ def test_archive_holds_exactly_what_the_report_covers(tree: Path) -> None:
     with tarfile.open(tree / "archives" / name) as tar:
         members = {m.name.split("/", 1)[1] for m in tar.getmembers()}
     tops = {m.split("/")[0] for m in members}
-    assert tops == {"SHA256SUMS", "gdl"} | {Path(p).name for p in PLOTS} | {
+    assert tops == {"SHA256SUMS", "gdl"} | {Path(p).name for p in PLOTS} - {"progress_ce.png"} | {
         "report.md",
         "report.csv",
         "report_cases.csv",

@@ -28,8 +28,12 @@ PLOTS = [
     "val_assd.png",
     "tra_loss.png",
     "val_loss.png",
+    "lr.png",
+    "alpha.png",
+    "epoch_time.png",
     "test_dice_boxplot.png",
     "overlays.png",
+    *(f"progress_{m}.png" for m in METHODS),
 ]
 
 

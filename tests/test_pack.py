@@ -293,3 +293,24 @@ def test_only_the_named_items_are_packed(results: Path, tmp_path: Path) -> None:
         pack.collect(results, items=[str(tmp_path)])
     with pytest.raises(InputError, match="missing: build it before packing"):
         pack.collect(results, items=["ce"])
+
+
+def test_seed_folders_trained_on_different_stores_are_not_packed(
+    results: Path, tmp_path: Path
+) -> None:
+    """With SEEDS each training is <method>/seed<k>/: its lineage is compared too."""
+    for seed, cases in ((0, "a" * 64), (1, "a" * 64)):
+        folder = results / "seeds" / "dice" / f"seed{seed}"
+        folder.mkdir(parents=True)
+        (folder / "lineage.json").write_text(json.dumps({"inputs": {"cases": cases}}))
+    seeds = results / "seeds"
+    assert pack.collect(seeds, items=[str(seeds / "dice")])
+    pack.check_same_inputs(seeds, ["dice/seed0/lineage.json", "dice/seed1/lineage.json"])
+    (seeds / "dice" / "seed1" / "lineage.json").write_text(
+        json.dumps({"inputs": {"cases": "b" * 64}})
+    )
+    with pytest.raises(
+        InputError, match=r"dice/seed1.*trained on another cases store than dice/seed0"
+    ):
+        pack.pack(seeds, tmp_path / "mixed", "toy", COMMIT)
+    assert not (tmp_path / "mixed").exists()

@@ -33,6 +33,7 @@ LIGHT = {
     "-m segline.plots.boxplot",
     "-m segline.plots.curves",
     "-m segline.plots.overlays",
+    "-m segline.plots.progress",
     "-m segline.report",
     "preprocess/fetch.py",
     "preprocess/make_toy.py",

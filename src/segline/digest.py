@@ -34,9 +34,11 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
-VOLATILE = frozenset({"timing.csv"})
-"""Files left out of content digests: wall-clock times differ between two runs of the
-same experiment (a resumed one too), whose content should compare equal."""
+VOLATILE = frozenset({"timing.csv", "train.log"})
+"""Files left out of content digests: wall-clock times (``timing.csv``, and the printed
+lines of ``train.log``, whose epoch lines hold seconds and which a resumed run
+continues) differ between two runs of the same experiment, whose content should
+compare equal."""
 
 
 def skipped(name: str) -> bool:

@@ -1,17 +1,17 @@
 """Pack a dataset's results into one deterministic, content-named ``tar.gz``.
 
 The archive is ``<outdir>/<ds>-<commit>-<hash>.tar.gz`` where ``<hash>`` is the first
-12 hex digits of the sha256 of the packed files' manifest: one line
-``<sha256 of the file>  <path relative to the results folder>`` per file, sorted by
-path (the format of ``sha256sum``; it is stored in the archive as
-``<ds>/SHA256SUMS``, so ``cd <ds> && sha256sum -c SHA256SUMS`` verifies an
-extraction). The hash leaves out the per-epoch wall times (``timing.csv``, see
-:data:`VOLATILE`), so a rerun of the same experiment gets the same name and the
-archive already there (with the first run's timings) is kept. Same files → same
-name; and since the tar is deterministic (sorted members, mtime 0, uid/gid 0, no
-user/group names, modes 0644) and gzip stores no name or time, the same bytes (for
-the same compressor: ``pigz -n`` when installed, else Python's gzip; the two differ
-from each other).
+12 hex digits of the sha256 of the packed files' manifest: one line ``<sha256 of the
+file> <path relative to the results folder>`` per file, sorted by path (the format of
+``sha256sum``; it is stored in the archive as ``<ds>/SHA256SUMS``, so ``cd <ds> &&
+sha256sum -c SHA256SUMS`` verifies an extraction). The hash leaves out the per-epoch
+wall times (``timing.csv``, ``train.log`` and the plots drawn from them,
+``epoch_time.png`` and ``progress_<method>.png``: see :func:`volatile`), so a rerun of
+the same experiment gets the same name and the archive already there (with the first
+run's timings) is kept. Same files → same name; and since the tar is deterministic
+(sorted members, mtime 0, uid/gid 0, no user/group names, modes 0644) and gzip stores
+no name or time, the same bytes (for the same compressor: ``pigz -n`` when installed,
+else Python's gzip; the two differ from each other).
 
 Packed: every regular file below ``results/<ds>/`` (plots, report, each method's CSVs,
 ``best_epoch.txt``, ``args.json``, ``provenance/``, ``test/metrics.csv``,
@@ -69,6 +69,27 @@ HASH_LEN = 12
 CHUNK = 1 << 20
 FILE_MODE = 0o644
 GZIP_LEVEL = 6
+VOLATILE_PLOTS = frozenset({"epoch_time.png"})
+"""Plots drawn from ``timing.csv`` (wall-clock times): volatile like it."""
+VOLATILE_PLOT_PREFIX = "progress_"
+"""``progress_<method>.png`` has a wall-time panel: volatile too."""
+
+
+def volatile(name: str) -> bool:
+    """Whether a packed file of this name holds wall-clock times, so the content hash
+    leaves it out: :data:`segline.digest.VOLATILE` (``timing.csv``, ``train.log``) and the plots
+    drawn from it. (Kept here, not in :mod:`segline.digest`: every stage imports that
+    module, so a change there would rebuild every training.)
+
+    Example:
+        >>> volatile("timing.csv"), volatile("progress_gdl.png"), volatile("val_dice.png")
+        (True, True, False)
+    """
+    return (
+        name in VOLATILE
+        or name in VOLATILE_PLOTS
+        or (name.startswith(VOLATILE_PLOT_PREFIX) and name.endswith(".png"))
+    )
 
 
 class Packed(NamedTuple):
@@ -179,8 +200,8 @@ def manifest_text(entries: Sequence[tuple[str, str]]) -> str:
 
 def manifest_hash(entries: Sequence[tuple[str, str]]) -> str:
     """First 12 hex digits of the sha256 of :func:`manifest_text` (the content hash),
-    over every entry but the :data:`VOLATILE` files (wall-clock timings)."""
-    kept = [(rel, digest) for rel, digest in entries if Path(rel).name not in VOLATILE]
+    over every entry but the volatile files (wall-clock timings, :func:`volatile`)."""
+    kept = [(rel, digest) for rel, digest in entries if not volatile(Path(rel).name)]
     return hashlib.sha256(manifest_text(kept).encode("utf-8")).hexdigest()[:HASH_LEN]
 
 

@@ -24,6 +24,7 @@ from segline.casestore import CaseStore
 from segline.errors import InputError
 from segline.nets import get_net
 from segline.preprocess.geometry import to_source, write_nifti_like
+from segline.seeds import training_label
 from segline.train import device as dev
 from segline.train.evaluate import predict_cases, predict_cases_3d
 
@@ -90,7 +91,9 @@ def predict_method(
     with atomic.atomic_dir(out) as tmp:
         for case, pred, _ in predictions:
             meta = store.meta(case)
-            name = name_of(meta, method.name) if name_of else f"{case}.nii.gz"
+            # a seed's training (SEEDS) is named <method>-seed<k>: dots separate fields
+            result = training_label(method).replace("/", "-")
+            name = name_of(meta, result) if name_of else f"{case}.nii.gz"
             write_nifti_like(to_source(pred, meta), meta, tmp / name)
             written.append(out / name)
             print(f"{case} -> {out / name}", flush=True)

@@ -14,6 +14,8 @@ One item is one patch of ``patch_size = (D, H, W)`` voxels of one case:
 - with ``mip_root``, the patch's footprint in the maximum intensity projection (MIP)
   plane (see below): ``mip_label`` int64, ``mip_depth`` int64, ``mip_valid`` float32,
   each (H', W'), plus ``mip_axis`` (int);
+- ``spacing`` float32 (3,): the case's (z, y, x) voxel spacing in mm (from its
+  ``meta.json``), for losses that measure distances on the prediction;
 - ``case`` (str) and ``start`` (the patch origin (z, y, x) in the volume, voxels).
 
 Sampling. Sample ``i`` of epoch ``e`` draws everything (case, patch position) from
@@ -66,6 +68,7 @@ import torch
 from torch.utils.data import Dataset
 
 from segline.casestore import CaseStore
+from segline.data.augment import augment, item_rng
 from segline.data.slices import one_hot
 from segline.errors import InputError
 
@@ -224,6 +227,10 @@ class PatchDataset(Dataset):
         pad_value: image value of padded voxels (volumes smaller than the patch).
         max_fg_voxels: at most this many voxel positions kept per foreground class
             and case (evenly subsampled) for centring foreground patches.
+        aug: ``"none"``, ``"light"`` or ``"strong"`` (:mod:`segline.data.augment`),
+            applied to the padded patch (image, label, ``mask``, ``dist``), drawn from
+            ``item_rng(seed, epoch, i)``; not with ``mip_root`` (the MIP footprint
+            would no longer match the patch).
 
     Example:
         >>> ds = PatchDataset(store, ["case_1"], (16, 16, 16), fg_ratio=1.0)  # doctest: +SKIP
@@ -247,6 +254,7 @@ class PatchDataset(Dataset):
         mip_axis: int | None = None,
         pad_value: float = 0.0,
         max_fg_voxels: int = 200_000,
+        aug: str = "none",
     ) -> None:
         self.store = store
         self.case_ids = list(case_ids)
@@ -285,6 +293,10 @@ class PatchDataset(Dataset):
             if self.mip_axis not in (0, 1, 2):
                 raise ValueError(f"mip_axis must be 0, 1 or 2, got {mip_axis!r}")
         self.pad_value = float(pad_value)
+        if aug != "none" and mip_root is not None:
+            raise ValueError("augmentation (AUG) is not implemented with MIP supervision")
+        self.aug = aug
+        self._spacing: dict[str, tuple[float, ...]] = {}
         self.max_fg_voxels = int(max_fg_voxels)
         self.n_classes = store.n_classes
         self._fg = fg_flags(n, self.fg_ratio)
@@ -326,6 +338,9 @@ class PatchDataset(Dataset):
         elif self.dist_source == "pseudo":
             assert self.pseudo_root is not None
             arrays["dist"] = self._load(self.pseudo_root / case / PSEUDO_DIST)
+        meta = self.store.meta(case)
+        if "spacing" in meta:
+            arrays["spacing"] = np.asarray(meta["spacing"], dtype=np.float32)
         if self.mip_root is not None:
             arrays["mip_label"] = self._load(self.mip_root / case / MIP_LABEL)
             arrays["mip_depth"] = self._load(self.mip_root / case / MIP_DEPTH)
@@ -435,6 +450,8 @@ class PatchDataset(Dataset):
                 self.store.root / case,
                 f"{self.label_source} value {int(label.max())} >= {self.n_classes} classes",
             )
+        if self.aug != "none":
+            return self._augmented(i, case, start, image, label, mask, arrays, win)
         target = one_hot(_pad_end(label, size, "constant", 0), self.n_classes)
         item: dict[str, Any] = {
             "image": torch.from_numpy(_pad_end(image, size, "constant", self.pad_value)),
@@ -443,6 +460,8 @@ class PatchDataset(Dataset):
             "case": case,
             "start": start,
         }
+        if "spacing" in arrays:
+            item["spacing"] = torch.from_numpy(arrays["spacing"].copy())
         if "dist" in arrays:
             dist = np.array(arrays["dist"][(slice(None), *win)], dtype=np.float32)
             item["dist"] = torch.from_numpy(_pad_end(dist, size, "edge"))
@@ -457,6 +476,49 @@ class PatchDataset(Dataset):
                 mip_valid=torch.from_numpy(val2),
                 mip_axis=self.mip_axis,
             )
+        return item
+
+    def _augmented(
+        self,
+        i: int,
+        case: str,
+        start: tuple[int, int, int],
+        image: np.ndarray,
+        label: np.ndarray,
+        mask: np.ndarray,
+        arrays: dict[str, np.ndarray],
+        win: tuple[slice, ...],
+    ) -> dict[str, Any]:
+        """Item ``i`` padded to the patch size, then augmented (maps warped and scaled,
+        see :mod:`segline.data.augment`)."""
+        size = self.patch_size
+        spacing = self._spacing.get(case)
+        if spacing is None:
+            spacing = tuple(float(s) for s in self.store.meta(case)["spacing"])
+            self._spacing[case] = spacing
+        dist = None
+        if "dist" in arrays:
+            dist = _pad_end(
+                np.array(arrays["dist"][(slice(None), *win)], dtype=np.float32), size, "edge"
+            )
+        out = augment(
+            self.aug,
+            _pad_end(image, size, "constant", self.pad_value),
+            _pad_end(label, size, "constant", 0),
+            spacing=spacing,
+            rng=item_rng(self.seed, self.epoch, i),
+            dist=dist,
+            mask=_pad_end(mask, size, "constant", 0.0),
+        )
+        item: dict[str, Any] = {
+            "image": torch.from_numpy(out["image"]),
+            "target": torch.from_numpy(one_hot(out["label"], self.n_classes)),
+            "mask": torch.from_numpy(out["mask"]),
+            "case": case,
+            "start": start,
+        }
+        if dist is not None:
+            item["dist"] = torch.from_numpy(out["dist"])
         return item
 
 

@@ -2,7 +2,8 @@
 
 One item is one axial slice ``z`` of one case: the image slice (optionally with
 ``context`` neighbouring slices on each side stacked as extra channels: 2.5D input),
-its one-hot label and its signed distance maps (mm). Arrays are memory-mapped, so
+its one-hot label, its signed distance maps (mm) and the in-plane spacing
+(``spacing`` (y, x) mm, labelled items). Arrays are memory-mapped, so
 an item reads only its own slices from disk, never the whole volume.
 
 Example:
@@ -21,6 +22,7 @@ import torch
 from torch.utils.data import Dataset
 
 from segline.casestore import CaseStore
+from segline.data.augment import augment, item_rng
 
 
 def one_hot(label: np.ndarray, n_classes: int) -> np.ndarray:
@@ -44,6 +46,10 @@ class SliceDataset(Dataset):
         with_label: False for unlabelled cases (inference).
         weight_map: ``(w0, sigma_mm)`` adds ``weight`` (H, W): :func:`boundary_weight`
             of the slice's distance maps (read even when ``dist_kind`` is None).
+        aug: ``"none"``, ``"light"`` or ``"strong"`` (:mod:`segline.data.augment`);
+            training sets only. Item ``i`` of epoch ``e`` (:meth:`set_epoch`) draws from
+            ``item_rng(seed, e, i)``; weight maps are computed after augmenting.
+        seed: base seed of the augmentation.
     """
 
     def __init__(
@@ -55,8 +61,13 @@ class SliceDataset(Dataset):
         limit: int | None = None,
         with_label: bool = True,
         weight_map: tuple[float, float] | None = None,
+        aug: str = "none",
+        seed: int = 0,
     ) -> None:
         self.store = store
+        self.aug = aug
+        self.seed = seed
+        self.epoch = 0
         self.case_ids = list(case_ids)
         self.dist_kind = dist_kind
         self.context = context
@@ -64,16 +75,27 @@ class SliceDataset(Dataset):
         self.weight_map = weight_map if with_label else None
         self.n_classes = store.n_classes
         self.index: list[tuple[str, int]] = []
+        # in-plane (y, x) spacing in mm per case, for losses that measure distances on
+        # the prediction (the two-sided Hausdorff-DT loss)
+        self.spacing: dict[str, torch.Tensor] = {}
         for case in self.case_ids:
-            depth = int(store.meta(case)["shape"][0])
+            meta = store.meta(case)
+            depth = int(meta["shape"][0])
             self.index.extend((case, z) for z in range(depth))
+            if "spacing" in meta:
+                self.spacing[case] = torch.tensor(meta["spacing"][1:], dtype=torch.float32)
         if limit is not None and len(self.index) > limit:
             picks = np.linspace(0, len(self.index) - 1, limit).round().astype(int)
             self.index = [self.index[i] for i in picks]
         self._cache: dict[str, dict[str, np.ndarray]] = {}
+        self._spacing: dict[str, tuple[float, ...]] = {}
 
     def __len__(self) -> int:
         return len(self.index)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch (0-based) whose augmentation ``self[i]`` draws."""
+        self.epoch = epoch
 
     def _arrays(self, case: str) -> dict[str, np.ndarray]:
         """Memory maps of one case, opened once per worker."""
@@ -102,15 +124,53 @@ class SliceDataset(Dataset):
             "case": case,
             "z": z,
         }
+        if self.aug != "none" and self.with_label:
+            return self._augmented(item, arrays, i)
         if self.with_label:
             lab = np.asarray(arrays["label"][z])
             item["target"] = torch.from_numpy(one_hot(lab, self.n_classes))
+            if case in self.spacing:
+                item["spacing"] = self.spacing[case]
             if "dist" in arrays:
                 dist = np.array(arrays["dist"][:, z], dtype=np.float32)
                 if self.dist_kind:
                     item["dist"] = torch.from_numpy(dist)
                 if self.weight_map:
                     item["weight"] = torch.from_numpy(boundary_weight(dist, *self.weight_map))
+        return item
+
+    def _augmented(
+        self, item: dict[str, Any], arrays: dict[str, np.ndarray], i: int
+    ) -> dict[str, Any]:
+        """``item`` with image, target, maps and weights of the augmented slice.
+
+        Per-slice maps (``dist2d``, also the source of weight maps) are recomputed
+        after a warp; slices of the volume's maps are warped and scaled (module
+        docstring of :mod:`segline.data.augment`).
+        """
+        case, z = item["case"], item["z"]
+        spacing = self._spacing.get(case)
+        if spacing is None:
+            spacing = tuple(float(s) for s in self.store.meta(case)["spacing"][1:])
+            self._spacing[case] = spacing
+        dist = np.array(arrays["dist"][:, z], dtype=np.float32) if "dist" in arrays else None
+        out = augment(
+            self.aug,
+            item["image"].numpy(),
+            np.asarray(arrays["label"][z]),
+            spacing=spacing,
+            rng=item_rng(self.seed, self.epoch, i),
+            dist=dist,
+            recompute=(self.dist_kind or "2d") == "2d",
+            n_classes=self.n_classes,
+        )
+        item["image"] = torch.from_numpy(out["image"])
+        item["target"] = torch.from_numpy(one_hot(out["label"], self.n_classes))
+        if dist is not None:
+            if self.dist_kind:
+                item["dist"] = torch.from_numpy(out["dist"])
+            if self.weight_map:
+                item["weight"] = torch.from_numpy(boundary_weight(out["dist"], *self.weight_map))
         return item
 
 
@@ -170,6 +230,8 @@ def pad_collate(items: list[dict[str, Any]]) -> dict[str, Any]:
         out["target"] = torch.stack(targets)
     if "dist" in items[0]:
         out["dist"] = torch.stack([pad(it["dist"], "replicate") for it in items])
+    if "spacing" in items[0]:
+        out["spacing"] = torch.stack([it["spacing"] for it in items])  # (B, 2) mm
     if "weight" in items[0]:
         out["weight"] = torch.stack([pad(it["weight"][None], "constant", 1.0)[0] for it in items])
     valid = torch.zeros(len(items), h, w, dtype=torch.bool)

@@ -6,7 +6,8 @@ Registered names (aliases in brackets):
 - ``dice``: :class:`Dice`
 - ``gdl`` (generalized_dice, generalised_dice): :class:`GeneralizedDice`
 - ``boundary`` (surface): :class:`Boundary`
-- ``hausdorff`` (hd, hausdorff_dt): :class:`HausdorffDT`
+- ``hausdorff`` (hd, hausdorff_dt): :class:`HausdorffDT` (two-sided, Karimi & Salcudean)
+- ``hausdorff_gt``: :class:`HausdorffGT` (one-sided: distance to the ground truth only)
 - ``focal``: :class:`Focal`
 
 A method's losses are a spec string (``gdl:1,boundary:0.01[schedule=rebalance]``,
@@ -28,7 +29,7 @@ from segline.losses.combined import CombinedLoss
 from segline.losses.crossentropy import CrossEntropy
 from segline.losses.dice import Dice, GeneralizedDice
 from segline.losses.focal import Focal
-from segline.losses.hausdorff import HausdorffDT
+from segline.losses.hausdorff import HausdorffDT, HausdorffGT
 from segline.losses.mip import MIPLoss as MIPLoss  # registers "mip"
 from segline.losses.registry import SegLoss, get_loss, known_losses, loss_class, register
 from segline.losses.schedule import SCHEDULE_KINDS, Schedule
@@ -43,6 +44,7 @@ __all__ = [
     "Focal",
     "GeneralizedDice",
     "HausdorffDT",
+    "HausdorffGT",
     "LossTerm",
     "Schedule",
     "SegLoss",

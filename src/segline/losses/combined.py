@@ -13,7 +13,7 @@ Example:
     >>> logits = torch.zeros(1, 2, 4, 4, requires_grad=True)
     >>> t = torch.zeros(1, 2, 4, 4); t[:, 0] = 1
     >>> total, terms = crit(logits, {"target": t, "dist": torch.ones(1, 2, 4, 4)}, epoch=0)
-    >>> sorted(terms), round(terms["boundary"], 3)
+    >>> sorted(terms), round(float(terms["boundary"]), 3)
     (['boundary', 'gdl'], 0.5)
 """
 

@@ -17,6 +17,9 @@ Every loss is called the same way, ``loss(logits, probs, batch)``:
   ``"target"`` one-hot float (B, K, *spatial) (always required);
   ``"dist"`` signed distance maps (B, K, *spatial) in mm, negative inside the class
   (boundary and Hausdorff losses);
+  ``"spacing"`` voxel spacing (B, n_spatial) in mm, in the spatial axis order
+  ((y, x) for slices, (z, y, x) for patches) (two-sided Hausdorff-DT, which measures
+  distances on the prediction);
   ``"weight"`` per-pixel weight map (B, *spatial) (cross-entropy with
   ``weighted=True``);
   ``"mask"`` (B, *spatial), 1 where a pixel counts and 0 where it is ignored

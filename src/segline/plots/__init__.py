@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import math
 import os
 from collections.abc import Iterator, Sequence
@@ -335,8 +336,10 @@ class MethodResults:
 
     Each file is read (and checked) on first use, so a tool only needs the files it
     uses. The method name is the folder name, or for a ``seed<k>`` folder its parent's
-    name (``seed`` is then ``k``, else None); the dataset name is the name of the
-    folder holding the method's folder.
+    name (``seed`` is then ``k``, else None). The dataset name (figure titles) is the
+    case store's dataset, ``<ds>`` of ``data/<ds>/cases`` in ``args.json``, followed by
+    the run when the method's folder lies in one (``spleen-toy/seeds``); without an
+    ``args.json``, the name of the folder holding the method's folder.
 
     Args:
         path: the training's folder.
@@ -351,6 +354,11 @@ class MethodResults:
         >>> r = MethodResults(root / "toy" / "gdl" / "seed2")
         >>> r.name, r.seed, r.dataset, r.label
         ('gdl', 2, 'toy', 'gdl/seed2')
+        >>> run = root / "toy" / "seeds" / "gdl" / "seed0"
+        >>> run.mkdir(parents=True)
+        >>> _ = (run / "args.json").write_text('{"cases": "data/toy/cases"}')
+        >>> MethodResults(run).dataset
+        'toy/seeds'
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -360,7 +368,19 @@ class MethodResults:
         folder, self.seed = split_seed_folder(os.path.abspath(self.path))
         method = Path(folder)
         self.name = method.name
-        self.dataset = method.parent.name
+        self._holder = method.parent.name
+
+    @cached_property
+    def dataset(self) -> str:
+        """The dataset (and run) the training belongs to, for figure titles."""
+        try:
+            args = json.loads((self.path / "args.json").read_text())
+            ds = Path(str(args["cases"])).parent.name
+        except (OSError, ValueError, KeyError, TypeError):
+            return self._holder
+        if not ds or ds == self._holder:
+            return ds or self._holder
+        return f"{ds}/{self._holder}"
 
     @property
     def label(self) -> str:

@@ -11,10 +11,16 @@ the tick label so they are never silently missing.
 Points are spread horizontally by a fixed, deterministic offset (no random jitter),
 so the same inputs give the same bytes.
 
+With several seeds per method (``SEEDS``, folders ``<method>/seed<k>``) the seeds are
+pooled per case: each point is a case's mean over the method's seeds (each seed at its
+own best epoch), undefined when the case is undefined in any seed (the strict rule of
+:mod:`segline.plots`); the title says how many seeds were pooled
+(:func:`pooled_table`).
+
 Usage (one Make recipe)::
 
     python -m segline.plots.boxplot --metric dice --out results/<ds>/test_dice_boxplot.png \\
-        results/<ds>/<method> [results/<ds>/<method> ...]
+        results/<ds>/<method> [results/<ds>/<method> ...]   # or .../<method>/seed<k> ...
 
 Example:
     >>> tick_label("unet", [0.9, float("nan"), 0.8])
@@ -27,11 +33,15 @@ import argparse
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 
+from segline.casestore import case_sort_key
 from segline.cli import entry
 from segline.plots import (
+    MethodGroup,
     MethodResults,
     figure_style,
+    group_methods,
     load_methods,
     method_colours,
     metric_label,
@@ -60,27 +70,58 @@ def spread(n: int, width: float = 0.25) -> np.ndarray:
     return np.linspace(-width / 2, width / 2, n)
 
 
+def pooled_table(group: MethodGroup, metric: str) -> pd.DataFrame:
+    """A method's test ``metric`` per case × foreground class, its seeds pooled per case.
+
+    One training: its :meth:`~segline.plots.MethodResults.test_table`. Several seeds:
+    per case and class the mean over the seeds; NaN when any seed's value is NaN or the
+    case is missing from a seed (strict, so an undefined value is never averaged away).
+    Cases in canonical order, classes in order of first appearance.
+
+    Raises:
+        InputError: a training has no test rows of ``metric``.
+    """
+    for r in group.runs:
+        require_metric(r.test, metric, r.path / "test" / "metrics.csv", "test")
+    tables = [r.test_table(metric) for r in group.runs]
+    if len(tables) == 1:
+        return tables[0]
+    classes: list[str] = []
+    for t in tables:
+        classes += [c for c in t.columns if c not in classes]
+    cases: list[str] = []
+    for t in tables:
+        cases += [c for c in t.index if c not in cases]
+    order = sorted(cases, key=lambda c: case_sort_key(str(c)))
+    stack = np.stack(
+        [t.reindex(index=order, columns=classes).to_numpy(dtype=np.float64) for t in tables]
+    )
+    pooled = stack.mean(axis=0)  # NaN as soon as one seed is NaN
+    return pd.DataFrame(pooled, index=pd.Index(order, name="case"), columns=classes)
+
+
 def case_values(
     methods: Sequence[MethodResults], metric: str
 ) -> tuple[list[str], dict[str, dict[str, np.ndarray]]]:
     """Per-case test values: ``{class: {method: values in canonical case order}}``.
 
+    Trainings of one method (seeds) are pooled per case (:func:`pooled_table`).
+
     Args:
-        methods: the method folders.
+        methods: the training folders.
         metric: any metric of the test rows, e.g. ``dice``, ``hd95``, ``cldice``.
 
     Returns:
         The foreground classes (order of the first method, then any others) and the values.
 
     Raises:
-        InputError: a method has no test rows of ``metric``.
+        InputError: a training has no test rows of ``metric``.
     """
-    for m in methods:
-        require_metric(m.test, metric, m.path / "test" / "metrics.csv", "test")
-    tables = {m.name: m.test_table(metric) for m in methods}
+    groups = group_methods(methods)
+    tables = {g.name: pooled_table(g, metric) for g in groups}
     classes: list[str] = []
-    for m in methods:
-        classes += [c for c in tables[m.name].columns if c not in classes]
+    for t in tables.values():
+        classes += [c for c in t.columns if c not in classes]
     values = {
         c: {name: t[c].to_numpy(dtype=np.float64) for name, t in tables.items() if c in t.columns}
         for c in classes
@@ -88,20 +129,37 @@ def case_values(
     return classes, values
 
 
+def seeds_note(groups: Sequence[MethodGroup]) -> str:
+    """How the seeds were pooled, for the title ("" when every method has one training).
+
+    Example:
+        >>> two: tuple = (None, None)  # stand-ins for two seed trainings
+        >>> print(seeds_note([MethodGroup("a", two), MethodGroup("b", two)]))
+        per case: mean over the method's 2 seeds
+        (undefined if undefined in any seed)
+    """
+    counts = sorted({len(g.runs) for g in groups})
+    if counts == [1]:
+        return ""
+    k = str(counts[0]) if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
+    return f"per case: mean over the method's {k} seeds\n(undefined if undefined in any seed)"
+
+
 def plot_boxes(methods: Sequence[MethodResults], metric: str, out: str) -> None:
     """Draw the per-case test boxes and save the PNG atomically to ``out``."""
     from matplotlib.figure import Figure
 
     classes, values = case_values(methods, metric)
-    colours = method_colours([m.name for m in methods])
+    groups = group_methods(methods)
+    colours = method_colours([g.name for g in groups])
     dataset = methods[0].dataset
-    n_methods = len(methods)
+    n_methods = len(groups)
     with figure_style():
         width = max(4.0, 1.4 * n_methods + 1.5) * len(classes)
         fig = Figure(figsize=(width, 5.0), layout="constrained")
         axes = fig.subplots(1, len(classes), sharey=True, squeeze=False)[0]
         for ax, cls in zip(axes, classes, strict=True):
-            names = [m.name for m in methods if m.name in values[cls]]
+            names = [g.name for g in groups if g.name in values[cls]]
             positions = np.arange(1, len(names) + 1, dtype=np.float64)
             finite = [values[cls][n][np.isfinite(values[cls][n])] for n in names]
             drawn = [i for i, v in enumerate(finite) if v.size]
@@ -136,7 +194,9 @@ def plot_boxes(methods: Sequence[MethodResults], metric: str, out: str) -> None:
                 ax.set_title(cls)
         label = metric_label(metric)
         axes[0].set_ylabel(f"{label} per test case")
-        fig.suptitle(f"{dataset}: test {label} per case at each method's best epoch", fontsize=10)
+        title = f"{dataset}: test {label} per case\nat each training's best epoch"
+        note = seeds_note(groups)
+        fig.suptitle(title + (f"\n{note}" if note else ""), fontsize=10)
         save_png(fig, out)
 
 
@@ -153,7 +213,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--out", required=True, help="PNG to write, e.g. results/<ds>/test_dice_boxplot.png"
     )
-    p.add_argument("methods", nargs="+", metavar="METHOD_DIR", help="results/<ds>/<method>")
+    p.add_argument(
+        "methods",
+        nargs="+",
+        metavar="METHOD_DIR",
+        help="results/<ds>/<method>, or with SEEDS results/<ds>/<run>/<method>/seed<k>",
+    )
     return p
 
 

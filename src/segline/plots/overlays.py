@@ -9,9 +9,14 @@ shows the same ones.
 Columns: the image (first channel, grey, windowed to the slice's 1st–99th
 percentile), the ground truth as coloured class masks, then each method's prediction
 (``<method>/test/preds_zyx/<case>.npy``, uint8 labels in case-store geometry) as
-coloured masks with the ground-truth outline in white and the slice's Dice (mean over
-foreground classes present in the ground truth or the prediction; 1 when neither has
-any) in the corner. Arrays are shown as stored: row = y (down), column = x.
+coloured masks with the ground-truth outline in white and the slice Dice (Dice of
+that one slice, not of the case: mean over foreground classes present in the ground
+truth or the prediction; 1 when neither has any) in the corner, labelled "slice Dice".
+Arrays are shown as stored: row = y (down), column = x.
+
+With several seeds per method (``SEEDS``, folders ``<method>/seed<k>``) each method is
+shown by one training, its lowest seed (:func:`shown_runs`); the column titles and the
+figure title say which.
 
 Usage (one Make recipe)::
 
@@ -38,7 +43,7 @@ from segline.casestore import CaseStore
 from segline.cli import entry
 from segline.errors import InputError
 from segline.metrics.overlap import dice
-from segline.plots import MethodResults, figure_style, load_methods, save_png
+from segline.plots import MethodResults, figure_style, group_methods, load_methods, save_png
 
 CLASS_PALETTE = (
     (0.89, 0.10, 0.11),
@@ -51,6 +56,8 @@ CLASS_PALETTE = (
     (0.97, 0.51, 0.75),
 )
 MASK_ALPHA = 0.45
+SLICE_DICE = "slice Dice"
+"""The corner label of a prediction panel: the Dice of the shown slice (not the case's)."""
 
 
 def pick_slice(label: np.ndarray) -> int:
@@ -88,6 +95,31 @@ def slice_dice(pred: np.ndarray, gt: np.ndarray) -> float:
     if not present:
         return 1.0
     return float(np.mean([dice(pred == k, gt == k) for k in present]))
+
+
+def shown_runs(methods: Sequence[MethodResults]) -> list[MethodResults]:
+    """One training per method, sorted by method name: the lowest seed of each.
+
+    Example:
+        >>> import tempfile
+        >>> root = Path(tempfile.mkdtemp())
+        >>> for sub in ("a/seed1", "a/seed0", "b"):
+        ...     (root / sub).mkdir(parents=True)
+        >>> runs = load_methods([root / "a/seed1", root / "a/seed0", root / "b"])
+        >>> [r.label for r in shown_runs(runs)]
+        ['a/seed0', 'b']
+    """
+    return [g.runs[0] for g in group_methods(methods)]
+
+
+def slice_dice_text(value: float) -> str:
+    """The corner text of a prediction panel.
+
+    Example:
+        >>> slice_dice_text(0.8512)
+        'slice Dice 0.85'
+    """
+    return f"{SLICE_DICE} {value:.2f}"
 
 
 def pixel_aspect(meta: dict) -> float:
@@ -150,6 +182,7 @@ def plot_overlays(store: CaseStore, methods: Sequence[MethodResults], out: str, 
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
+    methods = shown_runs(methods)
     rows = choose_rows(store, n, methods)
     names = _class_names(store)
     n_classes = max(names, default=1) + 1
@@ -165,7 +198,10 @@ def plot_overlays(store: CaseStore, methods: Sequence[MethodResults], out: str, 
             aspect = pixel_aspect(store.meta(case))
             preds = [np.asarray(load_prediction(m, case, label.shape)[z]) for m in methods]
             panels = [("image", None), ("ground truth", gt)]
-            panels += [(m.name, p) for m, p in zip(methods, preds, strict=True)]
+            panels += [
+                (m.name if m.seed is None else f"{m.name} (seed {m.seed})", p)
+                for m, p in zip(methods, preds, strict=True)
+            ]
             for c, (title, mask) in enumerate(panels):
                 ax = grid[r, c]
                 ax.imshow(
@@ -179,7 +215,7 @@ def plot_overlays(store: CaseStore, methods: Sequence[MethodResults], out: str, 
                     ax.text(
                         0.02,
                         0.02,
-                        f"Dice {slice_dice(mask, gt):.2f}",
+                        slice_dice_text(slice_dice(mask, gt)),
                         transform=ax.transAxes,
                         fontsize=7,
                         color="white",
@@ -204,8 +240,15 @@ def plot_overlays(store: CaseStore, methods: Sequence[MethodResults], out: str, 
             fontsize=8,
             frameon=False,
         )
+        seeds = (
+            "; with several seeds: each method's lowest seed"
+            if any(m.seed is not None for m in methods)
+            else ""
+        )
         fig.suptitle(
-            f"{methods[0].dataset}: test slices with the largest ground-truth area", fontsize=10
+            f"{methods[0].dataset}: test slices with the largest ground-truth area\n"
+            f"corner: {SLICE_DICE} (of the shown slice){seeds}",
+            fontsize=10,
         )
         save_png(fig, out)
 
@@ -218,7 +261,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cases", required=True, type=Path, help="case store, data/<ds>/cases")
     p.add_argument("--out", required=True, help="PNG to write, e.g. results/<ds>/overlays.png")
     p.add_argument("--n", type=int, default=4, help="number of test cases (rows), default 4")
-    p.add_argument("methods", nargs="+", metavar="METHOD_DIR", help="results/<ds>/<method>")
+    p.add_argument(
+        "methods",
+        nargs="+",
+        metavar="METHOD_DIR",
+        help="results/<ds>/<method>, or with SEEDS results/<ds>/<run>/<method>/seed<k> "
+        "(the lowest seed is shown)",
+    )
     return p
 
 

@@ -15,12 +15,14 @@ from dataclasses import replace
 
 import torch
 
+from segline.data.augment import AUGS
 from segline.errors import InputError
 from segline.seeds import training_label
 from segline.train import compile as comp
 from segline.train import device as dev
 from segline.train import gpus, loader
 from segline.train.loop import TrainConfig, Trainer
+from segline.train.schedule import SCHEDS
 from segline.train.voice import Voice
 
 
@@ -80,6 +82,36 @@ def metric_names(text: str) -> tuple[str, ...]:
     return names
 
 
+def parse_number(text: str, cast: type, option: str) -> int | float:
+    """``text`` as ``cast`` (int or float), else one :class:`InputError` line."""
+    try:
+        return cast(text)
+    except ValueError:
+        kind = "an integer" if cast is int else "a number"
+        raise InputError(option, f"must be {kind}, got {text!r}") from None
+
+
+def check_recipe(args: argparse.Namespace) -> None:
+    """Check and convert the recipe options (AUG, SCHED, WARMUP, WD) in place: one
+    :class:`InputError` line each, e.g. ``segline: --aug (AUG): must be one of none,
+    light, strong, got 'heavy'``."""
+    for option, value, known in (
+        ("--aug (AUG)", args.aug, AUGS),
+        ("--sched (SCHED)", args.sched, SCHEDS),
+    ):
+        if value not in known:
+            raise InputError(option, f"must be one of {', '.join(known)}, got {value!r}")
+    args.warmup = parse_number(args.warmup, int, "--warmup (WARMUP)")
+    args.wd = parse_number(args.wd, float, "--wd (WD)")
+    if not 0 <= args.warmup < args.epochs:
+        raise InputError(
+            "--warmup (WARMUP)",
+            f"must be an integer >= 0 and below the epochs ({args.epochs}), got {args.warmup}",
+        )
+    if not (math.isfinite(args.wd) and args.wd >= 0):
+        raise InputError("--wd (WD)", f"must be a finite number >= 0, got {args.wd}")
+
+
 def check_numbers(args: argparse.Namespace) -> None:
     """Refuse numeric options out of range, ``inf`` and ``nan`` (which ``float()`` accepts).
 
@@ -124,6 +156,7 @@ def check_numbers(args: argparse.Namespace) -> None:
     for option, value, ok, want in rules:
         if not ok:
             raise InputError(option, f"must be {want}, got {value}")
+    check_recipe(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -203,6 +236,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="dice,hd95,assd",
         help="per-case metrics: dice,hd95,assd,hd,cldice,mip_dice",
     )
+    r = p.add_argument_group("recipe (all off by default; recorded)")
+    r.add_argument("--aug", default="none", help="training augmentation: none, light, strong")
+    r.add_argument("--sched", default="const", help="LR schedule per epoch: const, poly, cosine")
+    r.add_argument("--warmup", default="0", help="epochs of linear LR warm-up (< epochs)")
+    r.add_argument("--wd", default="0", help="decoupled weight decay (AdamW when > 0)")
     p.add_argument("--debug", action="store_true", help="tiny subset per loader")
     return p
 
@@ -211,14 +249,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse the arguments and train; warnings are printed tagged with the method's name."""
     args = build_parser().parse_args(argv)
     check_numbers(args)
-    voice = Voice(training_label(args.out))
+    voice = Voice(training_label(args.out), keep=True)  # its lines also go to train.log
     # a GPU token (GPUS) is held from before the network is built until the end
     with voice.warnings(), gpus.assigned(args.device, args.out, voice.say) as gpu:
-        return _train(args, argv, gpu)
+        return _train(args, argv, gpu, voice)
 
 
 def _train(
-    args: argparse.Namespace, argv: Sequence[str] | None, gpu: gpus.Assigned | None = None
+    args: argparse.Namespace,
+    argv: Sequence[str] | None,
+    gpu: gpus.Assigned | None = None,
+    voice: Voice | None = None,
 ) -> int:
     """Build the configuration and the trainer from parsed arguments, and run it on
     ``gpu`` when one was taken from ``GPUS`` (its card goes to provenance only)."""
@@ -267,6 +308,10 @@ def _train(
         metrics=metric_names(args.metrics),
         weight_map=weight_pair(args.weight_map),
         compile=compile_mode,
+        aug=args.aug,
+        sched=args.sched,
+        warmup=args.warmup,
+        wd=args.wd,
     )
     try:
         trainer = Trainer(
@@ -275,6 +320,7 @@ def _train(
             list(sys.argv[1:] if argv is None else argv),
             workers=workers,
             metric_workers=metric_workers,
+            voice=voice,
         )
     except ValueError as err:
         raise InputError(args.out, str(err)) from None

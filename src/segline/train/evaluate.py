@@ -130,14 +130,18 @@ def volume_batch(
 ) -> dict[str, Any]:
     """A batch of one whole case (B = 1) for a validation loss of a 3D network.
 
-    Holds the one-hot true label, a mask of ones, the 3D distance maps when a loss
-    needs them, and the MIP keys of the whole volume when a loss needs them.
+    Holds the one-hot true label, a mask of ones, the 3D distance maps and the
+    (z, y, x) spacing in mm when a loss needs them, and the MIP keys of the whole
+    volume when a loss needs them.
     """
     label = np.asarray(store.label(case))
     batch: dict[str, Any] = {
         "target": torch.from_numpy(one_hot(label, store.n_classes))[None],
         "mask": torch.ones(1, *label.shape),
     }
+    if "spacing" in needs:
+        spacing = [float(s) for s in store.meta(case)["spacing"]]
+        batch["spacing"] = torch.tensor([spacing], dtype=torch.float32)  # (1, 3) mm
     if "dist" in needs and dist_kind:
         batch["dist"] = torch.from_numpy(np.array(store.dist(case, dist_kind)))[None]
     if "mip_label" in needs and mip_root is not None:

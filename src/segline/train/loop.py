@@ -3,7 +3,8 @@
 Outputs (see docs/CONTRACTS.md): ``metrics.csv`` (long), ``epochs.csv`` (summary),
 ``best_epoch.txt``, ``best.pt`` / ``last.pt`` (state_dict), ``test/`` (metrics and
 NIfTI predictions of the best epoch in each case's source geometry),
-``provenance/``, ``args.json``.
+``provenance/``, ``args.json``, ``timing.csv`` and ``train.log`` (the lines the
+training printed; a resumed training continues it).
 
 Everything is built in ``<out>_tmp`` and renamed to ``<out>`` only once training and
 test evaluation completed; a killed run resumes from ``<out>_tmp`` at its last
@@ -62,6 +63,7 @@ from segline.train.evaluate import (
 from segline.train.labels import class_index
 from segline.train.loader import loader_options, resolve_workers
 from segline.train.metricpool import MetricPool, metric_processes
+from segline.train.schedule import lr_at
 from segline.train.voice import Voice
 
 METRICS = ("dice", "hd95", "assd")
@@ -77,6 +79,9 @@ EPOCH_COLUMNS = [
     "alpha",
     "lr",
 ]
+LOG = "train.log"
+"""The training's printed lines (:class:`Voice`), beside its results; left out of
+content digests like ``timing.csv`` (segline.digest.VOLATILE): it holds wall times."""
 TIMING_COLUMNS = ["epoch", "seconds", "train_seconds", "load_seconds", "images"]
 """``timing.csv``: wall time per epoch (``seconds``: training and validation), of its
 training pass (``train_seconds``, up to the epoch's one read of the device), the part
@@ -127,6 +132,13 @@ class TrainConfig:
     # (mode reduce-overhead: CUDA graphs); fused kernels change the last bits of
     # results, so it is part of the identity
     compile: str = "off"
+    # recipe (issue 11): training-set augmentation (segline.data.augment), LR schedule
+    # and linear warm-up in epochs (segline.train.schedule), decoupled weight decay
+    # (AdamW when > 0; 0 keeps Adam). The defaults train exactly as before.
+    aug: str = "none"
+    sched: str = "const"
+    warmup: int = 0
+    wd: float = 0.0
 
     def identity(self) -> dict[str, Any]:
         """The fields a resumed run must share with the interrupted one."""
@@ -212,11 +224,12 @@ class Trainer:
         *,
         workers: int | None = None,
         metric_workers: int | None = None,
+        voice: Voice | None = None,
     ) -> None:
         self.cfg = cfg
         self.argv = argv
         self.out = Path(cfg.out)
-        self.voice = Voice(training_label(self.out))
+        self.voice = voice or Voice(training_label(self.out), keep=True)
         self.work = atomic.tmp_path_for(self.out, folder=True)
         self.store = CaseStore(cfg.cases, cfg.dist)
         self.n_classes = self.store.n_classes
@@ -231,7 +244,12 @@ class Trainer:
         # the compiled module shares the parameters; checkpoints are taken from
         # self.model, so their keys do not depend on COMPILE
         self.forward_model = compiled(self.model, cfg.compile)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
+        if cfg.wd > 0:  # decoupled weight decay (Loshchilov & Hutter)
+            self.optimizer: torch.optim.Optimizer = torch.optim.AdamW(
+                self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.wd
+            )
+        else:
+            self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
         # loss scaling for fp16 (a no-op pass-through for bf16 and fp32)
         self.scaler = torch.amp.GradScaler(
             precision.device.type, enabled=precision.needs_grad_scaler
@@ -252,6 +270,8 @@ class Trainer:
             raise ValueError("--context (2.5D) is for 2D networks")
         if self.dims == 3 and cfg.weight_map:
             raise ValueError("--weight-map is implemented for 2D networks only")
+        if cfg.aug != "none" and "mip_label" in self.criterion.requires:
+            raise ValueError("--aug (AUG) is not implemented with the MIP loss")
         if "weight" in self.criterion.requires and not cfg.weight_map:
             raise ValueError("a weighted loss needs --weight-map w0,sigma_mm")
         self.train_cases = self.store.case_ids("train")
@@ -401,6 +421,7 @@ class Trainer:
                 pseudo_root=cfg.pseudo,
                 dist_source=dist_source,
                 mip_root=self.mip_root if "mip_label" in self.criterion.requires else None,
+                aug=cfg.aug,
             )
         return SliceDataset(
             self.store,
@@ -409,6 +430,8 @@ class Trainer:
             context=cfg.context,
             limit=DEBUG_SLICES if cfg.debug else None,
             weight_map=cfg.weight_map,
+            aug=cfg.aug,
+            seed=cfg.seed,
         )
 
     def _train_loader(self, ds: SliceDataset | PatchDataset, epoch: int) -> DataLoader:
@@ -423,6 +446,7 @@ class Trainer:
                 collate_fn=patch_collate,
                 **self.loader_opts,
             )
+        ds.set_epoch(index)
         gen = torch.Generator().manual_seed(self.cfg.seed * 100_003 + index)
         return DataLoader(
             ds,
@@ -483,6 +507,7 @@ class Trainer:
             if old is not None and state is not None:
                 why = fp.differences(old, lineage)
                 if not why:
+                    self.voice.log_to(self.work / LOG)
                     return state
                 self.voice.say(
                     f"{self.out}: interrupted run discarded, its lineage differs ({why}); "
@@ -490,6 +515,7 @@ class Trainer:
                 )
             shutil.rmtree(self.work)
         self.work.mkdir(parents=True)
+        self.voice.log_to(self.work / LOG)
         atomic.write_json(self.work / "args.json", cfg.identity())
         atomic.write_json(self.work / fp.LINEAGE_FILE, lineage)
         return None
@@ -536,6 +562,9 @@ class Trainer:
         )
         for epoch in range(start_epoch, cfg.epochs + 1):
             t0 = time.perf_counter()
+            lr = lr_at(epoch, cfg.epochs, cfg.lr, cfg.sched, cfg.warmup)
+            for group in self.optimizer.param_groups:  # a function of the epoch: resumable
+                group["lr"] = lr
             loader = self._train_loader(train_ds, epoch)
             tra_loss, tra_dice = self._train_epoch(epoch, loader)
             rows, val_loss, _ = self._evaluate(epoch, "val", self.val_cases, with_loss=True)
@@ -558,7 +587,7 @@ class Trainer:
                     "val_hd95": by_metric["hd95"],
                     "val_assd": by_metric["assd"],
                     "alpha": self.criterion.alpha_at(epoch_index(epoch)),
-                    "lr": cfg.lr,
+                    "lr": lr,
                     "seconds": round(seconds, 3),
                     **self.epoch_timing,
                 }
@@ -599,13 +628,15 @@ class Trainer:
             card=self.precision.card,
         )
         (self.work / st.STATE).unlink()
-        if self.out.exists():
-            shutil.rmtree(self.out)
-        self.work.replace(self.out)
+        # the last line is said (and logged) before the folder is renamed into place
         self.voice.say(
             f"best epoch {best_epoch} of {cfg.epochs} (val dice {best_score:.4f}); "
             f"results in {self.out}"
         )
+        self.voice.log_to(None)
+        if self.out.exists():
+            shutil.rmtree(self.out)
+        self.work.replace(self.out)
         return self.out
 
     def _test(
