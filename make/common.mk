@@ -265,11 +265,16 @@ $(PROGRESS_PLOTS): $(RES)/progress_%.png: $$(call method_dirs,$$*) $$(stale) | $
 
 plots: $(PLOTS)
 
-REPORTS := $(RES)/report.md $(RES)/report.csv
+# The report tests every method against REFERENCE (paired statistics), counts an
+# undefined distance as the case's field-of-view diagonal (from the case store) and
+# links the plots (built first, so every link is true).
+REFERENCE ?= $(firstword $(METHODS))
+REPORTS := $(RES)/report.md $(RES)/report.csv $(RES)/report_cases.csv
 $(REPORTS): private CMD = -m segline.report --dataset $(NAME) --out $(RES)/report.md \
-  --csv $(RES)/report.csv $(REPORT_ARGS) $(METHOD_DIRS)
+  --csv $(RES)/report.csv --cases-csv $(RES)/report_cases.csv --cases $(DATA)/cases \
+  --stat-reference $(REFERENCE) $(addprefix --plot ,$(notdir $(PLOTS))) $(REPORT_ARGS) $(METHOD_DIRS)
 $(REPORTS): private TARGETS = $(REPORTS)
-$(REPORTS) &: $(METHOD_DIRS) $$(stale) | $(VENV_DEP)
+$(REPORTS) &: $(METHOD_DIRS) $(DATA)/cases $$(stale) | $(PLOTS) $(VENV_DEP)
 	$(PY) $(CMD)
 
 report: $(RES)/report.md
@@ -330,6 +335,7 @@ help:
 	  "knobs (current value):" \
 	  "  TOY=1              embedded toy data instead of the real archive ($(TOY))$(if $(TOY_VARIANTS),; variants: TOY=$(TOY_VARIANTS))" \
 	  "  METHODS=...        subset of methods ($(METHODS))" \
+	  "  REFERENCE=method   the method the report tests the others against ($(REFERENCE))" \
 	  "  NET=...            ENet UNet ResidualUNet Dimwit$(if $(filter UNet3D,$(NET)), UNet3D) ($(NET))" \
 	  "  NET_OPTS='k=v ...'  network options, e.g. 'base=16 depth=3' ($(NET_OPTS))" \
 	  "  EPC=N              epochs ($(EPC))" \

@@ -41,6 +41,7 @@ def knob_table(ds: str) -> dict[str, tuple[str, str | None]]:
     return {
         "TOY": ("", "preprocess/fetch.py"),
         "METHODS": ("gdl_boundary" if ds != "vessels" else "full", "-m segline.report"),
+        "REFERENCE": ("ce", "--stat-reference ce"),  # planned only (-n): not validated
         "NET": ("UNet" if ds != "vessels" else "Dimwit3D", "--net "),
         "NET_OPTS": ("base=8", "--net-opt base=8"),
         "EPC": ("2", "--epochs 2"),

@@ -13,6 +13,7 @@ clDice and MIP Dice) checks ``--metrics`` and ``--reference full`` (table furthe
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import socket
@@ -95,7 +96,15 @@ def write_method(
     )
     pd.DataFrame(test_rows, columns=cols).to_csv(folder / "test" / "metrics.csv", index=False)
     (folder / "best_epoch.txt").write_text(f"{best_epoch}\n")
+    write_args(folder, name)
     return folder
+
+
+def write_args(folder: Path, name: str, **extra: object) -> None:
+    """A minimal ``args.json`` (the report's configuration section reads it)."""
+    args = {"out": str(folder), "net": "Dimwit", "epochs": 4, "lr": 0.001, "seed": 0}
+    args |= {"losses": f"{name}:1"} | extra
+    (folder / "args.json").write_text(json.dumps(args, sort_keys=True))
 
 
 @pytest.fixture
@@ -105,6 +114,12 @@ def results(tmp_path: Path) -> Path:
     for name in VAL_MEAN:
         write_method(root, name)
     return root
+
+
+def results_lines(md: str) -> list[str]:
+    """The lines of the results table (the first table of the page)."""
+    section = md.split("## Results (test: mean ± sd over test cases)\n", 1)[1].split("\n## ")[0]
+    return [line for line in section.splitlines() if line.startswith("| ")]
 
 
 def run_report(results: Path, out: Path, *extra: str, methods: list[str] | None = None) -> int:
@@ -134,19 +149,22 @@ def test_numbers_equal_hand_computed(results: Path, tmp_path: Path, capsys) -> N
     assert csv["test_hd95_undefined"].to_dict() == {"boundary": 1, "dice": 0, "focal": 0}
     assert csv["test_assd_undefined"].to_dict() == {"boundary": 1, "dice": 0, "focal": 0}
     assert csv["test_dice_undefined"].sum() == 0
-    # best per metric; the HD95 tie marks both
+    # best per metric; boundary's HD95 mean ties with dice's, but boundary has an
+    # undefined case (counts as the worst): never best on a distance metric
     assert csv["best_test_dice"].to_dict() == {"boundary": True, "dice": False, "focal": False}
-    assert csv["best_test_hd95"].to_dict() == {"boundary": True, "dice": True, "focal": False}
+    assert csv["best_test_hd95"].to_dict() == {"boundary": False, "dice": True, "focal": False}
     assert csv["best_test_assd"].to_dict() == {"boundary": False, "dice": True, "focal": False}
     assert csv["best_val_dice"].to_dict() == {"boundary": True, "dice": False, "focal": False}
 
     md = (tmp_path / "report.md").read_text()
-    row = {line.split("|")[1].strip(): line for line in md.splitlines() if line.startswith("| ")}
-    assert "**0.800 ± 0.100**" in row["boundary"]
-    assert "**4.00 ± 1.41 (1 undefined)**" in row["boundary"]
+    row = {line.split("|")[1].strip(): line for line in results_lines(md)}
+    # no bold in the results table: bold marks only differences with evidence
+    assert "| 0.800 ± 0.100 |" in row["boundary"]
+    assert "| 4.00 ± 1.41 (1 undefined) |" in row["boundary"]
     assert "1.50 ± 0.71 (1 undefined)" in row["boundary"]
-    assert "**4.00 ± 2.00**" in row["dice"] and "**1.00 ± 0.50**" in row["dice"]
-    assert "0.650 ± 0.050" in row["focal"] and "**" not in row["focal"]
+    assert "| 4.00 ± 2.00 |" in row["dice"] and "| 1.00 ± 0.50 |" in row["dice"]
+    assert "0.650 ± 0.050" in row["focal"]
+    assert "**" not in "".join(results_lines(md))
     assert (
         "best epoch selected on mean validation Dice over 3 validation cases; "
         "all test numbers below on the 3 held-out test cases" in md.replace("Best", "best")
@@ -310,6 +328,7 @@ def write_vessel_method(root: Path, name: str) -> Path:
     pd.DataFrame(rows + test, columns=cols).to_csv(folder / "metrics.csv", index=False)
     pd.DataFrame(test, columns=cols).to_csv(folder / "test" / "metrics.csv", index=False)
     (folder / "best_epoch.txt").write_text("3\n")
+    write_args(folder, name)
     return folder
 
 
@@ -374,7 +393,7 @@ def test_vessels_metrics_and_fractions_of_full(vessels: Path, tmp_path: Path) ->
     }
 
     md = (tmp_path / "report.md").read_text()
-    lines = [line for line in md.splitlines() if line.startswith("| ")]
+    lines = results_lines(md)
     assert lines[0] == (
         "| method | class | best epoch | epochs | val Dice | test Dice | test clDice "
         "| test HD95 (mm) | test ASSD (mm) | test MIP Dice | Dice / full | clDice / full "
@@ -385,14 +404,14 @@ def test_vessels_metrics_and_fractions_of_full(vessels: Path, tmp_path: Path) ->
     assert row["mip"].endswith("| 90.0 % | 80.0 % | 105.0 % | 2 |")
     assert row["mip_boundary"].endswith("| 89.4 % | 95.0 % | 100.0 % | 2 |")
     assert row["pseudo"].endswith("| 79.4 % | 75.0 % | 90.0 % | 2 |")
-    assert "| **0.800 ± 0.141** |" in row["full"]  # clDice, best
-    assert "| **0.945 ± 0.064** |" in row["mip"]  # MIP Dice, best
+    assert "| 0.800 ± 0.141 |" in row["full"]  # clDice, best (CSV), not bold
+    assert "| 0.945 ± 0.064 |" in row["mip"]  # MIP Dice, best (CSV), not bold
     assert "| 6.00 ± – (1 undefined) |" in row["pseudo"]  # one defined HD95: no sd
     assert "Columns '… / full': each method's mean test value as a percentage of full's" in md
     assert "(Dice, clDice, MIP Dice)" in md
     assert "- clDice (centreline Dice): 2·Tprec·Tsens / (Tprec + Tsens)" in md
     assert "- MIP Dice: Dice of the maximum-intensity projection" in md
-    assert "(highest Dice/clDice/MIP Dice, lowest HD95/ASSD; ties all bold)" in md
+    assert "(highest Dice/clDice/MIP Dice, lowest HD95/ASSD; ties all marked;" in md
 
 
 def test_explicit_default_metrics_give_the_same_bytes(results: Path, tmp_path: Path) -> None:
@@ -402,7 +421,8 @@ def test_explicit_default_metrics_give_the_same_bytes(results: Path, tmp_path: P
     for name in ("report.md", "report.csv"):
         assert (a / name).read_bytes() == (b / name).read_bytes()
     md = (a / "report.md").read_text()
-    assert "fraction" not in (a / "report.csv").read_text() and " / " not in md
+    assert "fraction" not in (a / "report.csv").read_text()
+    assert " / " not in "".join(results_lines(md))
     assert "clDice" not in md and "MIP Dice" not in md
 
 
@@ -410,7 +430,7 @@ def test_metrics_order_and_subset(vessels: Path, tmp_path: Path) -> None:
     assert run_vessels(vessels, tmp_path, "--metrics", "cldice,dice") == 0
     md = (tmp_path / "report.md").read_text()
     assert "| val Dice | test clDice | test Dice | n test |" in md
-    assert "(highest clDice/Dice; ties all bold)" in md and "HD95 (mm)" not in md.split("##")[2]
+    assert "(highest clDice/Dice; ties all marked;" in md and "HD95 (mm)" not in md.split("##")[2]
     csv = pd.read_csv(tmp_path / "report.csv")
     assert not [c for c in csv.columns if "hd95" in c or "fraction" in c]
 

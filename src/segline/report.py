@@ -1,26 +1,46 @@
-"""The results report: one markdown page and one CSV comparing the methods of a dataset.
+"""The results report: one markdown page and CSVs comparing the methods of a dataset.
 
-Per method (and per foreground class when there are several, plus their mean): the
-best epoch and the number of epochs trained, the validation Dice at the best epoch
-(the selection criterion), and on the held-out test cases mean ± sd of each test
-metric (``--metrics``, default Dice, HD95 and ASSD in mm; also clDice, MIP Dice, HD:
-see :data:`segline.plots.METRIC_INFO`) with the number of cases and of **undefined**
-cases (NaN: never dropped silently). The best method per column is marked (bold in
-markdown, ``best_*`` columns in the CSV): highest for Dice-like scores, lowest for
-distances. With ``--reference METHOD`` each method's mean of every higher-is-better
-metric is also given as a percentage of that method's (e.g. weakly supervised
-methods as a fraction of the fully supervised ``full``): columns ``<metric> / METHOD``
-in markdown, ``<metric>_fraction_of_METHOD`` (a ratio) in the CSV. Numbers are
-read with :mod:`segline.plots` (same conventions as the plots). No dates or host
-names: same inputs, same bytes.
+Sections of the page (``--out``):
+
+* **Results**: per method (and per foreground class when there are several, plus
+  their mean) the best epoch, the epochs trained, the validation Dice at the best
+  epoch (the selection criterion) and, on the held-out test cases, mean ± sd of each
+  test metric (``--metrics``, default Dice, HD95 and ASSD in mm; also clDice, MIP
+  Dice, HD: :data:`segline.plots.METRIC_INFO`) with the number of cases and of
+  **undefined** cases (NaN: never dropped silently). With seeds (training folders
+  ``<method>/seed<k>``, ``SEEDS`` in make/common.mk): one row per seed, then the
+  method's pooled row (per case the mean over its seeds), and a table of mean ± sd
+  over seeds of each seed's mean over cases.
+* **Statistics** against a reference method (``--stat-reference``): per compared
+  method and metric, the mean paired difference (method − reference) over the test
+  cases with a bootstrap 95 % CI, the Wilcoxon signed-rank p, the Holm-adjusted p
+  (across the compared methods, per metric), a verdict and n (:mod:`segline.stats`).
+  Undefined distances (HD95/ASSD/HD with exactly one empty mask) count as the worst
+  possible value there: the case's field-of-view diagonal in mm, from the case store
+  (``--cases``); without it the distance statistics are not computed.
+* **Per case**: Dice and HD95 of each method per test case (seeds: their mean).
+* **Configuration and provenance** (:mod:`segline.report_config`), the **plots**
+  (``--plot NAME``, image links relative to the page) and the **conventions**.
+
+``--reference METHOD`` (vessels: the fully supervised ``full``) adds each method's
+mean of every higher-is-better metric as a percentage of that method's: columns
+``<metric> / METHOD`` in markdown, ``<metric>_fraction_of_METHOD`` in the CSV. It is
+unrelated to ``--stat-reference``.
+
+The CSV (``--csv``) has one row per table row of the results (method or method/seed ×
+class) with the statistics on the rows they concern; ``--cases-csv`` writes every
+per-case value (long format). Numbers are read with :mod:`segline.plots` (same
+conventions as the plots). No dates or host names: same inputs, same bytes.
 
 Usage (one Make recipe)::
 
     python -m segline.report --out results/<ds>/report.md --csv results/<ds>/report.csv \\
-        [--dataset NAME] [--metrics dice,hd95,assd[,cldice,mip_dice,hd]] \\
-        [--reference METHOD] results/<ds>/<method> [results/<ds>/<method> ...]
+        [--cases-csv results/<ds>/report_cases.csv] [--cases data/<ds>/cases] \\
+        [--stat-reference METHOD] [--plot val_dice.png ...] [--dataset NAME] \\
+        [--metrics dice,hd95,assd[,cldice,mip_dice,hd]] [--reference METHOD] \\
+        results/<ds>/<method>[/seed<k>] ...
 
-The markdown table is also printed to stdout.
+The results table is also printed to stdout.
 
 Example:
     >>> from segline.plots import Stat
@@ -35,47 +55,71 @@ import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from segline import atomic
+from segline import atomic, stats
+from segline.casestore import CaseStore
 from segline.cli import entry
 from segline.errors import InputError
 from segline.plots import (
     METRIC_INFO,
+    MethodGroup,
     MethodResults,
     Stat,
     case_table,
     class_mean,
+    group_methods,
     load_methods,
     metric_label,
     metric_title,
     require_metric,
 )
+from segline.report_config import config_section, wall_seconds
 
 MEAN_CLASS = "mean"
 TEST_METRICS = ("dice", "hd95", "assd")
+CASE_METRICS = ("dice", "hd95")
+"""Metrics of the per-case table (those of them that are reported)."""
 # column -> (higher is better, digits shown); the metrics' own table is METRIC_INFO
 RANKED = {"val_dice": (True, 3)} | {
     m: (info.higher_is_better, info.digits) for m, info in METRIC_INFO.items()
 }
 
-CONVENTIONS_HEAD = """\
+CONVENTIONS_HEAD = f"""\
 ## Conventions
 
 - Dice(empty, empty) = 1; Dice with exactly one empty mask = 0.
 - HD95: 95th percentile of the pooled symmetric surface distances (both directed
   sets of surface-voxel distances concatenated, as medpy), in mm, using the voxel
   spacing. ASSD: mean of the same pooled distances, in mm.
-- HD95 and ASSD are undefined (NaN) when exactly one of the two masks is empty, and 0
-  when both are. Means and sds are over the defined cases; the number of undefined
-  cases is given next to them (never dropped silently). A method with undefined cases
-  may therefore look better on HD95/ASSD than it is: read the count.
+- HD95 and ASSD are undefined (NaN) when exactly one of the two masks is empty (e.g.
+  a missed lesion), and 0 when both are. In the results tables, means and sds are
+  over the defined cases and the number of undefined cases is given next to them
+  (never dropped silently). For the statistics and any ranking on a distance metric
+  an undefined case counts as the worst: it is replaced by the case's field-of-view
+  diagonal in mm (the largest distance possible in that image: the stored image's
+  extent, voxels × spacing, on each axis), and a method with undefined cases is never
+  marked best on a distance metric.
 - mean ± sd: over cases; sd is the sample standard deviation (n − 1); "–" when not
   computable (no defined case, or only one for the sd).
 - Several foreground classes: one row per class, plus a "mean" row whose per-case
   value is the mean over the classes (undefined when any class is undefined).
+- Seeds: a method trained with several seeds has one row per seed (method/seed<k>)
+  and a pooled row (method) whose per-case value is the mean over its seeds
+  (undefined when any seed's is): n stays the number of test cases. "Over seeds":
+  mean ± sd (n − 1) of each seed's mean over cases.
+- Statistics: paired over the test cases, per-case value = mean over foreground
+  classes (and over seeds). Difference = method − reference. 95 % CI: percentile
+  bootstrap of the mean difference, {stats.N_BOOT} resamples of the cases, fixed seed.
+  p: Wilcoxon signed-rank, two-sided, zero differences dropped (exact when at most
+  {stats.EXACT_MAX_N} non-zero differences without ties, else the normal approximation);
+  all differences zero → p = 1. Holm: step-down adjustment across the compared
+  methods, per metric. Verdict: better / worse when the Holm p < {stats.ALPHA} (direction
+  from the sign and the metric: higher Dice, lower distance is better), else "no
+  evidence". With fewer than {stats.MIN_N} cases a two-sided p cannot fall below 0.05.
 """
 # definitions added to the conventions when the metric is reported
 METRIC_CONVENTIONS = {
@@ -87,6 +131,20 @@ METRIC_CONVENTIONS = {
     "mip_dice": "- MIP Dice: Dice of the maximum-intensity projection of the predicted mask\n"
     "  against the 2D MIP label; empty-mask conventions as Dice.\n",
 }
+BOLD_RULE = (
+    "- Bold: only a mean difference with evidence (verdict better or worse) in the\n"
+    "  statistics tables; the results tables mark no best method, since a higher mean\n"
+    "  without evidence is no finding. The CSV's `best_*` columns still name the best\n"
+    "  mean per column among the methods' own rows\n"
+    "  ({which}; ties all marked;\n"
+    "  on a distance metric a method with undefined cases is never best).\n"
+)
+
+
+def is_distance(metric: str) -> bool:
+    """A distance metric (mm, lower is better): undefined when one mask is empty."""
+    info = METRIC_INFO[metric]
+    return info.unit == "mm" and not info.higher_is_better
 
 
 def conventions(metrics: Sequence[str]) -> str:
@@ -95,11 +153,7 @@ def conventions(metrics: Sequence[str]) -> str:
     higher = [metric_title(m) for m in metrics if METRIC_INFO[m].higher_is_better]
     lower = [metric_title(m) for m in metrics if not METRIC_INFO[m].higher_is_better]
     which = f"highest {'/'.join(higher)}" + (f", lowest {'/'.join(lower)}" if lower else "")
-    return (
-        CONVENTIONS_HEAD
-        + extra
-        + f"- Bold: the best method in that column ({which}; ties all bold).\n"
-    )
+    return CONVENTIONS_HEAD + extra + BOLD_RULE.format(which=which)
 
 
 def parse_metrics(text: str) -> list[str]:
@@ -130,21 +184,6 @@ def parse_metrics(text: str) -> list[str]:
     return metrics
 
 
-@dataclass
-class Row:
-    """The numbers of one method × class."""
-
-    method: str
-    cls: str
-    best_epoch: int
-    epochs_trained: int
-    n_val: int
-    val_dice: float
-    test: dict[str, Stat]
-    best: set[str] = field(default_factory=set)
-    fraction: dict[str, float] = field(default_factory=dict)
-
-
 def fmt_number(value: float, digits: int) -> str:
     """Fixed-point number, "–" for NaN."""
     return "–" if not math.isfinite(value) else f"{value:.{digits}f}"
@@ -160,51 +199,230 @@ def fmt_stat(s: Stat, digits: int) -> str:
     return text
 
 
+def fmt_p(p: float) -> str:
+    """A p-value: 3 significant digits, "< 0.0001" below, "–" for NaN."""
+    if not math.isfinite(p):
+        return "–"
+    return "< 0.0001" if p < 1e-4 else f"{p:.3g}"
+
+
+# ------------------------------------------------------------------ per-case values
 def _per_case(wide: pd.DataFrame, cls: str) -> pd.Series:
     """Per-case values of one class column, or the strict class mean for ``mean``."""
     return class_mean(wide) if cls == MEAN_CLASS else wide[cls]
 
 
-def method_rows(method: MethodResults, metrics: Sequence[str] = TEST_METRICS) -> list[Row]:
-    """The report rows of one method: one per foreground class (+ ``mean`` if several).
+def run_tables(
+    run: MethodResults, metrics: Sequence[str]
+) -> tuple[list[str], dict[str, pd.DataFrame]]:
+    """(foreground classes, {metric: case × class test table}) of one training.
+
+    Every metric's table has Dice's cases and classes: a missing row is undefined.
 
     Raises:
-        InputError: a metric has no test row for the method's foreground classes.
+        InputError: a metric has no test row for the training's foreground classes.
     """
-    best = method.best_epoch
-    path = method.path / "test" / "metrics.csv"
+    path = run.path / "test" / "metrics.csv"
     for metric in dict.fromkeys(["dice", *metrics]):
-        require_metric(method.test, metric, path, "test")
-    dice = method.test_table("dice")
-    classes = list(dice.columns)
+        require_metric(run.test, metric, path, "test")
+    dice = run.test_table("dice")
+    classes = [str(c) for c in dice.columns]
     tables = {"dice": dice}
     for metric in metrics:
-        table = method.test_table(metric, classes)
+        table = run.test_table(metric, classes)
         if table.empty:
             raise InputError(
                 path, f"no test {metric!r} rows for the classes of dice ({', '.join(classes)})"
             )
-        # same cases and classes as Dice: a missing row counts as undefined, not absent
         tables[metric] = table.reindex(dice.index)
-    val = case_table(method.val, "dice", classes)
-    val_best = (
+    return classes, tables
+
+
+@dataclass
+class GroupCases:
+    """One method's per-case test tables, one per training (seed).
+
+    Attributes:
+        group: the method and its trainings.
+        classes: foreground classes (the same for every seed).
+        cases: test case ids in canonical order (the same for every seed).
+        tables: per training, {metric: case × class table}.
+    """
+
+    group: MethodGroup
+    classes: list[str]
+    cases: list[str]
+    tables: list[dict[str, pd.DataFrame]]
+
+    @property
+    def seeded(self) -> bool:
+        """Trained in seed folders (then per-seed and pooled rows)."""
+        return self.group.runs[0].seed is not None
+
+    @property
+    def class_names(self) -> list[str]:
+        """Row classes: each foreground class, plus ``mean`` when several."""
+        return self.classes + ([MEAN_CLASS] if len(self.classes) > 1 else [])
+
+    @property
+    def stat_class(self) -> str:
+        """The class whose per-case value the statistics use (the class mean)."""
+        return MEAN_CLASS if len(self.classes) > 1 else self.classes[0]
+
+    def values(
+        self, metric: str, cls: str, run: int | None = None, fill: pd.Series | None = None
+    ) -> pd.Series:
+        """Per-case values of one training (``run``) or pooled over seeds (None).
+
+        Args:
+            metric: the metric.
+            cls: a class name or ``mean``.
+            run: index of the training, or None for the mean over the trainings
+                (strict: undefined when any training's value is).
+            fill: per-case replacement of undefined values (the FOV diagonal in mm),
+                applied per class before any mean.
+        """
+        indices = range(len(self.tables)) if run is None else [run]
+        columns = []
+        for i in indices:
+            wide = self.tables[i][metric]
+            if fill is not None:
+                diag = fill.reindex(wide.index).to_numpy()[:, None]
+                wide = wide.where(wide.notna(), np.broadcast_to(diag, wide.shape))
+            columns.append(_per_case(wide, cls).rename(str(i)))
+        return pd.concat(columns, axis=1).mean(axis=1, skipna=False)
+
+
+def group_cases(group: MethodGroup, metrics: Sequence[str]) -> GroupCases:
+    """Read a method's trainings; all seeds must share classes and test cases."""
+    first_classes: list[str] | None = None
+    first_cases: list[str] | None = None
+    tables = []
+    for run in group.runs:
+        classes, t = run_tables(run, metrics)
+        cases = [str(c) for c in t["dice"].index]
+        if first_classes is None:
+            first_classes, first_cases = classes, cases
+        elif classes != first_classes or cases != first_cases:
+            raise InputError(
+                run.path / "test" / "metrics.csv",
+                f"test cases or classes differ from {group.runs[0].label}'s; "
+                "the seeds of a method must be tested on the same cases",
+            )
+        tables.append(t)
+    assert first_classes is not None and first_cases is not None
+    return GroupCases(group, first_classes, first_cases, tables)
+
+
+def fov_diagonals(cases_dir: Path, cases: Sequence[str]) -> pd.Series:
+    """Per test case: the field-of-view diagonal in mm, sqrt(Σ (voxels · spacing)²).
+
+    Read from each case's ``meta.json`` (``shape`` (Z, Y, X) and ``spacing`` (z, y, x)
+    mm of the stored arrays): the largest distance possible between two points of the
+    image, the value an undefined distance counts as.
+
+    Raises:
+        InputError: not a case store, or a test case absent from it.
+    """
+    store = CaseStore(cases_dir)
+    out = {}
+    for case in cases:
+        path = cases_dir / case / "meta.json"
+        if not path.is_file():
+            raise InputError(path, "test case missing from the case store (--cases)")
+        meta = store.meta(case)
+        try:
+            extent = np.asarray(meta["shape"], float) * np.asarray(meta["spacing"], float)
+        except (KeyError, ValueError, TypeError) as err:
+            raise InputError(path, "no numeric 'shape' and 'spacing'") from err
+        out[case] = float(np.sqrt(np.sum(extent**2)))
+    return pd.Series(out, dtype=np.float64)
+
+
+# ------------------------------------------------------------------ results rows
+@dataclass
+class Row:
+    """The numbers of one results-table row: a training or a method pooled, × class.
+
+    Attributes:
+        method, cls: the method and the class (or ``mean`` over classes).
+        best_epochs, epochs_trained: per training (one, or each seed's).
+        n_val: validation cases; val_dice: mean validation Dice at the best epoch
+            (pooled: the mean over the seeds).
+        test: per metric, mean ± sd over test cases (pooled: of the seed-mean per case).
+        seed: the seed of a one-seed row; None for the method's own row.
+        pooled: the method's own row pools several seed folders.
+        best: columns where the row has the best mean (CSV ``best_*``).
+        fraction: per higher-is-better metric, mean ÷ the ``--reference`` method's.
+    """
+
+    method: str
+    cls: str
+    best_epochs: list[int]
+    epochs_trained: list[int]
+    n_val: int
+    val_dice: float
+    test: dict[str, Stat]
+    seed: int | None = None
+    pooled: bool = False
+    best: set[str] = field(default_factory=set)
+    fraction: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """``method`` (one per method) or ``method/seed<k>`` (one seed's training)."""
+        return self.method if self.seed is None else f"{self.method}/seed{self.seed}"
+
+    @property
+    def summary(self) -> bool:
+        """The method's own row (single training or pooled seeds), not one seed's."""
+        return self.seed is None
+
+
+def _val_dice(run: MethodResults, classes: Sequence[str], cls: str) -> tuple[int, float]:
+    """(validation cases, mean validation Dice) at the training's best epoch."""
+    best = run.best_epoch
+    val = case_table(run.val, "dice", classes)
+    at_best = (
         val.xs(best, level="epoch") if best in val.index.get_level_values("epoch") else val.iloc[:0]
     )
-    names = classes + ([MEAN_CLASS] if len(classes) > 1 else [])
+    return len(at_best), Stat.of(_per_case(at_best, cls).to_numpy()).mean
+
+
+def group_rows(gc: GroupCases, metrics: Sequence[str]) -> list[Row]:
+    """Rows of one method: per seed (if seeded) then the method's own, per class."""
+    runs = gc.group.runs
     rows = []
-    for cls in names:
+    for cls in gc.class_names:
+        val = [_val_dice(r, gc.classes, cls) for r in runs]
+        if gc.seeded:
+            for i, r in enumerate(runs):
+                rows.append(
+                    Row(
+                        method=r.name,
+                        cls=cls,
+                        best_epochs=[r.best_epoch],
+                        epochs_trained=[len(r.epochs)],
+                        n_val=val[i][0],
+                        val_dice=val[i][1],
+                        test={m: Stat.of(gc.values(m, cls, i).to_numpy()) for m in metrics},
+                        seed=r.seed,
+                    )
+                )
         rows.append(
             Row(
-                method=method.name,
+                method=gc.group.name,
                 cls=cls,
-                best_epoch=best,
-                epochs_trained=len(method.epochs),
-                n_val=len(val_best),
-                val_dice=Stat.of(_per_case(val_best, cls).to_numpy()).mean,
-                test={m: Stat.of(_per_case(tables[m], cls).to_numpy()) for m in metrics},
+                best_epochs=[r.best_epoch for r in runs],
+                epochs_trained=[len(r.epochs) for r in runs],
+                n_val=val[0][0],
+                val_dice=float(np.mean([v for _, v in val])),
+                test={m: Stat.of(gc.values(m, cls).to_numpy()) for m in metrics},
+                pooled=gc.seeded,
             )
         )
-    return rows
+    # seeds' rows first, class by class, then the pooled rows: group per kind
+    return [r for r in rows if not r.summary] + [r for r in rows if r.summary]
 
 
 def _value(row: Row, column: str) -> float:
@@ -212,37 +430,37 @@ def _value(row: Row, column: str) -> float:
 
 
 def mark_best(rows: Sequence[Row]) -> None:
-    """Add to ``row.best`` every column in which the row is best among its class."""
-    for cls in dict.fromkeys(r.cls for r in rows):
-        group = [r for r in rows if r.cls == cls]
+    """Add to ``row.best`` every column in which a method's row is best in its class.
+
+    Only the methods' own rows compete (not single seeds). On a distance metric a row
+    with undefined cases never competes (an undefined case counts as the worst).
+    """
+    summary = [r for r in rows if r.summary]
+    for cls in dict.fromkeys(r.cls for r in summary):
+        group = [r for r in summary if r.cls == cls]
         for column, (higher, _) in RANKED.items():
             if column != "val_dice" and column not in group[0].test:
                 continue
-            values = [round(_value(r, column), 12) for r in group]
+            competing = [
+                r
+                for r in group
+                if column == "val_dice" or not is_distance(column) or not r.test[column].n_undefined
+            ]
+            values = [round(_value(r, column), 12) for r in competing]
             finite = [v for v in values if math.isfinite(v)]
             if not finite:
                 continue
             target = max(finite) if higher else min(finite)
-            for r, v in zip(group, values, strict=True):
+            for r, v in zip(competing, values, strict=True):
                 if v == target:
                     r.best.add(column)
-
-
-def _cell(row: Row, column: str) -> str:
-    digits = RANKED[column][1]
-    text = (
-        fmt_number(row.val_dice, digits)
-        if column == "val_dice"
-        else fmt_stat(row.test[column], digits)
-    )
-    return f"**{text}**" if column in row.best else text
 
 
 def set_fractions(rows: Sequence[Row], reference: str) -> None:
     """``row.fraction[m]`` = the row's test mean ÷ the reference method's, per class,
     for every higher-is-better metric (e.g. a weakly supervised method as a fraction
-    of the fully supervised ``full``)."""
-    ref = {r.cls: r for r in rows if r.method == reference}
+    of the fully supervised ``full``); the reference's own (pooled) row is the 100 %."""
+    ref = {r.cls: r for r in rows if r.method == reference and r.summary}
     for r in rows:
         for m, stat in r.test.items():
             if not METRIC_INFO[m].higher_is_better or r.cls not in ref:
@@ -256,8 +474,19 @@ def _fraction_metrics(rows: Sequence[Row]) -> list[str]:
     return list(dict.fromkeys(m for r in rows for m in r.fraction))
 
 
+def _cell(row: Row, column: str) -> str:
+    digits = RANKED[column][1]
+    if column == "val_dice":
+        return fmt_number(row.val_dice, digits)
+    return fmt_stat(row.test[column], digits)
+
+
+def _epochs_text(values: Sequence[int]) -> str:
+    return ", ".join(str(v) for v in values)
+
+
 def markdown_table(rows: Sequence[Row], reference: str | None = None) -> str:
-    """The results table in GitHub markdown."""
+    """The results table in GitHub markdown (no bold: see the conventions)."""
     metrics = list(rows[0].test) if rows else list(TEST_METRICS)
     fractions = _fraction_metrics(rows)
     header = ["method", "class", "best epoch", "epochs", "val Dice"]
@@ -266,7 +495,13 @@ def markdown_table(rows: Sequence[Row], reference: str | None = None) -> str:
     header += ["n test"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
-        cells = [r.method, r.cls, str(r.best_epoch), str(r.epochs_trained), _cell(r, "val_dice")]
+        cells = [
+            r.label,
+            r.cls,
+            _epochs_text(r.best_epochs),
+            _epochs_text(r.epochs_trained),
+            _cell(r, "val_dice"),
+        ]
         cells += [_cell(r, m) for m in metrics]
         cells += [
             f"{100 * r.fraction[m]:.1f} %" if math.isfinite(r.fraction.get(m, math.nan)) else "–"
@@ -277,6 +512,236 @@ def markdown_table(rows: Sequence[Row], reference: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def seeds_table(rows: Sequence[Row]) -> str:
+    """Mean ± sd over seeds of each seed's mean over cases (methods with ≥ 2 seeds)."""
+    metrics = list(rows[0].test) if rows else []
+    seeded = [r for r in rows if r.pooled]
+    lines = []
+    for p in seeded:
+        per_seed = [r for r in rows if r.seed is not None and r.method == p.method]
+        per_seed = [r for r in per_seed if r.cls == p.cls]
+        if len(per_seed) < 2:
+            continue
+        cells = [p.method, p.cls, str(len(per_seed))]
+        for m in metrics:
+            s = Stat.of([r.test[m].mean for r in per_seed])
+            cells.append(fmt_stat(s, RANKED[m][1]))
+        lines.append("| " + " | ".join(cells) + " |")
+    if not lines:
+        return ""
+    header = ["method", "class", "seeds"] + [f"test {metric_label(m)}" for m in metrics]
+    return (
+        "## Over seeds (mean ± sd of each seed's mean over test cases)\n\n"
+        + "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *lines])
+        + "\n"
+    )
+
+
+# ------------------------------------------------------------------ statistics
+@dataclass
+class Comparison:
+    """One method against the reference on one metric (pooled seeds, class mean).
+
+    Attributes:
+        method: the compared method.
+        metric: the metric.
+        n: paired test cases used.
+        diff, lo, hi: mean difference (method − reference) and its bootstrap CI.
+        p: Wilcoxon signed-rank p (two-sided); p_holm: Holm-adjusted across methods.
+        verdict: better / worse / no evidence, or "not computed" (``reason``).
+        undefined: paired cases undefined for (method, reference) before the policy
+            (distance metrics: each counted as its FOV diagonal).
+    """
+
+    method: str
+    metric: str
+    n: int = 0
+    diff: float = math.nan
+    lo: float = math.nan
+    hi: float = math.nan
+    p: float = math.nan
+    p_holm: float = math.nan
+    verdict: str = "not computed"
+    reason: str = ""
+    undefined: tuple[int, int] = (0, 0)
+
+    @property
+    def evidence(self) -> bool:
+        """A verdict of better or worse (printed bold)."""
+        return self.verdict in (stats.BETTER, stats.WORSE)
+
+
+def compare(
+    cases: Sequence[GroupCases],
+    reference: str,
+    metrics: Sequence[str],
+    diagonals: pd.Series | None,
+) -> list[Comparison]:
+    """Every other method against ``reference``, per metric, Holm across methods.
+
+    Per-case values: the class mean, pooled over seeds; undefined distances replaced
+    by the case's FOV diagonal (``diagonals``; None: distance metrics not computed).
+    Cases are paired by id (those both methods have; a non-distance value still
+    undefined drops the pair, and n says so).
+    """
+    ref = next(gc for gc in cases if gc.group.name == reference)
+    others = [gc for gc in cases if gc.group.name != reference]
+    out: list[Comparison] = []
+    for metric in metrics:
+        info = METRIC_INFO[metric]
+        batch: list[Comparison] = []
+        for gc in others:
+            c = Comparison(gc.group.name, metric)
+            if is_distance(metric) and diagonals is None:
+                c.reason = "no case store (--cases) to count undefined distances as the worst"
+                batch.append(c)
+                continue
+            fill = diagonals if is_distance(metric) else None
+            a = gc.values(metric, gc.stat_class, fill=fill)
+            b = ref.values(metric, ref.stat_class, fill=fill)
+            common = [k for k in b.index if k in a.index]
+            if is_distance(metric):
+                raw_a = gc.values(metric, gc.stat_class).reindex(common)
+                raw_b = ref.values(metric, ref.stat_class).reindex(common)
+                c.undefined = (int(raw_a.isna().sum()), int(raw_b.isna().sum()))
+            diffs = (a.reindex(common) - b.reindex(common)).to_numpy()
+            diffs = diffs[np.isfinite(diffs)]
+            c.n = int(diffs.size)
+            if c.n == 0:
+                c.reason = "no paired test case"
+                batch.append(c)
+                continue
+            c.diff, c.lo, c.hi = stats.paired_bootstrap_ci(diffs)
+            c.p = stats.wilcoxon_p(diffs)
+            batch.append(c)
+        adjusted = stats.holm([c.p for c in batch])
+        for c, p_holm in zip(batch, adjusted, strict=True):
+            if c.reason:
+                continue
+            c.p_holm = p_holm
+            c.verdict = stats.verdict(c.diff, p_holm, info.higher_is_better)
+        out += batch
+    return out
+
+
+def stats_section(comparisons: Sequence[Comparison], reference: str, n_methods: int) -> str:
+    """Markdown: one table per metric (method | difference [CI] | p | Holm p | verdict | n)."""
+    parts = [f"## Statistics: each method against {reference} (paired over test cases)\n"]
+    if n_methods < 2:
+        return parts[0] + "\nOne method: nothing to compare.\n"
+    parts.append(
+        f"Difference = method − {reference}, per test case the mean over foreground "
+        "classes (and over seeds); 95 % bootstrap CI; Wilcoxon signed-rank p (two-sided); "
+        "Holm-adjusted across the methods compared (per metric). Bold: evidence "
+        "(Holm p < 0.05). Distances: an undefined case counts as its field-of-view "
+        "diagonal; 'undefined (method, reference)' gives how many cases that concerns.\n"
+    )
+    for metric in dict.fromkeys(c.metric for c in comparisons):
+        rows = [c for c in comparisons if c.metric == metric]
+        info = METRIC_INFO[metric]
+        title = metric_label(metric)
+        dist = is_distance(metric)
+        lines = [
+            f"### {title}: {'higher' if info.higher_is_better else 'lower'} is better\n",
+            f"| method | Δ {metric_title(metric)} (95 % CI) | Wilcoxon p | Holm p | verdict | n |"
+            + (" undefined (method, reference) |" if dist else ""),
+            "|---|---|---|---|---|---|" + ("---|" if dist else ""),
+        ]
+        for c in rows:
+            tail = f" {c.undefined[0]}, {c.undefined[1]} |" if dist else ""
+            if c.reason:
+                lines.append(
+                    f"| {c.method} | – | – | – | not computed: {c.reason} | {c.n} |"
+                    + (" – |" if dist else "")
+                )
+                continue
+            d = info.digits + 1
+            text = f"{c.diff:+.{d}f} [{c.lo:+.{d}f}, {c.hi:+.{d}f}]"
+            if c.evidence:
+                text = f"**{text}**"
+            lines.append(
+                f"| {c.method} | {text} | {fmt_p(c.p)} | {fmt_p(c.p_holm)} | {c.verdict} | {c.n} |"
+                + tail
+            )
+        parts.append("\n".join(lines) + "\n")
+    return "\n".join(parts)
+
+
+# ------------------------------------------------------------------ per-case section
+def per_case_section(cases: Sequence[GroupCases], metrics: Sequence[str]) -> str:
+    """Markdown: test case × (method, Dice / HD95), class mean, seeds averaged."""
+    shown = [m for m in CASE_METRICS if m in metrics]
+    ids = list(dict.fromkeys(c for gc in cases for c in gc.cases))
+    header = ["case"] + [f"{gc.group.name} {metric_title(m)}" for gc in cases for m in shown]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    columns = [(gc, m, gc.values(m, gc.stat_class)) for gc in cases for m in shown]
+    for case in ids:
+        cells = [case]
+        for _, m, series in columns:
+            v = float(series.get(case, math.nan))
+            cells.append(
+                fmt_number(v, METRIC_INFO[m].digits)
+                if math.isfinite(v) or not is_distance(m)
+                else "undefined"
+            )
+        lines.append("| " + " | ".join(cells) + " |")
+    seeded = any(gc.seeded and len(gc.group.runs) > 1 for gc in cases)
+    note = (
+        "Per test case, the mean over foreground classes"
+        + (" and over the method's seeds (each seed's values: the cases CSV)" if seeded else "")
+        + "; undefined: exactly one mask empty.\n"
+    )
+    return "## Per test case\n\n" + note + "\n" + "\n".join(lines) + "\n"
+
+
+def cases_csv_text(
+    dataset: str,
+    cases: Sequence[GroupCases],
+    metrics: Sequence[str],
+    diagonals: pd.Series | None,
+) -> str:
+    """Every per-case value, long format: method, seed (k, ``pooled`` or empty), case,
+    class, metric, value, and ``value_for_statistics`` (undefined distances as the FOV
+    diagonal; empty for distances without a case store)."""
+    records = []
+    for gc in cases:
+        kinds: list[tuple[str, int | None]] = []
+        if gc.seeded:
+            kinds = [(str(r.seed), i) for i, r in enumerate(gc.group.runs)]
+            kinds.append(("pooled", None))
+        else:
+            kinds = [("", 0)]
+        for seed, run in kinds:
+            for cls in gc.class_names:
+                for m in metrics:
+                    raw = gc.values(m, cls, run)
+                    if is_distance(m):
+                        filled = (
+                            gc.values(m, cls, run, fill=diagonals)
+                            if diagonals is not None
+                            else pd.Series(math.nan, index=raw.index)
+                        )
+                    else:
+                        filled = raw
+                    for case in raw.index:
+                        records.append(
+                            {
+                                "dataset": dataset,
+                                "method": gc.group.name,
+                                "seed": seed,
+                                "case": case,
+                                "class": cls,
+                                "metric": m,
+                                "value": raw[case],
+                                "value_for_statistics": filled[case],
+                            }
+                        )
+    buf = io.StringIO()
+    pd.DataFrame.from_records(records).to_csv(buf, index=False, lineterminator="\n")
+    return buf.getvalue()
+
+
+# ------------------------------------------------------------------ page and CSV
 def _counts(values: dict[str, int], what: str) -> str:
     """``3 validation cases`` or, when methods differ, the count per method."""
     distinct = sorted(set(values.values()))
@@ -285,22 +750,22 @@ def _counts(values: dict[str, int], what: str) -> str:
     return f"{what} (per method: " + ", ".join(f"{k}: {v}" for k, v in values.items()) + ")"
 
 
-def selection_notes(methods: Sequence[MethodResults], rows: Sequence[Row]) -> list[str]:
-    """What was selected on what, and any method whose best epoch is not the val-Dice maximum."""
-    n_val = {r.method: r.n_val for r in rows}
-    n_test = {r.method: r.test["dice"].n for r in rows}
+def selection_notes(runs: Sequence[MethodResults], rows: Sequence[Row]) -> list[str]:
+    """What was selected on what, and any training whose best epoch is not the val-Dice maximum."""
+    n_val = {r.label: r.n_val for r in rows}
+    n_test = {r.label: r.test["dice"].n for r in rows}
     notes = [
         f"Best epoch selected on mean validation Dice over {_counts(n_val, 'validation cases')}; "
         f"all test numbers below on the {_counts(n_test, 'held-out test cases')} "
         "(never used for selection)."
     ]
-    for m in methods:
+    for m in runs:
         if "val_dice" not in m.epochs.columns:
             continue
         val = m.epoch_column("val_dice")
         if not np.isfinite(val.to_numpy()).any() or m.best_epoch not in val.index:
             notes.append(
-                f"Note: {m.name}: best epoch {m.best_epoch} has no validation Dice in epochs.csv."
+                f"Note: {m.label}: best epoch {m.best_epoch} has no validation Dice in epochs.csv."
             )
             continue
         if not math.isclose(
@@ -308,50 +773,55 @@ def selection_notes(methods: Sequence[MethodResults], rows: Sequence[Row]) -> li
         ):
             top = int(val.index[int(np.nanargmax(val.to_numpy()))])
             notes.append(
-                f"Note: {m.name}: best_epoch.txt says {m.best_epoch}, but the highest "
+                f"Note: {m.label}: best_epoch.txt says {m.best_epoch}, but the highest "
                 f"validation Dice in epochs.csv is at epoch {top}."
             )
     return notes
 
 
-def markdown(
+def plots_section(plots: Sequence[str]) -> str:
+    """Markdown image links to the plots, relative to the page (same folder)."""
+    if not plots:
+        return ""
+    links = [f"![{Path(name).stem}]({name})" for name in plots]
+    return "## Plots\n\n" + "\n\n".join(links) + "\n"
+
+
+def _methods_line(groups: Sequence[MethodGroup]) -> str:
+    def one(g: MethodGroup) -> str:
+        if g.runs[0].seed is None:
+            return g.name
+        return f"{g.name} (seeds {', '.join(str(s) for s in g.seeds)})"
+
+    return f"Methods ({len(groups)}): " + ", ".join(one(g) for g in groups) + ".\n"
+
+
+def csv_text(
     dataset: str,
-    methods: Sequence[MethodResults],
     rows: Sequence[Row],
+    comparisons: Sequence[Comparison],
+    runs: Sequence[MethodResults],
     reference: str | None = None,
+    stat_reference: str | None = None,
 ) -> str:
-    """The whole report page."""
-    notes = selection_notes(methods, rows)
-    metrics = list(rows[0].test) if rows else list(TEST_METRICS)
-    if reference:
-        titles = ", ".join(metric_title(m) for m in _fraction_metrics(rows))
-        notes.append(
-            f"Columns '… / {reference}': each method's mean test value as a percentage of "
-            f"{reference}'s mean in the same class ({reference} = 100 %), for the "
-            f"higher-is-better metrics ({titles}): how much of the reference's score the "
-            "method reaches."
-        )
-    parts = [
-        f"# Results: {dataset}\n",
-        f"Methods ({len(methods)}): " + ", ".join(m.name for m in methods) + ".\n",
-        "\n\n".join(notes) + "\n",
-        "## Results (test: mean ± sd over test cases)\n",
-        markdown_table(rows, reference),
-        conventions(metrics),
-    ]
-    return "\n".join(parts)
-
-
-def csv_text(dataset: str, rows: Sequence[Row], reference: str | None = None) -> str:
-    """One CSV row per method × class, same numbers as the table (full precision)."""
+    """One CSV row per results row (full precision), statistics on the class-mean rows
+    of the compared methods (``stat_<metric>_*``), wall time per training."""
+    seconds = {r.label: wall_seconds(r) for r in runs}
+    stat_of = {(c.method, c.metric): c for c in comparisons}
+    stat_cls = {}
+    for r in rows:
+        stat_cls[r.method] = r.cls  # the last class row is the mean (or the only class)
     records = []
     for r in rows:
+        single = len(r.best_epochs) == 1
         rec: dict[str, object] = {
             "dataset": dataset,
             "method": r.method,
+            "seed": "" if r.seed is None else r.seed,
+            "pooled_seeds": len(r.best_epochs) if r.pooled else "",
             "class": r.cls,
-            "best_epoch": r.best_epoch,
-            "epochs_trained": r.epochs_trained,
+            "best_epoch": r.best_epochs[0] if single else _epochs_text(r.best_epochs),
+            "epochs_trained": r.epochs_trained[0] if single else _epochs_text(r.epochs_trained),
             "n_val_cases": r.n_val,
             "val_dice": r.val_dice,
             "n_test_cases": r.test["dice"].n,
@@ -366,40 +836,116 @@ def csv_text(dataset: str, rows: Sequence[Row], reference: str | None = None) ->
         rec["best_val_dice"] = "val_dice" in r.best
         rec |= {f"best_test_{m}": m in r.best for m in r.test}
         rec |= {f"{m}_fraction_of_{reference}": v for m, v in r.fraction.items()}
+        rec["train_seconds"] = (
+            seconds.get(r.label, math.nan)
+            if not r.pooled
+            else sum(v for k, v in seconds.items() if k.startswith(f"{r.method}/seed"))
+        )
+        if stat_reference is not None:
+            rec["stat_reference"] = stat_reference
+            on = r.summary and r.cls == stat_cls[r.method] and r.method != stat_reference
+            for m in r.test:
+                c = stat_of.get((r.method, m)) if on else None
+                rec |= {
+                    f"stat_{m}_diff": c.diff if c else math.nan,
+                    f"stat_{m}_ci_lo": c.lo if c else math.nan,
+                    f"stat_{m}_ci_hi": c.hi if c else math.nan,
+                    f"stat_{m}_p": c.p if c else math.nan,
+                    f"stat_{m}_p_holm": c.p_holm if c else math.nan,
+                    f"stat_{m}_verdict": c.verdict if c else "",
+                    f"stat_{m}_n": c.n if c else "",
+                }
+                if is_distance(m):
+                    rec[f"stat_{m}_undefined_method"] = c.undefined[0] if c else ""
+                    rec[f"stat_{m}_undefined_reference"] = c.undefined[1] if c else ""
         records.append(rec)
     buf = io.StringIO()
     pd.DataFrame.from_records(records).to_csv(buf, index=False, lineterminator="\n")
     return buf.getvalue()
 
 
+@dataclass
+class Report:
+    """The report's texts: page, CSV, per-case CSV, and the results table (stdout)."""
+
+    page: str
+    csv: str
+    cases_csv: str
+    table: str
+
+
 def build_report(
-    methods: Sequence[MethodResults],
+    runs: Sequence[MethodResults],
     dataset: str,
     metrics: Sequence[str] = TEST_METRICS,
     reference: str | None = None,
-) -> tuple[str, str, str]:
-    """(markdown page, CSV text, markdown table) for ``methods``.
+    stat_reference: str | None = None,
+    cases_dir: Path | None = None,
+    plots: Sequence[str] = (),
+) -> Report:
+    """The report of ``runs`` (trainings as from :func:`segline.plots.load_methods`).
 
     Args:
         metrics: test metrics to report, with ``dice`` (see :func:`parse_metrics`).
         reference: a method name; adds each method as a fraction of it.
+        stat_reference: the method the others are tested against (default: the first
+            method in name order).
+        cases_dir: the case store, for the FOV diagonals of undefined distances.
+        plots: plot file names beside the page, linked in order.
 
     Raises:
-        InputError: ``reference`` is not among ``methods``; a metric is missing.
+        InputError: a reference is not among the methods; a metric is missing.
     """
-    names = [m.name for m in methods]
-    if reference is not None and reference not in names:
-        raise InputError(
-            "--reference", f"{reference!r} is not one of the methods reported ({', '.join(names)})"
-        )
-    rows = [row for m in methods for row in method_rows(m, metrics)]
+    groups = group_methods(runs)
+    names = [g.name for g in groups]
+    for option, name in (("--reference", reference), ("--stat-reference", stat_reference)):
+        if name is not None and name not in names:
+            raise InputError(
+                option, f"{name!r} is not one of the methods reported ({', '.join(names)})"
+            )
+    stat_ref = stat_reference if stat_reference is not None else names[0]
+    cases = [group_cases(g, metrics) for g in groups]
+    rows = [row for gc in cases for row in group_rows(gc, metrics)]
     mark_best(rows)
     if reference is not None:
         set_fractions(rows, reference)
-    return (
-        markdown(dataset, methods, rows, reference),
-        csv_text(dataset, rows, reference),
-        markdown_table(rows, reference),
+    test_ids = list(dict.fromkeys(c for gc in cases for c in gc.cases))
+    diagonals = fov_diagonals(cases_dir, test_ids) if cases_dir is not None else None
+    comparisons = compare(cases, stat_ref, metrics, diagonals)
+
+    notes = selection_notes(runs, rows)
+    if reference:
+        titles = ", ".join(metric_title(m) for m in _fraction_metrics(rows))
+        notes.append(
+            f"Columns '… / {reference}': each method's mean test value as a percentage of "
+            f"{reference}'s mean in the same class ({reference} = 100 %), for the "
+            f"higher-is-better metrics ({titles}): how much of the reference's score the "
+            "method reaches."
+        )
+    table = markdown_table(rows, reference)
+    parts = [
+        f"# Results: {dataset}\n",
+        _methods_line(groups),
+        "\n\n".join(notes) + "\n",
+        "## Results (test: mean ± sd over test cases)\n",
+        table,
+    ]
+    over_seeds = seeds_table(rows)
+    if over_seeds:
+        parts.append(over_seeds)
+    parts += [
+        stats_section(comparisons, stat_ref, len(groups)),
+        per_case_section(cases, metrics),
+        config_section(groups),
+    ]
+    if plots:
+        parts.append(plots_section(plots))
+    parts.append(conventions(metrics))
+    return Report(
+        page="\n".join(parts),
+        csv=csv_text(dataset, rows, comparisons, runs, reference, stat_ref),
+        cases_csv=cases_csv_text(dataset, cases, metrics, diagonals),
+        table=table,
     )
 
 
@@ -408,6 +954,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m segline.report", description=__doc__.split("\n")[0])
     p.add_argument("--out", required=True, help="markdown to write, e.g. results/<ds>/report.md")
     p.add_argument("--csv", required=True, help="CSV to write, e.g. results/<ds>/report.csv")
+    p.add_argument(
+        "--cases-csv", help="per-case values to write (long), e.g. results/<ds>/report_cases.csv"
+    )
+    p.add_argument(
+        "--cases",
+        type=Path,
+        help="the case store (data/<ds>/cases): FOV diagonals for undefined distances; "
+        "without it no distance statistics",
+    )
+    p.add_argument(
+        "--stat-reference",
+        metavar="METHOD",
+        help="the method every other is tested against (default: first by name)",
+    )
+    p.add_argument(
+        "--plot",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a plot file beside the report to link (repeat; in order)",
+    )
     p.add_argument("--dataset", help="name in the title (default: the method folders' parent)")
     p.add_argument(
         "--metrics",
@@ -421,21 +988,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="a method's name (e.g. full): every method's higher-is-better means as a "
         "percentage of its",
     )
-    p.add_argument("methods", nargs="+", metavar="METHOD_DIR", help="results/<ds>/<method>")
+    p.add_argument(
+        "methods", nargs="+", metavar="METHOD_DIR", help="results/<ds>/<method>[/seed<k>]"
+    )
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """CLI entry point: write the report and CSV, print the table; 0 on success."""
+    """CLI entry point: write the report and CSVs, print the table; 0 on success."""
     args = build_parser().parse_args(argv)
     metrics = parse_metrics(args.metrics)
-    methods = load_methods(args.methods)
-    dataset = args.dataset or methods[0].dataset
-    page, table_csv, table = build_report(methods, dataset, metrics, args.reference)
-    atomic.write_text(args.csv, table_csv)
-    atomic.write_text(args.out, page)
+    bad = [name for name in args.plot if not name or "/" in name or name.startswith(".")]
+    if bad:
+        raise InputError("--plot", f"{bad[0]!r}: a file name beside the report, no folder")
+    runs = load_methods(args.methods)
+    dataset = args.dataset or runs[0].dataset
+    report = build_report(
+        runs, dataset, metrics, args.reference, args.stat_reference, args.cases, args.plot
+    )
+    if args.cases_csv:
+        atomic.write_text(args.cases_csv, report.cases_csv)
+    atomic.write_text(args.csv, report.csv)
+    atomic.write_text(args.out, report.page)
     print(f"{dataset}: best epoch on validation Dice; test mean ± sd (full report: {args.out})")
-    print(table, end="")
+    print(report.table, end="")
     return 0
 
 

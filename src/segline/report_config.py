@@ -1,0 +1,185 @@
+"""The report's "Configuration and provenance" section: how each method was trained.
+
+Per method (all its seeds' trainings): the training arguments of ``args.json``
+(``TrainConfig.identity()``; keys the trainer adds later, e.g. ``aug``, ``sched``,
+``warmup``, ``wd``, are shown by their own name: known keys first in
+:data:`KNOWN_KEYS` order, then the rest sorted), the training wall time (sum of
+``timing.csv`` ``seconds``, per seed and in total), the code commit
+(``provenance/git-commit.txt``, marked *dirty* when ``provenance/git-status.txt`` lists
+changes), the md5s of the source archives (``provenance/lineage.md5``) and a short
+digest of the content digests of the stores read (``lineage.json`` ``inputs``: two
+trainings with the same digest read the same data).
+
+Wall times are the only numbers here that differ between two runs of one experiment.
+
+Example:
+    >>> fmt_value([0.5, 2]), fmt_value({"width": 8}), fmt_value(None)
+    ('0.5, 2', 'width=8', '–')
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from segline.errors import InputError
+from segline.plots import MethodGroup, MethodResults, numeric_column, read_csv
+
+KNOWN_KEYS = (
+    "net",
+    "net_kwargs",
+    "epochs",
+    "lr",
+    "batch_size",
+    "seed",
+    "losses",
+    "precision",
+    "amp",
+    "aug",
+    "sched",
+    "warmup",
+    "wd",
+)
+"""args.json keys shown first, in this order (the recipe); the rest follow sorted."""
+HIDDEN_KEYS = frozenset({"out"})
+"""args.json keys not shown: the training's own folder (differs per seed by design)."""
+DIGEST_LEN = 12
+
+
+def fmt_value(value: Any) -> str:
+    """An args.json value in a table cell (lists comma-joined, dicts as k=v, None as –)."""
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list | tuple):
+        return ", ".join(fmt_value(v) for v in value) if value else "[]"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={fmt_value(v)}" for k, v in sorted(value.items())) or "{}"
+    text = str(value)
+    return text.replace("|", "\\|")
+
+
+def read_args(run: MethodResults) -> dict[str, Any]:
+    """``args.json`` of a training (InputError when missing or not a JSON object)."""
+    path = run.path / "args.json"
+    if not path.is_file():
+        raise InputError(path, "missing; training writes it")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InputError(path, f"not JSON ({err.__class__.__name__})") from err
+    if not isinstance(data, dict):
+        raise InputError(path, "not a JSON object")
+    return data
+
+
+def ordered_keys(args: Sequence[dict[str, Any]]) -> list[str]:
+    """Keys of all trainings' args: :data:`KNOWN_KEYS` first, then the others sorted."""
+    present = {k for a in args for k in a} - HIDDEN_KEYS
+    return [k for k in KNOWN_KEYS if k in present] + sorted(present - set(KNOWN_KEYS))
+
+
+def wall_seconds(run: MethodResults) -> float:
+    """Training wall time in s: the sum of ``timing.csv`` ``seconds`` (NaN if absent)."""
+    path = run.path / "timing.csv"
+    if not path.is_file():
+        return math.nan
+    df = read_csv(path, ("seconds",))
+    return float(numeric_column(df, "seconds", path).sum())
+
+
+def fmt_seconds(seconds: float) -> str:
+    """``42.1 s`` / ``12.5 min`` / ``3.20 h``; "–" when unknown."""
+    if not math.isfinite(seconds):
+        return "–"
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.2f} h"
+
+
+def commit(run: MethodResults) -> str:
+    """The recorded commit, ``+dirty`` when git-status.txt lists changes; "–" if none."""
+    prov = run.path / "provenance"
+    path = prov / "git-commit.txt"
+    if not path.is_file():
+        return "–"
+    text = path.read_text().strip() or "–"
+    status = prov / "git-status.txt"
+    if status.is_file() and status.read_text().strip():
+        text += " (dirty)"
+    return text
+
+
+def lineage_md5s(run: MethodResults) -> list[str]:
+    """Lines of ``provenance/lineage.md5`` (``<md5>  <archive>``), empty if absent."""
+    path = run.path / "provenance" / "lineage.md5"
+    if not path.is_file():
+        return []
+    return [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
+
+
+def inputs_digest(run: MethodResults) -> str:
+    """First 12 hex of the sha256 of ``lineage.json`` ``inputs`` (canonical JSON); "–"."""
+    path = run.path / "lineage.json"
+    if not path.is_file():
+        return "–"
+    try:
+        inputs = json.loads(path.read_text()).get("inputs")
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as err:
+        raise InputError(path, "not a JSON object") from err
+    if inputs is None:
+        return "–"
+    text = json.dumps(inputs, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:DIGEST_LEN]
+
+
+def _joined(values: Sequence[str]) -> str:
+    """One value when all trainings agree, else each seed's value joined by " / "."""
+    distinct = list(dict.fromkeys(values))
+    return distinct[0] if len(distinct) == 1 else " / ".join(values)
+
+
+def group_config(group: MethodGroup) -> dict[str, str]:
+    """Rows ``{field: text}`` of one method's configuration and provenance."""
+    args = [read_args(r) for r in group.runs]
+    rows: dict[str, str] = {}
+    for key in ordered_keys(args):
+        if key == "seed" and len(group.runs) > 1:
+            rows["seed"] = ", ".join(fmt_value(a.get("seed")) for a in args)
+            continue
+        rows[key] = _joined([fmt_value(a.get(key)) for a in args])
+    seconds = [wall_seconds(r) for r in group.runs]
+    if len(group.runs) > 1:
+        per = ", ".join(
+            f"seed {r.seed}: {fmt_seconds(s)}" for r, s in zip(group.runs, seconds, strict=True)
+        )
+        rows["training wall time"] = f"{fmt_seconds(sum(seconds))} ({per})"
+    else:
+        rows["training wall time"] = fmt_seconds(seconds[0])
+    rows["commit"] = _joined([commit(r) for r in group.runs])
+    rows["archives (md5)"] = _joined(["; ".join(lineage_md5s(r)) or "–" for r in group.runs])
+    rows["inputs digest"] = _joined([inputs_digest(r) for r in group.runs])
+    return rows
+
+
+def config_section(groups: Sequence[MethodGroup]) -> str:
+    """Markdown: one table per method (field | value)."""
+    parts = [
+        "## Configuration and provenance\n",
+        "Training arguments (`args.json`), wall time (sum of `timing.csv` seconds), the "
+        "code commit, the source archives' md5s and a digest of the stores read "
+        "(`lineage.json` inputs). A value that differs between seeds is given per seed "
+        "(` / `).\n",
+    ]
+    for g in groups:
+        rows = group_config(g)
+        lines = [f"### {g.name}\n", "| field | value |", "|---|---|"]
+        lines += [f"| {k} | {v} |" for k, v in rows.items()]
+        parts.append("\n".join(lines) + "\n")
+    return "\n".join(parts)
