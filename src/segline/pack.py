@@ -5,8 +5,9 @@ The archive is ``<outdir>/<ds>-<commit>-<hash>.tar.gz`` where ``<hash>`` is the 
 file> <path relative to the results folder>`` per file, sorted by path (the format of
 ``sha256sum``; it is stored in the archive as ``<ds>/SHA256SUMS``, so ``cd <ds> &&
 sha256sum -c SHA256SUMS`` verifies an extraction). The hash leaves out the per-epoch
-wall times (``timing.csv``, ``train.log`` and the plots drawn from them,
-``epoch_time.png`` and ``progress_<method>.png``: see :func:`volatile`), so a rerun of
+wall times (``timing.csv``, ``train.log``, the plots drawn from them,
+``epoch_time.png`` and ``progress_<method>.png``, and the report, which gives training
+times: see :func:`volatile`), so a rerun of
 the same experiment gets the same name and the archive already there (with the first
 run's timings) is kept. Same files → same name; and since the tar is deterministic
 (sorted members, mtime 0, uid/gid 0, no user/group names, modes 0644) and gzip stores
@@ -73,21 +74,29 @@ VOLATILE_PLOTS = frozenset({"epoch_time.png"})
 """Plots drawn from ``timing.csv`` (wall-clock times): volatile like it."""
 VOLATILE_PLOT_PREFIX = "progress_"
 """``progress_<method>.png`` has a wall-time panel: volatile too."""
+VOLATILE_REPORTS = frozenset({"report.md", "report.csv"})
+"""The report gives each method's training wall time (sum of ``timing.csv``). Every
+other number in it is computed from files the hash covers (``metrics.csv``,
+``args.json``, ``report_cases.csv``, ...), so leaving it out loses no result."""
 
 
 def volatile(name: str) -> bool:
     """Whether a packed file of this name holds wall-clock times, so the content hash
-    leaves it out: :data:`segline.digest.VOLATILE` (``timing.csv``, ``train.log``) and the plots
-    drawn from it. (Kept here, not in :mod:`segline.digest`: every stage imports that
-    module, so a change there would rebuild every training.)
+    leaves it out: :data:`segline.digest.VOLATILE` (``timing.csv``, ``train.log``), the
+    plots drawn from them and the report (:data:`VOLATILE_REPORTS`). (Kept here, not in
+    :mod:`segline.digest`: every stage imports that module, so a change there would
+    rebuild every training.)
 
     Example:
         >>> volatile("timing.csv"), volatile("progress_gdl.png"), volatile("val_dice.png")
         (True, True, False)
+        >>> volatile("report.md"), volatile("report_cases.csv")
+        (True, False)
     """
     return (
         name in VOLATILE
         or name in VOLATILE_PLOTS
+        or name in VOLATILE_REPORTS
         or (name.startswith(VOLATILE_PLOT_PREFIX) and name.endswith(".png"))
     )
 

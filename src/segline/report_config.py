@@ -169,17 +169,60 @@ def group_config(group: MethodGroup) -> dict[str, str]:
 
 
 def config_section(groups: Sequence[MethodGroup]) -> str:
-    """Markdown: one table per method (field | value)."""
+    """Markdown: the configuration and provenance of every method (:func:`config_tables`)."""
     parts = [
         "## Configuration and provenance\n",
         "Training arguments (`args.json`), wall time (sum of `timing.csv` seconds), the "
         "code commit, the source archives' md5s and a digest of the stores read "
         "(`lineage.json` inputs). A value that differs between seeds is given per seed "
         "(` / `).\n",
+        config_tables({g.name: group_config(g) for g in groups}),
     ]
-    for g in groups:
-        rows = group_config(g)
-        lines = [f"### {g.name}\n", "| field | value |", "|---|---|"]
-        lines += [f"| {k} | {v} |" for k, v in rows.items()]
+    return "\n".join(parts)
+
+
+def config_tables(configs: dict[str, dict[str, str]]) -> str:
+    """The fields that differ between methods (one column per method), then the fields
+    every method shares (one value each): a reader sees at once what the comparison
+    varies and what it holds fixed.
+
+    Args:
+        configs: method name -> its rows ``{field: text}`` (:func:`group_config`).
+
+    Example:
+        >>> print(config_tables({"a": {"losses": "gdl:1", "lr": "0.001"},
+        ...                      "b": {"losses": "ce:1", "lr": "0.001"}}))
+        ### What differs between the methods
+        <BLANKLINE>
+        | field | a | b |
+        |---|---|---|
+        | losses | gdl:1 | ce:1 |
+        <BLANKLINE>
+        ### Shared by every method
+        <BLANKLINE>
+        | field | value |
+        |---|---|
+        | lr | 0.001 |
+        <BLANKLINE>
+    """
+    fields = list(dict.fromkeys(k for rows in configs.values() for k in rows))
+    differ = [f for f in fields if len({rows.get(f, "–") for rows in configs.values()}) > 1]
+    shared = [f for f in fields if f not in differ]
+    parts = []
+    if differ:
+        names = list(configs)
+        lines = [
+            "### What differs between the methods\n",
+            "| field | " + " | ".join(names) + " |",
+            "|---|" + "---|" * len(names),
+        ]
+        lines += [
+            f"| {f} | " + " | ".join(configs[n].get(f, "–") for n in names) + " |" for f in differ
+        ]
+        parts.append("\n".join(lines) + "\n")
+    if shared:
+        first = next(iter(configs.values()))
+        lines = ["### Shared by every method\n", "| field | value |", "|---|---|"]
+        lines += [f"| {f} | {first[f]} |" for f in shared]
         parts.append("\n".join(lines) + "\n")
     return "\n".join(parts)
