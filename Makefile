@@ -20,6 +20,10 @@ VENV ?= .venv
 #   make install TORCH='torch==2.13.0 --index-url https://download.pytorch.org/whl/cu126'
 TORCH ?= torch==2.13.0
 PIP := $(VENV)/bin/python -m pip
+# The suite runs on every core (pytest-xdist): most of its time is make-level runs of
+# the toy pipelines, single processes that leave a core idle (on 2 cores 700 s
+# instead of 995 s, bench/RESULTS.md). TEST_JOBS=1 runs it in one process.
+TEST_JOBS ?= auto
 PYTEST_ARGS ?=
 
 .PHONY: install test test-slurm lint demo help clean
@@ -34,7 +38,7 @@ install: $(VENV)/.installed
 
 test: install
 	$(VENV)/bin/ruff check src tests preprocess bench
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest $(if $(filter 1,$(TEST_JOBS)),,-n $(TEST_JOBS)) $(PYTEST_ARGS)
 
 # The spleen toy on a private one-node SLURM cluster (root on Debian; installs
 # slurm-wlm and munge when missing): each training a job, one cancelled and resumed.
@@ -60,7 +64,7 @@ demo: install
 help:
 	@printf '%s\n' \
 	  "make demo      run the toy pipelines end to end ($(DEMOS)), DEMO_JOBS=$(DEMO_JOBS) trainings at a time; prints where plots, report and archive are" \
-	  "make test      install if needed, then ruff + pytest (PYTEST_ARGS='-k distmaps' to filter)" \
+	  "make test      install if needed, then ruff + pytest on TEST_JOBS=$(TEST_JOBS) processes (PYTEST_ARGS='-k distmaps' to filter)" \
 	  "make test-slurm  the spleen toy as SLURM jobs on a one-node cluster started here (root, Debian; apt-installs slurm-wlm, munge); a job is cancelled and resumed" \
 	  "make install   create $(VENV) and install segline (TORCH='...' picks the torch build)" \
 	  "make lint      ruff only" \
