@@ -69,6 +69,7 @@ from segline.plots import (
     MethodGroup,
     MethodResults,
     Stat,
+    add_training_folders,
     case_table,
     class_mean,
     group_methods,
@@ -988,9 +989,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a method's name (e.g. full): every method's higher-is-better means as a "
         "percentage of its",
     )
-    p.add_argument(
-        "methods", nargs="+", metavar="METHOD_DIR", help="results/<ds>/<method>[/seed<k>]"
-    )
+    add_training_folders(p)
     return p
 
 

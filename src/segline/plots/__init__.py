@@ -31,6 +31,7 @@ Example:
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import json
@@ -462,6 +463,22 @@ class MethodResults:
     def test_table(self, metric: str, classes: Sequence[str] | None = None) -> pd.DataFrame:
         """Test ``metric`` per case (rows, canonical order) × foreground class (columns)."""
         return case_table(self.test, metric, classes).droplevel("epoch")
+
+
+TRAINING_FOLDERS_HELP = (
+    "results/<ds>/<method>, or with SEEDS its seed folders results/<ds>/<run>/<method>/seed<k>"
+)
+
+
+def add_training_folders(parser: argparse.ArgumentParser, note: str = "") -> None:
+    """The positional ``METHOD_DIR ...`` every plot CLI and the report take: the
+    training folders make passes (``$(METHOD_DIRS)``), read by :func:`load_methods`."""
+    parser.add_argument(
+        "methods",
+        nargs="+",
+        metavar="METHOD_DIR",
+        help=TRAINING_FOLDERS_HELP + (f" ({note})" if note else ""),
+    )
 
 
 def load_methods(paths: Sequence[str | os.PathLike[str]]) -> list[MethodResults]:

@@ -40,6 +40,7 @@ from segline.cli import entry
 from segline.plots import (
     MethodGroup,
     MethodResults,
+    add_training_folders,
     figure_style,
     group_methods,
     load_methods,
@@ -213,12 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--out", required=True, help="PNG to write, e.g. results/<ds>/test_dice_boxplot.png"
     )
-    p.add_argument(
-        "methods",
-        nargs="+",
-        metavar="METHOD_DIR",
-        help="results/<ds>/<method>, or with SEEDS results/<ds>/<run>/<method>/seed<k>",
-    )
+    add_training_folders(p)
     return p
 
 

@@ -67,6 +67,7 @@ from segline.errors import InputError
 from segline.plots import (
     MethodGroup,
     MethodResults,
+    add_training_folders,
     epoch_series,
     figure_style,
     group_methods,
@@ -458,12 +459,7 @@ def build_parser() -> argparse.ArgumentParser:
         f"val_mip_dice, ...) or one of {', '.join(EPOCH_CURVES)}",
     )
     p.add_argument("--out", required=True, help="PNG to write, e.g. results/<ds>/val_dice.png")
-    p.add_argument(
-        "methods",
-        nargs="+",
-        metavar="METHOD_DIR",
-        help="results/<ds>/<method>, or with SEEDS results/<ds>/<run>/<method>/seed<k>",
-    )
+    add_training_folders(p)
     return p
 
 

@@ -43,7 +43,14 @@ from segline.casestore import CaseStore
 from segline.cli import entry
 from segline.errors import InputError
 from segline.metrics.overlap import dice
-from segline.plots import MethodResults, figure_style, group_methods, load_methods, save_png
+from segline.plots import (
+    MethodResults,
+    add_training_folders,
+    figure_style,
+    group_methods,
+    load_methods,
+    save_png,
+)
 
 CLASS_PALETTE = (
     (0.89, 0.10, 0.11),
@@ -261,13 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cases", required=True, type=Path, help="case store, data/<ds>/cases")
     p.add_argument("--out", required=True, help="PNG to write, e.g. results/<ds>/overlays.png")
     p.add_argument("--n", type=int, default=4, help="number of test cases (rows), default 4")
-    p.add_argument(
-        "methods",
-        nargs="+",
-        metavar="METHOD_DIR",
-        help="results/<ds>/<method>, or with SEEDS results/<ds>/<run>/<method>/seed<k> "
-        "(the lowest seed is shown)",
-    )
+    add_training_folders(p, "the lowest seed is shown")
     return p
 
 

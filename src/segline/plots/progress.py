@@ -45,6 +45,7 @@ from segline.errors import InputError
 from segline.plots import (
     MethodGroup,
     MethodResults,
+    add_training_folders,
     figure_style,
     group_methods,
     load_methods,
@@ -258,13 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--out", required=True, help="PNG to write, e.g. results/<ds>/progress_<method>.png"
     )
-    p.add_argument(
-        "methods",
-        nargs="+",
-        metavar="METHOD_DIR",
-        help="one method: results/<ds>/<method>, or its seed folders "
-        "results/<ds>/<run>/<method>/seed<k>",
-    )
+    add_training_folders(p, "one method")
     return p
 
 
