@@ -199,3 +199,33 @@ def test_patches_same_seed_same_items(store) -> None:
     with pytest.raises(ValueError, match="MIP"):
         PatchDataset(cs, cs.case_ids("train"), (4, 16, 16), aug="light", mip_root=".",
                      mip_axis=0)  # fmt: skip
+
+
+def test_augmented_items_carry_the_spacing_the_hausdorff_loss_needs(store) -> None:
+    """An augmented slice or patch keeps its grid, so it carries the case's spacing like
+    an unaugmented one; the two-sided Hausdorff-DT loss (which reads it) then runs."""
+    from segline.data.patches import patch_collate
+    from segline.data.slices import pad_collate
+    from segline.losses.hausdorff import HausdorffDT
+
+    cs = CaseStore(*store)
+    train = cs.case_ids("train")
+    aug = SliceDataset(cs, train, dist_kind="2d", aug="strong", seed=3)
+    plain = SliceDataset(cs, train, dist_kind="2d")
+    items = [aug[i] for i in range(2)]
+    for i, item in enumerate(items):
+        assert torch.equal(item["spacing"], plain[i]["spacing"])
+        want = torch.tensor(cs.meta(item["case"])["spacing"][1:], dtype=torch.float32)
+        assert torch.equal(item["spacing"], want)
+    batch = pad_collate(items)
+    probs = torch.softmax(torch.randn_like(batch["target"]), 1)
+    assert float(HausdorffDT([1], alpha=1)(None, probs, batch)) > 0
+    kwargs = dict(samples_per_epoch=2, seed=2, dist_source="dist3d")
+    patches = PatchDataset(cs, train, (4, 16, 16), aug="strong", **kwargs)
+    plain3 = PatchDataset(cs, train, (4, 16, 16), **kwargs)
+    items3 = [patches[i] for i in range(2)]
+    for i, item in enumerate(items3):
+        assert torch.equal(item["spacing"], plain3[i]["spacing"])
+    batch3 = patch_collate(items3)
+    probs3 = torch.softmax(torch.randn_like(batch3["target"]), 1)
+    assert float(HausdorffDT([1], alpha=1)(None, probs3, batch3)) > 0

@@ -296,7 +296,6 @@ class PatchDataset(Dataset):
         if aug != "none" and mip_root is not None:
             raise ValueError("augmentation (AUG) is not implemented with MIP supervision")
         self.aug = aug
-        self._spacing: dict[str, tuple[float, ...]] = {}
         self.max_fg_voxels = int(max_fg_voxels)
         self.n_classes = store.n_classes
         self._fg = fg_flags(n, self.fg_ratio)
@@ -340,7 +339,7 @@ class PatchDataset(Dataset):
             arrays["dist"] = self._load(self.pseudo_root / case / PSEUDO_DIST)
         meta = self.store.meta(case)
         if "spacing" in meta:
-            arrays["spacing"] = np.asarray(meta["spacing"], dtype=np.float32)
+            arrays["spacing"] = np.asarray(meta["spacing"], dtype=np.float64)  # mm
         if self.mip_root is not None:
             arrays["mip_label"] = self._load(self.mip_root / case / MIP_LABEL)
             arrays["mip_depth"] = self._load(self.mip_root / case / MIP_DEPTH)
@@ -461,7 +460,7 @@ class PatchDataset(Dataset):
             "start": start,
         }
         if "spacing" in arrays:
-            item["spacing"] = torch.from_numpy(arrays["spacing"].copy())
+            item["spacing"] = torch.from_numpy(arrays["spacing"].astype(np.float32))
         if "dist" in arrays:
             dist = np.array(arrays["dist"][(slice(None), *win)], dtype=np.float32)
             item["dist"] = torch.from_numpy(_pad_end(dist, size, "edge"))
@@ -492,10 +491,7 @@ class PatchDataset(Dataset):
         """Item ``i`` padded to the patch size, then augmented (maps warped and scaled,
         see :mod:`segline.data.augment`)."""
         size = self.patch_size
-        spacing = self._spacing.get(case)
-        if spacing is None:
-            spacing = tuple(float(s) for s in self.store.meta(case)["spacing"])
-            self._spacing[case] = spacing
+        spacing = tuple(float(s) for s in arrays["spacing"])
         dist = None
         if "dist" in arrays:
             dist = _pad_end(
@@ -516,6 +512,9 @@ class PatchDataset(Dataset):
             "mask": torch.from_numpy(out["mask"]),
             "case": case,
             "start": start,
+            # augmenting keeps the voxel grid (turns only with square spacing, zoom and
+            # warp resample onto the same grid): the spacing is the case's
+            "spacing": torch.from_numpy(arrays["spacing"].astype(np.float32)),
         }
         if dist is not None:
             item["dist"] = torch.from_numpy(out["dist"])

@@ -77,18 +77,17 @@ class SliceDataset(Dataset):
         self.index: list[tuple[str, int]] = []
         # in-plane (y, x) spacing in mm per case, for losses that measure distances on
         # the prediction (the two-sided Hausdorff-DT loss)
-        self.spacing: dict[str, torch.Tensor] = {}
+        self.spacing: dict[str, tuple[float, ...]] = {}
         for case in self.case_ids:
             meta = store.meta(case)
             depth = int(meta["shape"][0])
             self.index.extend((case, z) for z in range(depth))
             if "spacing" in meta:
-                self.spacing[case] = torch.tensor(meta["spacing"][1:], dtype=torch.float32)
+                self.spacing[case] = tuple(float(s) for s in meta["spacing"][1:])
         if limit is not None and len(self.index) > limit:
             picks = np.linspace(0, len(self.index) - 1, limit).round().astype(int)
             self.index = [self.index[i] for i in picks]
         self._cache: dict[str, dict[str, np.ndarray]] = {}
-        self._spacing: dict[str, tuple[float, ...]] = {}
 
     def __len__(self) -> int:
         return len(self.index)
@@ -130,7 +129,7 @@ class SliceDataset(Dataset):
             lab = np.asarray(arrays["label"][z])
             item["target"] = torch.from_numpy(one_hot(lab, self.n_classes))
             if case in self.spacing:
-                item["spacing"] = self.spacing[case]
+                item["spacing"] = torch.tensor(self.spacing[case], dtype=torch.float32)
             if "dist" in arrays:
                 dist = np.array(arrays["dist"][:, z], dtype=np.float32)
                 if self.dist_kind:
@@ -149,10 +148,7 @@ class SliceDataset(Dataset):
         docstring of :mod:`segline.data.augment`).
         """
         case, z = item["case"], item["z"]
-        spacing = self._spacing.get(case)
-        if spacing is None:
-            spacing = tuple(float(s) for s in self.store.meta(case)["spacing"][1:])
-            self._spacing[case] = spacing
+        spacing = self.spacing[case]  # augmenting keeps the slice's grid and spacing
         dist = np.array(arrays["dist"][:, z], dtype=np.float32) if "dist" in arrays else None
         out = augment(
             self.aug,
@@ -166,6 +162,7 @@ class SliceDataset(Dataset):
         )
         item["image"] = torch.from_numpy(out["image"])
         item["target"] = torch.from_numpy(one_hot(out["label"], self.n_classes))
+        item["spacing"] = torch.tensor(spacing, dtype=torch.float32)
         if dist is not None:
             if self.dist_kind:
                 item["dist"] = torch.from_numpy(out["dist"])
