@@ -77,8 +77,15 @@ def report(tmp_path: Path) -> tuple[str, pd.DataFrame]:
     """The report page and CSV of the two methods against ``semantic``."""
     root = tmp_path / "results" / "vertebrae-toy"
     dirs = [str(write_method(root, name)) for name in SPINE]
+    store = tmp_path / "data" / "vertebrae-toy" / "cases"  # FOV diagonal sqrt(3 · 20²) mm
+    store.mkdir(parents=True)
+    (store / "split.json").write_text(json.dumps({"test": CASES}))
+    for c in CASES:
+        (store / c).mkdir()
+        meta = {"shape": [10, 20, 20], "spacing": [2.0, 1.0, 1.0]}
+        (store / c / "meta.json").write_text(json.dumps(meta))
     out, csv = tmp_path / "report.md", tmp_path / "report.csv"
-    argv = ["--out", str(out), "--csv", str(csv), "--metrics", METRICS]
+    argv = ["--out", str(out), "--csv", str(csv), "--metrics", METRICS, "--cases", str(store)]
     assert run(main, [*argv, "--stat-reference", "semantic", *dirs]) == 0
     return out.read_text(), pd.read_csv(csv).set_index("method")
 
@@ -130,5 +137,9 @@ def test_statistics_name_the_comparison(report: tuple[str, pd.DataFrame]) -> Non
     assert row["stat_false_positives_n"] == 6
     assert row["stat_misses_n"] == 6  # paired cases (zero differences included)
     assert row["stat_id_rate_diff"] == pytest.approx(1 / 6)
+    # ASSD: iterative's undefined t3 counts as the FOV diagonal; the other five cases
+    # are 1, 1, 0.5, 0.5, 1 mm better
+    assert row["stat_assd_diff"] == pytest.approx((math.sqrt(1200) - 2.0 - 4.0) / 6)
+    assert (row["stat_assd_undefined_method"], row["stat_assd_undefined_reference"]) == (1, 0)
     assert "| iterative | **-3.500 [" in page  # bold: evidence
     assert "Instances (vertebrae): predicted instances are matched one-to-one" in page
