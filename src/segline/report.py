@@ -23,9 +23,10 @@ Sections of the page (``--out``):
   (``--plot NAME``, image links relative to the page) and the **conventions**.
 
 Instance tasks (vertebrae: test rows with ``id_rate``, :mod:`segline.metrics.instances`)
-report only the class of those rows (``spine``: one row per case), never the
-per-vertebra classes most cases lack; ``--metrics dice,assd,id_rate,false_positives,misses``
-(false positives and misses are counts per case, lower is better).
+report only the class of those rows (``spine``: one row per case,
+:func:`segline.plots.instance_classes`), never the per-vertebra classes most cases
+lack; ``--metrics dice,assd,id_rate,false_positives,misses`` (false positives and
+misses are counts per case, lower is better).
 
 ``--reference METHOD`` (vessels: the fully supervised ``full``) adds each method's
 mean of every higher-is-better metric as a percentage of that method's: columns
@@ -70,6 +71,7 @@ from segline.casestore import CaseStore
 from segline.cli import entry
 from segline.errors import InputError
 from segline.plots import (
+    INSTANCE_METRIC,
     METRIC_INFO,
     MethodGroup,
     MethodResults,
@@ -140,8 +142,6 @@ METRIC_CONVENTIONS = {
     "  vertebra (unmatched, or matched with Dice < 0.5); a count, lower is better.\n",
     "misses": "- Misses: vertebrae of a case not identified; a count, lower is better.\n",
 }
-INSTANCE_METRIC = "id_rate"
-"""A test metric written only by instance tasks; its rows' class is the one reported."""
 INSTANCE_CONVENTIONS = (
     "- Instances (vertebrae): predicted instances are matched one-to-one to the\n"
     "  ground-truth vertebrae by overlap (Hungarian assignment maximising the summed\n"
@@ -234,13 +234,6 @@ def _per_case(wide: pd.DataFrame, cls: str) -> pd.Series:
     return class_mean(wide) if cls == MEAN_CLASS else wide[cls]
 
 
-def instance_classes(long: pd.DataFrame) -> list[str] | None:
-    """Instance tasks: the class of the ``id_rate`` rows (the per-case ``spine`` row,
-    :mod:`segline.metrics.instances`), the only class reported; None for other tasks."""
-    sub = long[long["metric"] == INSTANCE_METRIC]
-    return [str(c) for c in pd.unique(sub["class"])] if not sub.empty else None
-
-
 def run_tables(
     run: MethodResults, metrics: Sequence[str]
 ) -> tuple[list[str], dict[str, pd.DataFrame]]:
@@ -254,7 +247,7 @@ def run_tables(
     path = run.path / "test" / "metrics.csv"
     for metric in dict.fromkeys(["dice", *metrics]):
         require_metric(run.test, metric, path, "test")
-    dice = run.test_table("dice", instance_classes(run.test))
+    dice = run.test_table("dice")
     classes = [str(c) for c in dice.columns]
     tables = {"dice": dice}
     for metric in metrics:
