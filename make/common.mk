@@ -25,6 +25,7 @@
 #   EXTRA_RESULTS   more files under results/$(DS) to build and pack
 #   REPORT_ARGS     extra report options (e.g. --metrics ... --reference full)
 #   TRAINER         the training module (default segline.train), same options
+#   OVERLAY_ARGS    extra overlay options (e.g. --instances: vertebrae, sagittal)
 
 SHELL := bash
 .SHELLFLAGS := -eo pipefail -c
@@ -267,7 +268,7 @@ $(FIGURES): private CMD = -m segline.plots.figures --out-dir $(RES) \
 $(FIGURES): private TARGETS = $(FIGURES)
 $(FIGURES) &: $(METHOD_DIRS) $$(stale) | $(VENV_DEP)
 	$(PY) $(CMD)
-$(RES)/overlays.png: private CMD = -m segline.plots.overlays --cases $(DATA)/cases --out $@ $(METHOD_DIRS)
+$(RES)/overlays.png: private CMD = -m segline.plots.overlays --cases $(DATA)/cases --out $@ $(OVERLAY_ARGS) $(METHOD_DIRS)
 $(RES)/overlays.png: $(METHOD_DIRS) $$(stale) | $(VENV_DEP)
 	$(PY) $(CMD)
 
