@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from segline.casestore import case_sort_key
-from segline.cli import entry
+from segline.cli import HelpFormatter, cli_of, entry
 from segline.plots import (
     MethodGroup,
     MethodResults,
@@ -204,6 +204,7 @@ def plot_boxes(methods: Sequence[MethodResults], metric: str, out: str) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """Command-line options."""
     p = argparse.ArgumentParser(
+        formatter_class=HelpFormatter,
         prog="python -m segline.plots.boxplot", description=__doc__.split("\n")[0]
     )
     p.add_argument(
@@ -225,6 +226,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"wrote {args.out}")
     return 0
 
+
+cli = cli_of(main)
 
 if __name__ == "__main__":
     entry(main)

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from segline.casestore import CaseStore
-from segline.cli import entry
+from segline.cli import HelpFormatter, cli_of, entry
 from segline.errors import InputError
 from segline.metrics.overlap import dice
 from segline.plots import (
@@ -263,6 +263,7 @@ def plot_overlays(store: CaseStore, methods: Sequence[MethodResults], out: str, 
 def build_parser() -> argparse.ArgumentParser:
     """Command-line options."""
     p = argparse.ArgumentParser(
+        formatter_class=HelpFormatter,
         prog="python -m segline.plots.overlays", description=__doc__.split("\n")[0]
     )
     p.add_argument("--cases", required=True, type=Path, help="case store, data/<ds>/cases")
@@ -282,6 +283,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"wrote {args.out}")
     return 0
 
+
+cli = cli_of(main)
 
 if __name__ == "__main__":
     entry(main)

@@ -84,7 +84,7 @@ from scipy import ndimage
 
 from segline import atomic
 from segline.casestore import CaseStore
-from segline.cli import non_negative_float, positive_int
+from segline.cli import HelpFormatter, cli_of, non_negative_float, positive_int
 from segline.distmaps import volume_signed_distance
 from segline.errors import InputError
 from segline.parallel import map_cases
@@ -488,6 +488,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The command-line interface of ``preprocess/pseudo.py``."""
     d = PseudoParams()
     p = argparse.ArgumentParser(
+        formatter_class=HelpFormatter,
         prog="pseudo.py",
         description="3D pseudo-labels (0 bg, 1 vessel, 255 unlabelled) from the 2D MIP labels "
         "and the images, their signed distance maps, and their quality against the true "
@@ -524,3 +525,6 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{total['fg_recall']:.3f}, unlabelled {total['unlabelled_fraction']:.3f} -> "
           f"{args.out} in {time.perf_counter() - start:.1f} s")
     return 0
+
+
+cli = cli_of(main)
