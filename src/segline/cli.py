@@ -162,8 +162,9 @@ class HelpFormatter(argparse.HelpFormatter):
             if line.startswith(" ") or not line:
                 lines.append(indent + line)
             else:
-                lines.append(textwrap.fill(line, width, initial_indent=indent,
-                                           subsequent_indent=indent))
+                lines.append(
+                    textwrap.fill(line, width, initial_indent=indent, subsequent_indent=indent)
+                )
         return "\n".join(lines)
 
 

@@ -503,9 +503,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Write the distance-map store and print one summary line."""
     args = build_parser().parse_args(argv)
     start = time.perf_counter()
-    info = write_dist_store(
-        args.cases, args.out, args.kinds, args.jobs, args.backend, args.threads
-    )
+    info = write_dist_store(args.cases, args.out, args.kinds, args.jobs, args.backend, args.threads)
     skipped = len(info["skipped_unlabelled"])
     print(
         f"distmaps: {len(info['cases'])} cases ({','.join(info['kinds'])}, "

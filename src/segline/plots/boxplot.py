@@ -205,7 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     """Command-line options."""
     p = argparse.ArgumentParser(
         formatter_class=HelpFormatter,
-        prog="python -m segline.plots.boxplot", description=__doc__.split("\n")[0]
+        prog="python -m segline.plots.boxplot",
+        description=__doc__.split("\n")[0],
     )
     p.add_argument(
         "--metric",

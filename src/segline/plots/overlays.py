@@ -264,7 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     """Command-line options."""
     p = argparse.ArgumentParser(
         formatter_class=HelpFormatter,
-        prog="python -m segline.plots.overlays", description=__doc__.split("\n")[0]
+        prog="python -m segline.plots.overlays",
+        description=__doc__.split("\n")[0],
     )
     p.add_argument("--cases", required=True, type=Path, help="case store, data/<ds>/cases")
     p.add_argument("--out", required=True, help="PNG to write, e.g. results/<ds>/overlays.png")

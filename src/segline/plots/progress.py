@@ -255,7 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
     """Command-line options."""
     p = argparse.ArgumentParser(
         formatter_class=HelpFormatter,
-        prog="python -m segline.plots.progress", description=__doc__.split("\n")[0]
+        prog="python -m segline.plots.progress",
+        description=__doc__.split("\n")[0],
     )
     p.add_argument(
         "--out", required=True, help="PNG to write, e.g. results/<ds>/progress_<method>.png"

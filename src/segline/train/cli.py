@@ -189,7 +189,8 @@ def catalogue() -> str:
     lines += [
         "",
         "losses (--losses 'name[:weight][[key=value;...]]', comma-separated; every loss "
-        "takes idc=CLASSES, and a scheduled term schedule=" + "|".join(SCHEDULE_KINDS)
+        "takes idc=CLASSES, and a scheduled term schedule="
+        + "|".join(SCHEDULE_KINDS)
         + ";step=...;cap=...):",
     ]
     for name in known_losses():
