@@ -46,6 +46,7 @@ from segline.data.foreground import warn_if_no_foreground
 from segline.data.patches import PatchDataset, patch_collate, read_mip_axis
 from segline.data.slices import SliceDataset, pad_collate
 from segline.losses import CombinedLoss
+from segline.metrics.table import csv_text
 from segline.nets import get_net
 from segline.preprocess.geometry import to_source, write_nifti_like
 from segline.provenance import write_provenance
@@ -483,15 +484,15 @@ class Trainer:
     def _write_tables(self, records: list[dict[str, Any]], epochs: list[dict[str, Any]]) -> None:
         atomic.write_text(
             self.work / "metrics.csv",
-            pd.DataFrame(records, columns=RECORD_COLUMNS).to_csv(index=False, float_format="%.6g"),
+            csv_text(pd.DataFrame(records, columns=RECORD_COLUMNS)),
         )
         atomic.write_text(
             self.work / "epochs.csv",
-            pd.DataFrame(epochs, columns=EPOCH_COLUMNS).to_csv(index=False, float_format="%.6g"),
+            csv_text(pd.DataFrame(epochs, columns=EPOCH_COLUMNS)),
         )
         atomic.write_text(
             self.work / "timing.csv",
-            pd.DataFrame(epochs, columns=TIMING_COLUMNS).to_csv(index=False, float_format="%.6g"),
+            csv_text(pd.DataFrame(epochs, columns=TIMING_COLUMNS)),
         )
 
     # -- main -----------------------------------------------------------------------
@@ -658,5 +659,5 @@ class Trainer:
         self._write_tables(records, epochs)
         atomic.write_text(
             test_dir / "metrics.csv",
-            pd.DataFrame(rows, columns=RECORD_COLUMNS).to_csv(index=False, float_format="%.6g"),
+            csv_text(pd.DataFrame(rows, columns=RECORD_COLUMNS)),
         )

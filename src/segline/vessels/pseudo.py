@@ -87,6 +87,7 @@ from segline.casestore import CaseStore
 from segline.cli import HelpFormatter, cli_of, non_negative_float, positive_int
 from segline.distmaps import volume_signed_distance
 from segline.errors import InputError
+from segline.metrics.table import csv_text
 from segline.parallel import map_cases
 from segline.vessels import mip as mipmod
 
@@ -467,7 +468,7 @@ def write_pseudo_store(
         args = [(str(store.root), str(mip_root), c, split_of[c], str(tmp), ax, p)
                 for c in labelled]
         frame = quality_frame(map_cases(_write_case, args, jobs))
-        atomic.write_text(tmp / QUALITY_CSV, frame.to_csv(index=False, float_format="%.6f"))
+        atomic.write_text(tmp / QUALITY_CSV, csv_text(frame))
         atomic.write_text(tmp / QUALITY_MD, quality_markdown(frame))
         atomic.write_json(tmp / STORE_JSON, {
             "convention": CONVENTION,
