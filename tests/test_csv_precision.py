@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pandas as pd
 
 from segline.cli import run
-from segline.metrics.table import csv_text
+from segline.csvio import csv_text
 from segline.plots import read_long
 from segline.report import main as report_main
 from segline.train.loop import EPOCH_COLUMNS, TIMING_COLUMNS, Trainer

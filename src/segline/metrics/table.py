@@ -39,14 +39,7 @@ from segline.metrics.surface import (
     surface_distances,
 )
 
-__all__ = [
-    "METRICS",
-    "case_metrics",
-    "class_name_map",
-    "csv_text",
-    "mean_foreground",
-    "summarise",
-]
+__all__ = ["METRICS", "case_metrics", "class_name_map", "mean_foreground", "summarise"]
 
 METRICS: tuple[str, ...] = ("dice", "hd95", "assd", "hd", "cldice")
 """Metric names :func:`case_metrics` understands."""
@@ -230,19 +223,3 @@ def mean_foreground(
     if background is not None and "class" in df.columns:
         df = df[df["class"] != background]
     return _aggregate(df, [k for k in by if k in df.columns])
-
-
-def csv_text(frame: pd.DataFrame) -> str:
-    """A table as CSV text at full precision: every float as its shortest round-trip
-    repr (``123.45678901234568``; no ``%.6g``, which moved HD95s of 100–999 mm by up
-    to 5e-4 mm), NaN as an empty field, no index, ``\\n`` line ends.
-
-    Every numeric CSV segline writes goes through this (``metrics.csv``, ``epochs.csv``,
-    ``timing.csv``, the pseudo-label ``quality.csv``), so what is read back, e.g. by the
-    report for its means and statistics, is exactly what was computed.
-
-    Example:
-        >>> csv_text(pd.DataFrame({"case": ["a", "b"], "hd95": [123.456789012, float("nan")]}))
-        'case,hd95\\na,123.456789012\\nb,\\n'
-    """
-    return frame.to_csv(index=False, lineterminator="\n")

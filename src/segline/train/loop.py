@@ -42,11 +42,11 @@ from tqdm import tqdm
 
 from segline import atomic
 from segline.casestore import CaseStore
+from segline.csvio import csv_text
 from segline.data.foreground import warn_if_no_foreground
 from segline.data.patches import PatchDataset, patch_collate, read_mip_axis
 from segline.data.slices import SliceDataset, pad_collate
 from segline.losses import CombinedLoss
-from segline.metrics.table import csv_text
 from segline.nets import get_net
 from segline.preprocess.geometry import to_source, write_nifti_like
 from segline.provenance import write_provenance

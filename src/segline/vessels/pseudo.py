@@ -85,9 +85,9 @@ from scipy import ndimage
 from segline import atomic
 from segline.casestore import CaseStore
 from segline.cli import HelpFormatter, cli_of, non_negative_float, positive_int
+from segline.csvio import csv_text
 from segline.distmaps import volume_signed_distance
 from segline.errors import InputError
-from segline.metrics.table import csv_text
 from segline.parallel import map_cases
 from segline.vessels import mip as mipmod
 
