@@ -141,7 +141,12 @@ def test_installed_scripts_match_pyproject() -> None:
         [str(bin_dir / "segline-make-toy"), "--help"], capture_output=True, text=True
     )
     assert run.returncode == 0, run.stderr
-    assert "usage: make_toy.py" in run.stdout and "(default: 0)" in run.stdout
+    assert "usage: segline-make-toy" in run.stdout and "(default: 0)" in run.stdout
+    # argument errors name the command that was typed
+    run = subprocess.run(
+        [str(bin_dir / "segline-make-toy"), "--seed", "x"], capture_output=True, text=True
+    )
+    assert run.returncode == 2 and "segline-make-toy: error: argument --seed" in run.stderr
 
 
 def test_console_script_reports_bad_input_in_one_line(tmp_path: Path) -> None:

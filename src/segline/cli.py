@@ -100,6 +100,18 @@ def entry(main: Callable[[Sequence[str] | None], int | None]) -> None:
     sys.exit(run(lambda argv: stage.build(lambda: main(argv))))
 
 
+#: The console script being run (``segline-train``), set by the ``cli`` functions of
+#: :func:`cli_of`; None under ``python -m`` and the ``preprocess/*.py`` scripts.
+_SCRIPT: str | None = None
+
+
+def prog(default: str) -> str:
+    """The program name ``--help`` and argument errors show: the console script's own
+    name when run as one (``segline-train``), else ``default`` (``python -m
+    segline.train``, ``slice.py``: how make's recipes call it)."""
+    return _SCRIPT or default
+
+
 def cli_of(main: Callable[[Sequence[str] | None], int | None]) -> Callable[[], None]:
     """A console-script entry point (``[project.scripts]``) that runs ``entry(main)``.
 
@@ -109,6 +121,8 @@ def cli_of(main: Callable[[Sequence[str] | None], int | None]) -> Callable[[], N
     """
 
     def cli() -> None:
+        global _SCRIPT
+        _SCRIPT = os.path.basename(sys.argv[0]) or None
         entry(main)
 
     cli.__doc__ = f"Console script: run :func:`{main.__module__}.main` through entry()."

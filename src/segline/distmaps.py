@@ -69,7 +69,7 @@ from scipy import ndimage
 
 from segline import atomic
 from segline.casestore import DIST2D, DIST3D, CaseStore
-from segline.cli import HelpFormatter, cli_of, positive_int
+from segline.cli import HelpFormatter, cli_of, positive_int, prog
 from segline.errors import InputError
 from segline.parallel import map_cases
 
@@ -485,7 +485,7 @@ def _kinds(text: str) -> tuple[str, ...]:
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface of ``preprocess/distmaps.py`` / ``segline-distmaps``."""
     p = argparse.ArgumentParser(
-        prog="distmaps.py",
+        prog=prog("distmaps.py"),
         description="Signed distance maps in mm (negative inside, positive outside; "
         "absent class = +diagonal) for every labelled case of a case store.",
         formatter_class=HelpFormatter,

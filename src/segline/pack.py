@@ -56,7 +56,7 @@ from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
 from segline import atomic
-from segline.cli import HelpFormatter, cli_of, entry
+from segline.cli import HelpFormatter, cli_of, entry, prog
 from segline.digest import VOLATILE, sha256_file
 from segline.errors import InputError
 
@@ -348,7 +348,7 @@ def pack(
 def build_parser() -> argparse.ArgumentParser:
     """Command-line options."""
     p = argparse.ArgumentParser(
-        prog="python -m segline.pack",
+        prog=prog("python -m segline.pack"),
         description=__doc__.split("\n")[0],
         formatter_class=HelpFormatter,
     )

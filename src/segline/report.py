@@ -62,7 +62,7 @@ import pandas as pd
 
 from segline import atomic, stats
 from segline.casestore import CaseStore
-from segline.cli import HelpFormatter, cli_of, entry
+from segline.cli import HelpFormatter, cli_of, entry, prog
 from segline.errors import InputError
 from segline.plots import (
     METRIC_INFO,
@@ -953,7 +953,7 @@ def build_report(
 def build_parser() -> argparse.ArgumentParser:
     """Command-line options."""
     p = argparse.ArgumentParser(
-        prog="python -m segline.report",
+        prog=prog("python -m segline.report"),
         description=__doc__.split("\n")[0],
         formatter_class=HelpFormatter,
     )

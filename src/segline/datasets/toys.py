@@ -16,7 +16,7 @@ import importlib
 from collections.abc import Sequence
 from pathlib import Path
 
-from segline.cli import HelpFormatter, cli_of
+from segline.cli import HelpFormatter, cli_of, prog
 
 # name -> (module, function); the function is writer(outs: list[Path], seed: int) and
 # writes every archive of the data set atomically.
@@ -31,7 +31,7 @@ GENERATORS: dict[str, tuple[str, str]] = {
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface (see ``--help``)."""
     parser = argparse.ArgumentParser(
-        prog="make_toy.py",
+        prog=prog("make_toy.py"),
         description="Write a deterministic toy archive (same format as the real data set).",
         formatter_class=HelpFormatter,
     )

@@ -59,7 +59,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO
 
 from segline import atomic
-from segline.cli import HelpFormatter, cli_of, entry, non_negative_float
+from segline.cli import HelpFormatter, cli_of, entry, non_negative_float, prog
 from segline.errors import InputError
 from segline.lineage.lineagefile import parse_lineage, verify
 
@@ -600,7 +600,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Arguments of ``preprocess/unpack.py``."""
     parser = argparse.ArgumentParser(
         formatter_class=HelpFormatter,
-        prog="unpack.py",
+        prog=prog("unpack.py"),
         description="Verify archives against a lineage file (md5) and extract them safely "
         "into one folder, which appears only when complete.",
     )

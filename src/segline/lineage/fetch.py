@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TextIO
 
 from segline import __version__, stage
-from segline.cli import HelpFormatter, cli_of, entry
+from segline.cli import HelpFormatter, cli_of, entry, prog
 from segline.errors import InputError
 from segline.lineage.extract import human_bytes
 from segline.lineage.lineagefile import TOY_HINT, Lineage, md5_of, normalise_path, parse_lineage
@@ -306,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Arguments of ``preprocess/fetch.py``."""
     parser = argparse.ArgumentParser(
         formatter_class=HelpFormatter,
-        prog="fetch.py",
+        prog=prog("fetch.py"),
         description="Download an archive listed in a lineage file from its source URL "
         "(resuming a .part), and keep it only if its md5 matches.",
     )

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from segline.casestore import case_sort_key
-from segline.cli import HelpFormatter, cli_of, entry
+from segline.cli import HelpFormatter, cli_of, entry, prog
 from segline.plots import (
     MethodGroup,
     MethodResults,
@@ -205,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Command-line options."""
     p = argparse.ArgumentParser(
         formatter_class=HelpFormatter,
-        prog="python -m segline.plots.boxplot",
+        prog=prog("python -m segline.plots.boxplot"),
         description=__doc__.split("\n")[0],
     )
     p.add_argument(

@@ -62,7 +62,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from segline.cli import HelpFormatter, cli_of, entry
+from segline.cli import HelpFormatter, cli_of, entry, prog
 from segline.errors import InputError
 from segline.plots import (
     MethodGroup,
@@ -451,7 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Command-line options."""
     p = argparse.ArgumentParser(
         formatter_class=HelpFormatter,
-        prog="python -m segline.plots.curves",
+        prog=prog("python -m segline.plots.curves"),
         description=__doc__.split("\n")[0],
     )
     p.add_argument(

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from segline.casestore import CaseStore
-from segline.cli import HelpFormatter, cli_of, entry
+from segline.cli import HelpFormatter, cli_of, entry, prog
 from segline.errors import InputError
 from segline.metrics.overlap import dice
 from segline.plots import (
@@ -264,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Command-line options."""
     p = argparse.ArgumentParser(
         formatter_class=HelpFormatter,
-        prog="python -m segline.plots.overlays",
+        prog=prog("python -m segline.plots.overlays"),
         description=__doc__.split("\n")[0],
     )
     p.add_argument("--cases", required=True, type=Path, help="case store, data/<ds>/cases")

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from segline.cli import HelpFormatter, cli_of, entry
+from segline.cli import HelpFormatter, cli_of, entry, prog
 from segline.errors import InputError
 from segline.plots import (
     MethodGroup,
@@ -255,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Command-line options."""
     p = argparse.ArgumentParser(
         formatter_class=HelpFormatter,
-        prog="python -m segline.plots.progress",
+        prog=prog("python -m segline.plots.progress"),
         description=__doc__.split("\n")[0],
     )
     p.add_argument(

@@ -41,7 +41,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 import numpy as np
 
 from segline import atomic, casestore
-from segline.cli import HelpFormatter, cli_of, count, non_negative_float, positive_int
+from segline.cli import HelpFormatter, cli_of, count, non_negative_float, positive_int, prog
 from segline.errors import InputError
 from segline.preprocess import cropping, geometry, resample, split
 from segline.preprocess import window as win
@@ -475,7 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``preprocess/slice.py`` argument parser."""
     p = argparse.ArgumentParser(
         formatter_class=HelpFormatter,
-        prog="slice.py",
+        prog=prog("slice.py"),
         description="Slice an unpacked raw dataset into a case store "
         "(normalised (C,Z,Y,X) volumes + geometry + split).")
     p.add_argument("--adapter", default="msd", help="source format (default: msd)")

@@ -16,7 +16,7 @@ from dataclasses import replace
 
 import torch
 
-from segline.cli import HelpFormatter, cli_of, format_default
+from segline.cli import HelpFormatter, cli_of, format_default, prog
 from segline.data.augment import AUGS
 from segline.errors import InputError
 from segline.seeds import training_label
@@ -204,7 +204,7 @@ def catalogue() -> str:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         epilog=catalogue(),
-        prog="python -m segline.train",
+        prog=prog("python -m segline.train"),
         description=__doc__.split("\n")[0],
         formatter_class=HelpFormatter,
     )

@@ -50,7 +50,7 @@ import numpy as np
 
 from segline import atomic
 from segline.casestore import CaseStore
-from segline.cli import HelpFormatter, cli_of
+from segline.cli import HelpFormatter, cli_of, prog
 from segline.errors import InputError
 
 AXIS_NAMES = ("z", "y", "x")
@@ -289,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The command-line interface of ``preprocess/mip.py``."""
     p = argparse.ArgumentParser(
         formatter_class=HelpFormatter,
-        prog="mip.py",
+        prog=prog("mip.py"),
         description="Maximum intensity projections, argmax depths (first index on ties) and "
         "projected 2D labels for every case of a case store.",
     )

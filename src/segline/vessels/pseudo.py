@@ -84,7 +84,7 @@ from scipy import ndimage
 
 from segline import atomic
 from segline.casestore import CaseStore
-from segline.cli import HelpFormatter, cli_of, non_negative_float, positive_int
+from segline.cli import HelpFormatter, cli_of, non_negative_float, positive_int, prog
 from segline.csvio import csv_text
 from segline.distmaps import volume_signed_distance
 from segline.errors import InputError
@@ -490,7 +490,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = PseudoParams()
     p = argparse.ArgumentParser(
         formatter_class=HelpFormatter,
-        prog="pseudo.py",
+        prog=prog("pseudo.py"),
         description="3D pseudo-labels (0 bg, 1 vessel, 255 unlabelled) from the 2D MIP labels "
         "and the images, their signed distance maps, and their quality against the true "
         "3D labels.",
