@@ -68,7 +68,7 @@ import pandas as pd
 
 from segline import atomic, stats
 from segline.casestore import CaseStore
-from segline.cli import entry
+from segline.cli import HelpFormatter, cli_of, entry, prog
 from segline.errors import InputError
 from segline.plots import (
     INSTANCE_METRIC,
@@ -973,7 +973,11 @@ def build_report(
 
 def build_parser() -> argparse.ArgumentParser:
     """Command-line options."""
-    p = argparse.ArgumentParser(prog="python -m segline.report", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog=prog("python -m segline.report"),
+        description=__doc__.split("\n")[0],
+        formatter_class=HelpFormatter,
+    )
     p.add_argument("--out", required=True, help="markdown to write, e.g. results/<ds>/report.md")
     p.add_argument("--csv", required=True, help="CSV to write, e.g. results/<ds>/report.csv")
     p.add_argument(
@@ -1007,8 +1011,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--reference",
         metavar="METHOD",
-        help="a method's name (e.g. full): every method's higher-is-better means as a "
-        "percentage of its",
+        help="a method's name (e.g. full): every method's higher-is-better means are also "
+        "shown as a percentage of this method's means (default: no percentage columns)",
     )
     add_training_folders(p)
     return p
@@ -1034,6 +1038,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(report.table, end="")
     return 0
 
+
+cli = cli_of(main)
 
 if __name__ == "__main__":
     entry(main)
