@@ -25,7 +25,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from segline.cli import entry
+from segline.cli import HelpFormatter, cli_of, entry, prog
 from segline.plots import add_training_folders, group_methods, load_methods
 from segline.plots.boxplot import plot_boxes
 from segline.plots.curves import curve_metric, plot_curves
@@ -62,7 +62,9 @@ def figure_paths(
 def build_parser() -> argparse.ArgumentParser:
     """Command-line options."""
     p = argparse.ArgumentParser(
-        prog="python -m segline.plots.figures", description=__doc__.split("\n")[0]
+        prog=prog("python -m segline.plots.figures"),
+        description=__doc__.split("\n")[0],
+        formatter_class=HelpFormatter,
     )
     p.add_argument("--out-dir", required=True, help="folder of the PNGs, e.g. results/<ds>")
     p.add_argument(
@@ -108,6 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"wrote {len(paths)} figures in {args.out_dir}")
     return 0
 
+
+cli = cli_of(main)
 
 if __name__ == "__main__":
     entry(main)
