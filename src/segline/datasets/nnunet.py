@@ -85,8 +85,11 @@ def parse_labels(obj: Any, where: Path) -> dict[int, str]:
     out: dict[int, str] = {}
     for name, value in obj.items():
         if isinstance(value, list | tuple):
-            raise InputError(where, f"region-based label {name!r}: {value} (regions are not "
-                             "supported; give each class one integer)")
+            raise InputError(
+                where,
+                f"region-based label {name!r}: {value} (regions are not "
+                "supported; give each class one integer)",
+            )
         if not isinstance(value, int) or isinstance(value, bool):
             raise InputError(where, f"label {name!r}: value must be an integer, got {value!r}")
         if value in out:
@@ -105,7 +108,7 @@ def parse_channels(obj: Any, where: Path) -> list[str]:
         raise InputError(where, "'channel_names' must be a non-empty object {\"0\": name}")
     keys = sorted(obj, key=lambda k: (len(str(k)), str(k)))
     if keys != [str(i) for i in range(len(obj))]:
-        raise InputError(where, f"'channel_names' keys {list(obj)} are not \"0\"..\"{len(obj) - 1}\"")
+        raise InputError(where, f'\'channel_names\' keys {list(obj)} are not "0".."{len(obj) - 1}"')
     return [str(obj[str(i)]) for i in range(len(obj))]
 
 
@@ -133,17 +136,26 @@ class NNUNetAdapter:
                 hint = " (an MSD task? use ADAPTER=msd)" if "training" in meta else ""
                 raise InputError(self.dataset_json, f"missing key {key!r}{hint}")
         if meta.get("regions_class_order") is not None:
-            raise InputError(self.dataset_json, "region-based labels (regions_class_order) "
-                             "are not supported; give each class one integer")
+            raise InputError(
+                self.dataset_json,
+                "region-based labels (regions_class_order) "
+                "are not supported; give each class one integer",
+            )
         if "dataset" in meta:
-            raise InputError(self.dataset_json, "an explicit 'dataset' file list is not "
-                             "supported; use the imagesTr/labelsTr/imagesTs folders")
+            raise InputError(
+                self.dataset_json,
+                "an explicit 'dataset' file list is not "
+                "supported; use the imagesTr/labelsTr/imagesTs folders",
+            )
         self.labels: dict[int, str] = parse_labels(meta["labels"], self.dataset_json)
         self.channels: list[str] = parse_channels(meta["channel_names"], self.dataset_json)
         ending = meta["file_ending"]
         if ending not in READABLE_ENDINGS:
-            raise InputError(self.dataset_json, f"file_ending {ending!r} cannot be read "
-                             f"(segline reads {' or '.join(READABLE_ENDINGS)}); convert to NIfTI")
+            raise InputError(
+                self.dataset_json,
+                f"file_ending {ending!r} cannot be read "
+                f"(segline reads {' or '.join(READABLE_ENDINGS)}); convert to NIfTI",
+            )
         self.file_ending: str = ending
         self.name: str = str(meta.get("name") or self.task_dir.name)
         self.info: dict[str, Any] = {"task": self.task_dir.name, "file_ending": ending}
@@ -159,8 +171,10 @@ class NNUNetAdapter:
         self._label_files = labels
         num = meta["numTraining"]
         if num != len(self._train):
-            raise InputError(self.dataset_json, f"numTraining is {num!r} but imagesTr holds "
-                             f"{len(self._train)} cases")
+            raise InputError(
+                self.dataset_json,
+                f"numTraining is {num!r} but imagesTr holds {len(self._train)} cases",
+            )
         test_dir = self.task_dir / "imagesTs"
         self._test = self._images(test_dir) if test_dir.is_dir() else {}
         both = sorted_cases(set(self._train) & set(self._test))
@@ -177,10 +191,16 @@ class NNUNetAdapter:
         for f in sorted(folder.iterdir()):
             if f.name.startswith("."):
                 continue
-            if not f.is_file() or not f.name.endswith(self.file_ending) \
-                    or len(f.name) == len(self.file_ending):
-                raise InputError(f, f"not a <case>{self.file_ending} file (dataset.json "
-                                 f"file_ending is {self.file_ending!r})")
+            if (
+                not f.is_file()
+                or not f.name.endswith(self.file_ending)
+                or len(f.name) == len(self.file_ending)
+            ):
+                raise InputError(
+                    f,
+                    f"not a <case>{self.file_ending} file (dataset.json "
+                    f"file_ending is {self.file_ending!r})",
+                )
             out.append(f)
         return out
 
@@ -191,12 +211,18 @@ class NNUNetAdapter:
         for f in self._files(folder):
             match = _CHANNEL.match(f.name[: -len(self.file_ending)])
             if match is None:
-                raise InputError(f, "not named <case>_XXXX" + self.file_ending
-                                 + " (XXXX: the 4-digit channel index)")
+                raise InputError(
+                    f,
+                    "not named <case>_XXXX"
+                    + self.file_ending
+                    + " (XXXX: the 4-digit channel index)",
+                )
             channel = int(match["channel"])
             if channel >= n:
-                raise InputError(f, f"channel {channel} but dataset.json declares {n} "
-                                 f"channel(s) in channel_names")
+                raise InputError(
+                    f,
+                    f"channel {channel} but dataset.json declares {n} channel(s) in channel_names",
+                )
             found.setdefault(match["case"], {})[channel] = f
         out: dict[str, list[Path]] = {}
         for cid in sorted_cases(found):
@@ -204,8 +230,11 @@ class NNUNetAdapter:
             missing = [c for c in range(n) if c not in chans]
             if missing:
                 name = f"{cid}_{missing[0]:04d}{self.file_ending}"
-                raise InputError(folder / name, f"missing: case {cid!r} lacks channel "
-                                 f"{missing[0]} ({self.channels[missing[0]]})")
+                raise InputError(
+                    folder / name,
+                    f"missing: case {cid!r} lacks channel "
+                    f"{missing[0]} ({self.channels[missing[0]]})",
+                )
             out[cid] = [chans[c] for c in range(n)]
         return out
 

@@ -36,7 +36,7 @@ RERUN = "the folder changed after its manifest was computed; run make again"
 
 
 def _copy_file(src: Path, dest: Path) -> tuple[str, int]:
-    """Copy ``src`` to the new file ``dest`` (mode 0o644); return (md5 of the bytes written, size)."""
+    """Copy ``src`` to the new file ``dest`` (0o644); return (md5 of the bytes written, size)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.md5(usedforsecurity=False)
     size = 0
@@ -78,8 +78,9 @@ def copy_folder(
         for rel, path in files:
             got, size = _copy_file(path, tmp / name / rel)
             if got != expected[rel]:
-                raise InputError(path, f"md5 {got} differs from {manifest} "
-                                 f"({expected[rel]}): {RERUN}")
+                raise InputError(
+                    path, f"md5 {got} differs from {manifest} ({expected[rel]}): {RERUN}"
+                )
             total += size
         for sub in (p for p in tmp.rglob("*") if p.is_dir()):
             sub.chmod(DIR_MODE)
@@ -103,8 +104,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m segline.lineage.copyfolder --manifest M --out DIR FOLDER``."""
     args = build_parser().parse_args(argv)
     files, size = copy_folder(args.folder, args.manifest, args.out)
-    print(f"copied {args.folder} (md5 ok against {args.manifest}) -> {args.out}: "
-          f"{files} files, {human_bytes(size)}")
+    print(
+        f"copied {args.folder} (md5 ok against {args.manifest}) -> {args.out}: "
+        f"{files} files, {human_bytes(size)}"
+    )
     return 0
 
 
