@@ -223,10 +223,11 @@ endif
 ifneq ($(strip $(DATASET_DIR)),)
 # A folder: its manifest runs on every make (FORCE) and is rewritten only when its
 # content changes (same file, same mtime otherwise: nothing downstream rebuilds); raw
-# copies the files, each md5-checked against the manifest.
+# copies the files, each md5-checked against the manifest. '+': it runs under -n and
+# -q too, so they plan (and answer) from the folder as it is.
 $(LINEAGE): private CMD = -m segline.lineage.manifest --out $(LINEAGE) $(DATASET_DIR)
 $(LINEAGE): FORCE | $(VENV_DEP)
-	$(PY) $(CMD)
+	+$(PY) $(CMD)
 $(DATA)/raw: private CMD = -m segline.lineage.copyfolder --manifest $(LINEAGE) --out $(DATA)/raw $(DATASET_DIR)
 $(DATA)/raw: $(LINEAGE) $$(stale) | $(VENV_DEP)
 	$(PY) $(CMD)
@@ -359,8 +360,8 @@ help:
 	  "dataset $(DS) ($(if $(IS_TOY),embedded toy data,$(if $(DATASET_DIR),folder $(DATASET_DIR) ($(ADAPTER) layout),real data: $(ARCHIVES))))" \
 	  "targets:" \
 	  "  all (default)      everything, ending with the archive in archives/" \
-	  "  $(ARCHIVES)  $(if $(IS_TOY),generate the toy archive(s),download when the lineage file gives a URL, else say where to get it)" \
-	  "  $(DATA)/raw         md5-verify (lineage: $(LINEAGE)) and unpack safely" \
+	  "  $(or $(ARCHIVES),$(LINEAGE))  $(if $(DATASET_DIR),the folder's md5 manifest: recomputed by every make; rewritten when it changes,$(if $(IS_TOY),generate the toy archive(s),download when the lineage file gives a URL, else say where to get it))" \
+	  "  $(DATA)/raw         $(if $(DATASET_DIR),copy the folder; each file md5-checked against $(LINEAGE),md5-verify (lineage: $(LINEAGE)) and unpack safely)" \
 	  "  $(DATA)/cases       normalise, keep geometry, split train/val/test" \
 	  "  $(DATA)/dist        signed distance maps (mm), 2D and 3D" \
 	  "  data               everything up to the distance maps" \

@@ -96,6 +96,9 @@ def test_unchanged_or_touched_folder_rebuilds_nothing_changed_file_reruns_raw(
     assert recipes(proc) == ["segline.lineage.manifest"], proc.stdout
     assert "unchanged" in proc.stdout
     assert built(root) == before
+    assert run_make(root, "-q", *args).returncode == 0  # the manifest runs under -q too
+    dry = run_make(root, "-n", *args)
+    assert recipes(dry) == ["segline.lineage.manifest"], dry.stdout  # -n plans no work
 
     image = folder / "imagesTr" / "tiny_004_0001.nii.gz"
     os.utime(image)  # a new mtime, the same bytes: the manifest stays as it is
@@ -104,7 +107,8 @@ def test_unchanged_or_touched_folder_rebuilds_nothing_changed_file_reruns_raw(
     assert built(root) == before
 
     save(image, channel_volumes(0)[1])  # other bytes: raw and every stage after it
-    proc = run_make(root, *args[:-1], "data")
+    assert run_make(root, "-q", *args).returncode == 1
+    proc = run_make(root, *args, "data")
     assert proc.returncode == 0, proc.stderr[-2000:]
     ran = recipes(proc)
     assert ran[:3] == [

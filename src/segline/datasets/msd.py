@@ -154,7 +154,7 @@ class MSDAdapter:
             raise InputError(self.dataset_json, "must hold a JSON object")
         for key in ("labels", "training"):
             if key not in meta:
-                nnunet = key == "training" and "file_ending" in meta
+                nnunet = key == "training" and ("file_ending" in meta or "channel_names" in meta)
                 hint = (" (an nnU-Net v2 dataset: use ADAPTER=nnunet, or NNUNET_DATASET=<folder>)"
                         if nnunet else "")
                 raise InputError(self.dataset_json, f"missing key {key!r}{hint}")

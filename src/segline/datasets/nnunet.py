@@ -133,7 +133,8 @@ class NNUNetAdapter:
         meta = read_dataset_json(self.dataset_json)
         for key in REQUIRED_KEYS:
             if key not in meta:
-                hint = " (an MSD task? use ADAPTER=msd)" if "training" in meta else ""
+                msd = "training" in meta
+                hint = " (an MSD task? use DATASET_DIR=<folder> or ADAPTER=msd)" if msd else ""
                 raise InputError(self.dataset_json, f"missing key {key!r}{hint}")
         if meta.get("regions_class_order") is not None:
             raise InputError(
