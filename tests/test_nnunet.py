@@ -260,3 +260,13 @@ def test_copy_checks_every_file_against_the_manifest(
     (dataset / "imagesTs" / "tiny_101_0000.nii.gz").unlink()  # removed after
     err = one_line_error(capsys, copyfolder.main, argv)
     assert "tiny_101_0000.nii.gz: listed in" in err and "but missing" in err
+
+
+def test_output_inside_the_folder_is_refused(
+    dataset: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """DATASET_DIR=data/X gives DS=X: data/X/manifest.md5 would change the folder itself."""
+    err = one_line_error(capsys, manifest.main, ["--out", str(dataset / "m.md5"), str(dataset)])
+    assert "overlap" in err and "DS=<name>" in err and not (dataset / "m.md5").exists()
+    argv = ["--manifest", str(dataset / "m.md5"), "--out", str(dataset.parent), str(dataset)]
+    assert "overlap" in one_line_error(capsys, copyfolder.main, argv)

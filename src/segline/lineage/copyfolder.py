@@ -29,7 +29,7 @@ from segline.cli import entry
 from segline.errors import InputError
 from segline.lineage.extract import DIR_MODE, FILE_MODE, human_bytes
 from segline.lineage.lineagefile import parse_lineage
-from segline.lineage.manifest import folder_files
+from segline.lineage.manifest import check_apart, folder_files
 
 _CHUNK = 1 << 20
 RERUN = "the folder changed after its manifest was computed; run make again"
@@ -63,6 +63,7 @@ def copy_folder(
             bytes differ from its manifest md5; nothing is left in ``out`` then.
     """
     folder = Path(folder)
+    check_apart(folder, out)
     expected = {path: md5 for md5, path in parse_lineage(manifest).entries}
     files = folder_files(folder)
     on_disk = {rel for rel, _ in files}

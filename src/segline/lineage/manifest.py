@@ -87,6 +87,23 @@ def folder_files(folder: str | os.PathLike[str]) -> list[tuple[str, Path]]:
     return sorted(found, key=lambda item: item[0])
 
 
+def check_apart(folder: str | os.PathLike[str], out: str | os.PathLike[str]) -> None:
+    """Refuse an output inside the dataset folder, or a dataset folder inside the output
+    (``DATASET_DIR=data/X`` gives ``DS=X``, whose stages would land in the folder itself
+    and change its manifest on every make).
+
+    Raises:
+        InputError: naming the folder, with the way out (another ``DS``).
+    """
+    src, dst = Path(folder).resolve(), Path(out).resolve()
+    if src == dst or src in dst.parents or dst in src.parents:
+        raise InputError(
+            folder,
+            f"the dataset folder and {out} overlap: data/<ds>/ must lie "
+            "outside the folder; pass another DS=<name> (or move the folder)",
+        )
+
+
 def entry_line(md5: str, rel: str) -> str:
     """One md5sum line; a path with a backslash, newline or CR is escaped as md5sum does."""
     if any(ch in rel for ch in "\\\n\r"):
@@ -134,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m segline.lineage.manifest --out MANIFEST FOLDER``."""
     args = build_parser().parse_args(argv)
+    check_apart(args.folder, args.out)
     text = manifest_text(args.folder)
     count = text.count("\n") - HEADER.count("\n")
     if write_if_changed(args.out, text):
