@@ -8,6 +8,7 @@ rebuilds nothing, changing a file's bytes re-runs raw and cases.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -84,6 +85,11 @@ def test_nnunet_folder_runs_to_the_archive(nn_run) -> None:
     manifest = (data / "manifest.md5").read_text()
     assert recorded == "".join(ln + "\n" for ln in manifest.splitlines() if ln[:1] != "#")
     assert "imagesTs/tiny_102_0001.nii.gz" in recorded
+    # the report names the manifest by its length and md5, not file by file
+    report = (root / "results" / "nn" / "report.md").read_text()
+    digest = hashlib.md5(recorded.encode(), usedforsecurity=False).hexdigest()
+    assert f"| 29 files (md5 of provenance/lineage.md5: {digest}) |" in report
+    assert "tiny_102_0001" not in report
 
 
 def test_unchanged_or_touched_folder_rebuilds_nothing_changed_file_reruns_raw(
