@@ -159,6 +159,8 @@ def test_the_two_layouts_point_at_each_other(dataset: Path, tmp_path: Path) -> N
 
 def test_manifest_lists_every_file_sorted_md5sum_format(dataset: Path, tmp_path: Path) -> None:
     (dataset / ".DS_Store").write_bytes(b"junk")  # macOS clutter is left out, as unpack does
+    (dataset / ".git").mkdir()  # and version control's bookkeeping
+    (dataset / ".git" / "index").write_bytes(b"changes on every git status")
     out = tmp_path / "data" / "nn" / "manifest.md5"
     assert run(manifest.main, ["--out", str(out), str(dataset)]) == 0
     lineage = parse_lineage(out)

@@ -16,7 +16,9 @@ and rebuilds ``raw`` and everything after it. The text holds no folder path, dat
 host name: the same bytes give the same manifest anywhere.
 
 macOS junk (``__MACOSX/``, ``._*``, ``.DS_Store``) is left out, as unpacking leaves
-it out of an archive (:func:`segline.lineage.extract.is_junk`). A symlink to a file
+it out of an archive (:func:`segline.lineage.extract.is_junk`), and so are the
+folders of version control (``.git``, ``.hg``, ``.svn``; a DataLad dataset's files,
+symlinks into ``.git/annex``, count by their content). A symlink to a file
 counts as that file's bytes; a symlink to a folder, or anything that is neither a
 file nor a folder, is refused.
 
@@ -46,6 +48,9 @@ from segline.errors import InputError
 from segline.lineage.extract import is_junk
 from segline.lineage.lineagefile import md5_of
 
+#: Version-control bookkeeping, rewritten by read-only commands (``git status``
+#: refreshes ``.git/index``): not data, left out so it never rebuilds anything.
+VCS_DIRS = frozenset({".git", ".hg", ".svn"})
 HEADER = (
     "# manifest: md5 of every file under the dataset folder, computed by segline on every make\n"
     "# note: computed, not pinned: it records which bytes were used, not that they are the "
@@ -66,7 +71,9 @@ def folder_files(folder: str | os.PathLike[str]) -> list[tuple[str, Path]]:
     found: list[tuple[str, Path]] = []
     for dirpath, dirnames, filenames in os.walk(root):
         base = Path(dirpath)
-        dirnames[:] = sorted(d for d in dirnames if not is_junk(PurePosixPath(d)))
+        dirnames[:] = sorted(
+            d for d in dirnames if d not in VCS_DIRS and not is_junk(PurePosixPath(d))
+        )
         for name in dirnames:
             if (base / name).is_symlink():
                 raise InputError(base / name, "symlink to a folder: copy or link the files instead")
