@@ -90,6 +90,23 @@ ifneq ($(filter-out 0 no false 1 yes true $(TOY_VARIANTS),$(TOY)),)
 $(error TOY=$(TOY): use TOY=1 (the toy)$(if $(TOY_VARIANTS), or a variant: $(TOY_VARIANTS)))
 endif
 IS_TOY := $(filter 1 yes true $(TOY_VARIANTS),$(TOY))
+# A dataset folder on disk instead of an archive: DATASET_DIR=<MSD task folder or nnU-Net
+# v2 raw dataset>, NNUNET_DATASET=<nnUNet_raw/DatasetXXX_Name> its nnU-Net spelling. The
+# layout comes from dataset.json (nnU-Net v2 declares file_ending); the lineage is a
+# manifest computed on every make (src/segline/lineage/manifest.py): computed, not pinned.
+NNUNET_DATASET ?=
+DATASET_DIR ?= $(NNUNET_DATASET)
+ifneq ($(strip $(DATASET_DIR)),)
+ifneq ($(IS_TOY)$(filter-out 1,$(words $(DATASET_DIR))),)
+$(error DATASET_DIR=$(DATASET_DIR): one folder, a path without spaces, and not with TOY)
+endif
+DS ?= $(notdir $(patsubst %/,%,$(DATASET_DIR)))
+ARCHIVES :=
+LINEAGE := data/$(DS)/manifest.md5
+ifeq ($(ADAPTER),msd)
+ADAPTER := $(if $(NNUNET_DATASET)$(findstring "file_ending",$(file <$(DATASET_DIR)/dataset.json)),nnunet,msd)
+endif
+endif
 ifneq ($(IS_TOY),)
 DS ?= $(DS_NAME)$(addprefix -,$(filter $(TOY_VARIANTS),$(TOY)))-toy
 ARCHIVES ?= $(TOY_ARCHIVES)
@@ -203,11 +220,24 @@ $(ARCHIVES): | $(VENV_DEP)
 	$(PY) preprocess/fetch.py --lineage $(LINEAGE) $@
 endif
 
+ifneq ($(strip $(DATASET_DIR)),)
+# A folder: its manifest runs on every make (FORCE) and is rewritten only when its
+# content changes (same file, same mtime otherwise: nothing downstream rebuilds); raw
+# copies the files, each md5-checked against the manifest. '+': it runs under -n and
+# -q too, so they plan (and answer) from the folder as it is.
+$(LINEAGE): private CMD = -m segline.lineage.manifest --out $(LINEAGE) $(DATASET_DIR)
+$(LINEAGE): FORCE | $(VENV_DEP)
+	+$(PY) $(CMD)
+$(DATA)/raw: private CMD = -m segline.lineage.copyfolder --manifest $(LINEAGE) --out $(DATA)/raw $(DATASET_DIR)
+$(DATA)/raw: $(LINEAGE) $$(stale) | $(VENV_DEP)
+	$(PY) $(CMD)
+else
 # md5 verification (md5sum -c semantics) gates the unpacking.
 $(DATA)/raw: private CMD = preprocess/unpack.py --lineage $(LINEAGE) --out $(DATA)/raw \
   $(if $(UNPACK_RATIO),--max-ratio $(UNPACK_RATIO)) $(UNPACK_ARGS) $(ARCHIVES)
 $(DATA)/raw: $(ARCHIVES) $(LINEAGE) $$(stale) | $(VENV_DEP)
 	$(PY) $(CMD)
+endif
 
 # ---------------------------------------------------------------------------
 # Slicing (normalised volumes + geometry + split) and distance maps.
@@ -327,11 +357,11 @@ help:
 	@printf '%s\n' \
 	  "usage: make -f $(firstword $(MAKEFILE_LIST)) [TARGET] [KNOB=value ...]" \
 	  "" \
-	  "dataset $(DS) ($(if $(IS_TOY),embedded toy data,real data: $(ARCHIVES)))" \
+	  "dataset $(DS) ($(if $(IS_TOY),embedded toy data,$(if $(DATASET_DIR),folder $(DATASET_DIR) ($(ADAPTER) layout),real data: $(ARCHIVES))))" \
 	  "targets:" \
 	  "  all (default)      everything, ending with the archive in archives/" \
-	  "  $(ARCHIVES)  $(if $(IS_TOY),generate the toy archive(s),download when the lineage file gives a URL, else say where to get it)" \
-	  "  $(DATA)/raw         md5-verify (lineage: $(LINEAGE)) and unpack safely" \
+	  "  $(or $(ARCHIVES),$(LINEAGE))  $(if $(DATASET_DIR),the folder's md5 manifest: recomputed by every make; rewritten when it changes,$(if $(IS_TOY),generate the toy archive(s),download when the lineage file gives a URL, else say where to get it))" \
+	  "  $(DATA)/raw         $(if $(DATASET_DIR),copy the folder; each file md5-checked against $(LINEAGE),md5-verify (lineage: $(LINEAGE)) and unpack safely)" \
 	  "  $(DATA)/cases       normalise, keep geometry, split train/val/test" \
 	  "  $(DATA)/dist        signed distance maps (mm), 2D and 3D" \
 	  "  data               everything up to the distance maps" \
@@ -370,6 +400,8 @@ help:
 	  "  CROP=none|body|label  crop each case to the body or the labelled region ($(CROP)), CROP_MARGIN=mm ($(CROP_MARGIN))" \
 	  "  N_TEST=N N_VAL=N   split sizes: first N_TEST cases test, next N_VAL validation ($(N_TEST), $(N_VAL))" \
 	  "  DS=name ARCHIVES=... LINEAGE=...  another archive of the same format" \
+	  "  DATASET_DIR=path   a folder instead of an archive: MSD task or nnU-Net v2 raw dataset, from its dataset.json ($(DATASET_DIR))" \
+	  "  NNUNET_DATASET=path  the same, nnU-Net spelling: nnUNet_raw/DatasetXXX_Name; lineage: $(DATA)/manifest.md5, computed on every make ($(NNUNET_DATASET))" \
 	  "  PACK_MODELS=1      include checkpoints in the archive" \
 	  "  UNPACK_RATIO=N     refuse archives declaring more than N times their size ($(UNPACK_RATIO))" \
 	  "  $(DATASET_KNOBS_HELP)" \

@@ -30,6 +30,8 @@ BASE = {
 COMMON = ("TOY=1", "DEBUG=--debug", "EPC=1")
 # Variables set with ?= that are not result knobs: where the virtualenv lives.
 NOT_KNOBS = {"VENV"}
+# Knobs that replace the toy archive by a folder: planned with TOY= (not both at once).
+FOLDER_KNOBS = {"DATASET_DIR", "NNUNET_DATASET"}
 
 
 def knob_table(ds: str) -> dict[str, tuple[str, str | None]]:
@@ -78,6 +80,9 @@ def knob_table(ds: str) -> dict[str, tuple[str, str | None]]:
         "LINEAGE": ("lineage/copy.lineage", "--lineage lineage/copy.lineage --out"),
         "PACK_MODELS": ("1", "--models"),
         "UNPACK_RATIO": ("1000", "--max-ratio 1000"),
+        # a folder instead of the archive (with TOY=, see FOLDER_KNOBS): copied, md5-checked
+        "DATASET_DIR": (f"data/{toy}/raw", "-m segline.lineage.copyfolder"),
+        "NNUNET_DATASET": (f"data/{toy}/raw", "-m segline.lineage.copyfolder"),
         "PATCH": ("16,32,32", "--patch 16,32,32"),
         "OVERLAP": ("0.25", "--overlap 0.25"),
         "SAMPLES": ("8", "--samples-per-epoch 8"),
@@ -142,7 +147,7 @@ def test_every_listed_knob_is_recorded(ds: str, tmp_path: Path) -> None:
         value, expect = table[knob]
         if knob == "ARCHIVES":
             value = copies
-        plan = make(root, ds, "-n", f"{knob}={value}")
+        plan = make(root, ds, "-n", f"{knob}={value}", *(["TOY="] if knob in FOLDER_KNOBS else []))
         commands = [ln for ln in plan.stdout.splitlines() if "segline" in ln or "preprocess/" in ln]
         if expect is None:
             assert not commands, f"{knob}={value} should rebuild nothing: {commands}"

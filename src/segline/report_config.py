@@ -124,6 +124,17 @@ def lineage_md5s(run: MethodResults) -> list[str]:
     return [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
 
 
+def lineage_cell(run: MethodResults, most: int = 3) -> str:
+    """The archives' md5 lines, or for a longer list (a folder's manifest, one line per
+    file) its length and the md5 of ``provenance/lineage.md5`` (``md5sum`` gives the
+    same), so the report of a folder of thousands of files keeps one short cell; "–"."""
+    lines = lineage_md5s(run)
+    if len(lines) <= most:
+        return "; ".join(lines) or "–"
+    digest = hashlib.md5("".join(ln + "\n" for ln in lines).encode(), usedforsecurity=False)
+    return f"{len(lines)} files (md5 of provenance/lineage.md5: {digest.hexdigest()})"
+
+
 def inputs_digest(run: MethodResults) -> str:
     """First 12 hex of the sha256 of ``lineage.json`` ``inputs`` (canonical JSON); "–"."""
     path = run.path / "lineage.json"
@@ -163,7 +174,7 @@ def group_config(group: MethodGroup) -> dict[str, str]:
     else:
         rows["training wall time"] = fmt_seconds(seconds[0])
     rows["commit"] = _joined([commit(r) for r in group.runs])
-    rows["archives (md5)"] = _joined(["; ".join(lineage_md5s(r)) or "–" for r in group.runs])
+    rows["archives (md5)"] = _joined([lineage_cell(r) for r in group.runs])
     rows["inputs digest"] = _joined([inputs_digest(r) for r in group.runs])
     return rows
 

@@ -154,7 +154,10 @@ class MSDAdapter:
             raise InputError(self.dataset_json, "must hold a JSON object")
         for key in ("labels", "training"):
             if key not in meta:
-                raise InputError(self.dataset_json, f"missing key {key!r}")
+                nnunet = key == "training" and ("file_ending" in meta or "channel_names" in meta)
+                hint = (" (an nnU-Net v2 dataset: use ADAPTER=nnunet, or NNUNET_DATASET=<folder>)"
+                        if nnunet else "")
+                raise InputError(self.dataset_json, f"missing key {key!r}{hint}")
         if "modality" not in meta and "channel_names" not in meta:
             raise InputError(self.dataset_json, "missing key 'modality'")
         return meta
