@@ -383,7 +383,7 @@ help:
 	  "  BS=N               batch size ($(BS))" \
 	  "  LR=x               learning rate ($(LR))" \
 	  "  SEED=N             seed for everything ($(SEED))" \
-	  "  SEEDS='0 1 2'      each method once per seed, in $$(RES)/<method>/seed<k> (RUN=seeds by default) ($(SEEDS))" \
+	  "  SEEDS='0 1 2'      each method once per seed, in results/$(DS)/seeds/<method>/seed<k> (RUN=seeds by default) ($(SEEDS))" \
 	  "  DEVICE=auto|cpu|cuda|cuda:N  ($(DEVICE))" \
 	  "  AMP=auto|off|bf16|fp16       mixed precision ($(AMP)); fp16 trains with loss scaling" \
 	  "  COMPILE=1|graphs   torch.compile the network (graphs: CUDA graphs); recorded ($(COMPILE))" \
@@ -397,6 +397,7 @@ help:
 	  "  RUN=name           a named run beside the others: results/$(DS)/<name>/, archives/$(DS)-<name>-* ($(RUN))" \
 	  "  CFLAGS=-O          flags for python (-O removes assertions)" \
 	  "  CC='srun ... python'  the python command ($(CC))" \
+	  "  TRAINER=module     the training module, taking segline.train's options ($(TRAINER))" \
 	  "  CROP=none|body|label  crop each case to the body or the labelled region ($(CROP)), CROP_MARGIN=mm ($(CROP_MARGIN))" \
 	  "  N_TEST=N N_VAL=N   split sizes: first N_TEST cases test, next N_VAL validation ($(N_TEST), $(N_VAL))" \
 	  "  DS=name ARCHIVES=... LINEAGE=...  another archive of the same format" \

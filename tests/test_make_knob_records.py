@@ -66,6 +66,7 @@ def knob_table(ds: str) -> dict[str, tuple[str, str | None]]:
         "RUN": ("other", f"--out results/{toy}/other/{method} "),
         "CFLAGS": ("-O", "-O preprocess/make_toy.py"),
         "CC": (f"env {sys.executable}", None),  # the launcher: changes no result
+        "TRAINER": ("segline.vertebrae.train", "-m segline.vertebrae.train --cases"),
         "GPUS": ("1,0,0", None),  # scheduling: which free GPU a training takes
         "GPU_LOCKS": ("/nonexistent/segline-gpus", None),  # where the GPU tokens live
         "CROP": ("label", "--crop label"),
