@@ -249,3 +249,14 @@ def test_no_verse_folder(tmp_path: Path) -> None:
     (tmp_path / "raw" / "something" / "rawdata").mkdir()
     with pytest.raises(InputError, match="no CT"):
         VerseAdapter(tmp_path / "raw")
+
+
+def test_adapter_pickles_for_jobs(raw: Path) -> None:
+    """--jobs sends the adapter to worker processes: it must pickle and load the same."""
+    import pickle
+
+    adapter = VerseAdapter(raw)
+    copy = pickle.loads(pickle.dumps(adapter))
+    a, b = adapter.load("sub-verse010"), copy.load("sub-verse010")
+    assert a.label is not None and b.label is not None
+    assert np.array_equal(a.label, b.label) and copy.labels == adapter.labels
