@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -253,8 +254,6 @@ def test_no_verse_folder(tmp_path: Path) -> None:
 
 def test_adapter_pickles_for_jobs(raw: Path) -> None:
     """--jobs sends the adapter to worker processes: it must pickle and load the same."""
-    import pickle
-
     adapter = VerseAdapter(raw)
     copy = pickle.loads(pickle.dumps(adapter))
     a, b = adapter.load("sub-verse010"), copy.load("sub-verse010")
