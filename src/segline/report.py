@@ -22,6 +22,12 @@ Sections of the page (``--out``):
 * **Configuration and provenance** (:mod:`segline.report_config`), the **plots**
   (``--plot NAME``, image links relative to the page) and the **conventions**.
 
+Instance tasks (vertebrae: test rows with ``id_rate``, :mod:`segline.metrics.instances`)
+report only the class of those rows (``spine``: one row per case,
+:func:`segline.plots.instance_classes`), never the per-vertebra classes most cases
+lack; ``--metrics dice,assd,id_rate,false_positives,misses`` (false positives and
+misses are counts per case, lower is better).
+
 ``--reference METHOD`` (vessels: the fully supervised ``full``) adds each method's
 mean of every higher-is-better metric as a percentage of that method's: columns
 ``<metric> / METHOD`` in markdown, ``<metric>_fraction_of_METHOD`` in the CSV. It is
@@ -62,9 +68,10 @@ import pandas as pd
 
 from segline import atomic, stats
 from segline.casestore import CaseStore
-from segline.cli import entry
+from segline.cli import HelpFormatter, cli_of, entry, prog
 from segline.errors import InputError
 from segline.plots import (
+    INSTANCE_METRIC,
     METRIC_INFO,
     MethodGroup,
     MethodResults,
@@ -131,7 +138,19 @@ METRIC_CONVENTIONS = {
     "  reference skeleton inside the prediction; empty-mask conventions as Dice.\n",
     "mip_dice": "- MIP Dice: Dice of the maximum-intensity projection of the predicted mask\n"
     "  against the 2D MIP label; empty-mask conventions as Dice.\n",
+    "false_positives": "- False positives: predicted instances of a case that identify no\n"
+    "  vertebra (unmatched, or matched with Dice < 0.5); a count, lower is better.\n",
+    "misses": "- Misses: vertebrae of a case not identified; a count, lower is better.\n",
 }
+INSTANCE_CONVENTIONS = (
+    "- Instances (vertebrae): predicted instances are matched one-to-one to the\n"
+    "  ground-truth vertebrae by overlap (Hungarian assignment maximising the summed\n"
+    "  Dice; only overlapping pairs); a vertebra is identified when its matched Dice is\n"
+    "  at least 0.5. Only the per-case class `spine` is reported and paired in the\n"
+    "  statistics: Dice = mean over the case's vertebrae (a missed one counts 0), ASSD =\n"
+    "  mean over its matched vertebrae (undefined when none is matched), ID rate =\n"
+    "  identified / vertebrae of the case (mean over cases here, not pooled).\n"
+)
 BOLD_RULE = (
     "- Bold: only a mean difference with evidence (verdict better or worse) in the\n"
     "  statistics tables; the results tables mark no best method, since a higher mean\n"
@@ -151,6 +170,8 @@ def is_distance(metric: str) -> bool:
 def conventions(metrics: Sequence[str]) -> str:
     """The conventions section for the reported ``metrics`` (fixed text per metric)."""
     extra = "".join(METRIC_CONVENTIONS[m] for m in metrics if m in METRIC_CONVENTIONS)
+    if {INSTANCE_METRIC, "false_positives", "misses"} & set(metrics):
+        extra = INSTANCE_CONVENTIONS + extra
     higher = [metric_title(m) for m in metrics if METRIC_INFO[m].higher_is_better]
     lower = [metric_title(m) for m in metrics if not METRIC_INFO[m].higher_is_better]
     which = f"highest {'/'.join(higher)}" + (f", lowest {'/'.join(lower)}" if lower else "")
@@ -952,7 +973,11 @@ def build_report(
 
 def build_parser() -> argparse.ArgumentParser:
     """Command-line options."""
-    p = argparse.ArgumentParser(prog="python -m segline.report", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog=prog("python -m segline.report"),
+        description=__doc__.split("\n")[0],
+        formatter_class=HelpFormatter,
+    )
     p.add_argument("--out", required=True, help="markdown to write, e.g. results/<ds>/report.md")
     p.add_argument("--csv", required=True, help="CSV to write, e.g. results/<ds>/report.csv")
     p.add_argument(
@@ -986,8 +1011,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--reference",
         metavar="METHOD",
-        help="a method's name (e.g. full): every method's higher-is-better means as a "
-        "percentage of its",
+        help="a method's name (e.g. full): every method's higher-is-better means are also "
+        "shown as a percentage of this method's means (default: no percentage columns)",
     )
     add_training_folders(p)
     return p
@@ -1013,6 +1038,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(report.table, end="")
     return 0
 
+
+cli = cli_of(main)
 
 if __name__ == "__main__":
     entry(main)
