@@ -232,7 +232,9 @@ $(DATA)/raw: private CMD = -m segline.lineage.copyfolder --manifest $(LINEAGE) -
 $(DATA)/raw: $(LINEAGE) $$(stale) | $(VENV_DEP)
 	$(PY) $(CMD)
 else
-# md5 verification (md5sum -c semantics) gates the unpacking.
+# md5 verification (md5sum -c semantics) gates the unpacking. A lineage with a
+# '# record: FILE' line records the md5 of an archive it does not list on first use and
+# verifies it against FILE afterwards (src/segline/lineage/record.py; vertebrae.make).
 $(DATA)/raw: private CMD = preprocess/unpack.py --lineage $(LINEAGE) --out $(DATA)/raw \
   $(if $(UNPACK_RATIO),--max-ratio $(UNPACK_RATIO)) $(UNPACK_ARGS) $(ARCHIVES)
 $(DATA)/raw: $(ARCHIVES) $(LINEAGE) $$(stale) | $(VENV_DEP)
