@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from segline import atomic
-from segline.cli import entry
+from segline.cli import HelpFormatter, cli_of, entry, prog
 from segline.errors import InputError
 from segline.lineage.extract import DIR_MODE, FILE_MODE, human_bytes
 from segline.lineage.lineagefile import parse_lineage
@@ -91,7 +91,8 @@ def copy_folder(
 def build_parser() -> argparse.ArgumentParser:
     """Arguments of ``python -m segline.lineage.copyfolder``."""
     parser = argparse.ArgumentParser(
-        prog="python -m segline.lineage.copyfolder",
+        prog=prog("python -m segline.lineage.copyfolder"),
+        formatter_class=HelpFormatter,
         description="Copy a dataset folder into one new folder, every file md5-checked "
         "against the folder's manifest; the output appears only when complete.",
     )
@@ -111,6 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     return 0
 
+
+cli = cli_of(main)
 
 if __name__ == "__main__":
     entry(main)

@@ -43,7 +43,7 @@ from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
 from segline import atomic
-from segline.cli import entry
+from segline.cli import HelpFormatter, cli_of, entry, prog
 from segline.errors import InputError
 from segline.lineage.extract import is_junk
 from segline.lineage.lineagefile import md5_of
@@ -146,7 +146,8 @@ def write_if_changed(path: str | os.PathLike[str], text: str) -> bool:
 def build_parser() -> argparse.ArgumentParser:
     """Arguments of ``python -m segline.lineage.manifest``."""
     parser = argparse.ArgumentParser(
-        prog="python -m segline.lineage.manifest",
+        prog=prog("python -m segline.lineage.manifest"),
+        formatter_class=HelpFormatter,
         description="Write the md5 manifest of a dataset folder (md5sum format, sorted by "
         "path); the file is rewritten only when its content changes.",
     )
@@ -167,6 +168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"manifest of {args.folder}: {count} files, unchanged ({args.out})")
     return 0
 
+
+cli = cli_of(main)
 
 if __name__ == "__main__":
     entry(main)
