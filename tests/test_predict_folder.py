@@ -320,18 +320,28 @@ def test_console_script_is_declared() -> None:
 # -------------------------------------------------------------------------- make level
 @pytest.mark.make
 def test_make_predict_input_output(tmp_path: Path, run_make) -> None:
-    """make -f spleen.make TOY=1 predict INPUT=... OUTPUT=... PROBS=1 (Dimwit, 1 epoch)."""
-    import time
-
+    """make -f spleen.make TOY=1 predict INPUT=... OUTPUT=... PROBS=1 (Dimwit, 1 epoch,
+    two methods, the store's own ``predict`` folder of one built alongside); then an
+    empty INPUT: one line per method, both methods tried, exit 0."""
     root = copy_project(tmp_path / "p")
     refs = write_inputs(tmp_path / "in", 1, "nnunet")
-    start = time.monotonic()
-    proc = run_make(root, "-f", "spleen.make", "TOY=1", "NET=Dimwit", "EPC=1", "BS=16",
-                    "METHODS=gdl", "predict", f"INPUT={tmp_path / 'in'}",
-                    f"OUTPUT={tmp_path / 'out'}", "PROBS=1")
+    args = ("-j2", "-f", "spleen.make", "TOY=1", "NET=Dimwit", "EPC=1", "BS=16",
+            "METHODS=gdl ce")
+    store_pred = root / "results" / "spleen-toy" / "predict" / "gdl"
+    proc = run_make(root, *args, "predict", f"INPUT={tmp_path / 'in'}",
+                    f"OUTPUT={tmp_path / 'out'}", "PROBS=1", str(store_pred.relative_to(root)))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    out = tmp_path / "out" / "gdl"
-    check_outputs(out, refs, 2, probs=True)
-    check_label_files(out, {"0": "background", "1": "spleen"})
-    assert not (root / "results" / "spleen-toy" / "predict").exists()
-    assert time.monotonic() - start < 120
+    for method in ("gdl", "ce"):
+        check_outputs(tmp_path / "out" / method, refs, 2, probs=True)
+        check_label_files(tmp_path / "out" / method, {"0": "background", "1": "spleen"})
+    assert sorted(p.name for p in store_pred.iterdir()) == [
+        "labels.ctbl", "labels.txt", "spleen_1.nii.gz", "spleen_1_probs.nii.gz",
+        "spleen_4.nii.gz", "spleen_4_probs.nii.gz"]
+    assert not (root / "results" / "spleen-toy" / "predict" / "ce").exists()
+
+    (tmp_path / "empty").mkdir()
+    proc = run_make(root, *args, "predict", f"INPUT={tmp_path / 'empty'}",
+                    f"OUTPUT={tmp_path / 'out2'}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    said = [ln for ln in proc.stdout.splitlines() if "nothing to predict" in ln]
+    assert sorted(ln.split(":")[0] for ln in said) == ["ce", "gdl"], proc.stdout
