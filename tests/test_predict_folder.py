@@ -35,22 +35,23 @@ CLASSES = {"0": "background", "1": "spleen", "2": "left kidney"}
 
 
 def _slice(raw: Path, out: Path) -> Path:
-    params = SliceParams(spacing=(2.5, None, None), inplane=12, n_test=2, n_val=2,
-                         crop="body", body_hu=-150.0)
+    params = SliceParams(
+        spacing=(2.5, None, None), inplane=12, n_test=2, n_val=2, crop="body", body_hu=-150.0
+    )
     slice_dataset(MSDAdapter(raw), out, params)
     return out
 
 
-def _method(folder: Path, cases: Path, net: str, n_channels: int, n_classes: int,
-            **extra: object) -> Path:
+def _method(
+    folder: Path, cases: Path, net: str, n_channels: int, n_classes: int, **extra: object
+) -> Path:
     """An untrained method folder: best.pt of ``net`` (seeded) and its args.json."""
     context = int(extra.get("context", 0))  # type: ignore[arg-type]
     torch.manual_seed(3)
     model = get_net(net, n_channels * (2 * context + 1), n_classes, base=4)
     folder.mkdir(parents=True)
     torch.save(model.state_dict(), folder / "best.pt")
-    args = {"cases": str(cases), "net": net, "net_kwargs": {"base": 4}, "batch_size": 3,
-            **extra}
+    args = {"cases": str(cases), "net": net, "net_kwargs": {"base": 4}, "batch_size": 3, **extra}
     (folder / "args.json").write_text(json.dumps(args))
     return folder
 
@@ -65,8 +66,9 @@ def ct(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "raw": root / "raw" / "Task09_Spleen",
         "cases": cases,
         "m2d": _method(root / "results" / "gdl", cases, "Dimwit", 1, 3, context=1),
-        "m3d": _method(root / "results" / "gdl3d", cases, "Dimwit3D", 1, 3,
-                       patch=[4, 8, 8], overlap=0.5),
+        "m3d": _method(
+            root / "results" / "gdl3d", cases, "Dimwit3D", 1, 3, patch=[4, 8, 8], overlap=0.5
+        ),
     }
 
 
@@ -109,8 +111,9 @@ def write_inputs(folder: Path, n_channels: int, scheme: str) -> dict[str, nib.Ni
     refs = {}
     for i, (case, (shape, spacing, angle)) in enumerate(sorted(GEOMETRIES.items())):
         aff = oblique_affine(spacing, angle)
-        chans = [_hu(shape, 10 * i + c) + 300.0 * (c == 0 and n_channels > 1)
-                 for c in range(n_channels)]
+        chans = [
+            _hu(shape, 10 * i + c) + 300.0 * (c == 0 and n_channels > 1) for c in range(n_channels)
+        ]
         if scheme == "nnunet":
             for c, data in enumerate(chans):
                 save(folder / f"{case}_{c:04d}.nii.gz", data, aff)
@@ -121,8 +124,7 @@ def write_inputs(folder: Path, n_channels: int, scheme: str) -> dict[str, nib.Ni
     return refs
 
 
-def check_outputs(out: Path, refs: dict[str, nib.Nifti1Image], n_classes: int,
-                  probs: bool) -> None:
+def check_outputs(out: Path, refs: dict[str, nib.Nifti1Image], n_classes: int, probs: bool) -> None:
     """Each prediction (and probability map) on its input's grid, labels in range."""
     for case, ref in refs.items():
         pred = nib.load(out / f"{case}.nii.gz")
@@ -143,13 +145,17 @@ def check_outputs(out: Path, refs: dict[str, nib.Nifti1Image], n_classes: int,
 
 
 def check_label_files(out: Path, classes: dict[str, str]) -> None:
-    rows = [ln.split(None, 7) for ln in (out / "labels.txt").read_text().splitlines()
-            if ln.strip() and not ln.startswith("#")]
+    rows = [
+        ln.split(None, 7)
+        for ln in (out / "labels.txt").read_text().splitlines()
+        if ln.strip() and not ln.startswith("#")
+    ]
     assert [int(r[0]) for r in rows] == [int(k) for k in classes]
     assert [r[7].strip('"') for r in rows] == list(classes.values())
     assert rows[0][1:7] == ["0", "0", "0", "0", "0", "0"]  # background: black, hidden
     assert [tuple(int(v) for v in r[1:4]) for r in rows[1:]] == [
-        colour(int(k)) for k in list(classes)[1:]]
+        colour(int(k)) for k in list(classes)[1:]
+    ]
     ctbl = (out / "labels.ctbl").read_text().splitlines()
     assert ctbl[0].startswith("# Color table file")
     entries = [ln.split() for ln in ctbl if not ln.startswith("#")]
@@ -188,19 +194,26 @@ def test_folder_prediction_in_source_geometry_with_probs(ct, which, tmp_path: Pa
     refs = write_inputs(tmp_path / "in", 1, "plain")
     out = tmp_path / "out" / "gdl"
     written = predict_folder(tmp_path / "in", ct[which], out, probs=True)
-    assert sorted(p.name for p in written) == ["a.nii.gz", "a_probs.nii.gz",
-                                                "b.nii.gz", "b_probs.nii.gz"]
+    assert sorted(p.name for p in written) == [
+        "a.nii.gz",
+        "a_probs.nii.gz",
+        "b.nii.gz",
+        "b_probs.nii.gz",
+    ]
     check_outputs(out, refs, 3, probs=True)
     check_label_files(out, CLASSES)
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        [p.name for p in written] + ["labels.ctbl", "labels.txt"])
+        [p.name for p in written] + ["labels.ctbl", "labels.txt"]
+    )
 
 
 def test_two_channels_both_namings_give_the_same_prediction(mr, tmp_path: Path) -> None:
     refs = write_inputs(tmp_path / "nn", 2, "nnunet")
     write_inputs(tmp_path / "msd", 2, "plain")
     assert sorted(p.name for p in (tmp_path / "nn").iterdir())[:2] == [
-        "a_0000.nii.gz", "a_0001.nii.gz"]
+        "a_0000.nii.gz",
+        "a_0001.nii.gz",
+    ]
     predict_folder(tmp_path / "nn", mr["m2d"], tmp_path / "o_nn", probs=True)
     predict_folder(tmp_path / "msd", mr["m2d"], tmp_path / "o_msd")
     check_outputs(tmp_path / "o_nn", refs, 2, probs=True)
@@ -216,8 +229,12 @@ def test_store_cases_with_probs_and_label_files(ct, tmp_path: Path) -> None:
     """The infer cases of the store (make predict): source geometry, probabilities."""
     out = tmp_path / "pred"
     written = predict_method(ct["cases"], ct["m2d"], out, probs=True)
-    assert sorted(p.name for p in written) == ["spleen_5.nii.gz", "spleen_5_probs.nii.gz",
-                                                "spleen_7.nii.gz", "spleen_7_probs.nii.gz"]
+    assert sorted(p.name for p in written) == [
+        "spleen_5.nii.gz",
+        "spleen_5_probs.nii.gz",
+        "spleen_7.nii.gz",
+        "spleen_7_probs.nii.gz",
+    ]
     refs = {c: nib.load(ct["raw"] / "imagesTs" / f"{c}.nii.gz") for c in ("spleen_5", "spleen_7")}
     check_outputs(out, refs, 3, probs=True)
     check_label_files(out, CLASSES)
@@ -226,28 +243,57 @@ def test_store_cases_with_probs_and_label_files(ct, tmp_path: Path) -> None:
 def test_cli_several_methods_and_the_args_store(ct, tmp_path: Path, capsys) -> None:
     """-m twice, no --cases: each method's store comes from its args.json; -o/<method>."""
     write_inputs(tmp_path / "in", 1, "nnunet")
-    rc = run(main, ["-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"),
-                    "-m", str(ct["m2d"]), "-m", str(ct["m3d"]), "--device", "cpu"])
+    rc = run(
+        main,
+        [
+            "-i",
+            str(tmp_path / "in"),
+            "-o",
+            str(tmp_path / "out"),
+            "-m",
+            str(ct["m2d"]),
+            "-m",
+            str(ct["m3d"]),
+            "--device",
+            "cpu",
+        ],
+    )
     assert rc == 0, capsys.readouterr().err
     for name in ("gdl", "gdl3d"):
         assert sorted(p.name for p in (tmp_path / "out" / name).iterdir()) == [
-            "a.nii.gz", "b.nii.gz", "labels.ctbl", "labels.txt"]
+            "a.nii.gz",
+            "b.nii.gz",
+            "labels.ctbl",
+            "labels.txt",
+        ]
 
 
 # ------------------------------------------------------------------- nothing to predict
-def test_nothing_to_predict_is_one_line_per_method_and_exit_0(ct, tmp_path: Path,
-                                                              capsys) -> None:
+def test_nothing_to_predict_is_one_line_per_method_and_exit_0(ct, tmp_path: Path, capsys) -> None:
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "notes.txt").write_text("not an image")
-    rc = run(main, ["-i", str(tmp_path / "empty"), "-o", str(tmp_path / "out"),
-                    "-m", str(ct["m2d"]), "-m", str(ct["m3d"])])
+    rc = run(
+        main,
+        [
+            "-i",
+            str(tmp_path / "empty"),
+            "-o",
+            str(tmp_path / "out"),
+            "-m",
+            str(ct["m2d"]),
+            "-m",
+            str(ct["m3d"]),
+        ],
+    )
     cap = capsys.readouterr()
     assert rc == 0 and cap.err == ""
     lines = cap.out.splitlines()
     assert len(lines) == 2 and all("nothing to predict" in ln for ln in lines)
     assert [ln.split(":")[0] for ln in lines] == ["gdl", "gdl3d"]
     assert sorted(p.name for p in (tmp_path / "out" / "gdl").iterdir()) == [
-        "labels.ctbl", "labels.txt"]
+        "labels.ctbl",
+        "labels.txt",
+    ]
 
 
 def test_store_without_infer_cases_exits_0(tmp_path: Path, capsys) -> None:
@@ -281,8 +327,11 @@ def test_refusals_are_one_line_and_write_nothing(ct, mr, tmp_path: Path, capsys)
     write_inputs(tmp_path / "two4d", 2, "plain")
     assert "training data has 1" in go(tmp_path / "two4d", ct["m2d"])
     write_inputs(tmp_path / "three", 2, "nnunet")
-    save(tmp_path / "three" / "a_0002.nii.gz", _hu((20, 13, 9), 0),
-         oblique_affine((0.6, 1.1, 3.0), 0.3))
+    save(
+        tmp_path / "three" / "a_0002.nii.gz",
+        _hu((20, 13, 9), 0),
+        oblique_affine((0.6, 1.1, 3.0), 0.3),
+    )
     assert "_0000, _0001, _0002" in go(tmp_path / "three", mr["m2d"])
     write_inputs(tmp_path / "mixed", 1, "nnunet")
     save(tmp_path / "mixed" / "c.nii.gz", _hu((5, 5, 5), 1), np.eye(4))
@@ -311,9 +360,13 @@ def test_a_store_other_than_the_trained_one_is_refused(ct, mr, tmp_path: Path) -
 def test_console_script_is_declared() -> None:
     text = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
     assert 'segline-predict = "segline.predict:cli"' in text
-    proc = subprocess.run([sys.executable, "-c", "from segline.predict import cli; cli()",
-                           "--help"], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "SEGLINE_THREADS": "1"})
+    proc = subprocess.run(
+        [sys.executable, "-c", "from segline.predict import cli; cli()", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "SEGLINE_THREADS": "1"},
+    )
     assert proc.returncode == 0 and "--probs" in proc.stdout and "(default:" in proc.stdout
 
 
@@ -325,23 +378,35 @@ def test_make_predict_input_output(tmp_path: Path, run_make) -> None:
     empty INPUT: one line per method, both methods tried, exit 0."""
     root = copy_project(tmp_path / "p")
     refs = write_inputs(tmp_path / "in", 1, "nnunet")
-    args = ("-j2", "-f", "spleen.make", "TOY=1", "NET=Dimwit", "EPC=1", "BS=16",
-            "METHODS=gdl ce")
+    args = ("-j2", "-f", "spleen.make", "TOY=1", "NET=Dimwit", "EPC=1", "BS=16", "METHODS=gdl ce")
     store_pred = root / "results" / "spleen-toy" / "predict" / "gdl"
-    proc = run_make(root, *args, "predict", f"INPUT={tmp_path / 'in'}",
-                    f"OUTPUT={tmp_path / 'out'}", "PROBS=1", str(store_pred.relative_to(root)))
+    proc = run_make(
+        root,
+        *args,
+        "predict",
+        f"INPUT={tmp_path / 'in'}",
+        f"OUTPUT={tmp_path / 'out'}",
+        "PROBS=1",
+        str(store_pred.relative_to(root)),
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     for method in ("gdl", "ce"):
         check_outputs(tmp_path / "out" / method, refs, 2, probs=True)
         check_label_files(tmp_path / "out" / method, {"0": "background", "1": "spleen"})
     assert sorted(p.name for p in store_pred.iterdir()) == [
-        "labels.ctbl", "labels.txt", "spleen_1.nii.gz", "spleen_1_probs.nii.gz",
-        "spleen_4.nii.gz", "spleen_4_probs.nii.gz"]
+        "labels.ctbl",
+        "labels.txt",
+        "spleen_1.nii.gz",
+        "spleen_1_probs.nii.gz",
+        "spleen_4.nii.gz",
+        "spleen_4_probs.nii.gz",
+    ]
     assert not (root / "results" / "spleen-toy" / "predict" / "ce").exists()
 
     (tmp_path / "empty").mkdir()
-    proc = run_make(root, *args, "predict", f"INPUT={tmp_path / 'empty'}",
-                    f"OUTPUT={tmp_path / 'out2'}")
+    proc = run_make(
+        root, *args, "predict", f"INPUT={tmp_path / 'empty'}", f"OUTPUT={tmp_path / 'out2'}"
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     said = [ln for ln in proc.stdout.splitlines() if "nothing to predict" in ln]
     assert sorted(ln.split(":")[0] for ln in said) == ["ce", "gdl"], proc.stdout

@@ -72,12 +72,17 @@ def store_of(method: Path, cases: Path | None = None) -> CaseStore:
     args = read_args(method)
     if cases is None:
         named = Path(str(args.get("cases", "")))
-        tries = [named] if named.is_absolute() else [
-            named, *(up / named for up in method.resolve().parents)]
+        tries = (
+            [named]
+            if named.is_absolute()
+            else [named, *(up / named for up in method.resolve().parents)]
+        )
         found = next((p for p in tries if str(named) and (p / "split.json").is_file()), None)
         if found is None:
-            raise InputError(method / "args.json", f"its case store {str(named)!r} is not "
-                             "found; give it with --cases")
+            raise InputError(
+                method / "args.json",
+                f"its case store {str(named)!r} is not found; give it with --cases",
+            )
         cases = found
     store = CaseStore(cases)
     lineage = method / "lineage.json"
@@ -87,14 +92,18 @@ def store_of(method: Path, cases: Path | None = None) -> CaseStore:
         except (OSError, ValueError) as err:
             raise InputError(lineage, f"unreadable: {err}") from err
         if recorded and stage.content_digest(store.root) != recorded:
-            raise InputError(store.root, f"not the case store {training_label(method)} was "
-                             "trained on (content digest differs from its lineage.json); "
-                             "predict with that store or train the method again")
+            raise InputError(
+                store.root,
+                f"not the case store {training_label(method)} was "
+                "trained on (content digest differs from its lineage.json); "
+                "predict with that store or train the method again",
+            )
     return store
 
 
-def _write_case(tmp: Path, out: Path, name: str, case: str, probs: np.ndarray,
-                keep: bool, meta: dict[str, Any]) -> list[Path]:
+def _write_case(
+    tmp: Path, out: Path, name: str, case: str, probs: np.ndarray, keep: bool, meta: dict[str, Any]
+) -> list[Path]:
     """Write one case's labels (and, with ``keep``, probabilities) into ``tmp``.
 
     The labels are the argmax of the probabilities mapped back to the source grid
@@ -157,8 +166,9 @@ def predict_method(
     return written
 
 
-def _preprocessed(found: list[inputs.InputCase], store: CaseStore
-                  ) -> Iterator[tuple[str, np.ndarray, dict[str, Any]]]:
+def _preprocessed(
+    found: list[inputs.InputCase], store: CaseStore
+) -> Iterator[tuple[str, np.ndarray, dict[str, Any]]]:
     params = inputs.params_from_store(store)
     channels = [str(c) for c in store.dataset["channels"]]
     for case in found:
@@ -190,8 +200,11 @@ def predict_folder(
     params = inputs.params_from_store(store)
     for case in found:  # check every file first: refuse a bad folder before any work
         inputs.read_case(case, channels)
-    print(f"{training_label(method)}: {len(found)} case(s) of {folder}, preprocessed as "
-          f"{store.root} ({inputs.describe(params, channels)})", flush=True)
+    print(
+        f"{training_label(method)}: {len(found)} case(s) of {folder}, preprocessed as "
+        f"{store.root} ({inputs.describe(params, channels)})",
+        flush=True,
+    )
     predictor = load_predictor(method, store, device, amp)
     written: list[Path] = []
     with atomic.atomic_dir(out) as tmp:
@@ -208,30 +221,64 @@ def build_parser() -> argparse.ArgumentParser:
         prog="segline-predict",
         description="Predict a folder of NIfTI images (-i), or a case store's unlabelled "
         "cases, with trained methods; predictions in each image's own geometry.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("-m", "--method", required=True, type=Path, action="append",
-                   help="trained method folder (results/<ds>/<method>, with best.pt and "
-                   "args.json); repeat for several methods")
-    p.add_argument("-i", "--input", type=Path, default=None,
-                   help="folder of NIfTI images to predict (<case>_0000.nii.gz ... per "
-                   "channel, or one 3D/4D <case>.nii.gz per case); without it: the case "
-                   "store's unlabelled (infer) cases")
-    p.add_argument("-o", "--output", type=Path, default=None,
-                   help="output folder: one sub-folder per method, <output>/<method> "
-                   "(<output>/<method>/seed<k> for a seed's training)")
-    p.add_argument("--out", type=Path, default=None,
-                   help="exact output folder of a single method (instead of -o)")
-    p.add_argument("--cases", type=Path, default=None,
-                   help="the case store the method was trained on (default: the one "
-                   "named in the method's args.json)")
-    p.add_argument("--probs", action="store_true",
-                   help="also write <case>_probs.nii.gz: float32 softmax probabilities, "
-                   "4D (X, Y, Z, classes)")
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "-m",
+        "--method",
+        required=True,
+        type=Path,
+        action="append",
+        help="trained method folder (results/<ds>/<method>, with best.pt and "
+        "args.json); repeat for several methods",
+    )
+    p.add_argument(
+        "-i",
+        "--input",
+        type=Path,
+        default=None,
+        help="folder of NIfTI images to predict (<case>_0000.nii.gz ... per "
+        "channel, or one 3D/4D <case>.nii.gz per case); without it: the case "
+        "store's unlabelled (infer) cases",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=None,
+        help="output folder: one sub-folder per method, <output>/<method> "
+        "(<output>/<method>/seed<k> for a seed's training)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="exact output folder of a single method (instead of -o)",
+    )
+    p.add_argument(
+        "--cases",
+        type=Path,
+        default=None,
+        help="the case store the method was trained on (default: the one "
+        "named in the method's args.json)",
+    )
+    p.add_argument(
+        "--probs",
+        action="store_true",
+        help="also write <case>_probs.nii.gz: float32 softmax probabilities, 4D (X, Y, Z, classes)",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--amp", default="auto", choices=["auto", "off", "bf16", "fp16"],
-                   help="mixed precision of the forward passes")
-    p.add_argument("--plain-names", action="store_true",
-                   help="store cases: <case_id>.nii.gz instead of challenge names")
+    p.add_argument(
+        "--amp",
+        default="auto",
+        choices=["auto", "off", "bf16", "fp16"],
+        help="mixed precision of the forward passes",
+    )
+    p.add_argument(
+        "--plain-names",
+        action="store_true",
+        help="store cases: <case_id>.nii.gz instead of challenge names",
+    )
     return p
 
 
@@ -245,11 +292,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     for method in args.method:
         out = args.out or args.output / training_label(method)
         if args.input is not None:
-            predict_folder(args.input, method, out, args.cases, args.device, args.amp,
-                           args.probs)
+            predict_folder(args.input, method, out, args.cases, args.device, args.amp, args.probs)
         else:
-            predict_method(args.cases, method, out, args.device, args.amp,
-                           naming=not args.plain_names, probs=args.probs)
+            predict_method(
+                args.cases,
+                method,
+                out,
+                args.device,
+                args.amp,
+                naming=not args.plain_names,
+                probs=args.probs,
+            )
     return 0
 
 

@@ -76,9 +76,13 @@ class Predictor:
         if self.dims == 3:
             with torch.inference_mode():
                 probs = sliding_window_predict(
-                    self.model, torch.from_numpy(np.asarray(image, dtype=np.float32)),
-                    self.patch, overlap=self.overlap, batch_size=self.batch_size,
-                    precision=self.precision)
+                    self.model,
+                    torch.from_numpy(np.asarray(image, dtype=np.float32)),
+                    self.patch,
+                    overlap=self.overlap,
+                    batch_size=self.batch_size,
+                    precision=self.precision,
+                )
             return class_index(probs, 0).to(torch.uint8).numpy(), probs.numpy()
         return self._predict_2d(np.asarray(image, dtype=np.float32))
 
@@ -94,8 +98,9 @@ class Predictor:
                 slices = []
                 for z in zs:
                     if self.context:
-                        near = np.clip(np.arange(z - self.context, z + self.context + 1),
-                                       0, depth - 1)
+                        near = np.clip(
+                            np.arange(z - self.context, z + self.context + 1), 0, depth - 1
+                        )
                         slices.append(image[:, near].reshape(-1, *shape))
                     else:
                         slices.append(image[:, z])
@@ -105,17 +110,18 @@ class Predictor:
                 with self.precision.autocast():
                     logits = self.model(x)
                 logits = logits.float()
-                labels[start:start + len(zs)] = class_index(logits).to(torch.uint8).cpu().numpy()
+                labels[start : start + len(zs)] = class_index(logits).to(torch.uint8).cpu().numpy()
                 soft = logits.softmax(dim=1).cpu().numpy()
                 if probs is None:
                     probs = np.empty((soft.shape[1], depth, *shape), dtype=np.float32)
-                probs[:, start:start + len(zs)] = soft.transpose(1, 0, 2, 3)
+                probs[:, start : start + len(zs)] = soft.transpose(1, 0, 2, 3)
         assert probs is not None
         return labels, probs
 
 
-def load_predictor(method: Path, store: CaseStore, device: str = "auto",
-                   amp: str = "auto") -> Predictor:
+def load_predictor(
+    method: Path, store: CaseStore, device: str = "auto", amp: str = "auto"
+) -> Predictor:
     """The method's best model on ``device`` (``auto``: the trainer's choice)."""
     args = read_args(method)
     precision = dev.choose(device, amp)
@@ -126,17 +132,26 @@ def load_predictor(method: Path, store: CaseStore, device: str = "auto",
         state = torch.load(method / "best.pt", map_location="cpu", weights_only=True)
         model.load_state_dict(state)
     except (RuntimeError, ValueError, OSError) as err:
-        raise InputError(method / "best.pt", f"does not fit {args['net']} with {in_ch} "
-                         f"input channel(s) and {store.n_classes} classes of "
-                         f"{store.root}: {str(err).splitlines()[0]}") from err
+        raise InputError(
+            method / "best.pt",
+            f"does not fit {args['net']} with {in_ch} "
+            f"input channel(s) and {store.n_classes} classes of "
+            f"{store.root}: {str(err).splitlines()[0]}",
+        ) from err
     model = model.to(precision.device)
     precision = dev.for_model(precision, model)
     dims = int(getattr(model, "dims", 2))
     model = model.to(memory_format=precision.memory_format(dims))
     model.eval()
-    return Predictor(model, precision, dims, int(args["batch_size"]), context,
-                     tuple(int(p) for p in args.get("patch", ())),
-                     float(args.get("overlap", 0.5)))
+    return Predictor(
+        model,
+        precision,
+        dims,
+        int(args["batch_size"]),
+        context,
+        tuple(int(p) for p in args.get("patch", ())),
+        float(args.get("overlap", 0.5)),
+    )
 
 
 def probabilities_to_source(probs: np.ndarray, meta: dict[str, Any]) -> np.ndarray:

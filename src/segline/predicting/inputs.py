@@ -77,15 +77,21 @@ def find_inputs(folder: str | Path, n_channels: int) -> list[InputCase]:
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(folder, "input folder not found")
-    names = sorted(p.name for p in folder.iterdir()
-                   if p.is_file() and not p.name.startswith(".") and NIFTI.match(p.name))
+    names = sorted(
+        p.name
+        for p in folder.iterdir()
+        if p.is_file() and not p.name.startswith(".") and NIFTI.match(p.name)
+    )
     if not names:
         return []
     split = [n for n in names if case_and_channel(n)]
     if split and len(split) != len(names):
         plain = next(n for n in names if not case_and_channel(n))
-        raise InputError(folder, f"mixed naming: {split[0]} is an nnU-Net channel file "
-                         f"(<case>_0000.nii.gz), {plain} is not; use one scheme")
+        raise InputError(
+            folder,
+            f"mixed naming: {split[0]} is an nnU-Net channel file "
+            f"(<case>_0000.nii.gz), {plain} is not; use one scheme",
+        )
     cases: dict[str, dict[int, Path]] = {}
     for name in names:
         if split:
@@ -106,8 +112,11 @@ def find_inputs(folder: str | Path, n_channels: int) -> list[InputCase]:
         if split and sorted(chans) != list(range(n_channels)):
             found = ", ".join(f"_{c:04d}" for c in sorted(chans))
             want = ", ".join(f"_{c:04d}" for c in range(n_channels))
-            raise InputError(chans[min(chans)], f"case {case} has channel files {found}; "
-                             f"the training data has {n_channels} channel(s): {want}")
+            raise InputError(
+                chans[min(chans)],
+                f"case {case} has channel files {found}; "
+                f"the training data has {n_channels} channel(s): {want}",
+            )
         out.append(InputCase(case, [chans[c] for c in sorted(chans)]))
     return out
 
@@ -135,23 +144,34 @@ def read_case(case: InputCase, channel_names: list[str]) -> CaseRecord:
         shape = _header_shape(path)
         if shape is not None and (len(shape) != 4 or shape[3] != n):
             have = 1 if len(shape) == 3 else (shape[3] if len(shape) == 4 else "?")
-            raise InputError(path, f"{have} channel(s) (shape {shape}); the training data has "
-                             f"{n} ({', '.join(channel_names)}): give a 4D file (X, Y, Z, {n}) "
-                             f"or one <case>_0000.nii.gz ... file per channel")
+            raise InputError(
+                path,
+                f"{have} channel(s) (shape {shape}); the training data has "
+                f"{n} ({', '.join(channel_names)}): give a 4D file (X, Y, Z, {n}) "
+                f"or one <case>_0000.nii.gz ... file per channel",
+            )
         vol = geometry.read_nifti(path, "image", channels=n)
         chans = [np.ascontiguousarray(vol.data[..., c]) for c in range(n)]
-        return CaseRecord(case.case_id, chans, None, vol.affine, vol.spacing_xyz,
-                          [path.name])
+        return CaseRecord(case.case_id, chans, None, vol.affine, vol.spacing_xyz, [path.name])
     if len(case.files) == 1:
         shape = _header_shape(case.files[0])
         if shape is not None and len(shape) == 4 and shape[3] > 1:
-            raise InputError(case.files[0], f"{shape[3]} channels (shape {shape}); the "
-                             f"training data has 1 ({channel_names[0]})")
+            raise InputError(
+                case.files[0],
+                f"{shape[3]} channels (shape {shape}); the "
+                f"training data has 1 ({channel_names[0]})",
+            )
     vols = [geometry.read_nifti(p, "image", channels=1) for p in case.files]
     for other in vols[1:]:
         geometry.check_same_grid(vols[0], other)
-    return CaseRecord(case.case_id, [v.data for v in vols], None, vols[0].affine,
-                      vols[0].spacing_xyz, [p.name for p in case.files])
+    return CaseRecord(
+        case.case_id,
+        [v.data for v in vols],
+        None,
+        vols[0].affine,
+        vols[0].spacing_xyz,
+        [p.name for p in case.files],
+    )
 
 
 def _pair(value: Any) -> tuple[float, float] | None:
@@ -167,15 +187,21 @@ def params_from_store(store: CaseStore) -> SliceParams:
     """
     rec = store.dataset.get("preprocessing")
     if not isinstance(rec, dict):
-        raise InputError(store.root / "dataset.json", "no 'preprocessing' record: the "
-                         "parameters the training data were made with are unknown; "
-                         "rebuild the case store with the slicing stage")
+        raise InputError(
+            store.root / "dataset.json",
+            "no 'preprocessing' record: the "
+            "parameters the training data were made with are unknown; "
+            "rebuild the case store with the slicing stage",
+        )
     spacing = rec.get("spacing")
     return SliceParams(
         window=_pair(rec.get("window")),
         percentiles=_pair(rec.get("percentiles")),
-        spacing=None if spacing is None else tuple(  # type: ignore[arg-type]
-            None if s is None else float(s) for s in spacing),
+        spacing=None
+        if spacing is None
+        else tuple(  # type: ignore[arg-type]
+            None if s is None else float(s) for s in spacing
+        ),
         inplane=None if rec.get("inplane") is None else int(rec["inplane"]),
         crop=str(rec.get("crop", "none")),
         crop_margin=float(rec.get("crop_margin_mm", 10.0)),
@@ -183,8 +209,9 @@ def params_from_store(store: CaseStore) -> SliceParams:
     )
 
 
-def preprocess(record: CaseRecord, store: CaseStore,
-               params: SliceParams | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+def preprocess(
+    record: CaseRecord, store: CaseStore, params: SliceParams | None = None
+) -> tuple[np.ndarray, dict[str, Any]]:
     """Image (C, Z, Y, X) float32 on the training grid and its meta (transforms recorded).
 
     Every channel is normalised by its modality (``dataset.json`` ``channels``: CT
@@ -207,13 +234,15 @@ def describe(params: SliceParams, channels: list[str]) -> str:
         if win.is_ct(c):
             parts.append(f"{c}: window {params.window}" if params.window else f"{c}: raw HU")
         else:
-            parts.append(f"{c}: percentiles {params.percentiles}" if params.percentiles
-                         else f"{c}: raw")
+            parts.append(
+                f"{c}: percentiles {params.percentiles}" if params.percentiles else f"{c}: raw"
+            )
     if params.crop != "none":
         parts.append(f"crop {params.crop} + {params.crop_margin:g} mm")
     if params.spacing is not None:
-        sp = ",".join("-" if s is None or not math.isfinite(s) else f"{s:g}"
-                      for s in params.spacing)
+        sp = ",".join(
+            "-" if s is None or not math.isfinite(s) else f"{s:g}" for s in params.spacing
+        )
         parts.append(f"spacing {sp} mm (z,y,x)")
     if params.inplane is not None:
         parts.append(f"in-plane {params.inplane}x{params.inplane}")

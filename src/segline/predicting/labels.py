@@ -15,7 +15,7 @@ background (0) is black and fully transparent in both files.
 
 Example:
     >>> print(itksnap_text({0: "background", 1: "spleen"}).splitlines()[-1])
-        1   230   25   75     1  1  1    "spleen"
+        1   230    25    75     1  1  1    "spleen"
 """
 
 from __future__ import annotations
@@ -66,15 +66,17 @@ def itksnap_text(labels: dict[int, str] | dict[str, str]) -> str:
         r, g, b = colour(k)
         shown = 0 if k == 0 else 1
         text = name.replace('"', "'")
-        lines.append(f"{k:5d} {r:5d} {g:5d} {b:5d} {shown:5d} {shown:2d} {shown:2d}    \"{text}\"")
+        lines.append(f'{k:5d} {r:5d} {g:5d} {b:5d} {shown:5d} {shown:2d} {shown:2d}    "{text}"')
     return "\n".join(lines) + "\n"
 
 
 def slicer_text(labels: dict[int, str] | dict[str, str]) -> str:
     """The 3D Slicer colour table of ``labels`` (index -> name)."""
     classes = _classes(labels)
-    lines = ["# Color table file written by segline (segline.predicting.labels)",
-             f"# {len(classes)} values"]
+    lines = [
+        "# Color table file written by segline (segline.predicting.labels)",
+        f"# {len(classes)} values",
+    ]
     for k, name in classes:
         r, g, b = colour(k)
         alpha = 0 if k == 0 else 255
