@@ -259,8 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--cases",
         type=Path,
         default=None,
-        help="the case store the method was trained on (default: the one "
-        "named in the method's args.json)",
+        help="the case store the method was trained on; None: the one named in "
+        "the method's args.json",
     )
     p.add_argument(
         "--probs",
