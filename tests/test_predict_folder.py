@@ -374,8 +374,9 @@ def test_console_script_is_declared() -> None:
 @pytest.mark.make
 def test_make_predict_input_output(tmp_path: Path, run_make) -> None:
     """make -f spleen.make TOY=1 predict INPUT=... OUTPUT=... PROBS=1 (Dimwit, 1 epoch,
-    two methods, the store's own ``predict`` folder of one built alongside); then an
-    empty INPUT: one line per method, both methods tried, exit 0."""
+    two methods, the store's own ``predict`` folder of one built alongside); the raw
+    files of the store's unlabelled cases as INPUT give that folder's predictions
+    exactly; an empty INPUT: one line per method, both methods tried, exit 0."""
     root = copy_project(tmp_path / "p")
     refs = write_inputs(tmp_path / "in", 1, "nnunet")
     args = ("-j2", "-f", "spleen.make", "TOY=1", "NET=Dimwit", "EPC=1", "BS=16", "METHODS=gdl ce")
@@ -402,6 +403,23 @@ def test_make_predict_input_output(tmp_path: Path, run_make) -> None:
         "spleen_4_probs.nii.gz",
     ]
     assert not (root / "results" / "spleen-toy" / "predict" / "ce").exists()
+
+    # the raw files of the store's unlabelled cases, as a folder: the same predictions
+    raw_ts = root / "data" / "spleen-toy" / "raw" / "Task09_Spleen" / "imagesTs"
+    proc = run_make(
+        root,
+        *args[:-1],
+        "METHODS=gdl",
+        "predict",
+        f"INPUT={raw_ts}",
+        f"OUTPUT={tmp_path / 'again'}",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for case in ("spleen_1", "spleen_4"):
+        a = nib.load(tmp_path / "again" / "gdl" / f"{case}.nii.gz")
+        b = nib.load(store_pred / f"{case}.nii.gz")
+        np.testing.assert_array_equal(np.asarray(a.dataobj), np.asarray(b.dataobj))
+        np.testing.assert_allclose(a.affine, b.affine, atol=1e-6)
 
     (tmp_path / "empty").mkdir()
     proc = run_make(
