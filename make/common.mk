@@ -320,13 +320,16 @@ INPUT ?=
 OUTPUT ?=
 ifneq ($(strip $(INPUT)),)
 ifeq ($(strip $(OUTPUT)),)
+ifneq ($(filter predict,$(MAKECMDGOALS)),)
 $(error INPUT=$(INPUT) needs OUTPUT=<folder> (one sub-folder per method))
 endif
+else
 INPUT_PREDICT_DIRS := $(patsubst $(RES)/%,$(OUTPUT)/%,$(METHOD_DIRS))
 $(INPUT_PREDICT_DIRS): private CMD = -m segline.predict --input $(INPUT) --cases $(DATA)/cases \
   --method $(patsubst $(OUTPUT)/%,$(RES)/%,$@) --out $@ --device $(DEVICE) --amp $(AMP) $(PROBS_ARG)
 $(INPUT_PREDICT_DIRS): $(OUTPUT)/%: $(RES)/% FORCE | $(VENV_DEP)
 	$(PY) $(CMD)
+endif
 endif
 
 predict: $(if $(strip $(INPUT)),$(INPUT_PREDICT_DIRS),$(PREDICT_DIRS))
