@@ -7,7 +7,9 @@ sub-folders are ignored) in one of two layouts, never mixed:
   ``<case>_0001.nii.gz``, ... (four digits, channels numbered from 0 in the order of
   the case store's ``channels``); every channel of a case on one grid;
 * one file per case, ``<case>.nii.gz``: 3D for a one-channel data set, 4D with the
-  channels last (the MSD layout, ``(X, Y, Z, C)``) otherwise.
+  channels last (the MSD layout, ``(X, Y, Z, C)``) otherwise. A name ending in an
+  underscore and four digits (``scan_0001.nii.gz``) reads as nnU-Net's naming, so
+  such plain files must be renamed.
 
 Each case is then preprocessed by the slicing stage's own function
 (:func:`segline.preprocess.slicing.process_case`) with the parameters the case store
