@@ -335,13 +335,36 @@ $(PACK_POINTER): $(PACK_ITEMS) $$(stale) | $(VENV_DEP)
 pack: $(PACK_POINTER)
 
 # Predictions of the unlabelled cases (e.g. a challenge's test set) by each method.
+# PROBS=1 adds <case>_probs.nii.gz (softmax, 4D, classes last); every folder gets
+# labels.txt (ITK-SNAP) and labels.ctbl (3D Slicer). src/segline/predict.py.
+PROBS ?=
+PROBS_ARG = $(if $(filter 1 yes true,$(PROBS)),--probs)
 PREDICT_DIRS := $(patsubst $(RES)/%,$(RES)/predict/%,$(METHOD_DIRS))
 $(PREDICT_DIRS): private CMD = -m segline.predict --cases $(DATA)/cases --method $(patsubst $(RES)/predict/%,$(RES)/%,$@) \
-  --out $@ --device $(DEVICE) --amp $(AMP)
+  --out $@ --device $(DEVICE) --amp $(AMP) $(PROBS_ARG)
 $(PREDICT_DIRS): $(RES)/predict/%: $(RES)/% $$(stale) | $(VENV_DEP)
 	$(PY) $(CMD)
 
-predict: $(PREDICT_DIRS)
+# predict INPUT=<folder> OUTPUT=<folder>: every NIfTI image of INPUT, each method into
+# OUTPUT/<method> (OUTPUT/<method>/seed<k> with SEEDS), each in its image's geometry and
+# preprocessed as the case store recorded. Always rebuilt (make cannot see INPUT change).
+INPUT ?=
+OUTPUT ?=
+ifneq ($(strip $(INPUT)),)
+ifeq ($(strip $(OUTPUT)),)
+ifneq ($(filter predict,$(MAKECMDGOALS)),)
+$(error INPUT=$(INPUT) needs OUTPUT=<folder> (one sub-folder per method))
+endif
+else
+INPUT_PREDICT_DIRS := $(patsubst $(RES)/%,$(OUTPUT)/%,$(METHOD_DIRS))
+$(INPUT_PREDICT_DIRS): private CMD = -m segline.predict --input $(INPUT) --cases $(DATA)/cases \
+  --method $(patsubst $(OUTPUT)/%,$(RES)/%,$@) --out $@ --device $(DEVICE) --amp $(AMP) $(PROBS_ARG)
+$(INPUT_PREDICT_DIRS): $(OUTPUT)/%: $(RES)/% FORCE | $(VENV_DEP)
+	$(PY) $(CMD)
+endif
+endif
+
+predict: $(if $(strip $(INPUT)),$(INPUT_PREDICT_DIRS),$(PREDICT_DIRS))
 
 clean-results:
 	rm -rf $(RES) $(PACK_POINTER)
@@ -372,6 +395,7 @@ help:
 	  "  $(RES)/<plot>.png one plot: $(notdir $(PLOTS))" \
 	  "  plots, report, pack" \
 	  "  predict            each method's predictions of the unlabelled cases -> $(RES)/predict/<method>/" \
+	  "  predict INPUT=dir OUTPUT=dir  predict every NIfTI image of INPUT (nnU-Net <case>_0000.nii.gz or one 3D/4D file per case) -> OUTPUT/<method>/" \
 	  "  clean-results, clean-data   remove this dataset's results / data" \
 	  "knobs (current value):" \
 	  "  TOY=1              embedded toy data instead of the real archive ($(TOY))$(if $(TOY_VARIANTS),; variants: TOY=$(TOY_VARIANTS))" \
@@ -406,6 +430,8 @@ help:
 	  "  DATASET_DIR=path   a folder instead of an archive: MSD task or nnU-Net v2 raw dataset, from its dataset.json ($(DATASET_DIR))" \
 	  "  NNUNET_DATASET=path  the same, nnU-Net spelling: nnUNet_raw/DatasetXXX_Name; lineage: $(DATA)/manifest.md5, computed on every make ($(NNUNET_DATASET))" \
 	  "  PACK_MODELS=1      include checkpoints in the archive" \
+	  "  INPUT=dir OUTPUT=dir  predict: images of INPUT, each method into OUTPUT/<method> ($(or $(INPUT),-) -> $(or $(OUTPUT),-))" \
+	  "  PROBS=1            predict: also <case>_probs.nii.gz, softmax probabilities, 4D (X,Y,Z,classes) ($(PROBS))" \
 	  "  UNPACK_RATIO=N     refuse archives declaring more than N times their size ($(UNPACK_RATIO))" \
 	  "  $(DATASET_KNOBS_HELP)" \
 	  "make flags: -n (dry run), -B (rebuild all), -j2 (methods in parallel)"

@@ -24,11 +24,6 @@ from segline.cli import HelpFormatter, format_default
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Modules whose console script arrives with another branch (segline-predict is added
-# with src/segline/predict.py); the lead removes the entry at the merge.
-PENDING: frozenset[str] = frozenset({"segline.predict"})
-
-
 def _module_name(path: Path) -> str:
     """``src/segline/train/cli.py`` -> ``segline.train.cli``."""
     parts = path.relative_to(ROOT / "src").with_suffix("").parts
@@ -84,7 +79,7 @@ def declared_scripts() -> dict[str, str]:
         return tomllib.load(f)["project"]["scripts"]
 
 
-MODULES = sorted(m for m in cli_modules() if m not in PENDING)
+MODULES = sorted(cli_modules())
 
 
 def test_the_mechanism_finds_the_known_clis() -> None:

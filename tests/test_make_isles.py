@@ -63,7 +63,11 @@ def test_predict_names_for_submission(pipeline, run_make) -> None:
     root, _ = pipeline
     proc = run_make(root, *ARGS, "METHODS=gdl", "predict")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    names = sorted(p.name for p in (root / "results" / "isles-toy" / "predict" / "gdl").iterdir())
+    out = root / "results" / "isles-toy" / "predict" / "gdl"
+    names = sorted(p.name for p in out.iterdir() if p.name.endswith(".nii"))
+    # and the viewers' label descriptions (src/segline/predicting/labels.py)
+    assert sorted(p.name for p in out.iterdir() if not p.name.endswith(".nii")) == [
+        "labels.ctbl", "labels.txt"]
     # SMIR.<result name>.<SMIR id of the case's CT_MTT>.nii, testing cases 1..3
     assert len(names) == 3
     ids = [re.fullmatch(r"SMIR\.[A-Za-z0-9_-]+\.(\d+)\.nii", n).group(1) for n in names]

@@ -92,6 +92,10 @@ def knob_table(ds: str) -> dict[str, tuple[str, str | None]]:
         "FG_REL": ("0.6", "--fg-rel 0.6"),
         "BG_FACTOR": ("0.4", "--bg-factor 0.4"),
         "MIN_SIZE": ("5", "--min-size 5"),
+        # `predict` only (not planned by `all`); tests/test_predict_folder.py runs them
+        "INPUT": ("in", None),
+        "OUTPUT": ("out", None),
+        "PROBS": ("1", None),
     }
 
 

@@ -488,15 +488,29 @@ def to_source(prediction: np.ndarray, meta: Meta) -> np.ndarray:
     return arg
 
 
+def scores_to_source(scores: np.ndarray, meta: Meta, fill: float = 0.0) -> np.ndarray:
+    """Map one per-voxel score volume (Z, Y, X), e.g. a class probability, back to the
+    source grid (X, Y, Z), float32: resampling undone linearly, cropped-away voxels set
+    to ``fill`` (1.0 for the background's probability, 0.0 for the other classes)."""
+    if list(scores.shape) != [int(n) for n in meta["shape"]]:
+        raise ValueError(f"scores shape {scores.shape} != stored shape {meta['shape']}")
+    vol = scores.astype(np.float32, copy=False)
+    for op in reversed(meta["transforms"]):
+        vol = _undo(vol, op, fill)
+    return vol
+
+
 def write_nifti_like(array_xyz: np.ndarray, meta: Meta, path: str | os.PathLike[str]) -> Path:
     """Write ``array_xyz`` (source shape) as NIfTI with the source affine, atomically.
 
-    Integer arrays are stored as uint8 (labels), others as float32. A ``.gz`` name is
-    gzip-compressed with a zero timestamp so equal content gives equal bytes.
+    Integer arrays are stored as uint8 (labels), others as float32. A 4D array
+    (X, Y, Z, K) (e.g. probabilities, classes last) is written as a 4D image on the
+    same grid. A ``.gz`` name is gzip-compressed with a zero timestamp so equal
+    content gives equal bytes.
     """
     path = Path(path)
     shape = [int(n) for n in meta["source_shape_xyz"]]
-    if list(array_xyz.shape) != shape:
+    if list(array_xyz.shape[:3]) != shape or array_xyz.ndim not in (3, 4):
         raise ValueError(f"array shape {array_xyz.shape} != source shape {shape}")
     dtype = np.uint8 if array_xyz.dtype.kind in "iub" else np.float32
     affine = np.asarray(meta["source_affine"], dtype=np.float64)

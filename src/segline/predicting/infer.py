@@ -1,0 +1,167 @@
+"""A trained method's network applied to one preprocessed volume, as evaluation does.
+
+:func:`load_predictor` builds the network named in the method's ``args.json`` (net,
+options, 2.5D context, 3D patch size and overlap, batch size) with the case store's
+channel and class counts, and loads ``best.pt``. :meth:`Predictor.predict` then
+predicts one image (C, Z, Y, X) on the training grid:
+
+* 2D networks slice by slice along z, ``batch_size`` slices per forward pass, each
+  slice with its ``context`` neighbours on each side as extra channels (edge slices
+  repeated), exactly as :class:`segline.data.slices.SliceDataset` feeds
+  :func:`segline.train.evaluate.predict_cases`; labels are the first class of highest
+  logit (:func:`segline.train.labels.class_index`), probabilities their softmax;
+* 3D networks by Gaussian-weighted sliding windows of the training patch size
+  (:func:`segline.train.sliding.sliding_window_predict`, as
+  :func:`segline.train.evaluate.predict_cases_3d`).
+
+Batches never mix two cases, so a case's prediction does not depend on which other
+cases are predicted with it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from segline.casestore import CaseStore
+from segline.errors import InputError
+from segline.nets import get_net
+from segline.preprocess.geometry import scores_to_source
+from segline.train import device as dev
+from segline.train.device import Precision
+from segline.train.labels import class_index
+from segline.train.sliding import sliding_window_predict
+
+
+def read_args(method: Path) -> dict[str, Any]:
+    """The method's ``args.json``, after checking that it was trained (``best.pt``)."""
+    for need in ("best.pt", "args.json"):
+        if not (method / need).is_file():
+            raise InputError(method / need, "missing: train the method first")
+    try:
+        return json.loads((method / "args.json").read_text())
+    except (OSError, ValueError) as err:
+        raise InputError(method / "args.json", f"unreadable: {err}") from err
+
+
+@dataclass
+class Predictor:
+    """A loaded network and how it is applied (from ``args.json``).
+
+    Attributes:
+        model: the network in eval mode on ``precision.device``.
+        precision: device, autocast dtype, memory format.
+        dims: 2 (slice by slice) or 3 (sliding window).
+        batch_size: slices (2D) or tiles (3D) per forward pass.
+        context: 2.5D neighbours on each side (2D nets).
+        patch: 3D tile size (D, H, W) in voxels.
+        overlap: 3D tile overlap fraction.
+    """
+
+    model: torch.nn.Module
+    precision: Precision
+    dims: int
+    batch_size: int
+    context: int = 0
+    patch: tuple[int, ...] = ()
+    overlap: float = 0.5
+
+    def predict(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Labels (Z, Y, X) uint8 and softmax probabilities (K, Z, Y, X) float32."""
+        if self.dims == 3:
+            with torch.inference_mode():
+                probs = sliding_window_predict(
+                    self.model,
+                    torch.from_numpy(np.asarray(image, dtype=np.float32)),
+                    self.patch,
+                    overlap=self.overlap,
+                    batch_size=self.batch_size,
+                    precision=self.precision,
+                )
+            return class_index(probs, 0).to(torch.uint8).numpy(), probs.numpy()
+        return self._predict_2d(np.asarray(image, dtype=np.float32))
+
+    def _predict_2d(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        depth, shape = image.shape[1], image.shape[2:]
+        device = self.precision.device
+        labels = np.empty((depth, *shape), dtype=np.uint8)
+        probs: np.ndarray | None = None
+        self.model.eval()
+        with torch.inference_mode():
+            for start in range(0, depth, self.batch_size):
+                zs = range(start, min(start + self.batch_size, depth))
+                slices = []
+                for z in zs:
+                    if self.context:
+                        near = np.clip(
+                            np.arange(z - self.context, z + self.context + 1), 0, depth - 1
+                        )
+                        slices.append(image[:, near].reshape(-1, *shape))
+                    else:
+                        slices.append(image[:, z])
+                x = torch.from_numpy(np.stack(slices)).to(device)
+                if self.precision.channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with self.precision.autocast():
+                    logits = self.model(x)
+                logits = logits.float()
+                labels[start : start + len(zs)] = class_index(logits).to(torch.uint8).cpu().numpy()
+                soft = logits.softmax(dim=1).cpu().numpy()
+                if probs is None:
+                    probs = np.empty((soft.shape[1], depth, *shape), dtype=np.float32)
+                probs[:, start : start + len(zs)] = soft.transpose(1, 0, 2, 3)
+        assert probs is not None
+        return labels, probs
+
+
+def load_predictor(
+    method: Path, store: CaseStore, device: str = "auto", amp: str = "auto"
+) -> Predictor:
+    """The method's best model on ``device`` (``auto``: the trainer's choice)."""
+    args = read_args(method)
+    precision = dev.choose(device, amp)
+    context = int(args.get("context", 0))
+    in_ch = store.n_channels * (2 * context + 1)
+    model = get_net(args["net"], in_ch, store.n_classes, **args.get("net_kwargs", {}))
+    try:
+        state = torch.load(method / "best.pt", map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+    except (RuntimeError, ValueError, OSError) as err:
+        raise InputError(
+            method / "best.pt",
+            f"does not fit {args['net']} with {in_ch} "
+            f"input channel(s) and {store.n_classes} classes of "
+            f"{store.root}: {str(err).splitlines()[0]}",
+        ) from err
+    model = model.to(precision.device)
+    precision = dev.for_model(precision, model)
+    dims = int(getattr(model, "dims", 2))
+    model = model.to(memory_format=precision.memory_format(dims))
+    model.eval()
+    return Predictor(
+        model,
+        precision,
+        dims,
+        int(args["batch_size"]),
+        context,
+        tuple(int(p) for p in args.get("patch", ())),
+        float(args.get("overlap", 0.5)),
+    )
+
+
+def probabilities_to_source(probs: np.ndarray, meta: dict[str, Any]) -> np.ndarray:
+    """Probabilities (K, Z, Y, X) on the training grid -> (X, Y, Z, K) float32 on the
+    source grid: each class resampled back linearly (a linear resampling of values that
+    sum to 1 still sums to 1), cropped-away voxels background with probability 1."""
+    k = probs.shape[0]
+    first = scores_to_source(probs[0], meta, fill=1.0)
+    out = np.empty((*first.shape, k), dtype=np.float32)
+    out[..., 0] = first
+    for c in range(1, k):
+        out[..., c] = scores_to_source(probs[c], meta, fill=0.0)
+    return out
