@@ -43,6 +43,7 @@ import numpy as np
 
 from segline import atomic, stage
 from segline.casestore import CaseStore
+from segline.cli import HelpFormatter, cli_of, entry, prog
 from segline.errors import InputError
 from segline.predicting import inputs
 from segline.predicting.infer import load_predictor, probabilities_to_source, read_args
@@ -218,10 +219,10 @@ def predict_folder(
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``segline-predict`` / ``python -m segline.predict``."""
     p = argparse.ArgumentParser(
-        prog="segline-predict",
+        prog=prog("python -m segline.predict"),
         description="Predict a folder of NIfTI images (-i), or a case store's unlabelled "
         "cases, with trained methods; predictions in each image's own geometry.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument(
         "-m",
@@ -306,12 +307,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def cli() -> None:
-    """Console script ``segline-predict`` (pyproject.toml ``[project.scripts]``)."""
-    from segline.cli import entry
-
-    entry(main)
-
+#: Console script ``segline-predict`` (pyproject.toml ``[project.scripts]``).
+cli = cli_of(main)
 
 if __name__ == "__main__":
-    cli()
+    entry(main)
