@@ -168,7 +168,8 @@ class IterativeSampler(Dataset):
 
     Items: ``image`` float32 (C + 1, pz, py, px) = image channels and the memory;
     ``target`` float32 (1, pz, py, px); ``weight`` float32 (1, pz, py, px);
-    ``complete`` float32 scalar; ``negative`` bool.
+    ``complete`` float32 scalar; ``negative`` bool; ``start`` the patch origin (z, y,
+    x) in the volume (voxels); ``target_id`` the target's label value (0: negative).
     """
 
     def __init__(
@@ -298,4 +299,6 @@ class IterativeSampler(Dataset):
             "weight": torch.from_numpy(np.ascontiguousarray(weight[None], dtype=np.float32)),
             "complete": torch.tensor(float(complete)),
             "negative": torch.tensor(negative),
+            "start": torch.tensor(start),
+            "target_id": torch.tensor(k),
         }
