@@ -24,6 +24,7 @@
 #   EXTRA_CURVES    more per-epoch curves (e.g. val_cldice)
 #   EXTRA_RESULTS   more files under results/$(DS) to build and pack
 #   REPORT_ARGS     extra report options (e.g. --metrics ... --reference full)
+#   OVERLAY_ARGS    extra overlay options (e.g. --instances: vertebrae, sagittal)
 
 SHELL := bash
 .SHELLFLAGS := -eo pipefail -c
@@ -201,7 +202,9 @@ $(ARCHIVES): | $(VENV_DEP)
 	$(PY) preprocess/fetch.py --lineage $(LINEAGE) $@
 endif
 
-# md5 verification (md5sum -c semantics) gates the unpacking.
+# md5 verification (md5sum -c semantics) gates the unpacking. A lineage with a
+# '# record: FILE' line records the md5 of an archive it does not list on first use and
+# verifies it against FILE afterwards (src/segline/lineage/record.py; vertebrae.make).
 $(DATA)/raw: private CMD = preprocess/unpack.py --lineage $(LINEAGE) --out $(DATA)/raw \
   $(if $(UNPACK_RATIO),--max-ratio $(UNPACK_RATIO)) $(UNPACK_ARGS) $(ARCHIVES)
 $(DATA)/raw: $(ARCHIVES) $(LINEAGE) $$(stale) | $(VENV_DEP)
@@ -253,7 +256,7 @@ PLOTS := $(CURVE_PLOTS) $(addprefix $(RES)/,test_dice_boxplot.png overlays.png $
 
 $(CURVE_PLOTS): private CMD = -m segline.plots.curves --metric $(basename $(notdir $@)) --out $@ $(METHOD_DIRS)
 $(RES)/test_dice_boxplot.png: private CMD = -m segline.plots.boxplot --metric dice --out $@ $(METHOD_DIRS)
-$(RES)/overlays.png: private CMD = -m segline.plots.overlays --cases $(DATA)/cases --out $@ $(METHOD_DIRS)
+$(RES)/overlays.png: private CMD = -m segline.plots.overlays --cases $(DATA)/cases --out $@ $(OVERLAY_ARGS) $(METHOD_DIRS)
 $(CURVE_PLOTS) $(RES)/test_dice_boxplot.png $(RES)/overlays.png: $(METHOD_DIRS) $$(stale) | $(VENV_DEP)
 	$(PY) $(CMD)
 # $(call method_dirs,NAME): the training folder(s) of one method, in either layout.

@@ -24,6 +24,7 @@ GENERATORS: dict[str, tuple[str, str]] = {
     "isles": ("segline.datasets.toy_isles", "write_toy_archives"),
     "isles-hard": ("segline.datasets.toy_isles", "write_hard_toy_archives"),
     "vessels": ("segline.datasets.toy_vessels", "write_toy_archives"),
+    "vertebrae": ("segline.datasets.toy_vertebrae", "write_toy_archives"),
 }
 
 

@@ -367,9 +367,19 @@ def _case_spacing(store: CaseStore, case_id: str) -> tuple[float, ...]:
 
 
 def _write_case(
-    cases: str, case_id: str, out: str, kinds: tuple[str, ...], backend: Backend, parallel: int
+    cases: str,
+    case_id: str,
+    out: str,
+    kinds: tuple[str, ...],
+    backend: Backend,
+    parallel: int,
+    merge_foreground: bool = False,
 ) -> dict[str, Any]:
-    """Compute and write one case's maps below ``out``; its entry for ``distmaps.json``."""
+    """Compute and write one case's maps below ``out``; its entry for ``distmaps.json``.
+
+    ``merge_foreground``: the maps of (background, union of every foreground class),
+    K = 2, instead of one per class.
+    """
     store = CaseStore(cases)
     sp = _case_spacing(store, case_id)
     label_path = store.root / case_id / "label.npy"
@@ -384,6 +394,8 @@ def _write_case(
         _check_label(label, k)
     except ValueError as err:
         raise InputError(label_path, f"{err} (dataset.json declares {k} classes)") from None
+    if merge_foreground:
+        label, k = (label > 0).astype(np.uint8), 2
     folder = Path(out) / case_id
     folder.mkdir(parents=True, exist_ok=True)
     if "2d" in kinds:
@@ -408,6 +420,7 @@ def write_dist_store(
     jobs: int = 1,
     backend: Backend = "edt",
     parallel: int = 1,
+    merge_foreground: bool = False,
 ) -> dict[str, Any]:
     """Write the distance-map store ``out`` for every labelled case of ``cases``.
 
@@ -423,6 +436,11 @@ def write_dist_store(
         jobs: worker processes over cases (1 = in this process).
         backend: "edt" or "scipy".
         parallel: edt threads per transform.
+        merge_foreground: K = 2 maps per case, background and the union of every
+            foreground class (channel 1 = signed distance to all of them merged), for
+            data sets with many classes (vertebrae: one class per vertebra would make
+            K maps of the whole volume per case); ``distmaps.json`` then has
+            ``merge_foreground: true``, ``n_classes`` 2 and ``source_n_classes``.
 
     Returns:
         The contents written to ``distmaps.json``.
@@ -450,17 +468,24 @@ def write_dist_store(
         raise InputError(store.root, "no labelled case to compute distance maps for")
     used: Backend = "edt" if backend == "edt" and _edt_module() is not None else "scipy"
     with atomic.atomic_dir(out) as tmp:
-        args = [(str(store.root), c, str(tmp), kinds_t, used, parallel) for c in labelled]
+        args = [
+            (str(store.root), c, str(tmp), kinds_t, used, parallel, merge_foreground)
+            for c in labelled
+        ]
         entries = map_cases(_write_case, args, jobs)
+        merged = {"0": class_names.get("0", "background"), "1": "foreground (all classes merged)"}
         info: dict[str, Any] = {
             "convention": CONVENTION,
             "kinds": list(kinds_t),
             "backend": used,
             "parallel": parallel,
-            "n_classes": n_classes,
-            "classes": class_names,
+            "n_classes": 2 if merge_foreground else n_classes,
+            "classes": merged if merge_foreground else class_names,
             "cases": entries,  # a list: natural order survives
             "skipped_unlabelled": [c for c in all_ids if not store.has_label(c)],
         }
+        if merge_foreground:
+            info["merge_foreground"] = True
+            info["source_n_classes"] = n_classes
         atomic.write_json(tmp / STORE_JSON, info)
     return info

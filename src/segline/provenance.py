@@ -215,6 +215,7 @@ def write_provenance(
     atomic.write_text(folder / SCHEDULER, scheduler_text())
     if lineage is not None and lineage.is_file():
         lines = [ln for ln in lineage.read_text().splitlines() if ln and not ln.startswith("#")]
+        lines += _recorded_lines(lineage)
         atomic.write_text(folder / "lineage.md5", "".join(ln + "\n" for ln in lines))
     facts = {
         "python": platform.python_version(),
@@ -226,3 +227,17 @@ def write_provenance(
     if card:
         facts["gpu"] = card
     atomic.write_json(folder / "runtime.json", facts)
+
+
+def _recorded_lines(lineage: Path) -> list[str]:
+    """Entry lines of the ``# record:`` file a lineage names (md5s recorded on first use,
+    :mod:`segline.lineage.record`), read here without importing segline.lineage so a
+    training's code fingerprint stays free of the download and unpack code."""
+    for line in lineage.read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key.replace(" ", "") == "#record" and value.strip():
+            record = Path(value.strip())
+            if record.is_file():
+                text = record.read_text()
+                return [ln for ln in text.splitlines() if ln and not ln.startswith("#")]
+    return []

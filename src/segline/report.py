@@ -22,6 +22,11 @@ Sections of the page (``--out``):
 * **Configuration and provenance** (:mod:`segline.report_config`), the **plots**
   (``--plot NAME``, image links relative to the page) and the **conventions**.
 
+Instance tasks (vertebrae: test rows with ``id_rate``, :mod:`segline.metrics.instances`)
+report only the class of those rows (``spine``: one row per case), never the
+per-vertebra classes most cases lack; ``--metrics dice,assd,id_rate,false_positives,misses``
+(false positives and misses are counts per case, lower is better).
+
 ``--reference METHOD`` (vessels: the fully supervised ``full``) adds each method's
 mean of every higher-is-better metric as a percentage of that method's: columns
 ``<metric> / METHOD`` in markdown, ``<metric>_fraction_of_METHOD`` in the CSV. It is
@@ -131,7 +136,21 @@ METRIC_CONVENTIONS = {
     "  reference skeleton inside the prediction; empty-mask conventions as Dice.\n",
     "mip_dice": "- MIP Dice: Dice of the maximum-intensity projection of the predicted mask\n"
     "  against the 2D MIP label; empty-mask conventions as Dice.\n",
+    "false_positives": "- False positives: predicted instances of a case that identify no\n"
+    "  vertebra (unmatched, or matched with Dice < 0.5); a count, lower is better.\n",
+    "misses": "- Misses: vertebrae of a case not identified; a count, lower is better.\n",
 }
+INSTANCE_METRIC = "id_rate"
+"""A test metric written only by instance tasks; its rows' class is the one reported."""
+INSTANCE_CONVENTIONS = (
+    "- Instances (vertebrae): predicted instances are matched one-to-one to the\n"
+    "  ground-truth vertebrae by overlap (Hungarian assignment maximising the summed\n"
+    "  Dice; only overlapping pairs); a vertebra is identified when its matched Dice is\n"
+    "  at least 0.5. Only the per-case class `spine` is reported and paired in the\n"
+    "  statistics: Dice = mean over the case's vertebrae (a missed one counts 0), ASSD =\n"
+    "  mean over its matched vertebrae (undefined when none is matched), ID rate =\n"
+    "  identified / vertebrae of the case (mean over cases here, not pooled).\n"
+)
 BOLD_RULE = (
     "- Bold: only a mean difference with evidence (verdict better or worse) in the\n"
     "  statistics tables; the results tables mark no best method, since a higher mean\n"
@@ -151,6 +170,8 @@ def is_distance(metric: str) -> bool:
 def conventions(metrics: Sequence[str]) -> str:
     """The conventions section for the reported ``metrics`` (fixed text per metric)."""
     extra = "".join(METRIC_CONVENTIONS[m] for m in metrics if m in METRIC_CONVENTIONS)
+    if {INSTANCE_METRIC, "false_positives", "misses"} & set(metrics):
+        extra = INSTANCE_CONVENTIONS + extra
     higher = [metric_title(m) for m in metrics if METRIC_INFO[m].higher_is_better]
     lower = [metric_title(m) for m in metrics if not METRIC_INFO[m].higher_is_better]
     which = f"highest {'/'.join(higher)}" + (f", lowest {'/'.join(lower)}" if lower else "")
@@ -213,6 +234,13 @@ def _per_case(wide: pd.DataFrame, cls: str) -> pd.Series:
     return class_mean(wide) if cls == MEAN_CLASS else wide[cls]
 
 
+def instance_classes(long: pd.DataFrame) -> list[str] | None:
+    """Instance tasks: the class of the ``id_rate`` rows (the per-case ``spine`` row,
+    :mod:`segline.metrics.instances`), the only class reported; None for other tasks."""
+    sub = long[long["metric"] == INSTANCE_METRIC]
+    return [str(c) for c in pd.unique(sub["class"])] if not sub.empty else None
+
+
 def run_tables(
     run: MethodResults, metrics: Sequence[str]
 ) -> tuple[list[str], dict[str, pd.DataFrame]]:
@@ -226,7 +254,7 @@ def run_tables(
     path = run.path / "test" / "metrics.csv"
     for metric in dict.fromkeys(["dice", *metrics]):
         require_metric(run.test, metric, path, "test")
-    dice = run.test_table("dice")
+    dice = run.test_table("dice", instance_classes(run.test))
     classes = [str(c) for c in dice.columns]
     tables = {"dice": dice}
     for metric in metrics:

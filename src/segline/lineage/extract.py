@@ -61,7 +61,8 @@ from typing import IO
 from segline import atomic
 from segline.cli import entry, non_negative_float
 from segline.errors import InputError
-from segline.lineage.lineagefile import parse_lineage, verify
+from segline.lineage.lineagefile import parse_lineage
+from segline.lineage.record import verify_or_record
 
 JUNK_DIRS = frozenset({"__MACOSX"})
 JUNK_FILES = frozenset({".DS_Store"})
@@ -631,7 +632,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``unpack.py --lineage L --out DIR [--exclude GLOB ...] [--max-ratio N] ARCHIVE ...``."""
     args = build_parser().parse_args(argv)
     lineage = parse_lineage(args.lineage)
-    checked = verify(lineage, list(args.archives))
+    checked = verify_or_record(lineage, list(args.archives), say=print)
     exclude = [pattern for pattern in args.exclude if pattern]
     summary = extract_archives(args.archives, args.out, exclude=exclude, max_ratio=args.max_ratio)
     dropped = []

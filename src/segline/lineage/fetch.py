@@ -34,6 +34,7 @@ from segline.cli import entry
 from segline.errors import InputError
 from segline.lineage.extract import human_bytes
 from segline.lineage.lineagefile import TOY_HINT, Lineage, md5_of, normalise_path, parse_lineage
+from segline.lineage.record import expected_md5
 
 DEFAULT_TIMEOUT = 30.0
 _CHUNK = 1 << 20
@@ -228,7 +229,7 @@ def fetch(
             downloaded file with the wrong md5 (the ``.part`` is removed).
     """
     target = Path(target)
-    expected = lineage.require(target)
+    expected = expected_md5(lineage, target)  # the lineage's, else recorded on first use
     url = lineage.url_for(target) if not target.is_file() else None
     if not target.is_file() and url is not None:
         # Two makes downloading one archive: the second waits, then finds it there.

@@ -328,7 +328,8 @@ def parse_lineage(path: str | os.PathLike[str]) -> Lineage:
             raise InputError(path, f"line {number}: {entry!r} already listed on line {seen[key]}")
         seen[key] = number
         entries.append((md5.lower(), entry))
-    if not entries:
+    if not entries and not any(key == "record" for key, _ in meta_items):
+        # (a lineage naming a '# record:' file may list none: segline.lineage.record)
         raise InputError(path, "lists no archive (no '<md5>  <path>' line)")
     metadata: dict[str, str] = {}
     for key, value in meta_items:

@@ -6,6 +6,9 @@
 * :mod:`~segline.metrics.cldice` — :func:`cldice`
 * :mod:`~segline.metrics.table` — :func:`case_metrics`, :func:`summarise`,
   :func:`mean_foreground`
+* :mod:`~segline.metrics.instances` — :func:`~segline.metrics.instances.match_instances`,
+  :func:`~segline.metrics.instances.instance_rows`,
+  :func:`~segline.metrics.instances.summary` (vertebrae as instances, matched by overlap)
 
 Example:
     >>> import numpy as np

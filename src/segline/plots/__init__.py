@@ -85,6 +85,10 @@ METRIC_INFO: dict[str, MetricInfo] = {
     "hd95": MetricInfo("HD95", False, "mm", 2),
     "assd": MetricInfo("ASSD", False, "mm", 2),
     "hd": MetricInfo("HD", False, "mm", 2),
+    # instance tasks (segline.metrics.instances): counts per case, lower is better
+    "id_rate": MetricInfo("ID rate", True),
+    "false_positives": MetricInfo("False positives", False, "", 2),
+    "misses": MetricInfo("Misses", False, "", 2),
 }
 """The metrics whose direction and unit are known (distances in mm, voxel spacing)."""
 

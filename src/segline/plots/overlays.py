@@ -18,10 +18,20 @@ With several seeds per method (``SEEDS``, folders ``<method>/seed<k>``) each met
 shown by one training, its lowest seed (:func:`shown_runs`); the column titles and the
 figure title say which.
 
+Instances (vertebrae; ``--instances``, or ``"instances": true`` in the store's
+``dataset.json``): one sagittal slice per case instead, through the spine (the x with
+the most ground-truth voxels; rows = z, increasing upwards, columns = y), each instance
+in its own colour of a fixed qualitative palette (:func:`instance_colour`; neighbouring
+ids differ in hue). Ground-truth vertebrae are coloured by their class index and
+named; a predicted instance takes the colour of the vertebra it is matched to
+(:func:`segline.metrics.instances.match_instances`, by overlap in 3D, so the ids need
+not agree), an unmatched one :data:`UNMATCHED_COLOUR`. Corner: the case's identified
+vertebrae (matched Dice ≥ 0.5) and false positives (:func:`instance_counts`).
+
 Usage (one Make recipe)::
 
     python -m segline.plots.overlays --cases data/<ds>/cases --out results/<ds>/overlays.png \\
-        [--n 4] results/<ds>/<method> [results/<ds>/<method> ...]
+        [--n 4] [--instances] results/<ds>/<method> [results/<ds>/<method> ...]
 
 Example:
     >>> import numpy as np
@@ -42,6 +52,7 @@ import numpy as np
 from segline.casestore import CaseStore
 from segline.cli import entry
 from segline.errors import InputError
+from segline.metrics.instances import ID_DICE, dice_matrix, match_instances
 from segline.metrics.overlap import dice
 from segline.plots import (
     MethodResults,
@@ -260,6 +271,172 @@ def plot_overlays(store: CaseStore, methods: Sequence[MethodResults], out: str, 
         save_png(fig, out)
 
 
+UNMATCHED_COLOUR = (1.0, 0.0, 1.0)
+"""Magenta: a predicted instance matched to no ground-truth vertebra."""
+UNMATCHED = -1
+"""Display id of an unmatched predicted instance (:func:`display_ids`)."""
+
+
+def instance_palette() -> list[tuple[float, float, float]]:
+    """20 qualitative colours: matplotlib's tab20, its 10 dark hues then their 10 light
+    ones, so consecutive ids (neighbouring vertebrae) differ in hue."""
+    from matplotlib import colormaps
+
+    tab20 = [tuple(float(v) for v in c) for c in colormaps["tab20"].colors]
+    return tab20[0::2] + tab20[1::2]  # type: ignore[return-value]
+
+
+def instance_colour(index: int) -> tuple[float, float, float]:
+    """Fixed colour of instance ``index`` (1, 2, ...; repeats every 20 ids).
+
+    Example:
+        >>> instance_colour(1) != instance_colour(2), instance_colour(1) == instance_colour(21)
+        (True, True)
+    """
+    if index == UNMATCHED:
+        return UNMATCHED_COLOUR
+    palette = instance_palette()
+    return palette[(index - 1) % len(palette)]
+
+
+def instance_rgba(ids: np.ndarray) -> np.ndarray:
+    """RGBA image (rows, cols, 4) of a display-id slice: :func:`instance_colour` per id,
+    alpha :data:`MASK_ALPHA`, 0 clear."""
+    rgba = np.zeros((*ids.shape, 4), dtype=np.float32)
+    for k in np.unique(ids).tolist():
+        if k != 0:
+            rgba[ids == k] = (*instance_colour(int(k)), MASK_ALPHA)
+    return rgba
+
+
+def display_ids(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """A prediction relabelled for display: each instance as the ground-truth id it is
+    matched to (3D overlap matching), :data:`UNMATCHED` when matched to none.
+
+    Example:
+        >>> g = np.array([[[1, 1, 2, 2, 0]]]); p = np.array([[[7, 7, 3, 3, 9]]])
+        >>> display_ids(p, g).tolist()
+        [[[1, 1, 2, 2, -1]]]
+    """
+    pred = np.asarray(pred)
+    out = np.where(pred != 0, UNMATCHED, 0).astype(np.int32)
+    for g, p in match_instances(pred, gt):
+        out[pred == p] = g
+    return out
+
+
+def instance_counts(pred: np.ndarray, gt: np.ndarray) -> tuple[int, int, int]:
+    """(identified, ground-truth vertebrae, false positives) of one case, as
+    :func:`segline.metrics.instances.instance_rows` counts them."""
+    gt_ids, pred_ids, _, dice_m = dice_matrix(pred, gt)
+    pairs = match_instances(pred, gt)
+    row = {int(g): i for i, g in enumerate(gt_ids.tolist())}
+    col = {int(p): j for j, p in enumerate(pred_ids.tolist())}
+    found = sum(1 for g, p in pairs if dice_m[row[g], col[p]] >= ID_DICE)
+    return found, int(gt_ids.size), int(pred_ids.size) - found
+
+
+def pick_sagittal(label: np.ndarray) -> int:
+    """Sagittal index (axis 2, x) with the most foreground voxels; middle if none."""
+    area = (np.moveaxis(np.asarray(label), 2, 0) > 0).reshape(label.shape[2], -1).sum(axis=1)
+    return int(np.argmax(area)) if area.any() else int(label.shape[2] // 2)
+
+
+def sagittal_aspect(meta: dict) -> float:
+    """Height / width of a sagittal pixel (z over y spacing); 1 if unknown."""
+    try:
+        sz, sy, _ = (float(v) for v in meta.get("spacing"))  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        return 1.0
+    return sz / sy if sz > 0 and sy > 0 else 1.0
+
+
+def is_instance_store(store: CaseStore) -> bool:
+    """``dataset.json`` says the classes are instances (``"instances": true``)."""
+    try:
+        return store.dataset.get("instances") is True
+    except (OSError, json.JSONDecodeError) as err:
+        raise InputError(store.root / "dataset.json", f"unreadable ({err})") from err
+
+
+def plot_instance_overlays(
+    store: CaseStore, methods: Sequence[MethodResults], out: str, n: int = 4
+) -> None:
+    """Draw the sagittal instance overlay grid (module doc) and save it to ``out``."""
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    methods = shown_runs(methods)
+    cases = [case for case, _ in choose_rows(store, n, methods)]
+    names = _class_names(store)
+    cols = 2 + len(methods)
+    with figure_style():
+        fig = Figure(figsize=(2.4 * cols, 3.2 * len(cases) + 0.6), layout="constrained")
+        grid = fig.subplots(len(cases), cols, squeeze=False)
+        for r, case in enumerate(cases):
+            label = np.asarray(store.label(case))
+            x = pick_sagittal(label)
+            gt = label[:, :, x]
+            image = np.asarray(store.image(case)[0, :, :, x], dtype=np.float32)
+            lo, hi = display_window(image)
+            aspect = sagittal_aspect(store.meta(case))
+            preds = [np.asarray(load_prediction(m, case, label.shape)) for m in methods]
+            panels: list[tuple[str, np.ndarray | None, str]] = [("image", None, "")]
+            panels.append(("ground truth", gt.astype(np.int32), ""))
+            for m, p in zip(methods, preds, strict=True):
+                found, n_gt, fp = instance_counts(p, label)
+                title = m.name if m.seed is None else f"{m.name} (seed {m.seed})"
+                text = f"case: identified {found}/{n_gt}, FP {fp}"
+                panels.append((title, display_ids(p, label)[:, :, x], text))
+            for c, (title, ids, text) in enumerate(panels):
+                ax = grid[r, c]
+                show = {"aspect": aspect, "interpolation": "nearest", "origin": "lower"}
+                ax.imshow(image, cmap="gray", vmin=lo, vmax=hi, **show)
+                if ids is not None:
+                    ax.imshow(instance_rgba(ids), **show)
+                if c == 1:
+                    for k in np.unique(gt).tolist():
+                        if k == 0:
+                            continue
+                        zs, ys = np.nonzero(gt == k)
+                        ax.text(float(ys.mean()), float(zs.mean()), names.get(int(k), str(k)),
+                                fontsize=6, color="white", ha="center", va="center")  # fmt: skip
+                if c >= 2:
+                    if gt.any():
+                        ax.contour(gt > 0, levels=[0.5], colors="white", linewidths=0.6)
+                    ax.text(
+                        0.02,
+                        0.02,
+                        text,
+                        transform=ax.transAxes,
+                        fontsize=7,
+                        color="white",
+                        va="bottom",
+                        bbox={"facecolor": "black", "alpha": 0.6, "pad": 1.5, "linewidth": 0},
+                    )
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if r == 0:
+                    ax.set_title(title, fontsize=9)
+            grid[r, 0].set_ylabel(f"{case}\nx={x}", fontsize=8)
+        handles = [
+            Patch(facecolor=UNMATCHED_COLOUR, alpha=MASK_ALPHA, label="unmatched prediction"),
+            Patch(facecolor="none", edgecolor="grey", label="white line: ground-truth outline"),
+        ]
+        fig.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=8, frameon=False)
+        seeds = (
+            "; with several seeds: each method's lowest seed"
+            if any(m.seed is not None for m in methods)
+            else ""
+        )
+        fig.suptitle(
+            f"{methods[0].dataset}: sagittal test slices through the spine\n"
+            "colour: vertebra (prediction: its matched vertebra's, by overlap)" + seeds,
+            fontsize=10,
+        )
+        save_png(fig, out)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Command-line options."""
     p = argparse.ArgumentParser(
@@ -268,6 +445,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cases", required=True, type=Path, help="case store, data/<ds>/cases")
     p.add_argument("--out", required=True, help="PNG to write, e.g. results/<ds>/overlays.png")
     p.add_argument("--n", type=int, default=4, help="number of test cases (rows), default 4")
+    p.add_argument(
+        "--instances",
+        action="store_true",
+        help="classes are instances (vertebrae): sagittal slices, one colour per instance "
+        '(also when dataset.json has "instances": true)',
+    )
     add_training_folders(p, "the lowest seed is shown")
     return p
 
@@ -278,7 +461,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.n < 1:
         raise InputError("--n", f"must be at least 1, got {args.n}")
     methods = load_methods(args.methods)
-    plot_overlays(CaseStore(args.cases), methods, args.out, n=args.n)
+    store = CaseStore(args.cases)
+    if args.instances or is_instance_store(store):
+        plot_instance_overlays(store, methods, args.out, n=args.n)
+    else:
+        plot_overlays(store, methods, args.out, n=args.n)
     print(f"wrote {args.out}")
     return 0
 

@@ -1,0 +1,70 @@
+# vertebrae.make — vertebra instance segmentation on spine CT (VerSe layout), the
+# setting of the iterative FCN (Lessmann et al., "Iterative fully convolutional neural
+# networks for automatic vertebra segmentation and identification", MedIA 2019):
+# isotropic CT cropped to the labelled vertebrae, one label per vertebra.
+#
+#   make -f vertebrae.make              real data: the VerSe'19 zips in data/ (put there
+#                                       by you; see lineage/vertebrae.lineage and the
+#                                       README's "Vertebrae" section)
+#   make -f vertebrae.make TOY=1        embedded deterministic toy data (a synthetic spine)
+#   make -f vertebrae.make TOY=1 data   data/vertebrae-toy/{raw,cases,dist}
+#   make -f vertebrae.make help         targets and knobs
+#
+# Another VerSe-layout archive (e.g. VerSe'20): make -f vertebrae.make DS=verse20 \
+#     ARCHIVES='data/dataset-verse20training.zip data/dataset-verse20validation.zip'
+# Its md5s are recorded on first use in lineage/vertebrae.local.lineage (commit that file
+# to pin them; src/segline/lineage/record.py).
+#
+# Classes (segline/datasets/verse.py): background and every VerSe vertebra value present
+# in the masks, in label order; dataset.json source_info.label_values maps class index
+# -> VerSe value (1-7 C1-C7, 8-19 T1-T12, 20-25 L1-L6, 26 sacrum, 27 coccyx, 28 T13).
+
+DS_NAME := vertebrae
+# VerSe'19 in its restructured ("complete") release, one zip per part, each unpacking to
+# its own top folder (dataset-verse19training/ ...); CTs without a mask are inferred only.
+REAL_ARCHIVES := data/dataset-verse19training.zip data/dataset-verse19validation.zip \
+  data/dataset-verse19test.zip
+REAL_LINEAGE := lineage/vertebrae.lineage
+TOY_ARCHIVES := data/vertebrae-toy.tar
+TOY_LINEAGE := lineage/vertebrae-toy.lineage
+TOY_GENERATOR := vertebrae
+ADAPTER := verse
+
+# Dataset defaults (override on the command line).
+ifneq ($(filter 1 yes true,$(TOY)),)
+# 16 labelled toy cases (6-10 vertebrae each) and 2 unlabelled ones: 5 test, 2 val, 9 train.
+N_TEST ?= 5
+N_VAL ?= 2
+# The toy's source voxels are 1.5 x 1.5 x 2.5 mm (x, y, z), so resampling acts on every
+# axis. At 2 mm a cropped case is 67-93 x 35-42 x 35-41 voxels (z, y, x), small enough
+# for 3D training on a 2-core CPU, with 2.5-3.5 voxels of disc between vertebrae; at
+# 1 mm it would be eight times larger.
+SPACING ?= 2,2,2
+else
+N_TEST ?= 40
+N_VAL ?= 20
+# Isotropic 1 mm, the iterative FCN's resolution.
+SPACING ?= 1,1,1
+endif
+# Bone window (level 400, width 1800 HU: [-500, 1300] HU -> [0, 1]): cortical and
+# cancellous bone, discs and soft tissue stay apart; the soft-tissue default (40,400)
+# would saturate every bone voxel at 1.
+WINDOW ?= 400,1800
+# The spine's box: the labelled vertebrae plus 8 mm (4 voxels of the toy's 2 mm); an
+# unlabelled case is cropped to the body (CT above -500 HU) instead.
+CROP ?= label
+CROP_MARGIN ?= 8
+SLICE_ARGS = $(if $(filter none,$(WINDOW)),--no-window,--window=$(WINDOW)) $(if $(SPACING),--spacing=$(SPACING))
+# One class per vertebra (up to 29 classes on VerSe) would make as many whole-volume
+# maps per case: the distance store holds K=2 3D maps instead, background and all
+# vertebrae merged (docs/CONTRACTS.md); boundary weights (WEIGHT_MAP) use channel 1.
+DIST_ARGS := --merge-foreground
+DIST := 3d
+DATASET_KNOBS_HELP = WINDOW=level,width CT window in HU ($(WINDOW)); SPACING=z,y,x mm ($(SPACING))
+
+# Methods: the iterative FCN (one vertebra at a time, with an instance memory) and a
+# semantic 3D U-Net baseline (one class per vertebra); their training rules come
+# with the vertebrae trainer (src/segline/vertebrae/).
+ALL_METHODS := iterative semantic
+
+include make/common.mk
