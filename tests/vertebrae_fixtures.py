@@ -48,7 +48,7 @@ def spine_store(root: Path, n_cases: int = 5) -> tuple[Path, Path]:
                 "name": "spine",
                 "labels": {str(i): n for i, n in enumerate(NAMES)},
                 "classes": NAMES,
-                "label_values": VALUES,
+                "source_info": {"label_values": VALUES},
                 "channels": ["CT"],
             },
         )

@@ -46,6 +46,9 @@ class IterativeFCN(UNetBackbone):
 
     dims: ClassVar[int] = 3
     cuda_amp_ok: ClassVar[bool] = False
+    # bf16 on the 2-core AVX512-BF16 Xeon, channels=8, depth=3, 2 patches of 16x40x40:
+    # 0.44 s per training step in channels_last_3d against 0.18 s contiguous
+    channels_last_ok: ClassVar[bool] = False
 
     def __init__(
         self,

@@ -95,8 +95,9 @@ def _names(dataset: dict[str, Any]) -> dict[int, str]:
 
 
 def _values(dataset: dict[str, Any]) -> dict[int, int]:
-    """Class index -> written label value (``label_values``; the index itself without)."""
-    values = dataset.get("label_values", {})
+    """Class index -> written label value (``label_values``, or ``source_info``'s as
+    the VerSe adapter writes it; the index itself without)."""
+    values = dataset.get("label_values") or dataset.get("source_info", {}).get("label_values", {})
     return {i: int(values.get(str(i), i)) for i in range(len(_names(dataset)) + 1)}
 
 
