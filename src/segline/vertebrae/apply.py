@@ -28,7 +28,9 @@ def predict_volume(
 ) -> np.ndarray:
     """Labels (Z, Y, X) of ``image`` (C, Z, Y, X, the case store's geometry) by the
     method in ``method_dir``: instance ids 1, 2, ... (iterative) or VerSe label values
-    (semantic), as in its ``test/preds``. Computed in float32 on ``device``.
+    (semantic), as in its ``test/preds``. Computed on ``device`` with the training's
+    ``amp`` choice (``args.json``), so on the training's device the labels are its
+    ``test/preds_zyx`` ones.
 
     Raises:
         InputError: the folder lacks ``args.json``, ``classes.json`` or ``best.pt``,
@@ -45,12 +47,13 @@ def predict_volume(
         raise InputError(folder / "args.json", "not a vertebra method (no 'method')")
     if image.ndim != 4:
         raise InputError(folder, f"image must be (C, Z, Y, X), got shape {image.shape}")
-    precision = dev.choose(str(device), "off")
     n_out = 1 if method == "iterative" else len(classes["classes"]) + 1
     n_in = image.shape[0] + (1 if method == "iterative" else 0)
     model = get_net(args["net"], n_in, n_out, **args.get("net_kwargs", {}))
-    state = torch.load(folder / "best.pt", map_location=precision.device, weights_only=True)
+    state = torch.load(folder / "best.pt", map_location="cpu", weights_only=True)
     model.load_state_dict(state)
+    # the training's AMP knob on this device, adjusted per net as the trainer does
+    precision = dev.for_model(dev.choose(str(device), str(args.get("amp", "auto"))), model)
     model.to(precision.device).eval()
     patch = tuple(int(p) for p in args["patch"])
     volume = np.asarray(image, dtype=np.float32)

@@ -23,7 +23,8 @@ memory and the probability that it lies completely inside the patch:
    accepted as it is.
 
 The loop also stops after ``max_calls`` network calls (default
-``8 * ceil(Z / stride) + 16``), a guard against a network that keeps moving. It is
+``4 * ceil(Z / stride) + 8``: about four calls per vertebra when vertebrae are about a
+stride apart), a guard against a network that keeps moving. It is
 deterministic: no randomness, the same inputs give the same label map.
 
 Example (a fake network that finds nothing: one sweep, positions 0, 5, 10):
@@ -101,7 +102,7 @@ def iterative_segment(
     last = zp - patch_z
     stride = max(1, stride or patch_z // 2)
     if max_calls is None:
-        max_calls = 8 * math.ceil(zp / stride) + 16
+        max_calls = 4 * math.ceil(zp / stride) + 8
 
     def clamp(z: float) -> int:
         return int(min(max(math.floor(z + 0.5), 0), last))

@@ -128,7 +128,12 @@ class VertebraTrainer(Trainer):
             return get_net(cfg.net, self.store.n_channels + 1, 1, **cfg.net_kwargs)
         if cls is IterativeFCN or getattr(cls, "dims", 2) != 3:
             raise ValueError(f"the semantic method needs a 3D net such as UNet3D, got {cfg.net!r}")
-        return super()._build_net()
+        net = super()._build_net()
+        # contiguous tensors (segline.train.device.for_model): UNet3D base=4, depth=3,
+        # 18 classes, bf16, 2 patches of 32x40x40 on the 2-core Xeon: 0.42 s per step
+        # against 0.77 s in channels_last_3d (the class keeps its layout elsewhere)
+        net.channels_last_ok = False
+        return net
 
     def _build_criterion(self) -> Any:
         if self.iterative:
