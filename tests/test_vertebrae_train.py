@@ -4,6 +4,9 @@ writes the method-folder contract; unsupported options are refused in one line."
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import nibabel as nib
@@ -105,3 +108,24 @@ def test_unsupported_options_refused(
         main([*args_for(store, tmp_path / "m", method), *COMMON, *extra])
     assert message in str(err.value)
     assert not (tmp_path / "m").exists()
+
+
+def test_killed_run_resumes_to_the_same_tables(store: tuple[Path, Path], tmp_path: Path) -> None:
+    """Trainer's resume machinery serves the vertebra trainer: a run killed after epoch
+    1 continues from ``<out>_tmp`` and ends with the tables of an uninterrupted run."""
+    env = {**os.environ, "SEGLINE_THREADS": "1", "SEGLINE_TEST_KILL_AFTER_EPOCH": "1"}
+    out = tmp_path / "iterative"
+    argv = [*args_for(store, out, "iterative"), *COMMON, *TINY["iterative"]]
+    cmd = [sys.executable, "-m", "segline.vertebrae.train", *argv]
+    killed = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert killed.returncode == -9 and not out.exists()
+    assert Path(f"{out}_tmp", "train_state.pt").is_file()
+    # the same command (the lineage holds the code imported: a process like the first)
+    del env["SEGLINE_TEST_KILL_AFTER_EPOCH"]
+    resumed = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming after epoch 1 (of 2)" in (out / "train.log").read_text()
+    fresh = tmp_path / "fresh"
+    assert main([*args_for(store, fresh, "iterative"), *COMMON, *TINY["iterative"]]) == 0
+    for name in ("epochs.csv", "metrics.csv", "best_epoch.txt"):
+        assert (out / name).read_text() == (fresh / name).read_text(), name

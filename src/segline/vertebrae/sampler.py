@@ -59,6 +59,7 @@ from torch.utils.data import Dataset
 
 from segline.casestore import CaseStore
 from segline.data.augment import AUGS, elastic_coordinates
+from segline.data.patches import fg_flags
 from segline.data.slices import boundary_weight
 from segline.vertebrae.order import vertebra_order
 
@@ -92,13 +93,15 @@ def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
 
 
 def is_negative(index: int, fraction: float = NEGATIVE_FRACTION) -> bool:
-    """Whether item ``index`` is a negative: ``floor((i+1) f) - floor(i f) == 1``.
+    """Whether item ``index`` is a negative: ``floor((i+1) f) - floor(i f) == 1``, the
+    rule of the 3D patch sampler's foreground patches
+    (:func:`segline.data.patches.fg_flags`).
 
     Example:
         >>> [is_negative(i) for i in range(8)]
         [False, False, False, True, False, False, False, True]
     """
-    return int(np.floor((index + 1) * fraction)) - int(np.floor(index * fraction)) == 1
+    return bool(fg_flags(index + 1, fraction)[index])
 
 
 def window(arr: np.ndarray, start: Sequence[int], size: Sequence[int], pad: float) -> np.ndarray:
