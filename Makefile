@@ -15,10 +15,14 @@ SHELL := bash
 
 PYTHON ?= python3
 VENV ?= .venv
-# The torch requirement installed first. The default is the CPU build that lies on
-# this project's machines; a GPU user passes a CUDA build, e.g.
-#   make install TORCH='torch==2.13.0 --index-url https://download.pytorch.org/whl/cu126'
+# The torch requirement installed first (only into a .venv without torch). From PyPI,
+# torch==2.13.0 is a CUDA-enabled build on Linux x86_64 (several GB), CPU-only on Linux
+# aarch64, macOS and Windows (README "Installing"); this project's machines find a CPU
+# build on local disk. TORCH_INDEX, when set, is passed as --index-url for torch only:
+#   make install TORCH_INDEX=https://download.pytorch.org/whl/cpu     (small CPU build)
+#   make install TORCH_INDEX=https://download.pytorch.org/whl/cu126   (a CUDA build)
 TORCH ?= torch==2.13.0
+TORCH_INDEX ?=
 PIP := $(VENV)/bin/python -m pip
 # The suite runs on every core (pytest-xdist): most of its time is make-level runs of
 # the toy pipelines, single processes that leave a core idle (on 2 cores 700 s
@@ -30,7 +34,7 @@ PYTEST_ARGS ?=
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -c 'import torch' 2>/dev/null || $(PIP) install -q --disable-pip-version-check $(TORCH)
+	$(VENV)/bin/python -c 'import torch' 2>/dev/null || $(PIP) install -q --disable-pip-version-check $(TORCH)$(if $(TORCH_INDEX), --index-url $(TORCH_INDEX))
 	$(PIP) install -q --disable-pip-version-check -e '.[test]'
 	touch $@
 
@@ -66,7 +70,7 @@ help:
 	  "make demo      run the toy pipelines end to end ($(DEMOS)), DEMO_JOBS=$(DEMO_JOBS) trainings at a time; prints where plots, report and archive are" \
 	  "make test      install if needed, then ruff + pytest on TEST_JOBS=$(TEST_JOBS) processes (PYTEST_ARGS='-k distmaps' to filter)" \
 	  "make test-slurm  the spleen toy as SLURM jobs on a one-node cluster started here (root, Debian; apt-installs slurm-wlm, munge); a job is cancelled and resumed" \
-	  "make install   create $(VENV) and install segline (TORCH='...' picks the torch build)" \
+	  "make install   create $(VENV) and install segline (TORCH='...' / TORCH_INDEX=URL pick the torch build)" \
 	  "make lint      ruff only" \
 	  "make clean     remove results/, archives/, generated toy data and caches (keeps $(VENV) and real archives)" \
 	  "" \

@@ -4,10 +4,13 @@
 #   make -f spleen.make TOY=1              embedded deterministic toy data
 #   make -f spleen.make help               targets and knobs
 #
-# Another MSD task: make -f spleen.make DS=hippocampus \
+# Another MSD task: make -f spleen.make DS=hippocampus WINDOW=none N_TEST=20 N_VAL=5 \
 #     ARCHIVES=data/Task04_Hippocampus.tar LINEAGE=lineage/hippocampus.lineage
 # (classes and modalities are read from the archive's dataset.json; write the
-#  lineage file with `md5sum data/Task04_Hippocampus.tar > lineage/hippocampus.lineage`.)
+#  lineage file with `md5sum data/Task04_Hippocampus.tar > lineage/hippocampus.lineage`.
+#  The split needs N_TEST + N_VAL + 1 labelled cases; count them with
+#  `tar tf data/Task04_Hippocampus.tar | grep -c 'labelsTr/[^._].*\.nii\.gz$'` (260 here)
+#  and for a small task lower both, e.g. Task02_Heart (20): N_TEST=4 N_VAL=2; README.)
 
 DS_NAME := spleen
 REAL_ARCHIVES := data/Task09_Spleen.tar

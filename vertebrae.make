@@ -60,6 +60,8 @@ SLICE_ARGS = $(if $(filter none,$(WINDOW)),--no-window,--window=$(WINDOW)) $(if 
 # vertebrae merged (docs/CONTRACTS.md); boundary weights (WEIGHT_MAP) use channel 1.
 DIST_ARGS := --merge-foreground
 DIST := 3d
+# Overlays of instances: sagittal slices, one colour per vertebra (segline.plots.overlays).
+OVERLAY_ARGS := --instances
 DATASET_KNOBS_HELP = WINDOW=level,width CT window in HU ($(WINDOW)); SPACING=z,y,x mm ($(SPACING))
 
 # Methods: the iterative FCN (one vertebra at a time, with an instance memory) and a

@@ -33,17 +33,22 @@ TRAINING = frozenset({"-m segline.train", "-m segline.predict"})
 #: Libraries worth naming when a tool loads them at start-up (each costs 0.1-3 s).
 HEAVY = ("torch", "scipy", "skimage", "matplotlib", "pandas", "nibabel", "edt")
 _TOOL = re.compile(r"(preprocess/[\w-]+\.py|-m segline(?:\.\w+)+)")
+#: ``TRAINER ?= segline.train``: the module the shared training recipe runs (-m $(TRAINER)).
+_TRAINER = re.compile(r"^\s*TRAINER\s*[:?]?=\s*(segline(?:\.\w+)+)\s*$")
 
 
 def recipe_tools(root: Path = REPO) -> list[str]:
     """Every tool a recipe runs, sorted: ``preprocess/x.py`` or ``-m segline.y``.
 
     Scans the recipes and ``CMD =`` lines of ``make/*.mk`` and ``*.make`` (comments
-    skipped).
+    skipped), and the ``TRAINER`` assignments (the training recipe's ``-m $(TRAINER)``).
     """
     found: set[str] = set()
     for mk in sorted([*root.glob("make/*.mk"), *root.glob("*.make")]):
         for line in mk.read_text().splitlines():
+            trainer = _TRAINER.match(line)
+            if trainer:
+                found.add(f"-m {trainer.group(1)}")
             if line.lstrip().startswith("#") or not ("CMD =" in line or "$(PY)" in line):
                 continue
             found.update(_TOOL.findall(line))

@@ -24,6 +24,7 @@
 #   EXTRA_CURVES    more per-epoch curves (e.g. val_cldice)
 #   EXTRA_RESULTS   more files under results/$(DS) to build and pack
 #   REPORT_ARGS     extra report options (e.g. --metrics ... --reference full)
+#   TRAINER         the training module (default segline.train), same options
 #   OVERLAY_ARGS    extra overlay options (e.g. --instances: vertebrae, sagittal)
 
 SHELL := bash
@@ -230,13 +231,16 @@ data: $(DATA)/dist $(DATA_EXTRA)
 # target-specific variables in the dataset makefile. Every knob it passes (EPC, NET,
 # LR, DEVICE, AMP, ...) is in the record, so changing one retrains.
 # ---------------------------------------------------------------------------
+# The training module: segline.train, or a dataset's own trainer that takes the same
+# options (vertebrae.make: segline.vertebrae.train).
+TRAINER ?= segline.train
 TRAIN_PARAMS = --net $(NET) $(addprefix --net-opt ,$(NET_OPTS)) --epochs $(EPC) --batch-size $(BS) --lr $(LR) --seed $(RUN_SEED) \
   --losses '$(LOSSES)' --dist-kind $(DIST) $(if $(CONTEXT),--context $(CONTEXT)) \
   $(if $(WEIGHT_MAP),--weight-map $(WEIGHT_MAP)) $(if $(filter-out 0 off no,$(COMPILE)),--compile $(COMPILE)) \
   $(if $(filter-out none,$(AUG)),--aug $(AUG)) $(if $(filter-out const,$(SCHED)),--sched $(SCHED)) \
   $(if $(filter-out 0,$(WARMUP)),--warmup $(WARMUP)) $(if $(filter-out 0 0.0,$(WD)),--wd $(WD)) \
   $(OPTS) $(TRAIN_ARGS) $(DEBUG)
-$(METHOD_DIRS): private CMD = -m segline.train --cases $(DATA)/cases --dist $(DATA)/dist --out $@ \
+$(METHOD_DIRS): private CMD = -m $(TRAINER) --cases $(DATA)/cases --dist $(DATA)/dist --out $@ \
   --lineage $(LINEAGE) --device $(DEVICE) --amp $(AMP) $(TRAIN_PARAMS)
 $(METHOD_DIRS): $(RES)/%: $(DATA)/dist $(TRAIN_DEPS) $$(stale) | $(VENV_DEP)
 	$(PY) $(CMD)
@@ -254,16 +258,20 @@ PROGRESS_PLOTS := $(foreach m,$(METHODS),$(RES)/progress_$(m).png)
 PLOTS := $(CURVE_PLOTS) $(addprefix $(RES)/,test_dice_boxplot.png overlays.png $(EXTRA_PLOTS)) \
   $(PROGRESS_PLOTS)
 
-$(CURVE_PLOTS): private CMD = -m segline.plots.curves --metric $(basename $(notdir $@)) --out $@ $(METHOD_DIRS)
-$(RES)/test_dice_boxplot.png: private CMD = -m segline.plots.boxplot --metric dice --out $@ $(METHOD_DIRS)
-$(RES)/overlays.png: private CMD = -m segline.plots.overlays --cases $(DATA)/cases --out $@ $(OVERLAY_ARGS) $(METHOD_DIRS)
-$(CURVE_PLOTS) $(RES)/test_dice_boxplot.png $(RES)/overlays.png: $(METHOD_DIRS) $$(stale) | $(VENV_DEP)
+# The curves, the boxplot and the progress figures come from one process
+# (src/segline/plots/figures.py: most of a plotting process is importing matplotlib);
+# asking for one of them builds them all.
+FIGURES := $(CURVE_PLOTS) $(RES)/test_dice_boxplot.png $(PROGRESS_PLOTS)
+comma := ,
+empty :=
+space := $(empty) $(empty)
+$(FIGURES): private CMD = -m segline.plots.figures --out-dir $(RES) \
+  --curves $(subst $(space),$(comma),$(strip $(CURVES))) --boxplot dice --progress $(METHOD_DIRS)
+$(FIGURES): private TARGETS = $(FIGURES)
+$(FIGURES) &: $(METHOD_DIRS) $$(stale) | $(VENV_DEP)
 	$(PY) $(CMD)
-# $(call method_dirs,NAME): the training folder(s) of one method, in either layout.
-method_dirs = $(filter $(RES)/$1 $(addprefix $(RES)/$1/seed,$(SEEDS)),$(METHOD_DIRS))
-$(PROGRESS_PLOTS): private CMD = -m segline.plots.progress --out $@ \
-  $(call method_dirs,$(patsubst progress_%.png,%,$(notdir $@)))
-$(PROGRESS_PLOTS): $(RES)/progress_%.png: $$(call method_dirs,$$*) $$(stale) | $(VENV_DEP)
+$(RES)/overlays.png: private CMD = -m segline.plots.overlays --cases $(DATA)/cases --out $@ $(OVERLAY_ARGS) $(METHOD_DIRS)
+$(RES)/overlays.png: $(METHOD_DIRS) $$(stale) | $(VENV_DEP)
 	$(PY) $(CMD)
 
 plots: $(PLOTS)

@@ -288,3 +288,43 @@ def test_cli_bad_label_leaves_previous_output_untouched(tmp_path: Path, jobs: st
     assert "declares 2 classes" in line
     assert sorted(p.name for p in out.iterdir()) == ["previous.txt"]
     assert not (tmp_path / "dist_tmp").exists()
+
+
+def test_cli_merge_foreground_writes_k2_3d_maps(tmp_path: Path) -> None:
+    """--merge-foreground: many classes (e.g. one per vertebra) -> K=2 whole-volume maps,
+    channel 1 the signed distance to the union of every foreground class."""
+    cases = tmp_path / "cases"
+    label = np.zeros((6, 8, 7), np.uint8)
+    label[0:2, 2:5, 2:5], label[3:5, 2:5, 2:5], label[5, 1:3, 1:3] = 1, 2, 3
+    spacing = (2.0, 1.0, 1.5)
+    image = np.zeros((1, *label.shape), np.float32)
+    casestore.write_case(cases, "v1", image, label, {"case_id": "v1", "spacing": spacing})
+    split = {"train": ["v1"], "val": [], "test": [], "infer": []}
+    (cases / "split.json").write_text(json.dumps(split))
+    names = {"0": "background", "1": "L1", "2": "L2", "3": "L3"}
+    (cases / "dataset.json").write_text(json.dumps({"labels": names, "channels": ["CT"]}))
+    out = tmp_path / "dist"
+    proc = run_cli("--cases", str(cases), "--out", str(out), "--merge-foreground")
+    assert proc.returncode == 0, proc.stderr
+    assert "(3d, K=2," in proc.stdout
+    assert sorted(p.name for p in (out / "v1").iterdir()) == ["dist3d.npy"]
+    dist = np.load(out / "v1" / "dist3d.npy")
+    assert dist.dtype == np.float32 and dist.shape == (2, 6, 8, 7)
+    np.testing.assert_allclose(dist[1], reference(label > 0, spacing), atol=1e-3)
+    np.testing.assert_allclose(dist[0], reference(label == 0, spacing), atol=1e-3)
+    info = json.loads((out / "distmaps.json").read_text())
+    assert (info["merge_foreground"], info["n_classes"], info["source_n_classes"]) == (True, 2, 4)
+    assert info["classes"] == {"0": "background", "1": "foreground (all classes merged)"}
+    assert info["kinds"] == ["3d"]
+    bad = run_cli(
+        "--cases",
+        str(cases),
+        "--out",
+        str(tmp_path / "d2"),
+        "--merge-foreground",
+        "--kinds",
+        "2d,3d",
+    )
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+    assert bad.stderr.startswith("segline: --merge-foreground: writes whole-volume (3d) maps")
+    assert not (tmp_path / "d2").exists()

@@ -239,3 +239,25 @@ def test_matching_equals_brute_force_on_random_maps() -> None:
         )
         assert total == pytest.approx(brute_force_best(pred, gt))
         assert match_instances(pred, gt) == pairs  # deterministic
+
+
+def test_assd_on_the_pair_box_equals_the_whole_volume() -> None:
+    """instance_rows measures each pair on its bounding box + 1 voxel: the same ASSD
+    as on the whole arrays (random blobs touching the borders included)."""
+    from segline.metrics.surface import assd
+
+    rng = np.random.default_rng(7)
+    spacing = (2.0, 0.7, 0.5)
+    for _ in range(30):
+        gt = np.zeros((6, 7, 8), np.uint8)
+        pred = np.zeros_like(gt)
+        for k in (1, 2):
+            lo = rng.integers(0, 4, size=3)
+            hi = lo + rng.integers(1, 5, size=3)
+            gt[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]] = k
+            shift = lo + rng.integers(-1, 2, size=3)
+            sl = tuple(slice(max(a, 0), b) for a, b in zip(shift, shift + hi - lo, strict=True))
+            pred[sl] = 3 * k
+        v = values(instance_rows(pred, gt, spacing, NAMES))
+        for g, p in match_instances(pred, gt):
+            assert v[(NAMES[g], "assd")] == pytest.approx(assd(pred == p, gt == g, spacing))

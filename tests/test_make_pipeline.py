@@ -117,18 +117,26 @@ def test_second_make_does_nothing(pipeline, run_make) -> None:
     assert plan.stdout.strip() == "" or "Nothing to be done" in plan.stdout, plan.stdout
 
 
-def test_one_plot_rebuilds_alone(pipeline, run_make) -> None:
+def test_one_plot_rebuilds_its_figure_group_alone(pipeline, run_make) -> None:
+    """The curves, boxplot and progress figures come from one process (one make target
+    group, src/segline/plots/figures.py): asking for one redraws the group, byte-identical,
+    and nothing else (no training, no overlays, no report)."""
     root, _ = pipeline
-    plot = root / "results" / "spleen-toy" / "val_dice.png"
-    plot.unlink()
+    res = root / "results" / "spleen-toy"
+    group = [p for p in PLOTS if p != "overlays.png"]
+    contents = {p: (res / p).read_bytes() for p in group}
+    (res / "val_dice.png").unlink()
     before = snapshot(root)
     proc = run_make(root, *ARGS, "results/spleen-toy/val_dice.png")
     assert proc.returncode == 0, proc.stderr
-    assert plot.is_file()
     after = snapshot(root)
     changed = {k for k in after if after.get(k) != before.get(k)}
-    records = {f"results/spleen-toy/.val_dice.png.{k}" for k in ("cmd", "d", "sha256")}
-    assert changed == {"results/spleen-toy/val_dice.png", "results/spleen-toy"} | records, changed
+    records = {f"results/spleen-toy/.{p}.{k}" for p in group for k in ("cmd", "d", "sha256")}
+    figures = {f"results/spleen-toy/{p}" for p in group}
+    assert "results/spleen-toy/val_dice.png" in changed
+    assert changed <= figures | records | {"results/spleen-toy"}, changed - figures - records
+    assert {p: (res / p).read_bytes() for p in group} == contents
+    assert proc.stdout.count("segline.plots.figures") == 1, proc.stdout
     assert (
         "segline.train" not in proc.stdout
         and "up to date, not rebuilt: results/spleen-toy/gdl" in proc.stdout

@@ -143,3 +143,15 @@ def test_statistics_name_the_comparison(report: tuple[str, pd.DataFrame]) -> Non
     assert (row["stat_assd_undefined_method"], row["stat_assd_undefined_reference"]) == (1, 0)
     assert "| iterative | **-3.500 [" in page  # bold: evidence
     assert "Instances (vertebrae): predicted instances are matched one-to-one" in page
+
+
+def test_boxplot_shows_the_spine_row_only(tmp_path: Path) -> None:
+    """The test boxplot reads the same classes: one panel, the per-case spine values."""
+    from segline.plots import boxplot, load_methods
+
+    root = tmp_path / "results" / "vertebrae-toy"
+    runs = load_methods([write_method(root, name) for name in SPINE])
+    classes, values = boxplot.case_values(runs, "false_positives")
+    assert classes == ["spine"]
+    assert values["spine"]["semantic"].tolist() == SPINE["semantic"]["false_positives"]
+    assert runs[0].test_table("dice", ["L2"]).shape == (6, 1)  # explicit classes still work

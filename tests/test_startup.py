@@ -30,10 +30,8 @@ BENCH = _bench_startup()
 #: Tools that need neither scipy nor skimage (archives, plots, report, packing).
 LIGHT = {
     "-m segline.pack",
-    "-m segline.plots.boxplot",
-    "-m segline.plots.curves",
+    "-m segline.plots.figures",
     "-m segline.plots.overlays",
-    "-m segline.plots.progress",
     "-m segline.report",
     "preprocess/fetch.py",
     "preprocess/make_toy.py",

@@ -20,7 +20,9 @@ import errno
 import math
 import os
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
+from pathlib import PurePath
 
 from segline.errors import InputError
 
@@ -96,6 +98,88 @@ def entry(main: Callable[[Sequence[str] | None], int | None]) -> None:
     from segline import stage
 
     sys.exit(run(lambda argv: stage.build(lambda: main(argv))))
+
+
+#: The console script being run (``segline-train``), set by the ``cli`` functions of
+#: :func:`cli_of`; None under ``python -m`` and the ``preprocess/*.py`` scripts.
+_SCRIPT: str | None = None
+
+
+def prog(default: str) -> str:
+    """The program name ``--help`` and argument errors show: the console script's own
+    name when run as one (``segline-train``), else ``default`` (``python -m
+    segline.train``, ``slice.py``: how make's recipes call it)."""
+    return _SCRIPT or default
+
+
+def cli_of(main: Callable[[Sequence[str] | None], int | None]) -> Callable[[], None]:
+    """A console-script entry point (``[project.scripts]``) that runs ``entry(main)``.
+
+    Console scripts call a function without arguments; each CLI module defines
+    ``cli = cli_of(main)`` next to its ``if __name__ == "__main__": entry(main)``, so
+    ``segline-train`` and ``python -m segline.train`` run the same code path.
+    """
+
+    def cli() -> None:
+        global _SCRIPT
+        _SCRIPT = os.path.basename(sys.argv[0]) or None
+        entry(main)
+
+    cli.__doc__ = f"Console script: run :func:`{main.__module__}.main` through entry()."
+    return cli
+
+
+def format_default(value: object) -> str:
+    """A default as the command line would spell it: ``2d,3d`` for a tuple, ``none`` for
+    an empty list, ``true``/``false`` (the loss-spec spelling), a whole float without
+    ``.0`` (``200``), other floats as ``repr`` (``0.0005``), the rest as ``str``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return ",".join(format_default(v) for v in value) if value else "none"
+    if isinstance(value, PurePath):
+        return str(value)
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+    return str(value)
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """``--help`` of every segline CLI: each option's help ends with its default.
+
+    ``(default: X)`` (X spelled by :func:`format_default`) is appended to an option's
+    help unless the help already mentions ``%(default)`` or states X after the word
+    "default", the default is ``None`` or suppressed, or the option is a flag
+    (``store_true``: off unless given). Description and epilog lines that start with
+    a space are printed as written (tables of nets and losses); other lines are wrapped.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (
+            "%(default)" in text
+            or default is None
+            or default is argparse.SUPPRESS
+            or action.nargs == 0
+        ):
+            return text
+        shown = format_default(default).replace("%", "%%")
+        stated = text.lower().find("default")
+        if stated >= 0 and shown in text[stated:]:
+            return text
+        return f"{text} (default: {shown})" if text else f"(default: {shown})"
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        lines = []
+        for line in text.splitlines():
+            if line.startswith(" ") or not line:
+                lines.append(indent + line)
+            else:
+                lines.append(
+                    textwrap.fill(line, width, initial_indent=indent, subsequent_indent=indent)
+                )
+        return "\n".join(lines)
 
 
 def use_colour(stream=sys.stdout) -> bool:

@@ -56,7 +56,7 @@ from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
 from segline import atomic
-from segline.cli import entry
+from segline.cli import HelpFormatter, cli_of, entry, prog
 from segline.digest import VOLATILE, sha256_file
 from segline.errors import InputError
 
@@ -347,7 +347,11 @@ def pack(
 
 def build_parser() -> argparse.ArgumentParser:
     """Command-line options."""
-    p = argparse.ArgumentParser(prog="python -m segline.pack", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog=prog("python -m segline.pack"),
+        description=__doc__.split("\n")[0],
+        formatter_class=HelpFormatter,
+    )
     p.add_argument("--ds", required=True, help="dataset name (archive name prefix)")
     p.add_argument("--results", required=True, type=Path, help="results/<ds>")
     p.add_argument("--outdir", required=True, type=Path, help="archive folder, e.g. archives")
@@ -387,6 +391,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(done.path)
     return 0
 
+
+cli = cli_of(main)
 
 if __name__ == "__main__":
     entry(main)

@@ -23,9 +23,10 @@ Sections of the page (``--out``):
   (``--plot NAME``, image links relative to the page) and the **conventions**.
 
 Instance tasks (vertebrae: test rows with ``id_rate``, :mod:`segline.metrics.instances`)
-report only the class of those rows (``spine``: one row per case), never the
-per-vertebra classes most cases lack; ``--metrics dice,assd,id_rate,false_positives,misses``
-(false positives and misses are counts per case, lower is better).
+report only the class of those rows (``spine``: one row per case,
+:func:`segline.plots.instance_classes`), never the per-vertebra classes most cases
+lack; ``--metrics dice,assd,id_rate,false_positives,misses`` (false positives and
+misses are counts per case, lower is better).
 
 ``--reference METHOD`` (vessels: the fully supervised ``full``) adds each method's
 mean of every higher-is-better metric as a percentage of that method's: columns
@@ -67,9 +68,10 @@ import pandas as pd
 
 from segline import atomic, stats
 from segline.casestore import CaseStore
-from segline.cli import entry
+from segline.cli import HelpFormatter, cli_of, entry, prog
 from segline.errors import InputError
 from segline.plots import (
+    INSTANCE_METRIC,
     METRIC_INFO,
     MethodGroup,
     MethodResults,
@@ -140,8 +142,6 @@ METRIC_CONVENTIONS = {
     "  vertebra (unmatched, or matched with Dice < 0.5); a count, lower is better.\n",
     "misses": "- Misses: vertebrae of a case not identified; a count, lower is better.\n",
 }
-INSTANCE_METRIC = "id_rate"
-"""A test metric written only by instance tasks; its rows' class is the one reported."""
 INSTANCE_CONVENTIONS = (
     "- Instances (vertebrae): predicted instances are matched one-to-one to the\n"
     "  ground-truth vertebrae by overlap (Hungarian assignment maximising the summed\n"
@@ -234,13 +234,6 @@ def _per_case(wide: pd.DataFrame, cls: str) -> pd.Series:
     return class_mean(wide) if cls == MEAN_CLASS else wide[cls]
 
 
-def instance_classes(long: pd.DataFrame) -> list[str] | None:
-    """Instance tasks: the class of the ``id_rate`` rows (the per-case ``spine`` row,
-    :mod:`segline.metrics.instances`), the only class reported; None for other tasks."""
-    sub = long[long["metric"] == INSTANCE_METRIC]
-    return [str(c) for c in pd.unique(sub["class"])] if not sub.empty else None
-
-
 def run_tables(
     run: MethodResults, metrics: Sequence[str]
 ) -> tuple[list[str], dict[str, pd.DataFrame]]:
@@ -254,7 +247,7 @@ def run_tables(
     path = run.path / "test" / "metrics.csv"
     for metric in dict.fromkeys(["dice", *metrics]):
         require_metric(run.test, metric, path, "test")
-    dice = run.test_table("dice", instance_classes(run.test))
+    dice = run.test_table("dice")
     classes = [str(c) for c in dice.columns]
     tables = {"dice": dice}
     for metric in metrics:
@@ -980,7 +973,11 @@ def build_report(
 
 def build_parser() -> argparse.ArgumentParser:
     """Command-line options."""
-    p = argparse.ArgumentParser(prog="python -m segline.report", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog=prog("python -m segline.report"),
+        description=__doc__.split("\n")[0],
+        formatter_class=HelpFormatter,
+    )
     p.add_argument("--out", required=True, help="markdown to write, e.g. results/<ds>/report.md")
     p.add_argument("--csv", required=True, help="CSV to write, e.g. results/<ds>/report.csv")
     p.add_argument(
@@ -1014,8 +1011,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--reference",
         metavar="METHOD",
-        help="a method's name (e.g. full): every method's higher-is-better means as a "
-        "percentage of its",
+        help="a method's name (e.g. full): every method's higher-is-better means are also "
+        "shown as a percentage of this method's means (default: no percentage columns)",
     )
     add_training_folders(p)
     return p
@@ -1041,6 +1038,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(report.table, end="")
     return 0
 
+
+cli = cli_of(main)
 
 if __name__ == "__main__":
     entry(main)

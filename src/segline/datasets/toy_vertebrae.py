@@ -31,9 +31,10 @@ smallest value at the cranial end (high z).
 
 Intensities (HU): air -1000 outside the torso ellipse, a fat rim ~-100, soft tissue
 ~40 with smooth noise; cancellous bone 170-230 inside a cortical shell (~1.5 mm) and
-processes at 450-600; discs ~90 (darker than bone, brighter than soft tissue). The
-composed volume is blurred by a small exact integer kernel (partial volume: one voxel
-in-plane, a [1, 2, 1] kernel along z) and white noise (sigma 12 HU) is added.
+processes at 450-600, endplates (the end slices of a body) in between; discs ~90
+(darker than bone, brighter than soft tissue). The composed volume is blurred by a
+small exact integer kernel (partial volume: one voxel in-plane, [1, 4, 1] along z) and
+white noise (sigma 12 HU) is added.
 
 Geometry: voxels of 1.5 x 1.5 x 2.5 mm (x, y, z), 72 x 72 in-plane, 48-84 slices; the
 affine is axis-aligned with negative x/y steps (i grows toward the patient's left, j
@@ -89,6 +90,7 @@ HU_DISC = 90.0
 HU_CANCELLOUS = (170.0, 230.0)
 HU_CORTICAL = (450.0, 600.0)
 HU_MIN, HU_MAX = -1024, 3071
+ENDPLATE_SHARE = 0.35  # an endplate slice's HU: this far from cancellous toward cortical
 WHITE_NOISE_HU = 12.0
 
 
@@ -144,12 +146,16 @@ def _clip(value: float, low: float, high: float) -> float:
 
 
 def _blur(img: np.ndarray) -> np.ndarray:
-    """Partial volume: a 3x3 in-plane box mean, then [1, 2, 1]/4 along z (exact integers)."""
+    """Partial volume: a 3x3 in-plane box mean, then [1, 4, 1]/6 along z (exact integers).
+
+    The z kernel is narrow because the slices are thick (2.5 mm) and the discs only
+    2-3 slices: a wider one would lift a disc to the brightness of cancellous bone.
+    """
     hu = np.rint(img).astype(np.int64)
     inplane = box_sum_nd(hu, (1, 1, 0))  # sum of 9
     padded = np.pad(inplane, ((0, 0), (0, 0), (1, 1)), mode="edge")
-    zsum = padded[:, :, :-2] + 2 * padded[:, :, 1:-1] + padded[:, :, 2:]
-    return zsum.astype(np.float64) / 36.0
+    zsum = padded[:, :, :-2] + 4 * padded[:, :, 1:-1] + padded[:, :, 2:]
+    return zsum.astype(np.float64) / 54.0
 
 
 def make_case(seed: int, number: int, labelled: bool = True) -> ToyVertebraeCase:
@@ -210,6 +216,7 @@ def make_case(seed: int, number: int, labelled: bool = True) -> ToyVertebraeCase
     shape = (nx, ny, nz)
     label = np.zeros(shape, dtype=np.uint8)
     cortical = np.zeros(shape, dtype=bool)
+    endplate = np.zeros(shape, dtype=bool)
     discs = np.zeros(shape, dtype=bool)
     canal_mask = np.zeros(shape, dtype=bool)
     bodies: list[tuple[float, float, float, float, float, float]] = []
@@ -237,7 +244,8 @@ def make_case(seed: int, number: int, labelled: bool = True) -> ToyVertebraeCase
         cu, cv = u / (rx - 1.5), v / (ry - 1.5)
         core_r2 = cu * cu + cv * cv
         core_lim = lim - 1.5
-        core = (core_r2 <= 1.0) & (w <= core_lim) & (w >= -core_lim)
+        core_xy = core_r2 <= 1.0
+        core = core_xy & (w <= core_lim) & (w >= -core_lim)
         vc = ry + canal_r + 1.0  # canal centre behind the body centre
         dv = v - vc
         d2 = u * u + dv * dv
@@ -255,7 +263,8 @@ def make_case(seed: int, number: int, labelled: bool = True) -> ToyVertebraeCase
         trans = trans & (w <= 0.45 * hz) & (w >= -0.45 * hz)
         vert = (body | arch | spin | trans) & slab
         label[vert] = value
-        cortical |= vert & ~core
+        cortical |= vert & ~core_xy  # the side walls and the processes
+        endplate |= vert & core_xy & ~core
         canal_mask |= canal & slab
         bodies.append((cx, cy, rx, ry, top - h, top))
     # Discs: between consecutive bodies, an ellipse between theirs.
@@ -277,7 +286,8 @@ def make_case(seed: int, number: int, labelled: bool = True) -> ToyVertebraeCase
     cortex = geo.uniform(*HU_CORTICAL)
     spongy = cancellous + smooth_noise(tex.child("cancellous"), shape, (2, 2, 1), 2, 20.0)
     shell = cortex + smooth_noise(tex.child("cortical"), shape, (1, 1, 1), 2, 30.0)
-    img = np.where(label > 0, np.where(cortical, shell, spongy), img)
+    plate = spongy + ENDPLATE_SHARE * (shell - spongy)  # thin endplates: partly cortical
+    img = np.where(label > 0, np.where(cortical, shell, np.where(endplate, plate, spongy)), img)
     fat = HU_FAT + smooth_noise(tex.child("fat"), shape, (2, 2, 1), 2, std=10.0)
     img = np.where(torso & ~inner, fat, img)
     img = np.where(torso, img, HU_AIR)

@@ -301,9 +301,11 @@ class VerseAdapter:
             mask = geometry.read_nifti(case.mask, "label")
             check_grid(case.ct, case.mask, case_id)
             data = np.asarray(mask.data)
+            if data.dtype.kind == "b":
+                data = data.astype(np.uint8)
             if data.size and (int(data.min()) < 0 or int(data.max()) > MAX_VALUE):
                 mask_values(case.mask)  # raises, naming the values
-            label = self._lut[data.astype(np.int64)]
+            label = self._lut[data]  # indexed in the file's integer type: no int64 copy
         return CaseRecord(
             case_id=case_id,
             channels=[ct.data],

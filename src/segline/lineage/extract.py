@@ -59,7 +59,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO
 
 from segline import atomic
-from segline.cli import entry, non_negative_float
+from segline.cli import HelpFormatter, cli_of, entry, non_negative_float, prog
 from segline.errors import InputError
 from segline.lineage.lineagefile import parse_lineage
 from segline.lineage.record import verify_or_record
@@ -600,7 +600,8 @@ def human_bytes(n: float) -> str:
 def build_parser() -> argparse.ArgumentParser:
     """Arguments of ``preprocess/unpack.py``."""
     parser = argparse.ArgumentParser(
-        prog="unpack.py",
+        formatter_class=HelpFormatter,
+        prog=prog("unpack.py"),
         description="Verify archives against a lineage file (md5) and extract them safely "
         "into one folder, which appears only when complete.",
     )
@@ -647,6 +648,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     return 0
 
+
+cli = cli_of(main)
 
 if __name__ == "__main__":
     entry(main)

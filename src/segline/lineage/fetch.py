@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TextIO
 
 from segline import __version__, stage
-from segline.cli import entry
+from segline.cli import HelpFormatter, cli_of, entry, prog
 from segline.errors import InputError
 from segline.lineage.extract import human_bytes
 from segline.lineage.lineagefile import TOY_HINT, Lineage, md5_of, normalise_path, parse_lineage
@@ -306,7 +306,8 @@ def _fetch_locked(
 def build_parser() -> argparse.ArgumentParser:
     """Arguments of ``preprocess/fetch.py``."""
     parser = argparse.ArgumentParser(
-        prog="fetch.py",
+        formatter_class=HelpFormatter,
+        prog=prog("fetch.py"),
         description="Download an archive listed in a lineage file from its source URL "
         "(resuming a .part), and keep it only if its md5 matches.",
     )
@@ -336,6 +337,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"fetched {label} ({human_bytes(result.size)}, md5 ok{resumed}) from {result.url}")
     return 0
 
+
+cli = cli_of(main)
 
 if __name__ == "__main__":
     entry(main)

@@ -175,6 +175,12 @@ def known_losses() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def loss_aliases() -> dict[str, str]:
+    """Alias → canonical name of every registered alias, sorted by alias
+    (``{"surface": "boundary", ...}``; listed by ``segline-train --help``)."""
+    return dict(sorted(_ALIASES.items()))
+
+
 def canonical_name(name: str) -> str:
     """Resolve an alias to its canonical name; unknown name -> ``ValueError``.
 

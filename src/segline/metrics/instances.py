@@ -78,10 +78,12 @@ CASE_METRICS = ("dice", "assd", "id_rate", "false_positives", "misses")
 """Metrics of the per-case rows, in the order written."""
 
 
-def _ids(label: np.ndarray) -> np.ndarray:
-    """Sorted non-zero ids of a label map (int64)."""
-    ids = np.unique(label)
-    return ids[ids != 0].astype(np.int64)
+def _dense(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted non-zero ids, per value its index 1..n in them, 0 for background)."""
+    ids, inverse = np.unique(values, return_inverse=True)
+    if ids.size and ids[0] == 0:
+        return ids[1:].astype(np.int64), inverse.reshape(-1)
+    return ids.astype(np.int64), inverse.reshape(-1) + 1
 
 
 def dice_matrix(
@@ -114,12 +116,12 @@ def dice_matrix(
             raise ValueError(f"{name} label map must hold integer ids, got {arr.dtype}")
         if arr.size and int(arr.min()) < 0:
             raise ValueError(f"{name} label map has negative ids")
-    gt_ids, pred_ids = _ids(g), _ids(p)
-    # dense indices 0..n (0 = background) so one bincount counts every pair
-    g_idx = np.searchsorted(gt_ids, g.ravel()) + 1
-    g_idx[g.ravel() == 0] = 0
-    p_idx = np.searchsorted(pred_ids, p.ravel()) + 1
-    p_idx[p.ravel() == 0] = 0
+    # only voxels foreground in either map matter (every voxel of every instance is
+    # among them); dense indices 0..n (0 = background): one bincount counts every pair
+    g_flat, p_flat = g.reshape(-1), p.reshape(-1)
+    fg = np.flatnonzero((g_flat != 0) | (p_flat != 0))
+    gt_ids, g_idx = _dense(g_flat[fg])
+    pred_ids, p_idx = _dense(p_flat[fg])
     n_g, n_p = gt_ids.size + 1, pred_ids.size + 1
     joint = np.bincount(g_idx * n_p + p_idx, minlength=n_g * n_p).reshape(n_g, n_p)
     size_g = joint.sum(axis=1)[1:]
@@ -169,6 +171,26 @@ def match_instances(pred: np.ndarray, gt: np.ndarray) -> list[tuple[int, int]]:
     return [(g, p) for g, p, _ in _match(*dice_matrix(pred, gt))]
 
 
+def _boxes(label: np.ndarray, ids: Sequence[int]) -> dict[int, tuple[slice, ...]]:
+    """Bounding box of each of ``ids`` (present in ``label``)."""
+    if not ids:
+        return {}
+    from scipy import ndimage
+
+    found = ndimage.find_objects(np.asarray(label), max_label=max(ids))
+    return {i: found[i - 1] for i in ids}
+
+
+def _union_box(
+    a: tuple[slice, ...], b: tuple[slice, ...], shape: tuple[int, ...]
+) -> tuple[slice, ...]:
+    """The box holding both boxes, grown by one voxel, clipped to ``shape``."""
+    return tuple(
+        slice(max(min(x.start, y.start) - 1, 0), min(max(x.stop, y.stop) + 1, n))
+        for x, y, n in zip(a, b, shape, strict=True)
+    )
+
+
 def _row(cls: str, metric: str, value: float) -> dict[str, Any]:
     return {"class": cls, "metric": metric, "value": float(value)}
 
@@ -210,6 +232,7 @@ def instance_rows(
         if names[g] == CASE_CLASS:
             raise ValueError(f"class {g} is named {CASE_CLASS!r}, the per-case rows' class")
     pairs = {g: (p, d) for g, p, d in _match(gt_ids, pred_ids, inter, dice)}
+    boxes_g, boxes_p = _boxes(gt, [g for g in pairs]), _boxes(pred, [p for p, _ in pairs.values()])
     rows: list[dict[str, Any]] = []
     dices: list[float] = []
     distances: list[float] = []
@@ -218,7 +241,9 @@ def instance_rows(
         name = names[g]
         if g in pairs:
             p, d = pairs[g]
-            dist = surface_assd(pred == p, gt == g, spacing)
+            # on the pair's bounding box + 1 voxel: exact (segline.metrics.surface doc)
+            box = _union_box(boxes_g[g], boxes_p[p], gt.shape)
+            dist = surface_assd(pred[box] == p, gt[box] == g, spacing)
             distances.append(dist)
             if d >= ID_DICE:
                 identified.add(p)

@@ -224,6 +224,18 @@ def read_long(path: Path) -> pd.DataFrame:
     return df
 
 
+INSTANCE_METRIC = "id_rate"
+"""A test metric only instance tasks write (:mod:`segline.metrics.instances`)."""
+
+
+def instance_classes(long: pd.DataFrame) -> list[str] | None:
+    """Instance tasks (vertebrae): the class of the ``id_rate`` rows, the per-case
+    ``spine`` row, which stands for the case (its per-vertebra classes are absent from
+    most cases); None for other tasks."""
+    sub = long[long["metric"] == INSTANCE_METRIC]
+    return [str(c) for c in pd.unique(sub["class"])] if not sub.empty else None
+
+
 def foreground_classes(long: pd.DataFrame) -> list[str]:
     """Class names other than background, in order of first appearance."""
     names = pd.unique(long["class"])
@@ -465,7 +477,10 @@ class MethodResults:
         return df
 
     def test_table(self, metric: str, classes: Sequence[str] | None = None) -> pd.DataFrame:
-        """Test ``metric`` per case (rows, canonical order) × foreground class (columns)."""
+        """Test ``metric`` per case (rows, canonical order) × foreground class (columns);
+        by default, for an instance task only its per-case class (:func:`instance_classes`)."""
+        if classes is None:
+            classes = instance_classes(self.test)
         return case_table(self.test, metric, classes).droplevel("epoch")
 
 

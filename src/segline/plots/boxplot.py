@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from segline.casestore import case_sort_key
-from segline.cli import entry
+from segline.cli import HelpFormatter, cli_of, entry, prog
 from segline.plots import (
     MethodGroup,
     MethodResults,
@@ -204,7 +204,9 @@ def plot_boxes(methods: Sequence[MethodResults], metric: str, out: str) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """Command-line options."""
     p = argparse.ArgumentParser(
-        prog="python -m segline.plots.boxplot", description=__doc__.split("\n")[0]
+        formatter_class=HelpFormatter,
+        prog=prog("python -m segline.plots.boxplot"),
+        description=__doc__.split("\n")[0],
     )
     p.add_argument(
         "--metric",
@@ -225,6 +227,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"wrote {args.out}")
     return 0
 
+
+cli = cli_of(main)
 
 if __name__ == "__main__":
     entry(main)

@@ -62,7 +62,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from segline.cli import entry
+from segline.cli import HelpFormatter, cli_of, entry, prog
 from segline.errors import InputError
 from segline.plots import (
     MethodGroup,
@@ -450,7 +450,9 @@ def plot_curves(methods: Sequence[MethodResults], metric: str, out: str) -> None
 def build_parser() -> argparse.ArgumentParser:
     """Command-line options."""
     p = argparse.ArgumentParser(
-        prog="python -m segline.plots.curves", description=__doc__.split("\n")[0]
+        formatter_class=HelpFormatter,
+        prog=prog("python -m segline.plots.curves"),
+        description=__doc__.split("\n")[0],
     )
     p.add_argument(
         "--metric",
@@ -471,6 +473,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"wrote {args.out}")
     return 0
 
+
+cli = cli_of(main)
 
 if __name__ == "__main__":
     entry(main)

@@ -50,7 +50,7 @@ from pathlib import Path
 import numpy as np
 
 from segline.casestore import CaseStore
-from segline.cli import entry
+from segline.cli import HelpFormatter, cli_of, entry, prog
 from segline.errors import InputError
 from segline.metrics.instances import ID_DICE, dice_matrix, match_instances
 from segline.metrics.overlap import dice
@@ -440,7 +440,9 @@ def plot_instance_overlays(
 def build_parser() -> argparse.ArgumentParser:
     """Command-line options."""
     p = argparse.ArgumentParser(
-        prog="python -m segline.plots.overlays", description=__doc__.split("\n")[0]
+        formatter_class=HelpFormatter,
+        prog=prog("python -m segline.plots.overlays"),
+        description=__doc__.split("\n")[0],
     )
     p.add_argument("--cases", required=True, type=Path, help="case store, data/<ds>/cases")
     p.add_argument("--out", required=True, help="PNG to write, e.g. results/<ds>/overlays.png")
@@ -469,6 +471,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"wrote {args.out}")
     return 0
 
+
+cli = cli_of(main)
 
 if __name__ == "__main__":
     entry(main)

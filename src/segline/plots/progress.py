@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from segline.cli import entry
+from segline.cli import HelpFormatter, cli_of, entry, prog
 from segline.errors import InputError
 from segline.plots import (
     MethodGroup,
@@ -254,7 +254,9 @@ def one_method(methods: Sequence[MethodResults]) -> MethodGroup:
 def build_parser() -> argparse.ArgumentParser:
     """Command-line options."""
     p = argparse.ArgumentParser(
-        prog="python -m segline.plots.progress", description=__doc__.split("\n")[0]
+        formatter_class=HelpFormatter,
+        prog=prog("python -m segline.plots.progress"),
+        description=__doc__.split("\n")[0],
     )
     p.add_argument(
         "--out", required=True, help="PNG to write, e.g. results/<ds>/progress_<method>.png"
@@ -270,6 +272,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"wrote {args.out}")
     return 0
 
+
+cli = cli_of(main)
 
 if __name__ == "__main__":
     entry(main)

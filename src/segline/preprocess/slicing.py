@@ -41,7 +41,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 import numpy as np
 
 from segline import atomic, casestore
-from segline.cli import count, non_negative_float, positive_int
+from segline.cli import HelpFormatter, cli_of, count, non_negative_float, positive_int, prog
 from segline.errors import InputError
 from segline.preprocess import cropping, geometry, resample, split
 from segline.preprocess import window as win
@@ -474,7 +474,8 @@ def _label_map_arg(text: str) -> tuple[int, int]:
 def build_parser() -> argparse.ArgumentParser:
     """The ``preprocess/slice.py`` argument parser."""
     p = argparse.ArgumentParser(
-        prog="slice.py",
+        formatter_class=HelpFormatter,
+        prog=prog("slice.py"),
         description="Slice an unpacked raw dataset into a case store "
         "(normalised (C,Z,Y,X) volumes + geometry + split).")
     p.add_argument("--adapter", default="msd", help="source format (default: msd)")
@@ -556,3 +557,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         slice_dataset(adapter, args.out, params, log=lambda line: print(line, flush=True))
     return 0
+
+
+cli = cli_of(main)

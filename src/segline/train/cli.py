@@ -8,6 +8,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import inspect
 import math
 import sys
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ from typing import Any
 
 import torch
 
+from segline.cli import HelpFormatter, cli_of, format_default, prog
 from segline.data.augment import AUGS
 from segline.errors import InputError
 from segline.seeds import training_label
@@ -160,12 +162,57 @@ def check_numbers(args: argparse.Namespace) -> None:
     check_recipe(args)
 
 
+def _options(cls: type, skip: tuple[str, ...]) -> str:
+    """A class's constructor options as ``name=default`` (``name`` when required)."""
+    params = inspect.signature(cls.__init__).parameters
+    shown = [
+        n if p.default is p.empty else f"{n}={format_default(p.default)}"
+        for n, p in params.items()
+        if n not in ("self", *skip) and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    ]
+    return ", ".join(shown) or "none"
+
+
+def catalogue() -> str:
+    """The nets and losses ``--net`` / ``--losses`` accept, with their options and
+    defaults, read from the registries (the epilog of ``--help``)."""
+    from segline.losses import known_losses, loss_class
+    from segline.losses.registry import loss_aliases
+    from segline.losses.schedule import SCHEDULE_KINDS
+    from segline.nets.registry import get_net_class, net_names
+
+    lines = ["networks (--net NAME, options with --net-opt KEY=VALUE; 2D or 3D):"]
+    for name in net_names():
+        cls = get_net_class(name)
+        options = _options(cls, ("in_channels", "n_classes"))
+        lines.append(f"  {name:<13} {cls.dims}D  {options}")
+    aliases = loss_aliases()
+    lines += [
+        "",
+        "losses (--losses 'name[:weight][[key=value;...]]', comma-separated; every loss "
+        "takes idc=CLASSES, and a scheduled term schedule="
+        + "|".join(SCHEDULE_KINDS)
+        + ";step=...;cap=...):",
+    ]
+    for name in known_losses():
+        cls = loss_class(name)
+        also = [a for a, c in aliases.items() if c == name]
+        alias = f" (alias {', '.join(also)})" if also else ""
+        lines.append(f"  {name:<13} {cls.kind:<8}  {_options(cls, ('idc',))}{alias}")
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m segline.train", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        epilog=catalogue(),
+        prog=prog("python -m segline.train"),
+        description=__doc__.split("\n")[0],
+        formatter_class=HelpFormatter,
+    )
     p.add_argument("--cases", required=True, help="case store (data/<ds>/cases)")
     p.add_argument("--dist", required=True, help="distance-map store (data/<ds>/dist)")
     p.add_argument("--out", required=True, help="result folder (results/<ds>/<method>)")
-    p.add_argument("--net", default="ENet")
+    p.add_argument("--net", default="ENet", help="network, by name (list below)")
     p.add_argument(
         "--net-opt",
         action="append",
@@ -173,19 +220,29 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="network constructor option, e.g. base=16 (repeatable)",
     )
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=5e-4)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=10, help="epochs to train, numbered 1..N")
+    p.add_argument("--batch-size", type=int, default=8, help="slices (2D) or patches (3D)")
+    p.add_argument("--lr", type=float, default=5e-4, help="learning rate (Adam/AdamW)")
+    p.add_argument("--seed", type=int, default=0, help="seed of every random draw")
     p.add_argument(
         "--losses",
         default="gdl:1",
         help="loss spec, e.g. 'gdl:1,boundary:0.01[schedule=rebalance]' or JSON",
     )
-    p.add_argument("--dist-kind", default="2d", choices=["2d", "3d"])
+    p.add_argument(
+        "--dist-kind",
+        default="2d",
+        choices=["2d", "3d"],
+        help="distance maps fed to the loader: per slice (2d) or of the volume (3d)",
+    )
     p.add_argument("--context", type=int, default=0, help="2.5D: neighbouring slices on each side")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--amp", default="auto", choices=["auto", "off", "bf16", "fp16"])
+    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
+    p.add_argument(
+        "--amp",
+        default="auto",
+        choices=["auto", "off", "bf16", "fp16"],
+        help="mixed precision; auto = bf16/fp16 on CUDA, bf16 on a CPU with native bf16",
+    )
     p.add_argument("--lineage", default=None, help="lineage file recorded in provenance")
     p.add_argument(
         "--compile",
@@ -334,3 +391,6 @@ def _train(
         raise InputError(args.out, str(err)) from None
     trainer.run()
     return 0
+
+
+cli = cli_of(main)

@@ -42,6 +42,7 @@ from tqdm import tqdm
 
 from segline import atomic
 from segline.casestore import CaseStore
+from segline.csvio import csv_text
 from segline.data.foreground import warn_if_no_foreground
 from segline.data.patches import PatchDataset, patch_collate, read_mip_axis
 from segline.data.slices import SliceDataset, pad_collate
@@ -537,17 +538,15 @@ class Trainer:
     def _write_tables(self, records: list[dict[str, Any]], epochs: list[dict[str, Any]]) -> None:
         atomic.write_text(
             self.work / "metrics.csv",
-            pd.DataFrame(records, columns=RECORD_COLUMNS).to_csv(index=False, float_format="%.6g"),
+            csv_text(pd.DataFrame(records, columns=RECORD_COLUMNS)),
         )
         atomic.write_text(
             self.work / "epochs.csv",
-            pd.DataFrame(epochs, columns=self.epoch_columns).to_csv(
-                index=False, float_format="%.6g"
-            ),
+            csv_text(pd.DataFrame(epochs, columns=self.epoch_columns)),
         )
         atomic.write_text(
             self.work / "timing.csv",
-            pd.DataFrame(epochs, columns=TIMING_COLUMNS).to_csv(index=False, float_format="%.6g"),
+            csv_text(pd.DataFrame(epochs, columns=TIMING_COLUMNS)),
         )
 
     # -- main -----------------------------------------------------------------------
@@ -708,5 +707,5 @@ class Trainer:
         self._write_tables(records, epochs)
         atomic.write_text(
             test_dir / "metrics.csv",
-            pd.DataFrame(rows, columns=RECORD_COLUMNS).to_csv(index=False, float_format="%.6g"),
+            csv_text(pd.DataFrame(rows, columns=RECORD_COLUMNS)),
         )

@@ -50,6 +50,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from segline import atomic
+from segline.cli import cli_of, entry, prog
 from segline.errors import InputError
 from segline.metrics.instances import instance_rows, summary
 from segline.nets import get_net, get_net_class
@@ -280,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     """``python -m segline.train``'s parser plus ``--method``; ``--net``, ``--losses``
     and ``--patch`` default per method (:data:`DEFAULTS`), ``--dist-kind`` to 3d."""
     p = train_cli.build_parser()
-    p.prog = "python -m segline.vertebrae.train"
+    p.prog = prog("python -m segline.vertebrae.train")
     p.description = __doc__.split("\n")[0]
     p.add_argument(
         "--method", default="iterative", choices=METHODS, help="iterative (default) or semantic"
@@ -346,7 +347,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
 
 
-if __name__ == "__main__":
-    from segline.cli import entry
+cli = cli_of(main)
 
+if __name__ == "__main__":
     entry(main)

@@ -50,6 +50,7 @@ import numpy as np
 
 from segline import atomic
 from segline.casestore import CaseStore
+from segline.cli import HelpFormatter, cli_of, prog
 from segline.errors import InputError
 
 AXIS_NAMES = ("z", "y", "x")
@@ -287,7 +288,8 @@ def read_mip_json(root: str | Path) -> dict[str, Any]:
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface of ``preprocess/mip.py``."""
     p = argparse.ArgumentParser(
-        prog="mip.py",
+        formatter_class=HelpFormatter,
+        prog=prog("mip.py"),
         description="Maximum intensity projections, argmax depths (first index on ties) and "
         "projected 2D labels for every case of a case store.",
     )
@@ -308,3 +310,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"mip: {len(info['cases'])} cases ({n_lab} with a 2D label), axis {info['axis']} "
           f"({info['axis_name']}) -> {args.out} in {time.perf_counter() - start:.1f} s")
     return 0
+
+
+cli = cli_of(main)

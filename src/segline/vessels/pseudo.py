@@ -84,7 +84,8 @@ from scipy import ndimage
 
 from segline import atomic
 from segline.casestore import CaseStore
-from segline.cli import non_negative_float, positive_int
+from segline.cli import HelpFormatter, cli_of, non_negative_float, positive_int, prog
+from segline.csvio import csv_text
 from segline.distmaps import volume_signed_distance
 from segline.errors import InputError
 from segline.parallel import map_cases
@@ -467,7 +468,7 @@ def write_pseudo_store(
         args = [(str(store.root), str(mip_root), c, split_of[c], str(tmp), ax, p)
                 for c in labelled]
         frame = quality_frame(map_cases(_write_case, args, jobs))
-        atomic.write_text(tmp / QUALITY_CSV, frame.to_csv(index=False, float_format="%.6f"))
+        atomic.write_text(tmp / QUALITY_CSV, csv_text(frame))
         atomic.write_text(tmp / QUALITY_MD, quality_markdown(frame))
         atomic.write_json(tmp / STORE_JSON, {
             "convention": CONVENTION,
@@ -488,7 +489,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The command-line interface of ``preprocess/pseudo.py``."""
     d = PseudoParams()
     p = argparse.ArgumentParser(
-        prog="pseudo.py",
+        formatter_class=HelpFormatter,
+        prog=prog("pseudo.py"),
         description="3D pseudo-labels (0 bg, 1 vessel, 255 unlabelled) from the 2D MIP labels "
         "and the images, their signed distance maps, and their quality against the true "
         "3D labels.",
@@ -524,3 +526,6 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{total['fg_recall']:.3f}, unlabelled {total['unlabelled_fraction']:.3f} -> "
           f"{args.out} in {time.perf_counter() - start:.1f} s")
     return 0
+
+
+cli = cli_of(main)
