@@ -110,7 +110,9 @@ def test_unsupported_options_refused(
     assert not (tmp_path / "m").exists()
 
 
-def test_killed_run_resumes_to_the_same_tables(store: tuple[Path, Path], tmp_path: Path) -> None:
+def test_killed_run_resumes_to_the_same_tables(
+    store: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Trainer's resume machinery serves the vertebra trainer: a run killed after epoch
     1 continues from ``<out>_tmp`` and ends with the tables of an uninterrupted run."""
     env = {**os.environ, "SEGLINE_THREADS": "1", "SEGLINE_TEST_KILL_AFTER_EPOCH": "1"}
@@ -126,6 +128,7 @@ def test_killed_run_resumes_to_the_same_tables(store: tuple[Path, Path], tmp_pat
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming after epoch 1 (of 2)" in (out / "train.log").read_text()
     fresh = tmp_path / "fresh"
+    monkeypatch.setenv("SEGLINE_THREADS", "1")  # as the subprocesses: same float sums
     assert main([*args_for(store, fresh, "iterative"), *COMMON, *TINY["iterative"]]) == 0
     for name in ("epochs.csv", "metrics.csv", "best_epoch.txt"):
         assert (out / name).read_text() == (fresh / name).read_text(), name
