@@ -58,6 +58,7 @@ def test_tiny_run_writes_the_contract(
     assert list(epochs.columns) == [*EPOCH_COLUMNS, "val_id_rate"]
     assert epochs["epoch"].tolist() == [1, 2]
     assert epochs["val_id_rate"].between(0, 1).all() and epochs["val_hd95"].isna().all()
+    assert (epochs["val_loss"] > 0).all()  # iterative: on fixed validation patches
     best = int((out / "best_epoch.txt").read_text())
     scores = epochs["val_id_rate"] * 1e6 + epochs["val_dice"]
     assert best == int(epochs["epoch"][scores.idxmax()])

@@ -29,8 +29,9 @@ refusing with one line those it does not support. Differences:
   the low end of z), the semantic method's VerSe label values (``dataset.json``
   ``label_values``); ``classes.json`` records the class names and values for
   :func:`segline.vertebrae.apply.predict_volume`;
-- the iterative method's validation loss is NaN (its inference is not a loss of one
-  forward pass); the epoch line also prints the network calls per vertebra.
+- the iterative method's validation loss is its loss on fixed validation patches
+  (:data:`VAL_PATCHES_PER_CASE`), as its inference is no single forward pass; the
+  epoch line also prints the network calls per vertebra.
 
 Example:
     python -m segline.vertebrae.train --method iterative --cases data/vertebrae-toy/cases \\
@@ -92,6 +93,10 @@ comparison the seed's method answers."""
 SAMPLES_PER_CASE = 16
 """Training patches per training case and epoch when ``--samples-per-epoch`` is not
 given (8 per epoch in all with ``--debug``)."""
+VAL_PATCHES_PER_CASE = 8
+"""The iterative method's validation loss: the mean loss over this many fixed patches
+per validation case (:class:`IterativeSampler` draw of epoch 0, without augmentation,
+the same every epoch), as its inference is no single forward pass."""
 SCORE_SCALE = 1e6
 """Best-epoch score ``id_rate * SCORE_SCALE + dice``: identification first."""
 CLASSES_FILE = "classes.json"
@@ -134,6 +139,14 @@ class VertebraTrainer(Trainer):
         self.calls = (0, 0)  # iterative: net calls and ground-truth vertebrae of the last run
         if self.iterative:
             self.n_classes = 2  # the training Dice is the sought vertebra's mask
+            self.val_patches = IterativeSampler(
+                self.store,
+                self.val_cases,
+                cfg.patch,
+                samples_per_epoch=VAL_PATCHES_PER_CASE * len(self.val_cases),
+                seed=cfg.seed,
+                weight_map=cfg.weight_map,
+            )
 
     # -- hooks of Trainer -----------------------------------------------------------
     def _build_net(self) -> torch.nn.Module:
@@ -207,14 +220,16 @@ class VertebraTrainer(Trainer):
     def _evaluate(
         self, epoch: int, split: str, cases: list[str], with_loss: bool
     ) -> tuple[list[dict[str, Any]], float, dict[str, np.ndarray]]:
-        """Predict ``cases``; :func:`instance_rows` per case (the iterative method has
-        no validation loss: NaN)."""
+        """Predict ``cases``; :func:`instance_rows` per case (the iterative method's
+        loss: on the fixed validation patches)."""
         preds: dict[str, np.ndarray] = {}
         loss_sum, loss_n = 0.0, 0
         if self.iterative:
             self.model.eval()
             step = net_step(self.forward_model, self.precision, tuple(self.cfg.patch[1:]))
             calls = 0
+            if with_loss:
+                loss_sum, loss_n = self._patch_loss(epoch)
             for case in cases:
                 image = np.array(self.store.image(case), dtype=np.float32)
                 preds[case], n = iterative_segment(
@@ -240,6 +255,20 @@ class VertebraTrainer(Trainer):
         if self.iterative:
             self.calls = (calls, n_gt)
         return rows, (loss_sum / loss_n if loss_n else math.nan), preds
+
+    def _patch_loss(self, epoch: int) -> tuple[float, int]:
+        """Summed loss and count of the fixed validation patches (iterative method)."""
+        total, n = 0.0, 0
+        loader = DataLoader(self.val_patches, batch_size=self.cfg.batch_size, shuffle=False)
+        with torch.no_grad():
+            for batch in loader:
+                batch = {k: v.to(self.precision.device) for k, v in batch.items()}
+                with self.precision.autocast():
+                    outputs = self.forward_model(batch["image"])
+                b = int(batch["image"].shape[0])
+                total += float(self._loss(outputs, batch, epoch)[0]) * b
+                n += b
+        return total, n
 
     def _validate(self, epoch: int) -> tuple[list[dict[str, Any]], float, dict[str, float], float]:
         rows, val_loss, _ = self._evaluate(epoch, "val", self.val_cases, with_loss=True)
