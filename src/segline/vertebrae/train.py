@@ -80,16 +80,16 @@ semantic one about four vertebrae (32 slices), some context to tell them apart.
 
 Toy recipe (make's knobs for vertebrae.make, measured on the 2-core AVX512-BF16 Xeon,
 one thread, bf16, shared with other jobs): ``iterative`` with ``channels=8 depth=3``
-(16 channels take twice as long per step: 0.48 against 0.22 s for two 16x48x48
-patches in bf16), patch 16,40,40, 80 patches per epoch, 12 epochs, batch 2, LR
-2e-3 with the cosine schedule, ``--aug strong``, ``--weight-map 5,3``: 74-75 s of CPU
-per training (6-10 s an epoch), validation identification 1.0 from epoch 6 (seed 0),
-test identification 37/37 vertebrae (seed 0; 36/37 with seed 1), Dice 0.84 (0.80),
-1.1 network calls per vertebra. ``semantic`` with ``UNet3D base=4 depth=3``, patch
-32,40,40, 48 patches, 10 epochs, the same LR and schedule, ``ce:1,dice:1``: 74 s of
-CPU, but within that budget it predicts background (test Dice 0.07, nothing
-identified): eighteen classes from a few hundred patches are too few — the
-comparison the seed's method answers."""
+(16 channels take twice as long per step: 0.48 against 0.22 s for two 16x48x48 patches
+in bf16), patch 16,40,40, 80 patches per epoch, 12 epochs, batch 2, LR 2e-3 with the
+cosine schedule, ``--aug strong``, ``--weight-map 5,3``: 61-75 s of CPU per training
+(4-10 s an epoch), validation identification 1.0 from epoch 6 (seed 0), test
+identification 37/37 vertebrae, Dice 0.85, ASSD 0.77 mm (seed 0; an earlier toy gave
+37/37 and, with seed 1, 36/37), 1.1 network calls per vertebra. ``semantic`` with
+``UNet3D base=4 depth=3``, patch 32,40,40, 48 patches, 10 epochs, the same LR and
+schedule, ``ce:1,dice:1``: 74 s of CPU, but within that budget it predicts mostly
+background (test Dice 0.07, nothing identified): eighteen classes from a few hundred
+patches are too few — the comparison the seed's method answers."""
 SAMPLES_PER_CASE = 16
 """Training patches per training case and epoch when ``--samples-per-epoch`` is not
 given (8 per epoch in all with ``--debug``)."""
