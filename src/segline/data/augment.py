@@ -76,7 +76,15 @@ from scipy import ndimage
 
 from segline.distmaps import one_hot_signed_distance
 
-__all__ = ["AUGS", "ELASTIC_MM", "ELASTIC_SIGMA_MM", "ZOOM", "augment", "item_rng"]
+__all__ = [
+    "AUGS",
+    "ELASTIC_MM",
+    "ELASTIC_SIGMA_MM",
+    "ZOOM",
+    "augment",
+    "elastic_coordinates",
+    "item_rng",
+]
 
 AUGS = ("none", "light", "strong")
 """The augmentation levels (``AUG`` / ``--aug``)."""
@@ -130,6 +138,15 @@ def _warp_coordinates(
         centre = (n - 1) / 2.0
         coords[a] = centre + (g - centre) / zoom + f * scale / float(sp)
     return coords
+
+
+def elastic_coordinates(
+    shape: Sequence[int], spacing: Sequence[float], rng: np.random.Generator
+) -> np.ndarray:
+    """Sampling coordinates (ndim, *shape) in voxels of the ``strong`` level's elastic
+    deformation alone (no zoom), for :func:`scipy.ndimage.map_coordinates`; used by
+    :mod:`segline.vertebrae.sampler`."""
+    return _warp_coordinates(shape, spacing, 1.0, rng)
 
 
 def augment(

@@ -430,6 +430,12 @@ class UNetBackbone(nn.Module):
         Returns:
             Logits (B, n_classes, *spatial), in ``x``'s dtype.
         """
+        return self.forward_with_bottom(x)[0]
+
+    def forward_with_bottom(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits as :meth:`forward`, and the bottom (bottleneck) features
+        (B, widths[-1], *spatial / 2**depth) for a head of its own
+        (:class:`segline.nets.iterative_fcn.IterativeFCN`'s completeness logit)."""
         in_dtype = x.dtype
         h, spatial = pad_to_multiple(x, self.multiple)
         skips: list[torch.Tensor] = []
@@ -438,7 +444,7 @@ class UNetBackbone(nn.Module):
             if i < len(self.downs):
                 skips.append(h)
                 h = self.downs[i](h)
-        h = self.dropout(h)
+        h = bottom = self.dropout(h)
         for up, dec, skip in zip(self.ups, self.decoders, reversed(skips), strict=True):
             h = dec(torch.cat([up(h), skip], dim=1))
-        return crop_to(self.head(h), spatial).to(in_dtype)
+        return crop_to(self.head(h), spatial).to(in_dtype), bottom

@@ -19,6 +19,7 @@ from torch import nn
 
 from segline.nets.dimwit import Dimwit, Dimwit3D
 from segline.nets.enet import ENet
+from segline.nets.iterative_fcn import IterativeFCN
 from segline.nets.resunet import ResidualUNet
 from segline.nets.unet import UNet
 from segline.nets.unet3d import UNet3D
@@ -26,7 +27,7 @@ from segline.nets.unet3d import UNet3D
 __all__ = ["NETS", "get_net", "get_net_class", "net_names"]
 
 NETS: dict[str, type[nn.Module]] = {
-    cls.__name__: cls for cls in (ENet, UNet, ResidualUNet, Dimwit, UNet3D, Dimwit3D)
+    cls.__name__: cls for cls in (ENet, UNet, ResidualUNet, Dimwit, UNet3D, Dimwit3D, IterativeFCN)
 }
 """Canonical name → class."""
 
@@ -39,7 +40,7 @@ def net_names() -> list[str]:
 
     Example:
         >>> net_names()
-        ['Dimwit', 'Dimwit3D', 'ENet', 'ResidualUNet', 'UNet', 'UNet3D']
+        ['Dimwit', 'Dimwit3D', 'ENet', 'IterativeFCN', 'ResidualUNet', 'UNet', 'UNet3D']
     """
     return sorted(NETS)
 

@@ -311,7 +311,8 @@ def epoch_series(long: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Per-epoch mean and sd over cases of the per-case foreground-class mean.
 
     For each (epoch, case): mean of ``metric`` over foreground classes (NaN when any
-    class is NaN); then per epoch: :class:`Stat` over the cases.
+    class is NaN; an instance task's per-case class alone, :func:`instance_classes`);
+    then per epoch: :class:`Stat` over the cases.
 
     Args:
         long: long-format rows of one split (e.g. ``split == "val"``).
@@ -320,7 +321,8 @@ def epoch_series(long: pd.DataFrame, metric: str) -> pd.DataFrame:
     Returns:
         Columns ``epoch, mean, sd, n_cases, n_undefined``, one row per epoch, sorted.
     """
-    per_case = class_mean(case_table(long, metric))
+    # an instance task: the per-case class (spine) stands for the case, as in test_table
+    per_case = class_mean(case_table(long, metric, instance_classes(long)))
     rows = []
     for epoch, values in per_case.groupby(level="epoch", sort=True):
         s = Stat.of(values.to_numpy())

@@ -13,6 +13,7 @@ import math
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
 import torch
 
@@ -23,7 +24,7 @@ from segline.seeds import training_label
 from segline.train import compile as comp
 from segline.train import device as dev
 from segline.train import gpus, loader
-from segline.train.loop import TrainConfig, Trainer
+from segline.train.loop import Trainer
 from segline.train.schedule import SCHEDS
 from segline.train.voice import Voice
 
@@ -317,9 +318,15 @@ def _train(
     argv: Sequence[str] | None,
     gpu: gpus.Assigned | None = None,
     voice: Voice | None = None,
+    trainer_cls: type[Trainer] = Trainer,
+    extra: dict[str, Any] | None = None,
 ) -> int:
     """Build the configuration and the trainer from parsed arguments, and run it on
-    ``gpu`` when one was taken from ``GPUS`` (its card goes to provenance only)."""
+    ``gpu`` when one was taken from ``GPUS`` (its card goes to provenance only).
+
+    ``trainer_cls`` and ``extra`` (fields of its ``config_cls`` beyond
+    :class:`TrainConfig`'s) serve other trainers built on this one
+    (:mod:`segline.vertebrae.train`)."""
     torch.set_num_threads(dev.threads_for_make())
     try:
         precision = dev.choose(gpu.device if gpu else args.device, args.amp)
@@ -337,7 +344,7 @@ def _train(
     metric_workers = loader.parse_workers(args.metric_workers, "--metric-workers")
     if gpu is not None:
         precision = replace(precision, card=gpu.card)
-    cfg = TrainConfig(
+    cfg = trainer_cls.config_cls(
         cases=args.cases,
         dist=args.dist,
         out=args.out,
@@ -369,9 +376,10 @@ def _train(
         sched=args.sched,
         warmup=args.warmup,
         wd=args.wd,
+        **(extra or {}),
     )
     try:
-        trainer = Trainer(
+        trainer = trainer_cls(
             cfg,
             precision,
             list(sys.argv[1:] if argv is None else argv),

@@ -215,7 +215,22 @@ class Trainer:
             scheduling only, results are identical for any value.
         metric_workers: processes computing per-case metrics beside the device (None:
             ``auto``, :mod:`segline.train.metricpool`); results identical too.
+
+    Subclasses (:mod:`segline.vertebrae.train`) change what is trained and validated
+    through the hooks :meth:`_build_net`, :meth:`_build_criterion`,
+    :meth:`_count_dice`, :meth:`_validate`, :meth:`_written` and the class attributes
+    below; the loop itself (seeding, device, resume, lineage, provenance, the atomic
+    folder, timing) stays here.
     """
+
+    config_cls: type[TrainConfig] = TrainConfig
+    """The configuration class the command line builds (``args.json``)."""
+    module = "segline.train"
+    """The module recorded as the command in ``provenance/``."""
+    epoch_columns: list[str] = EPOCH_COLUMNS
+    """Columns of ``epochs.csv``."""
+    weights_3d = False
+    """Whether a 3D network may use ``--weight-map`` (the subclass's own loss does)."""
 
     def __init__(
         self,
@@ -234,9 +249,8 @@ class Trainer:
         self.work = atomic.tmp_path_for(self.out, folder=True)
         self.store = CaseStore(cfg.cases, cfg.dist)
         self.n_classes = self.store.n_classes
-        in_ch = self.store.n_channels * (2 * cfg.context + 1)
         seed_everything(cfg.seed, compiling=cfg.compile != "off")
-        self.model = get_net(cfg.net, in_ch, self.n_classes, **cfg.net_kwargs).to(precision.device)
+        self.model = self._build_net().to(precision.device)
         self.precision = precision = dev.for_model(precision, self.model)
         cfg.precision = precision.describe()  # args.json records what is actually used
         self.dims = int(getattr(self.model, "dims", 2))
@@ -258,7 +272,7 @@ class Trainer:
         self.workers = resolve_workers(workers, precision.device)
         self.loader_opts = loader_options(self.workers, precision.device)
         self.metric_workers = metric_processes(metric_workers, precision.device)
-        self.criterion = CombinedLoss.from_spec(cfg.losses, self.n_classes)
+        self.criterion = self._build_criterion()
         # distance maps are read only when a loss uses them
         self.dist_kind = cfg.dist_kind if self.criterion.needs_dist else None
         self.mip_root = Path(cfg.mip) if cfg.mip else None
@@ -269,7 +283,7 @@ class Trainer:
             raise ValueError("--label-source pseudo needs --pseudo (the pseudo-label folder)")
         if self.dims == 3 and cfg.context:
             raise ValueError("--context (2.5D) is for 2D networks")
-        if self.dims == 3 and cfg.weight_map:
+        if self.dims == 3 and cfg.weight_map and not self.weights_3d:
             raise ValueError("--weight-map is implemented for 2D networks only")
         if cfg.aug != "none" and "mip_label" in self.criterion.requires:
             raise ValueError("--aug (AUG) is not implemented with the MIP loss")
@@ -292,6 +306,33 @@ class Trainer:
         )
 
     # -- pieces -------------------------------------------------------------------
+    def _build_net(self) -> torch.nn.Module:
+        """The network (on the CPU), built after seeding: the image channels (times
+        the 2.5D context) in, one logit per class out."""
+        cfg = self.cfg
+        in_ch = self.store.n_channels * (2 * cfg.context + 1)
+        return get_net(cfg.net, in_ch, self.n_classes, **cfg.net_kwargs)
+
+    def _build_criterion(self) -> Any:
+        """The loss (``--losses`` spec); it has ``requires``, ``needs_dist`` and
+        ``alpha_at`` like :class:`CombinedLoss`."""
+        return CombinedLoss.from_spec(self.cfg.losses, self.n_classes)
+
+    def _count_dice(
+        self, logits: Any, batch: dict[str, Any], inter: torch.Tensor, sums: torch.Tensor
+    ) -> None:
+        """Add one batch's per-class intersections and sizes (foreground classes) to
+        ``inter`` and ``sums``, on the device (the epoch's training Dice)."""
+        pred = class_index(logits)
+        tgt = class_index(batch["target"])
+        counted = batch["mask"] > 0 if "mask" in batch else None
+        for k in range(1, self.n_classes):
+            p, t = pred == k, tgt == k
+            if counted is not None:
+                p, t = p & counted, t & counted
+            inter[k - 1] += (p & t).sum()
+            sums[k - 1] += p.sum() + t.sum()
+
     def _loss(
         self, logits: torch.Tensor, batch: dict[str, Any], epoch: int
     ) -> tuple[torch.Tensor, dict]:
@@ -340,15 +381,7 @@ class Trainer:
             n += b
             with torch.no_grad():
                 total += loss.detach().double() * b
-                pred = class_index(logits)
-                tgt = class_index(batch["target"])
-                counted = batch["mask"] > 0 if "mask" in batch else None
-                for k in range(1, self.n_classes):
-                    p, t = pred == k, tgt == k
-                    if counted is not None:
-                        p, t = p & counted, t & counted
-                    inter[k - 1] += (p & t).sum()
-                    sums[k - 1] += p.sum() + t.sum()
+                self._count_dice(logits, batch, inter, sums)
             if not bar.disable and step % BAR_EVERY == 0:
                 bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
         dice = torch.where(sums > 0, 2 * inter / sums.clamp(min=1), torch.ones_like(sums))
@@ -481,6 +514,27 @@ class Trainer:
                 rows.append({"epoch": epoch, "split": split, "case": case, **row})
         return rows, (loss_sum / loss_n if loss_n else float("nan")), preds
 
+    def _validate(self, epoch: int) -> tuple[list[dict[str, Any]], float, dict[str, float], float]:
+        """Validation of ``epoch``: its ``metrics.csv`` rows, the validation loss, its
+        ``epochs.csv`` columns (``val_dice``, ``val_hd95``, ``val_assd``: means over
+        cases and classes) and the score the best epoch maximises (here the Dice)."""
+        rows, val_loss, _ = self._evaluate(epoch, "val", self.val_cases, with_loss=True)
+        by_metric = {m: _nanmean([r["value"] for r in rows if r["metric"] == m]) for m in METRICS}
+        columns = {f"val_{m}": by_metric[m] for m in METRICS}
+        return rows, val_loss, columns, by_metric["dice"]
+
+    def _val_note(self, columns: dict[str, float]) -> str:
+        """The validation part of an epoch's printed line."""
+        return f"val dice {columns['val_dice']:.4f}  hd95 {columns['val_hd95']:.2f} mm"
+
+    def _best_note(self, best_score: float) -> str:
+        """The best epoch's score in the last printed line."""
+        return f"val dice {best_score:.4f}"
+
+    def _written(self, pred: np.ndarray) -> np.ndarray:
+        """The labels written to ``test/preds/`` for predicted labels ``pred``."""
+        return pred
+
     def _write_tables(self, records: list[dict[str, Any]], epochs: list[dict[str, Any]]) -> None:
         atomic.write_text(
             self.work / "metrics.csv",
@@ -488,7 +542,7 @@ class Trainer:
         )
         atomic.write_text(
             self.work / "epochs.csv",
-            csv_text(pd.DataFrame(epochs, columns=EPOCH_COLUMNS)),
+            csv_text(pd.DataFrame(epochs, columns=self.epoch_columns)),
         )
         atomic.write_text(
             self.work / "timing.csv",
@@ -568,12 +622,8 @@ class Trainer:
                 group["lr"] = lr
             loader = self._train_loader(train_ds, epoch)
             tra_loss, tra_dice = self._train_epoch(epoch, loader)
-            rows, val_loss, _ = self._evaluate(epoch, "val", self.val_cases, with_loss=True)
+            rows, val_loss, columns, score = self._validate(epoch)
             records.extend(rows)
-            by_metric = {
-                m: _nanmean([r["value"] for r in rows if r["metric"] == m]) for m in METRICS
-            }
-            score = by_metric["dice"]
             if not math.isnan(score) and score > best_score:
                 best_epoch, best_score = epoch, score
                 st.save_tensor_file(self.work / "best.pt", self.model.state_dict())
@@ -584,9 +634,7 @@ class Trainer:
                     "tra_loss": tra_loss,
                     "tra_dice": tra_dice,
                     "val_loss": val_loss,
-                    "val_dice": by_metric["dice"],
-                    "val_hd95": by_metric["hd95"],
-                    "val_assd": by_metric["assd"],
+                    **columns,
                     "alpha": self.criterion.alpha_at(epoch_index(epoch)),
                     "lr": lr,
                     "seconds": round(seconds, 3),
@@ -610,8 +658,7 @@ class Trainer:
             mark = " *" if best_epoch == epoch else ""
             self.voice.say(
                 f"epoch {epoch:>3}/{cfg.epochs}  loss {tra_loss:.4f}  "
-                f"val loss {val_loss:.4f}  val dice {by_metric['dice']:.4f}  "
-                f"hd95 {by_metric['hd95']:.2f} mm  {seconds:.1f} s{mark}"
+                f"val loss {val_loss:.4f}  {self._val_note(columns)}  {seconds:.1f} s{mark}"
             )
             _fault_injection(epoch)
 
@@ -622,7 +669,7 @@ class Trainer:
         self._test(best_epoch, records, epochs)
         write_provenance(
             self.work / "provenance",
-            ["-m", "segline.train", *self.argv],
+            ["-m", self.module, *self.argv],
             Path(cfg.lineage) if cfg.lineage else None,
             self.precision.describe(),
             run_facts={"loader_workers": self.workers, "metric_processes": self.metric_workers},
@@ -631,7 +678,7 @@ class Trainer:
         (self.work / st.STATE).unlink()
         # the last line is said (and logged) before the folder is renamed into place
         self.voice.say(
-            f"best epoch {best_epoch} of {cfg.epochs} (val dice {best_score:.4f}); "
+            f"best epoch {best_epoch} of {cfg.epochs} ({self._best_note(best_score)}); "
             f"results in {self.out}"
         )
         self.voice.log_to(None)
@@ -654,7 +701,8 @@ class Trainer:
         for case, pred in preds.items():
             meta = self.store.meta(case)
             atomic.save_npy(test_dir / "preds_zyx" / f"{case}.npy", pred)
-            write_nifti_like(to_source(pred, meta), meta, test_dir / "preds" / f"{case}.nii.gz")
+            written = to_source(self._written(pred), meta)
+            write_nifti_like(written, meta, test_dir / "preds" / f"{case}.nii.gz")
         records[:] = [r for r in records if r["split"] != "test"] + rows
         self._write_tables(records, epochs)
         atomic.write_text(
