@@ -54,7 +54,7 @@ lint: install
 
 # An entry is a dataset makefile (TOY=1) or dataset:variant (TOY=variant, e.g. isles:hard,
 # the hard ISLES-like toy where the loss methods differ: README "The hard ISLES toy").
-DEMOS ?= spleen isles vessels isles:hard
+DEMOS ?= spleen isles vessels isles:hard vertebrae
 # Each demo trains its methods side by side, one per core (each training then uses one
 # thread: on 2 cores 1.4x the throughput of one training on two threads, bench/RESULTS.md).
 DEMO_JOBS ?= $(shell nproc 2>/dev/null || echo 1)

@@ -64,9 +64,48 @@ DIST := 3d
 OVERLAY_ARGS := --instances
 DATASET_KNOBS_HELP = WINDOW=level,width CT window in HU ($(WINDOW)); SPACING=z,y,x mm ($(SPACING))
 
+# Training (src/segline/vertebrae/train.py: the shared recipe with the vertebrae
+# trainer, which takes segline.train's options plus --method, --patch and
+# --samples-per-epoch). Defaults as tuned on the toy (bench/RESULTS.md "Vertebrae").
+TRAINER := segline.vertebrae.train
+ifneq ($(filter 1 yes true,$(TOY)),)
+EPC ?= 12
+else
+EPC ?= 100
+endif
+BS ?= 2
+LR ?= 2e-3
+SCHED ?= cosine
+
 # Methods: the iterative FCN (one vertebra at a time, with an instance memory) and a
-# semantic 3D U-Net baseline (one class per vertebra); their training rules come
-# with the vertebrae trainer (src/segline/vertebrae/).
+# semantic 3D U-Net baseline (one class per vertebra). The report compares them on
+# matched instances (src/segline/metrics/instances.py): per-vertebra Dice and ASSD,
+# identification rate (matched Dice >= 0.5), false positives and misses per case;
+# differences are iterative - semantic.
 ALL_METHODS := iterative semantic
+REFERENCE ?= $(if $(filter semantic,$(METHODS)),semantic,$(firstword $(METHODS)))
+REPORT_ARGS := --metrics dice,assd,id_rate,false_positives,misses
+# No instance HD95; the identification rate per epoch instead.
+NO_CURVES := val_hd95
+EXTRA_CURVES := val_id_rate
 
 include make/common.mk
+
+# The iterative FCN (Lessmann et al.): 2 input channels (image, instance memory),
+# constant channel count, a completeness output; weighted BCE with the boundary
+# weights 1 + 5 exp(-d^2 / 2 (3 mm)^2) from the merged distance map, plus BCE on
+# completeness; 16-slice patches over the whole cross-section, 80 per epoch; the
+# seed's augmentation (elastic, blur, noise, random z crop: AUG=strong).
+$(call method,iterative): NET := IterativeFCN
+$(call method,iterative): NET_OPTS := channels=8 depth=3
+$(call method,iterative): LOSSES := wbce:1,complete:1
+$(call method,iterative): WEIGHT_MAP := 5,3
+$(call method,iterative): AUG := strong
+$(call method,iterative): OPTS := --method iterative --patch 16,40,40 --samples-per-epoch 80
+# The semantic baseline: a multi-class 3D U-Net, one output class per vertebra.
+$(call method,semantic): NET := UNet3D
+$(call method,semantic): NET_OPTS := base=4 depth=3
+$(call method,semantic): LOSSES := ce:1,dice:1
+$(call method,semantic): AUG := none
+$(call method,semantic): EPC := 10
+$(call method,semantic): OPTS := --method semantic --patch 32,40,40 --samples-per-epoch 48

@@ -22,6 +22,7 @@
 #   DATA_EXTRA      more data stages `data` builds (e.g. vessels' MIP, pseudo-labels)
 #   TRAIN_DEPS      more prerequisites of every training (e.g. those stages)
 #   EXTRA_CURVES    more per-epoch curves (e.g. val_cldice)
+#   NO_CURVES       shared curves a dataset has no values for (vertebrae: val_hd95)
 #   EXTRA_RESULTS   more files under results/$(DS) to build and pack
 #   REPORT_ARGS     extra report options (e.g. --metrics ... --reference full)
 #   TRAINER         the training module (default segline.train), same options
@@ -281,7 +282,7 @@ train: $(METHOD_DIRS)
 # Plots, report, archive: each buildable alone; each names the methods it covers,
 # so METHODS=... rebuilds them.
 # ---------------------------------------------------------------------------
-CURVES := val_dice val_hd95 val_assd tra_loss val_loss lr alpha epoch_time $(EXTRA_CURVES)
+CURVES := $(filter-out $(NO_CURVES),val_dice val_hd95 val_assd tra_loss val_loss lr alpha epoch_time) $(EXTRA_CURVES)
 CURVE_PLOTS := $(addprefix $(RES)/,$(addsuffix .png,$(CURVES)))
 # One progress figure per method (src/segline/plots/progress.py), from its folder(s).
 PROGRESS_PLOTS := $(foreach m,$(METHODS),$(RES)/progress_$(m).png)

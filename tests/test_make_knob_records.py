@@ -26,6 +26,7 @@ BASE = {
     "spleen": ("NET=Dimwit", "METHODS=gdl", "BS=16"),
     "isles": ("NET=Dimwit", "METHODS=gdl", "BS=16"),
     "vessels": ("NET=UNet3D", "NET_OPTS=base=4", "METHODS=pseudo", "SAMPLES=4"),
+    "vertebrae": ("METHODS=iterative",),
 }
 COMMON = ("TOY=1", "DEBUG=--debug", "EPC=1")
 # Variables set with ?= that are not result knobs: where the virtualenv lives.
@@ -39,16 +40,18 @@ def knob_table(ds: str) -> dict[str, tuple[str, str | None]]:
     may be planned, the knob does not reach any command in this setting)."""
     toy = f"{ds}-toy"
     method = next(a for a in BASE[ds] if a.startswith("METHODS=")).split("=")[1]
-    crop_used = ds == "vessels"  # vessels crop to the body by default; others: CROP=none
+    # vessels crop to the body by default, vertebrae to the labelled spine; others: none
+    crop_used = ds in ("vessels", "vertebrae")
+    other = {"METHODS": {"vessels": "full", "vertebrae": "semantic"}.get(ds, "gdl_boundary")}
     return {
         "TOY": ("", "preprocess/fetch.py"),
-        "METHODS": ("gdl_boundary" if ds != "vessels" else "full", "-m segline.report"),
+        "METHODS": (other["METHODS"], "-m segline.report"),
         "REFERENCE": ("ce", "--stat-reference ce"),  # planned only (-n): not validated
         "NET": ("UNet" if ds != "vessels" else "Dimwit3D", "--net "),
         "NET_OPTS": ("base=8", "--net-opt base=8"),
         "EPC": ("2", "--epochs 2"),
         "CONTEXT": ("1", "--context 1"),
-        "WEIGHT_MAP": ("5,3", "--weight-map 5,3"),
+        "WEIGHT_MAP": ("4,2", "--weight-map 4,2"),
         "BS": ("3", "--batch-size 3"),
         "LR": ("0.01", "--lr 0.01"),
         "SEED": ("7", "--seed 7"),
@@ -66,10 +69,12 @@ def knob_table(ds: str) -> dict[str, tuple[str, str | None]]:
         "RUN": ("other", f"--out results/{toy}/other/{method} "),
         "CFLAGS": ("-O", "-O preprocess/make_toy.py"),
         "CC": (f"env {sys.executable}", None),  # the launcher: changes no result
-        "TRAINER": ("segline.vertebrae.train", "-m segline.vertebrae.train --cases"),
+        "TRAINER": ("segline.train", "-m segline.train --cases")
+        if ds == "vertebrae"
+        else ("segline.vertebrae.train", "-m segline.vertebrae.train --cases"),
         "GPUS": ("1,0,0", None),  # scheduling: which free GPU a training takes
         "GPU_LOCKS": ("/nonexistent/segline-gpus", None),  # where the GPU tokens live
-        "CROP": ("label", "--crop label"),
+        "CROP": ("body", "--crop body") if ds == "vertebrae" else ("label", "--crop label"),
         "CROP_MARGIN": ("5", "--crop-margin 5" if crop_used else None),
         "N_TEST": ("1", "--n-test 1"),
         "N_VAL": ("1", "--n-val 1"),
@@ -134,7 +139,7 @@ def _archive_copies(root: Path, ds: str) -> str:
     return " ".join(names)
 
 
-@pytest.mark.parametrize("ds", ["spleen", "isles", "vessels"])
+@pytest.mark.parametrize("ds", ["spleen", "isles", "vessels", "vertebrae"])
 def test_every_listed_knob_is_recorded(ds: str, tmp_path: Path) -> None:
     root = copy_project(tmp_path / "p")
     built = make(root, ds)

@@ -107,3 +107,42 @@ def test_user_archive_recorded_then_verified(toy: Path, run_make) -> None:
     assert lines[0].startswith("segline: data/mine.tar: md5 ")
     assert f"does not match {RECORD} ({toy_md5})" in lines[0]
     assert (toy / RECORD).read_text() == recorded
+
+
+def test_toy_through_to_the_archive_with_both_methods(toy: Path, run_make) -> None:
+    """Both methods (2 epochs, a debug subset of patches) through to the archive: the
+    report compares them on the instance metrics, the overlays are drawn, `predict`
+    writes the unlabelled cases' instance maps in their source geometry."""
+    import tarfile
+
+    import nibabel as nib
+
+    args = ("-f", "vertebrae.make", "TOY=1", "EPC=2", "DEBUG=--debug", "RUN=")
+    proc = run_make(toy, "-j2", *args)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    res = toy / "results" / "vertebrae-toy"
+    report = (res / "report.md").read_text()
+    for method in ("iterative", "semantic"):
+        assert f"| {method}" in report, report[:3000]
+        rows = (res / method / "metrics.csv").read_text()
+        assert ",test," in rows and ",spine,id_rate," in rows
+        assert (res / method / "epochs.csv").read_text().splitlines()[0].endswith("val_id_rate")
+    assert "identification rate" in report and "against semantic" in report
+    for png in ("val_dice.png", "val_id_rate.png", "overlays.png", "progress_iterative.png"):
+        assert (res / png).read_bytes()[:4] == b"\x89PNG", png
+    assert not (res / "val_hd95.png").exists()
+    pointer = toy / "archives" / "vertebrae-toy-latest.txt"
+    with tarfile.open(toy / "archives" / pointer.read_text().strip()) as tar:
+        names = tar.getnames()
+    assert any(n.endswith("report.md") for n in names)
+    assert any(n.endswith("iterative/test/metrics.csv") for n in names)
+
+    pred = run_make(toy, *args, "predict", "METHODS=iterative")
+    assert pred.returncode == 0, pred.stdout[-3000:] + pred.stderr[-3000:]
+    out = res / "predict" / "iterative"
+    raw = sorted((toy / "data" / "vertebrae-toy" / "raw").rglob("sub-toy017*_ct.nii.gz"))
+    assert len(raw) == 1
+    source, written = nib.load(raw[0]), nib.load(out / "sub-toy017.nii.gz")
+    assert written.shape == source.shape
+    np.testing.assert_allclose(written.affine, source.affine, atol=1e-5)
+    assert (out / "labels.txt").read_text().count("instance ") >= 6

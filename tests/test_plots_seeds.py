@@ -336,6 +336,8 @@ def test_overlays_lowest_seed_and_slice_dice_label(
 # ---- make: one progress figure per method, from its seed folders ----------------------------
 @pytest.mark.make
 def test_make_plans_progress_per_method_from_its_seed_folders(tmp_path: Path) -> None:
+    """One figures process (segline.plots.figures) draws the curves and a progress
+    figure per method, from every seed folder of every method."""
     root = copy_project(tmp_path / "p")
     res = "results/spleen-toy/seeds"
     cmd = ["make", "-n", "--no-print-directory", "-f", "spleen.make", "TOY=1", "SEEDS=0 1",
@@ -345,9 +347,10 @@ def test_make_plans_progress_per_method_from_its_seed_folders(tmp_path: Path) ->
         stdin=subprocess.DEVNULL,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
-    lines = [ln for ln in proc.stdout.splitlines() if "segline.plots.progress" in ln]
-    assert len(lines) == 2, lines
-    gdl = [ln for ln in lines if f"{res}/progress_gdl.png " in ln][0]
-    assert gdl.endswith(f"--out {res}/progress_gdl.png {res}/gdl/seed0 {res}/gdl/seed1"), gdl
+    lines = [ln for ln in proc.stdout.splitlines() if "segline.plots.figures" in ln]
+    assert len(lines) == 1, lines
+    folders = " ".join(f"{res}/{m}/seed{k}" for m in ("gdl", "gdl_boundary") for k in (0, 1))
+    assert lines[0].endswith(f"--progress {folders}"), lines[0]
+    assert f"--out-dir {res} " in lines[0]
     for name in ("lr", "alpha", "epoch_time"):
-        assert f"--metric {name} --out {res}/{name}.png" in proc.stdout
+        assert name in lines[0].split("--curves ", 1)[1].split()[0].split(",")

@@ -103,16 +103,29 @@ def store_of(method: Path, cases: Path | None = None) -> CaseStore:
 
 
 def _write_case(
-    tmp: Path, out: Path, name: str, case: str, probs: np.ndarray, keep: bool, meta: dict[str, Any]
+    tmp: Path,
+    out: Path,
+    name: str,
+    case: str,
+    prediction: tuple[np.ndarray, np.ndarray | None],
+    keep: bool,
+    meta: dict[str, Any],
 ) -> list[Path]:
     """Write one case's labels (and, with ``keep``, probabilities) into ``tmp``.
 
-    The labels are the argmax of the probabilities mapped back to the source grid
-    (each class resampled linearly), so they agree with the probability file voxel
-    for voxel. Returns the final paths.
+    ``prediction`` is (labels, probabilities) on the stored grid. The labels written
+    are the argmax of the probabilities mapped back to the source grid (each class
+    resampled linearly), so they agree with the probability file voxel for voxel; a
+    method without probabilities (instance maps of the vertebra methods) has its
+    labels mapped back as they are. Returns the final paths.
     """
+    labels_zyx, probs = prediction
     written = [out / name]
     shown = f"{case} -> {out / name}"
+    if probs is None:
+        write_nifti_like(to_source(labels_zyx, meta), meta, tmp / name)
+        print(shown + (" (no probabilities: instance labels)" if keep else ""), flush=True)
+        return written
     if keep:
         pname = f"{case}{PROBS_SUFFIX}"
         source = probabilities_to_source(probs, meta)
@@ -160,10 +173,10 @@ def predict_method(
     with atomic.atomic_dir(out) as tmp:
         for case in ids:
             meta = store.meta(case)
-            _, prob = predictor.predict(np.asarray(store.image(case)))
+            prediction = predictor.predict(np.asarray(store.image(case)))
             name = name_of(meta, result) if name_of else f"{case}.nii.gz"
-            written += _write_case(tmp, out, name, case, prob, probs, meta)
-        write_label_files(tmp, store.dataset["labels"])
+            written += _write_case(tmp, out, name, case, prediction, probs, meta)
+        write_label_files(tmp, predictor.label_names(store))
     return written
 
 
@@ -210,9 +223,9 @@ def predict_folder(
     written: list[Path] = []
     with atomic.atomic_dir(out) as tmp:
         for case, image, meta in _preprocessed(found, store):
-            _, prob = predictor.predict(image)
-            written += _write_case(tmp, out, f"{case}.nii.gz", case, prob, probs, meta)
-        write_label_files(tmp, store.dataset["labels"])
+            prediction = predictor.predict(image)
+            written += _write_case(tmp, out, f"{case}.nii.gz", case, prediction, probs, meta)
+        write_label_files(tmp, predictor.label_names(store))
     return written
 
 

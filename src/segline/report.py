@@ -776,8 +776,15 @@ def selection_notes(runs: Sequence[MethodResults], rows: Sequence[Row]) -> list[
     """What was selected on what, and any training whose best epoch is not the val-Dice maximum."""
     n_val = {r.label: r.n_val for r in rows}
     n_test = {r.label: r.test["dice"].n for r in rows}
+    # instance tasks (segline.vertebrae.train) select on the identification rate first
+    by_id = bool(runs) and all("val_id_rate" in m.epochs.columns for m in runs)
+    rule = (
+        "the validation identification rate, ties broken by the validation Dice,"
+        if by_id
+        else "mean validation Dice"
+    )
     notes = [
-        f"Best epoch selected on mean validation Dice over {_counts(n_val, 'validation cases')}; "
+        f"Best epoch selected on {rule} over {_counts(n_val, 'validation cases')}; "
         f"all test numbers below on the {_counts(n_test, 'held-out test cases')} "
         "(never used for selection)."
     ]
@@ -785,6 +792,8 @@ def selection_notes(runs: Sequence[MethodResults], rows: Sequence[Row]) -> list[
         if "val_dice" not in m.epochs.columns:
             continue
         val = m.epoch_column("val_dice")
+        if by_id:  # the trainer's score: id rate first, then Dice (exact below 1e6 vertebrae)
+            val = m.epoch_column("val_id_rate").fillna(-1.0) * 1e6 + val.fillna(0.0)
         if not np.isfinite(val.to_numpy()).any() or m.best_epoch not in val.index:
             notes.append(
                 f"Note: {m.label}: best epoch {m.best_epoch} has no validation Dice in epochs.csv."
@@ -796,7 +805,8 @@ def selection_notes(runs: Sequence[MethodResults], rows: Sequence[Row]) -> list[
             top = int(val.index[int(np.nanargmax(val.to_numpy()))])
             notes.append(
                 f"Note: {m.label}: best_epoch.txt says {m.best_epoch}, but the highest "
-                f"validation Dice in epochs.csv is at epoch {top}."
+                f"validation {'identification rate (then Dice)' if by_id else 'Dice'} in "
+                f"epochs.csv is at epoch {top}."
             )
     return notes
 

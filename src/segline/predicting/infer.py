@@ -71,6 +71,10 @@ class Predictor:
     patch: tuple[int, ...] = ()
     overlap: float = 0.5
 
+    def label_names(self, store: CaseStore) -> dict[int, str]:
+        """Names of the label values the predictions hold: the store's classes."""
+        return {int(k): str(v) for k, v in store.dataset["labels"].items()}
+
     def predict(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Labels (Z, Y, X) uint8 and softmax probabilities (K, Z, Y, X) float32."""
         if self.dims == 3:
@@ -119,11 +123,41 @@ class Predictor:
         return labels, probs
 
 
+@dataclass
+class InstancePredictor:
+    """A vertebra method's folder (``args.json`` ``method``: iterative or semantic,
+    written by ``segline.vertebrae.train``): label maps from
+    :func:`segline.vertebrae.apply.predict_volume` (instance ids or VerSe values), no
+    class probabilities (an instance id is not a class)."""
+
+    method: Path
+    device: str
+
+    def predict(self, image: np.ndarray) -> tuple[np.ndarray, None]:
+        """Labels (Z, Y, X) and ``None`` in place of the probabilities."""
+        from segline.vertebrae.apply import predict_volume
+
+        return predict_volume(self.method, image, self.device), None
+
+    def label_names(self, store: CaseStore) -> dict[int, str]:
+        """Names of the label values the predictions hold, for the viewers' label files:
+        VerSe values named as the store's classes (semantic), or instance ids 1..K,
+        K = the number of vertebra classes, in the order found (iterative)."""
+        classes = json.loads((self.method / "classes.json").read_text())
+        names = {int(i): str(n) for i, n in classes["classes"].items()}
+        if classes.get("method") == "iterative":
+            return {0: "background"} | {k: f"instance {k}" for k in range(1, len(names) + 1)}
+        values = {int(i): int(v) for i, v in classes["label_values"].items()}
+        return {0: "background"} | {values[i]: names[i] for i in sorted(names) if i in values}
+
+
 def load_predictor(
     method: Path, store: CaseStore, device: str = "auto", amp: str = "auto"
-) -> Predictor:
+) -> Predictor | InstancePredictor:
     """The method's best model on ``device`` (``auto``: the trainer's choice)."""
     args = read_args(method)
+    if args.get("method") in ("iterative", "semantic"):
+        return InstancePredictor(method, device)
     precision = dev.choose(device, amp)
     context = int(args.get("context", 0))
     in_ch = store.n_channels * (2 * context + 1)
