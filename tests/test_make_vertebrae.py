@@ -117,7 +117,9 @@ def test_toy_through_to_the_archive_with_both_methods(toy: Path, run_make) -> No
 
     import nibabel as nib
 
-    args = ("-f", "vertebrae.make", "TOY=1", "EPC=2", "DEBUG=--debug", "RUN=")
+    # 8 patches per epoch (TRAIN_ARGS come last on the trainer's command line)
+    args = ("-f", "vertebrae.make", "TOY=1", "EPC=2", "DEBUG=--debug", "RUN=",
+            "TRAIN_ARGS=--samples-per-epoch 8")  # fmt: skip
     proc = run_make(toy, "-j2", *args)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     res = toy / "results" / "vertebrae-toy"

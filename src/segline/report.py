@@ -1044,7 +1044,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         atomic.write_text(args.cases_csv, report.cases_csv)
     atomic.write_text(args.csv, report.csv)
     atomic.write_text(args.out, report.page)
-    print(f"{dataset}: best epoch on validation Dice; test mean ± sd (full report: {args.out})")
+    by_id = all("val_id_rate" in r.epochs.columns for r in runs)
+    rule = "validation identification rate, then Dice" if by_id else "validation Dice"
+    print(f"{dataset}: best epoch on {rule}; test mean ± sd (full report: {args.out})")
     print(report.table, end="")
     return 0
 
