@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -35,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench_pseudo import cpu_model  # bench/ is on sys.path when run as a script
 from segline.casestore import CaseStore
 from segline.metrics.instances import instance_rows
 from segline.nets import get_net
@@ -42,17 +42,6 @@ from segline.train import device as dev
 from segline.vertebrae.inference import MIN_VOXELS, iterative_segment, net_step
 from segline.vertebrae.loss import IterativeLoss
 from segline.vertebrae.sampler import IterativeSampler
-
-
-def cpu_name() -> str:
-    """The CPU model (``/proc/cpuinfo``), else the platform's processor string."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def load_model(method: Path, n_channels: int) -> tuple[torch.nn.Module, dict]:
@@ -165,7 +154,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     store = CaseStore(args.cases)
     model, margs = load_model(args.method, store.n_channels)
-    print(f"CPU: {cpu_name()}; bf16: {dev.cpu_has_bf16()}; torch threads: {args.threads}")
+    print(f"CPU: {cpu_model()}; bf16: {dev.cpu_has_bf16()}; torch threads: {args.threads}")
     bench_inference(model, margs, store)
     bench_step(model, margs, store, args.dist, args.steps)
 

@@ -46,6 +46,7 @@ import argparse
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -140,6 +141,28 @@ def slice_dice_text(value: float) -> str:
     return f"{SLICE_DICE} {value:.2f}"
 
 
+def corner_text(ax: Any, text: str) -> None:
+    """``text`` in white on a dark box at the lower left corner of a panel."""
+    ax.text(
+        0.02,
+        0.02,
+        text,
+        transform=ax.transAxes,
+        fontsize=7,
+        color="white",
+        va="bottom",
+        bbox={"facecolor": "black", "alpha": 0.6, "pad": 1.5, "linewidth": 0},
+    )
+
+
+def _finish_axes(ax: Any, title: str | None) -> None:
+    """No ticks; the column title on the first row."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title is not None:
+        ax.set_title(title, fontsize=9)
+
+
 def pixel_aspect(meta: dict) -> float:
     """Height / width of a pixel from the case's spacing (z, y, x) in mm; 1 if unknown."""
     spacing = meta.get("spacing")
@@ -230,20 +253,8 @@ def plot_overlays(store: CaseStore, methods: Sequence[MethodResults], out: str, 
                 if c >= 2:
                     if gt.any():
                         ax.contour(gt > 0, levels=[0.5], colors="white", linewidths=0.8)
-                    ax.text(
-                        0.02,
-                        0.02,
-                        slice_dice_text(slice_dice(mask, gt)),
-                        transform=ax.transAxes,
-                        fontsize=7,
-                        color="white",
-                        va="bottom",
-                        bbox={"facecolor": "black", "alpha": 0.6, "pad": 1.5, "linewidth": 0},
-                    )
-                ax.set_xticks([])
-                ax.set_yticks([])
-                if r == 0:
-                    ax.set_title(title, fontsize=9)
+                    corner_text(ax, slice_dice_text(slice_dice(mask, gt)))
+                _finish_axes(ax, title if r == 0 else None)
             grid[r, 0].set_ylabel(f"{case}\nz={z}", fontsize=8)
         handles = [
             Patch(facecolor=class_colour(k), alpha=MASK_ALPHA, label=v) for k, v in names.items()
@@ -404,20 +415,8 @@ def plot_instance_overlays(
                 if c >= 2:
                     if gt.any():
                         ax.contour(gt > 0, levels=[0.5], colors="white", linewidths=0.6)
-                    ax.text(
-                        0.02,
-                        0.02,
-                        text,
-                        transform=ax.transAxes,
-                        fontsize=7,
-                        color="white",
-                        va="bottom",
-                        bbox={"facecolor": "black", "alpha": 0.6, "pad": 1.5, "linewidth": 0},
-                    )
-                ax.set_xticks([])
-                ax.set_yticks([])
-                if r == 0:
-                    ax.set_title(title, fontsize=9)
+                    corner_text(ax, text)
+                _finish_axes(ax, title if r == 0 else None)
             grid[r, 0].set_ylabel(f"{case}\nx={x}", fontsize=8)
         handles = [
             Patch(facecolor=UNMATCHED_COLOUR, alpha=MASK_ALPHA, label="unmatched prediction"),
