@@ -38,7 +38,9 @@ def test_bench_gpu_smoke_on_the_cpu() -> None:
     assert row[0] == "Dimwit"
     pure, trainer, share, loader = (float(v) for v in row[1:5])
     assert pure > 0 and trainer > 0 and loader >= 0
-    assert share == round(100 * trainer / pure, 1) or abs(share - 100 * trainer / pure) < 0.1
+    # the printed share comes from the unrounded rates, each printed to 0.1: bound it
+    lo, hi = 100 * (trainer - 0.05) / (pure + 0.05), 100 * (trainer + 0.05) / (pure - 0.05)
+    assert lo - 0.05 <= share <= hi + 0.05, (share, lo, hi)
 
 
 def test_stage_groups_and_table() -> None:
