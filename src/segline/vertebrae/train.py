@@ -8,8 +8,11 @@ Two methods (``--method``):
   with :func:`~segline.vertebrae.inference.iterative_segment`;
 - ``semantic``: a multi-class 3D network (``UNet3D``; one class per vertebra plus
   background) trained on random patches (:class:`segline.data.patches.PatchDataset`,
-  ``--losses`` spec of :mod:`segline.losses`, e.g. ``ce:1,dice:1``) and applied with
-  sliding windows (:mod:`segline.train.sliding`).
+  ``--losses`` spec of :mod:`segline.losses`, e.g. ``dice:1``) and applied with
+  sliding windows (:mod:`segline.train.sliding`), each class then reduced to its
+  largest connected component
+  (:func:`segline.vertebrae.postprocess.largest_component_per_class`, in validation,
+  test and :func:`segline.vertebrae.apply.predict_volume` alike).
 
 It is :class:`segline.train.loop.Trainer` with other hooks (network, loss, training
 patches, validation), so it writes the same method folder (docs/CONTRACTS.md) with
@@ -63,6 +66,7 @@ from segline.train.loop import EPOCH_COLUMNS, TrainConfig, Trainer, epoch_index
 from segline.train.voice import Voice
 from segline.vertebrae.inference import MIN_VOXELS, iterative_segment, net_step
 from segline.vertebrae.loss import DEFAULT_SPEC, IterativeLoss
+from segline.vertebrae.postprocess import largest_component_per_class
 from segline.vertebrae.sampler import IterativeSampler
 
 __all__ = ["DEFAULTS", "METHODS", "VertebraConfig", "VertebraTrainer", "build_parser", "main"]
@@ -242,7 +246,7 @@ class VertebraTrainer(Trainer):
                 return self._loss(logits, batch, epoch)[0]
 
             for case, pred, (ls, ln) in self._predictions(cases, loss_fn if with_loss else None):
-                preds[case] = pred
+                preds[case] = largest_component_per_class(pred)
                 loss_sum, loss_n = loss_sum + ls, loss_n + ln
         rows: list[dict[str, Any]] = []
         n_gt = 0
