@@ -9,10 +9,9 @@ for each class only its largest 26-connected component (the rest becomes backgro
 is the usual clean-up of semantic vertebra labelling: one vertebra per class, each
 one connected object.
 
-Measured on the toy's test split (37 vertebrae, the semantic method of
-:data:`segline.vertebrae.train.DEFAULTS` at an early stage): identification 2/37 ->
-9/37, false positives 1.8 -> 0.4 per case; giving the removed voxels the class of the
-nearest kept voxel instead did worse (4/37), the islands being mostly wrong voxels.
+Measured on the toy's test split (37 vertebrae; a semantic training of ``UNet3D
+base=4 depth=3``, whole-spine patches 96,40,40, ``dice:1``, 10 epochs of 36 patches):
+identification 0/37 -> 5/37, Dice 0.05 -> 0.13, false positives 2.2 -> 1.2 per case.
 """
 
 from __future__ import annotations
