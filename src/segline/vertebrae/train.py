@@ -95,18 +95,19 @@ identification 37/37 vertebrae, Dice 0.85, ASSD 0.77 mm (seed 0; an earlier toy 
 ``semantic`` with ``UNet3D base=4 depth=3``, patch 96,40,40, 36 patches per epoch, 15
 epochs, batch 1, LR 1e-2 with the cosine schedule, ``dice:1``, no augmentation, and
 the largest component per class (:mod:`segline.vertebrae.postprocess`): test
-identification 26/37 vertebrae (70 %), Dice 0.54, 2.8 false positives per case (seed
-0); 30 epochs: 28/37, Dice 0.63, 5.0. A training step (one 96x40x40 patch) takes 0.17 s
-of CPU, 15 epochs about 100 s with validation (measured 175 s while the two cores were
-shared by several jobs). The earlier setting (``base=4``, patch 32,40,40, 48 patches,
-10 epochs, batch 2, LR 2e-3, ``ce:1,dice:1``; 75 s) predicted background only (test
-Dice 0.07, nothing identified). No bug: the targets are the case store's class
+identification 19/37 vertebrae (51 %), Dice 0.43, 4.0 false positives per case (seed
+0, best epoch 14 of 15 by validation; epoch 12's weights give 26/37); 30 epochs:
+28/37, Dice 0.63, 5.0. 137 s of CPU (149 s wall, 9-10 s an epoch; a step, one
+96x40x40 patch, 0.17 s), above the iterative method's: with 10 epochs (about 90 s)
+the semantic net identifies only 2/37. The earlier setting (``base=4``, patch
+32,40,40, 48 patches, 10 epochs, batch 2, LR 2e-3, ``ce:1,dice:1``; 75 s) predicted
+background only (test Dice 0.07, nothing identified). No bug: the targets are the case store's class
 indices 0..17 one-hot in 18 channels (``dataset.json``'s 18 labels), the 2-channel
 distance store is not read (``ce``/``dice`` need no distance maps). Why it failed:
 vertebrae are 5-7 % of a patch's voxels, each class about 0.7 %, so cross-entropy is
 won by background (training Dice 0 from epoch 3 on, also with whole-spine patches,
 ``base=8`` or LR 5e-3); the soft Dice over 18 classes rewards every class alike and
-escapes it, slowly: 10 epochs identify 2/37, 15 epochs 26/37."""
+escapes it, slowly: 10 epochs identify 2/37, 15 epochs 19/37, 30 epochs 28/37."""
 SAMPLES_PER_CASE = 16
 """Training patches per training case and epoch when ``--samples-per-epoch`` is not
 given (8 per epoch in all with ``--debug``)."""
