@@ -7,6 +7,7 @@ The network is :class:`segline.nets.iterative_fcn.IterativeFCN`. Modules:
 :mod:`~segline.vertebrae.sampler`
 (training patches with an instance memory), :mod:`~segline.vertebrae.loss`,
 :mod:`~segline.vertebrae.inference` (the iterative sweep along the spine),
+:mod:`~segline.vertebrae.postprocess` (the semantic method's largest component per class),
 :mod:`~segline.vertebrae.train` (the trainer and its command line) and
 :mod:`~segline.vertebrae.apply` (``predict_volume`` for a trained method folder).
 """

@@ -19,6 +19,7 @@ from segline.train import device as dev
 from segline.train.labels import class_index
 from segline.train.sliding import sliding_window_predict
 from segline.vertebrae.inference import MIN_VOXELS, iterative_segment, net_step
+from segline.vertebrae.postprocess import largest_component_per_class
 
 __all__ = ["predict_volume"]
 
@@ -73,7 +74,7 @@ def predict_volume(
         batch_size=int(args.get("batch_size", 2)),
         precision=precision,
     )
-    pred = class_index(probs, 0).numpy()
+    pred = largest_component_per_class(class_index(probs, 0).numpy())
     lut = np.zeros(len(classes["label_values"]), dtype=np.uint8)
     for i, v in classes["label_values"].items():
         lut[int(i)] = int(v)
