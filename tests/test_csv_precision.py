@@ -44,7 +44,9 @@ def test_trainer_tables_round_trip(tmp_path: Path) -> None:
     epoch = {c: 0.0 for c in {*EPOCH_COLUMNS, *TIMING_COLUMNS}}
     epoch |= {"epoch": 1, "tra_loss": 0.123456789012345, "lr": 1.23456789e-4}
     epoch |= {"seconds": 12.3456789}
-    Trainer._write_tables(SimpleNamespace(work=tmp_path), records, [epoch])
+    Trainer._write_tables(
+        SimpleNamespace(work=tmp_path, epoch_columns=EPOCH_COLUMNS), records, [epoch]
+    )
 
     long = read_long(tmp_path / "metrics.csv")
     hd95 = long[long["metric"] == "hd95"].set_index("case")["value"]
