@@ -55,19 +55,26 @@ lint: install
 # An entry is a dataset makefile (TOY=1) or dataset:variant (TOY=variant, e.g. isles:hard,
 # the hard ISLES-like toy where the loss methods differ: README "The hard ISLES toy").
 DEMOS ?= spleen isles vessels isles:hard vertebrae
-# Each demo trains its methods side by side, one per core (each training then uses one
-# thread: on 2 cores 1.4x the throughput of one training on two threads, bench/RESULTS.md).
+# The demos run as sub-makes sharing DEMO_JOBS job slots (one per core; each training
+# then uses one thread: on 2 cores 1.4x the throughput of one training on two threads,
+# bench/RESULTS.md): while one pipeline is in a serial stage (toy archive, slicing,
+# figures, report) another's trainings use the idle core. Lines are written whole
+# (-Oline); each pipeline ends by printing where its plots, report and archive are.
 DEMO_JOBS ?= $(shell nproc 2>/dev/null || echo 1)
+DEMO_TARGETS := $(addprefix demo.,$(subst :,.,$(DEMOS)))
 demo: install
-	@set -e; for demo in $(DEMOS); do \
-	  ds=$${demo%%:*}; toy=1; case $$demo in *:*) toy=$${demo#*:};; esac; \
-	  echo "== $$ds (toy $$toy) =="; \
-	  $(MAKE) --no-print-directory -j$(DEMO_JOBS) -f $$ds.make TOY=$$toy; \
-	done
+	@$(MAKE) --no-print-directory -j$(DEMO_JOBS) -Oline $(DEMO_TARGETS)
+
+# demo.<ds> (TOY=1) or demo.<ds>.<variant> (TOY=<variant>): one pipeline.
+demo.%: install
+	@set -e; d='$*'; ds=$${d%%.*}; toy=1; case $$d in *.*) toy=$${d#*.};; esac; \
+	  echo "== $$ds (toy $$toy): started =="; \
+	  $(MAKE) --no-print-directory -f $$ds.make TOY=$$toy; \
+	  echo "== $$ds (toy $$toy): done =="
 
 help:
 	@printf '%s\n' \
-	  "make demo      run the toy pipelines end to end ($(DEMOS)), DEMO_JOBS=$(DEMO_JOBS) trainings at a time; prints where plots, report and archive are" \
+	  "make demo      run the toy pipelines end to end ($(DEMOS)) side by side, DEMO_JOBS=$(DEMO_JOBS) jobs at a time in all; make demo.<ds>[.<variant>] runs one; each prints where its plots, report and archive are" \
 	  "make test      install if needed, then ruff + pytest on TEST_JOBS=$(TEST_JOBS) processes (PYTEST_ARGS='-k distmaps' to filter)" \
 	  "make test-slurm  the spleen toy as SLURM jobs on a one-node cluster started here (root, Debian; apt-installs slurm-wlm, munge); a job is cancelled and resumed" \
 	  "make install   create $(VENV) and install segline (TORCH='...' / TORCH_INDEX=URL pick the torch build)" \
