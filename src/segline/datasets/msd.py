@@ -102,8 +102,29 @@ def _int_keyed(obj: Any, key: str, where: Path) -> dict[int, str]:
     return dict(sorted(out.items()))
 
 
+class TaskFolderCases:
+    """The case lists of a task folder adapter (MSD, nnU-Net v2): ``_train`` (labelled,
+    ``imagesTr``) and ``_test`` (``imagesTs``) in natural order, and paths relative to
+    the raw folder, as the ``Adapter`` protocol asks."""
+
+    raw: Path
+    _train: list[str]
+    _test: list[str]
+
+    def labelled(self) -> list[str]:
+        """Training case ids (with labels), natural order."""
+        return list(self._train)
+
+    def unlabelled(self) -> list[str]:
+        """``imagesTs`` case ids, natural order."""
+        return list(self._test)
+
+    def _rel(self, path: Path) -> str:
+        return Path(os.path.relpath(path, self.raw)).as_posix()
+
+
 @register_adapter("msd")
-class MSDAdapter:
+class MSDAdapter(TaskFolderCases):
     """Cases of one MSD task folder (see the module docstring).
 
     Args:
@@ -232,17 +253,6 @@ class MSDAdapter:
         return {cid: images[cid] for cid in sorted_cases(listed)}
 
     # --------------------------------------------------------------- protocol
-
-    def labelled(self) -> list[str]:
-        """Training case ids (with labels), natural order."""
-        return list(self._train)
-
-    def unlabelled(self) -> list[str]:
-        """``imagesTs`` case ids, natural order."""
-        return list(self._test)
-
-    def _rel(self, path: Path) -> str:
-        return Path(os.path.relpath(path, self.raw)).as_posix()
 
     def load(self, case_id: str) -> CaseRecord:
         """Read one case: image (3D, or 4D with one volume per modality) and label.

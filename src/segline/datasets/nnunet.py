@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from segline.casestore import sorted_cases
-from segline.datasets.msd import INFO_KEYS, find_task_dir
+from segline.datasets.msd import INFO_KEYS, TaskFolderCases, find_task_dir
 from segline.errors import InputError
 from segline.preprocess import geometry
 from segline.preprocess.slicing import CaseRecord, register_adapter
@@ -113,7 +113,7 @@ def parse_channels(obj: Any, where: Path) -> list[str]:
 
 
 @register_adapter("nnunet")
-class NNUNetAdapter:
+class NNUNetAdapter(TaskFolderCases):
     """Cases of one nnU-Net v2 raw dataset folder (see the module docstring).
 
     Args:
@@ -243,17 +243,6 @@ class NNUNetAdapter:
         return {f.name[: -len(self.file_ending)]: f for f in self._files(folder)}
 
     # --------------------------------------------------------------- protocol
-
-    def labelled(self) -> list[str]:
-        """``imagesTr`` case ids, natural order."""
-        return list(self._train)
-
-    def unlabelled(self) -> list[str]:
-        """``imagesTs`` case ids, natural order."""
-        return list(self._test)
-
-    def _rel(self, path: Path) -> str:
-        return Path(os.path.relpath(path, self.raw)).as_posix()
 
     def load(self, case_id: str) -> CaseRecord:
         """Read one case: one 3D volume per channel (same grid) and the label.
