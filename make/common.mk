@@ -17,7 +17,8 @@
 #   TOY_VARIANTS    (optional) named toy variants: TOY=<variant> selects one (DS becomes
 #                   $(DS_NAME)-<variant>-toy; the makefile picks its TOY_* by $(TOY))
 #   ADAPTER         the slicing adapter (msd, isles)
-#   ALL_METHODS     every method it declares (results/$(DS)/<method> targets)
+#   ALL_METHODS     every method it declares (results/$(DS)/<method> targets); each a
+#                   name (make/names.mk), checked when make reads the makefile
 # and may set (hooks for extra stages):
 #   DATA_EXTRA      more data stages `data` builds (e.g. vessels' MIP, pseudo-labels)
 #   TRAIN_DEPS      more prerequisites of every training (e.g. those stages)
@@ -64,6 +65,10 @@ PACK_MODELS ?=
 AMP ?= auto
 # torch.compile of the network: 1 (or on), graphs (CUDA graphs); recorded, so it retrains.
 COMPILE ?=
+# torch threads per training, whatever -j: they change the last bits of the weights, so
+# THREADS is passed to the trainer (recorded: changing it retrains). make -jN with the
+# default 1 runs N one-thread trainings side by side; THREADS=N for one training alone.
+THREADS ?= 1
 # DataLoader processes per training: auto (from the cores and -j) or N. Scheduling only:
 # results are byte-identical for any value, so it is not recorded (never retrains).
 WORKERS ?= auto
@@ -81,11 +86,18 @@ CROP ?= none
 CROP_MARGIN ?= 10
 # Refuse archives that declare more than UNPACK_RATIO times their own size (bombs).
 UNPACK_RATIO ?= 200
+# Refuse a file of a dataset folder (DATASET_DIR) over MAX_FILE_GB GB (10^9 bytes; 0: no
+# limit) before hashing or copying it. A guard that changes no output byte: it reaches
+# the manifest and the copy through the environment, so no record holds it.
+MAX_FILE_GB ?= 8
+export SEGLINE_MAX_FILE_GB := $(MAX_FILE_GB)
 # A named run: results/<ds>/<RUN>/ with its own trainings, plots, report and archive,
 # beside the default run (results/<ds>/). A DEBUG run lands in RUN=debug by default,
-# a SEEDS run in RUN=seeds (a single-seed folder results/<ds>/<method> holds files, not
-# seed folders, so the two layouts never share a folder).
-RUN ?= $(if $(DEBUG),debug,$(if $(strip $(SEEDS)),seeds))
+# a SEEDS run in RUN=seeds, both in RUN=debug-seeds (a single-seed folder
+# results/<ds>/<method> holds files, not seed folders, so the two layouts never share
+# a folder: checked below). RUN, DS and the methods are names (make/names.mk):
+# letters, digits, '-' and '_'.
+RUN ?= $(if $(DEBUG),debug$(if $(strip $(SEEDS)),-seeds),$(if $(strip $(SEEDS)),seeds))
 
 ifneq ($(filter-out 0 no false 1 yes true $(TOY_VARIANTS),$(TOY)),)
 $(error TOY=$(TOY): use TOY=1 (the toy)$(if $(TOY_VARIANTS), or a variant: $(TOY_VARIANTS)))
@@ -119,9 +131,29 @@ LINEAGE ?= $(REAL_LINEAGE)
 endif
 DATA := data/$(DS)
 RES := results/$(DS)$(if $(RUN),/$(RUN))
-# The run's name: archive name prefix and report title.
-NAME := $(DS)$(if $(RUN),-$(RUN))
+# The run's name: archive name prefix and report title, <ds> or <ds>.<run> ('.' is in
+# no name, make/names.mk, so DS=pg RUN=x and DS=pg-x never share an archive name).
+include make/names.mk
+NAME := $(DS)$(if $(RUN),$(NAME_SEP)$(RUN))
 METHODS ?= $(ALL_METHODS)
+# Names (make/names.mk): DS, RUN and every method become folder and file names and
+# reach recipes unquoted (clean-results: rm -rf $(RES)), so each is checked here, when
+# make reads the makefile, before any rule uses it; one line and exit 2 otherwise.
+$(call check_name,DS,$(DS),$(if $(and $(DATASET_DIR),$(filter file,$(origin DS))), (DS is DATASET_DIR's folder name here: name the dataset with DS=<name>)))
+$(foreach m,$(ALL_METHODS) $(OPTIONAL_METHODS),$(call check_name,method,$(m), (ALL_METHODS or OPTIONAL_METHODS of $(firstword $(MAKEFILE_LIST)))))
+reserved_methods := $(strip $(foreach m,$(ALL_METHODS) $(OPTIONAL_METHODS),$(if $(or $(filter predict seeds debug,$(m)),$(call name_seed_like,$(m))),$(m))))
+ifneq ($(reserved_methods),)
+$(error method $(firstword $(reserved_methods)) of $(firstword $(MAKEFILE_LIST)): a method may not be named predict, seeds, debug or seed<k> (the predictions' and default runs' folders, a seed's folder))
+endif
+ifneq ($(RUN),)
+$(call check_name,RUN,$(RUN))
+ifneq ($(filter $(RUN),$(ALL_METHODS) $(OPTIONAL_METHODS)),)
+$(error RUN=$(RUN) is a method's folder name (results/$(DS)/$(RUN)); pick another run name)
+endif
+ifeq ($(RUN),predict)
+$(error RUN=predict is the predictions' folder name (results/$(DS)/predict); pick another run name)
+endif
+endif
 # A seed is digits only, without a leading zero (seed07 and seed7 would be one seed).
 nondigits = $(subst 0,,$(subst 1,,$(subst 2,,$(subst 3,,$(subst 4,,$(subst 5,,$(subst 6,,$(subst 7,,$(subst 8,,$(subst 9,,$1))))))))))
 not_a_seed = $(if $(call nondigits,$1),$1,$(if $(filter-out 0,$(filter 0%,$1)),$1))
@@ -143,12 +175,29 @@ unknown_methods := $(filter-out $(ALL_METHODS) $(OPTIONAL_METHODS),$(METHODS))
 ifneq ($(unknown_methods),)
 $(error unknown METHODS: $(unknown_methods); known: $(ALL_METHODS) $(OPTIONAL_METHODS))
 endif
-ifneq ($(RUN),)
-ifneq ($(strip $(words $(RUN))$(findstring /,$(RUN))$(filter .%,$(RUN))),1)
-$(error RUN=$(RUN): one word of letters, digits, '-', '_' (a folder name under results/$(DS)))
+ifeq ($(strip $(METHODS)),)
+$(error METHODS is empty; known: $(ALL_METHODS) $(OPTIONAL_METHODS))
 endif
-ifneq ($(filter $(RUN),$(ALL_METHODS) $(OPTIONAL_METHODS) predict),)
-$(error RUN=$(RUN) is a method's folder name; pick another run name)
+ifneq ($(words $(METHODS)),$(words $(sort $(METHODS))))
+$(error METHODS=$(strip $(METHODS)): a method is listed twice)
+endif
+# The two layouts never share a folder: a single-seed training folder $(RES)/<method>
+# holds files (args.json, ...) and its atomic rebuild replaces the whole folder, so
+# seed<k> trainings are never written inside it and a single-seed training never
+# replaces a folder of seed<k> trainings. Checked here for every selected method (the
+# trainer checks again before it writes anything: segline.train.layout); clean-results,
+# clean-data and help stay possible.
+ifneq ($(if $(MAKECMDGOALS),$(filter-out help clean-results clean-data,$(MAKECMDGOALS)),all),)
+ifneq ($(strip $(SEEDS)),)
+layout_clash := $(firstword $(foreach m,$(METHODS),$(wildcard $(RES)/$(m)/args.json)))
+ifneq ($(layout_clash),)
+$(error $(patsubst %/,%,$(dir $(layout_clash))) holds a single-seed training (args.json) and seed<k> trainings never go inside one: train SEEDS in another run, e.g. RUN=$(if $(filter seeds,$(RUN)),seeds2,$(if $(RUN),$(RUN)-seeds,seeds)))
+endif
+else
+layout_clash := $(firstword $(foreach m,$(METHODS),$(wildcard $(RES)/$(m)/seed[0-9]*)))
+ifneq ($(layout_clash),)
+$(error $(patsubst %/,%,$(dir $(layout_clash))) holds seed<k> trainings ($(notdir $(layout_clash))) that a single-seed training would replace: train it in another run, e.g. RUN=$(if $(RUN),$(RUN)-single,single) (or add to the seeds with SEEDS=...))
+endif
 endif
 endif
 PY := $(CC) $(CFLAGS)
@@ -176,21 +225,33 @@ REBALANCE := [schedule=rebalance;step=0.01;cap=0.99]
 # make, locks the target (flock on dir/.name.lock), builds it atomically and then
 # writes beside it: .name.sha256 (content digest), .name.d (the project source files
 # it imported, included below: a change of any of them rebuilds the target) and
-# .name.cmd (the record: CFLAGS and CMD as expanded). `stale` is FORCE when the
-# .d file is missing or the record differs from the command make would run now, so a
-# changed knob rebuilds exactly the stages whose command it reaches.
+# .name.cmd (the record: CFLAGS and CMD as expanded). `stale` is the phony STALE when
+# the .d file is missing or the record differs from the command make would run now, so
+# a changed knob rebuilds exactly the stages whose command it reaches.
+# Records survive failure: the old ones are removed only when the new target is
+# renamed into place (segline.atomic), so a stage that fails before leaves the old
+# target and its records as they were. Locks re-check: under the lock, a target that
+# another make built meanwhile with the same record, newer than SEGLINE_PREREQS and the
+# code of its .d, is not built again (unless make -B, or the rule lists FORCE itself).
 # ---------------------------------------------------------------------------
 # $(call side,TARGET,KIND): the side file dir/.name.KIND of a target.
 side = $(dir $1).$(notdir $1).$2
 # $(call same,A,B): non-empty when A and B are equal strings (modulo outer spaces).
 same = $(and $(findstring x$(strip $1)x,x$(strip $2)x),$(findstring x$(strip $2)x,x$(strip $1)x))
-RECORD = $(strip $(CFLAGS) $(CMD))
+# Only rules with a CMD are recorded stages (a download, a copy by the shell are not).
+RECORD = $(if $(strip $(CMD)),$(strip $(CFLAGS) $(CMD)))
 stale_target = $(firstword $(or $(TARGETS),$@))
-stale = $(if $(and $(wildcard $(call side,$(stale_target),d)),$(call same,$(file <$(call side,$(stale_target),cmd)),$(RECORD))),,FORCE)
-# What the CLI reads (segline.stage): its targets, its record, its data inputs.
-MAKE_START := $(shell date +%s)
+stale = $(if $(and $(wildcard $(call side,$(stale_target),d)),$(call same,$(file <$(call side,$(stale_target),cmd)),$(RECORD))),,STALE)
+# STALE, not FORCE: the CLI tells "stale records" from "always rebuilt" (FORCE listed).
+.PHONY: STALE
+STALE:
+# What the CLI reads (segline.stage): its targets, its record, every prerequisite make
+# compared it with, whether its rule is always rebuilt, its data inputs, make's start.
+MAKE_START := $(shell date +%s.%N)
 export SEGLINE_TARGETS = $(or $(TARGETS),$@)
 export SEGLINE_RECORD = $(RECORD)
+export SEGLINE_PREREQS = $(filter-out FORCE STALE,$^)
+export SEGLINE_ALWAYS = $(if $(filter FORCE,$^),1)
 export SEGLINE_INPUTS = $(filter $(DATA)/% $(RES)/%,$^)
 export SEGLINE_MAKE_START := $(MAKE_START)
 
@@ -223,9 +284,12 @@ endif
 
 ifneq ($(strip $(DATASET_DIR)),)
 # A folder: its manifest runs on every make (FORCE) and is rewritten only when its
-# content changes (same file, same mtime otherwise: nothing downstream rebuilds); raw
-# copies the files, each md5-checked against the manifest. '+': it runs under -n and
-# -q too, so they plan (and answer) from the folder as it is.
+# content changes (same file, same mtime otherwise: nothing downstream rebuilds); a
+# file whose stat is unchanged since the last make is not read again (the stat cache
+# $(DATA)/.manifest.md5.stat, as git's index). raw copies the files (permissions and
+# holes kept), each md5-checked against the manifest; both refuse a file over
+# MAX_FILE_GB. '+': it runs under -n and -q too, so they plan (and answer) from the
+# folder as it is.
 $(LINEAGE): private CMD = -m segline.lineage.manifest --out $(LINEAGE) $(DATASET_DIR)
 $(LINEAGE): FORCE | $(VENV_DEP)
 	+$(PY) $(CMD)
@@ -266,6 +330,7 @@ data: $(DATA)/dist $(DATA_EXTRA)
 # options (vertebrae.make: segline.vertebrae.train).
 TRAINER ?= segline.train
 TRAIN_PARAMS = --net $(NET) $(addprefix --net-opt ,$(NET_OPTS)) --epochs $(EPC) --batch-size $(BS) --lr $(LR) --seed $(RUN_SEED) \
+  --threads $(THREADS) \
   --losses '$(LOSSES)' --dist-kind $(DIST) $(if $(CONTEXT),--context $(CONTEXT)) \
   $(if $(WEIGHT_MAP),--weight-map $(WEIGHT_MAP)) $(if $(filter-out 0 off no,$(COMPILE)),--compile $(COMPILE)) \
   $(if $(filter-out none,$(AUG)),--aug $(AUG)) $(if $(filter-out const,$(SCHED)),--sched $(SCHED)) \
@@ -311,6 +376,15 @@ plots: $(PLOTS)
 # undefined distance as the case's field-of-view diagonal (from the case store) and
 # links the plots (built first, so every link is true).
 REFERENCE ?= $(firstword $(METHODS))
+# Checked when make reads the makefile, like METHODS: nothing trains for a report that
+# would then refuse its reference.
+ifneq ($(words $(REFERENCE)),1)
+$(error REFERENCE='$(strip $(REFERENCE))': one of METHODS ($(strip $(METHODS))))
+endif
+$(call check_name,REFERENCE,$(REFERENCE))
+ifeq ($(filter $(REFERENCE),$(METHODS)),)
+$(error REFERENCE=$(REFERENCE) is not among METHODS ($(strip $(METHODS))): the report tests every method against it; pick one of them)
+endif
 REPORTS := $(RES)/report.md $(RES)/report.csv $(RES)/report_cases.csv
 $(REPORTS): private CMD = -m segline.report --dataset $(NAME) --out $(RES)/report.md \
   --csv $(RES)/report.csv --cases-csv $(RES)/report_cases.csv --cases $(DATA)/cases \
@@ -323,9 +397,10 @@ report: $(RES)/report.md
 
 # The archive holds exactly what the report covers (and the plots of those methods):
 # the items are named, nothing else under $(RES) is packed.
+# Its name and pointer start with the run's NAME, <ds> or <ds>.<run> (segline.names).
 PACK_POINTER := archives/$(NAME)-latest.txt
 PACK_ITEMS = $(PLOTS) $(REPORTS) $(EXTRA_RESULTS) $(METHOD_DIRS)
-$(PACK_POINTER): private CMD = -m segline.pack --ds $(NAME) --results $(RES) --outdir archives \
+$(PACK_POINTER): private CMD = -m segline.pack --ds $(DS)$(if $(RUN), --run $(RUN)) --results $(RES) --outdir archives \
   $(if $(filter 1 yes true,$(PACK_MODELS)),--models) $(PACK_ITEMS)
 $(PACK_POINTER): $(PACK_ITEMS) $$(stale) | $(VENV_DEP)
 	$(PY) $(CMD)
@@ -346,29 +421,56 @@ $(PREDICT_DIRS): private CMD = -m segline.predict --cases $(DATA)/cases --method
 $(PREDICT_DIRS): $(RES)/predict/%: $(RES)/% $$(stale) | $(VENV_DEP)
 	$(PY) $(CMD)
 
-# predict INPUT=<folder> OUTPUT=<folder>: every NIfTI image of INPUT, each method into
-# OUTPUT/<method> (OUTPUT/<method>/seed<k> with SEEDS), each in its image's geometry and
-# preprocessed as the case store recorded. Always rebuilt (make cannot see INPUT change).
+# predict INPUT=<folder> OUTPUT=<folder>: every NIfTI image of INPUT, each in its own
+# geometry and preprocessed as the case store recorded, by every selected method in
+# one call (checks and record once, also under -j). OUTPUT is a folder segline owns
+# (src/segline/predicting/output.py): new, empty or one it wrote (it holds
+# .segline-predictions, the record of its files), outside results/ and data/, apart
+# from INPUT, the methods and the case store; each method writes the sub-folder named
+# by its path below results/<ds>/ ('.' for '/': gdl, <run>.gdl, seeds.gdl.seed<k>),
+# replaced only when it holds nothing but segline's files. All checked, resolved,
+# before anything is written; else one line and exit 2. Always run (make cannot see
+# INPUT change); not a recorded stage (no CMD): nothing is written beside OUTPUT.
+# INPUT and OUTPUT come from the command line only (an OUTPUT in the environment is
+# no request to write there).
+ifneq ($(filter environment%,$(origin INPUT)),)
+INPUT :=
+endif
+ifneq ($(filter environment%,$(origin OUTPUT)),)
+OUTPUT :=
+endif
 INPUT ?=
 OUTPUT ?=
+ifneq ($(filter predict,$(MAKECMDGOALS)),)
+# $(call spaced,VALUE): non-empty when VALUE has a blank (inside, leading or trailing).
+spaced = $(or $(filter-out 0 1,$(words $1)),$(subst x$(strip $1)x,,x$1x))
+$(foreach v,INPUT OUTPUT,$(if $(strip $($(v))),$(if $(call spaced,$($(v))),$(error $(v)='$($(v))': a path with a space, which make cannot pass on as one path; rename the folder or give a link to it without spaces))))
 ifneq ($(strip $(INPUT)),)
 ifeq ($(strip $(OUTPUT)),)
-ifneq ($(filter predict,$(MAKECMDGOALS)),)
-$(error INPUT=$(INPUT) needs OUTPUT=<folder> (one sub-folder per method))
+$(error INPUT=$(INPUT) needs OUTPUT=<folder>: a new or empty folder (one sub-folder per method))
 endif
+else ifneq ($(strip $(OUTPUT)),)
+$(error OUTPUT=$(OUTPUT) needs INPUT=<folder of images>; without INPUT, predict writes the store's unlabelled cases to $(RES)/predict/<method>)
+endif
+endif
+# $(call shell_word,PATH): PATH as one quoted shell word; a leading ~/ stays the home
+# folder (shells such as zsh pass INPUT=~/scans on unexpanded).
+shell_quote = '$(subst ','\'',$1)'
+shell_word = $(if $(filter ~/%,$1),~/$(call shell_quote,$(patsubst ~/%,%,$1)),$(call shell_quote,$1))
+PREDICT_INPUT_CMD = -m segline.predict --input $(call shell_word,$(INPUT)) --output $(call shell_word,$(OUTPUT)) \
+  --cases $(DATA)/cases $(addprefix --method ,$(METHOD_DIRS)) --device $(DEVICE) --amp $(AMP) $(PROBS_ARG)
+
+ifneq ($(strip $(INPUT)),)
+predict: $(METHOD_DIRS) | $(VENV_DEP)
+	$(PY) $(PREDICT_INPUT_CMD)
 else
-INPUT_PREDICT_DIRS := $(patsubst $(RES)/%,$(OUTPUT)/%,$(METHOD_DIRS))
-$(INPUT_PREDICT_DIRS): private CMD = -m segline.predict --input $(INPUT) --cases $(DATA)/cases \
-  --method $(patsubst $(OUTPUT)/%,$(RES)/%,$@) --out $@ --device $(DEVICE) --amp $(AMP) $(PROBS_ARG)
-$(INPUT_PREDICT_DIRS): $(OUTPUT)/%: $(RES)/% FORCE | $(VENV_DEP)
-	$(PY) $(CMD)
-endif
+predict: $(PREDICT_DIRS)
 endif
 
-predict: $(if $(strip $(INPUT)),$(INPUT_PREDICT_DIRS),$(PREDICT_DIRS))
-
+# $(RES) and $(PACK_POINTER) are made of checked names only (make/names.mk): no glob,
+# space, '..' or empty part can widen what this removes.
 clean-results:
-	rm -rf $(RES) $(PACK_POINTER)
+	rm -rf -- $(RES) $(PACK_POINTER)
 
 clean-data:
 	rm -rf $(DATA)
@@ -397,6 +499,7 @@ help:
 	  "  plots, report, pack" \
 	  "  predict            each method's predictions of the unlabelled cases -> $(RES)/predict/<method>/" \
 	  "  predict INPUT=dir OUTPUT=dir  predict every NIfTI image of INPUT (nnU-Net <case>_0000.nii.gz or one 3D/4D file per case) -> OUTPUT/<method>/" \
+	  "                     OUTPUT: new, empty or one predict wrote (.segline-predictions), outside results/ and data/, apart from INPUT" \
 	  "  clean-results, clean-data   remove this dataset's results / data" \
 	  "knobs (current value):" \
 	  "  TOY=1              embedded toy data instead of the real archive ($(TOY))$(if $(TOY_VARIANTS),; variants: TOY=$(TOY_VARIANTS))" \
@@ -417,11 +520,13 @@ help:
 	  "  AUG=none|light|strong  training augmentation: flips, rot90, intensity (+ zoom, elastic) ($(AUG))" \
 	  "  SCHED=const|poly|cosine  LR per epoch ($(SCHED)); WARMUP=N epochs of linear warm-up ($(WARMUP))" \
 	  "  WD=x               decoupled weight decay, AdamW ($(WD))" \
+	  "  THREADS=N          torch threads per training, whatever -j; recorded, changing it retrains ($(THREADS))" \
 	  "  WORKERS=auto|N     DataLoader processes per training; results identical for any N ($(WORKERS))" \
 	  "  GPUS=0,1,2,3       with -jN: each training on a free GPU of the list, one per listing; not recorded ($(GPUS))" \
 	  "  GPU_LOCKS=dir      GPUS token folder (/tmp/segline-gpus-<uid>, for every make of this user) ($(GPU_LOCKS))" \
-	  "  DEBUG=--debug      tiny subset per loader; lands in RUN=debug unless RUN is given" \
-	  "  RUN=name           a named run beside the others: results/$(DS)/<name>/, archives/$(DS)-<name>-* ($(RUN))" \
+	  "  DEBUG=--debug      tiny subset per loader; lands in RUN=debug (with SEEDS: debug-seeds) unless RUN is given" \
+	  "  RUN=name           a named run beside the others: results/$(DS)/<name>/, archives/$(DS).<name>-* ($(RUN))" \
+	  "                     names (RUN, DS, methods): letters, digits, '-' and '_', starting with a letter or digit, not ending in _tmp" \
 	  "  CFLAGS=-O          flags for python (-O removes assertions)" \
 	  "  CC='srun ... python'  the python command ($(CC))" \
 	  "  TRAINER=module     the training module, taking segline.train's options ($(TRAINER))" \
@@ -431,8 +536,9 @@ help:
 	  "  DATASET_DIR=path   a folder instead of an archive: MSD task or nnU-Net v2 raw dataset, from its dataset.json ($(DATASET_DIR))" \
 	  "  NNUNET_DATASET=path  the same, nnU-Net spelling: nnUNet_raw/DatasetXXX_Name; lineage: $(DATA)/manifest.md5, computed on every make ($(NNUNET_DATASET))" \
 	  "  PACK_MODELS=1      include checkpoints in the archive" \
-	  "  INPUT=dir OUTPUT=dir  predict: images of INPUT, each method into OUTPUT/<method> ($(or $(INPUT),-) -> $(or $(OUTPUT),-))" \
+	  "  INPUT=dir OUTPUT=dir  predict: images of INPUT, each method into OUTPUT/<method> (<run>.<method>, seeds.<method>.seed<k>) ($(or $(INPUT),-) -> $(or $(OUTPUT),-))" \
 	  "  PROBS=1            predict: also <case>_probs.nii.gz, softmax probabilities, 4D (X,Y,Z,classes) ($(PROBS))" \
 	  "  UNPACK_RATIO=N     refuse archives declaring more than N times their size ($(UNPACK_RATIO))" \
+	  "  MAX_FILE_GB=N      DATASET_DIR: refuse a file larger than N GB, 0 = no limit; not recorded ($(MAX_FILE_GB))" \
 	  "  $(DATASET_KNOBS_HELP)" \
 	  "make flags: -n (dry run), -B (rebuild all), -j2 (methods in parallel)"

@@ -56,9 +56,11 @@ def copy_project(dest: Path) -> Path:
 
 
 def make_env() -> dict[str, str]:
-    """Environment for make runs: no terminal, no inherited MAKEFLAGS, 1 thread each."""
+    """Environment for make runs: no terminal, no inherited MAKEFLAGS. Nothing fixes
+    the thread count here: the trainings compute with the ``THREADS`` knob's, whatever
+    ``-j`` (``tests/test_threads.py`` checks that ``-j1`` and ``-j2`` agree)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE")}
-    env.update({"TERM": "dumb", "SEGLINE_THREADS": "1", "PYTHONHASHSEED": "0"})
+    env.update({"TERM": "dumb", "PYTHONHASHSEED": "0"})
     return env
 
 
@@ -162,5 +164,5 @@ def train_cli(
         "gdl:1,boundary:0.01[schedule=rebalance]",
         *extra,
     ]
-    full_env = {**os.environ, "SEGLINE_THREADS": "1", **(env or {})}
+    full_env = {**os.environ, **(env or {})}
     return subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=300)

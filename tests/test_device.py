@@ -1,5 +1,6 @@
-"""Device / precision choice: the DEVICE and AMP knobs, threads under make -jN, and the
-per-net channels_last opt-out."""
+"""Device / precision choice: the DEVICE and AMP knobs, the cores a training's helper
+processes may use under make -jN, and the per-net channels_last opt-out (the thread
+count: tests/test_threads.py)."""
 
 from __future__ import annotations
 
@@ -54,20 +55,15 @@ def test_enet_opts_out_of_channels_last_others_keep_it() -> None:
 
 
 @pytest.mark.parametrize(
-    ("makeflags", "env", "expected"),
-    [("", None, 4), ("-j2", None, 2), (" -j 4 --no-print-directory", None, 1), ("-j2", "3", 3)],
+    ("makeflags", "expected"),
+    [("", 4), ("-j2", 2), (" -j 4 --no-print-directory", 1), ("-j8", 1)],
 )
-def test_threads_for_make(
-    monkeypatch: pytest.MonkeyPatch, makeflags: str, env: str | None, expected: int
-) -> None:
+def test_cores_for_make(monkeypatch: pytest.MonkeyPatch, makeflags: str, expected: int) -> None:
+    """The cores a training's helper processes (WORKERS=auto) may use: a -jN share."""
     monkeypatch.setattr(dev.os, "sched_getaffinity", lambda _pid: set(range(4)))
     monkeypatch.setenv("MAKEFLAGS", makeflags)
     monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
-    if env is None:
-        monkeypatch.delenv("SEGLINE_THREADS", raising=False)
-    else:
-        monkeypatch.setenv("SEGLINE_THREADS", env)
-    assert dev.threads_for_make() == expected
+    assert dev.cores_for_make() == expected
 
 
 def test_auto_amp_on_cuda_follows_the_nets_measurement() -> None:
@@ -92,15 +88,11 @@ def test_auto_amp_on_cuda_follows_the_nets_measurement() -> None:
     assert dev.choose("cpu", "auto").auto_amp and not dev.choose("cpu", "off").auto_amp
 
 
-def test_threads_in_a_slurm_job_are_the_jobs_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cores_in_a_slurm_job_are_the_jobs_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
     """Under ``srun -c8`` with ``make -j5`` each training has its own 8 CPUs: no division."""
     monkeypatch.setattr(dev.os, "sched_getaffinity", lambda _pid: set(range(4)))
     monkeypatch.setenv("MAKEFLAGS", "-j5")
-    monkeypatch.delenv("SEGLINE_THREADS", raising=False)
     monkeypatch.setenv("SLURM_CPUS_PER_TASK", "8")
-    assert dev.threads_for_make() == 8
+    assert dev.cores_for_make() == 8
     monkeypatch.setenv("SLURM_CPUS_PER_TASK", "")  # srun without -c: the -j share
-    assert dev.threads_for_make() == 1
-    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "8")
-    monkeypatch.setenv("SEGLINE_THREADS", "3")
-    assert dev.threads_for_make() == 3
+    assert dev.cores_for_make() == 1

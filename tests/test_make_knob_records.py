@@ -46,7 +46,8 @@ def knob_table(ds: str) -> dict[str, tuple[str, str | None]]:
     return {
         "TOY": ("", "preprocess/fetch.py"),
         "METHODS": (other["METHODS"], "-m segline.report"),
-        "REFERENCE": ("ce", "--stat-reference ce"),  # planned only (-n): not validated
+        # one of METHODS (checked when make reads the makefile): planned with it added
+        "REFERENCE": (other["METHODS"], f"--stat-reference {other['METHODS']}"),
         "NET": ("UNet" if ds != "vessels" else "Dimwit3D", "--net "),
         "NET_OPTS": ("base=8", "--net-opt base=8"),
         "EPC": ("2", "--epochs 2"),
@@ -55,8 +56,8 @@ def knob_table(ds: str) -> dict[str, tuple[str, str | None]]:
         "BS": ("3", "--batch-size 3"),
         "LR": ("0.01", "--lr 0.01"),
         "SEED": ("7", "--seed 7"),
-        # one training per seed, in the debug run's seed folders
-        "SEEDS": ("0 3", f"--out results/{toy}/debug/{method}/seed3 "),
+        # one training per seed, in the seed folders of the run debug-seeds
+        "SEEDS": ("0 3", f"--out results/{toy}/debug-seeds/{method}/seed3 "),
         "DEVICE": ("cpu", "--device cpu"),
         "AMP": ("off", "--amp off"),
         "COMPILE": ("1", "--compile 1"),
@@ -64,6 +65,7 @@ def knob_table(ds: str) -> dict[str, tuple[str, str | None]]:
         "SCHED": ("poly", "--sched poly"),
         "WARMUP": ("1", "--warmup 1"),
         "WD": ("1e-4", "--wd 1e-4"),
+        "THREADS": ("2", "--threads 2"),  # torch threads: they change the last bits
         "WORKERS": ("2", None),  # scheduling only: results are identical for any value
         "DEBUG": ("", f"--out results/{toy}/{method} "),
         "RUN": ("other", f"--out results/{toy}/other/{method} "),
@@ -86,6 +88,7 @@ def knob_table(ds: str) -> dict[str, tuple[str, str | None]]:
         "LINEAGE": ("lineage/copy.lineage", "--lineage lineage/copy.lineage --out"),
         "PACK_MODELS": ("1", "--models"),
         "UNPACK_RATIO": ("1000", "--max-ratio 1000"),
+        "MAX_FILE_GB": ("1", None),  # a folder's size guard: changes no byte, not recorded
         # a folder instead of the archive (with TOY=, see FOLDER_KNOBS): copied, md5-checked
         "DATASET_DIR": (f"data/{toy}/raw", "-m segline.lineage.copyfolder"),
         "NNUNET_DATASET": (f"data/{toy}/raw", "-m segline.lineage.copyfolder"),
@@ -157,7 +160,10 @@ def test_every_listed_knob_is_recorded(ds: str, tmp_path: Path) -> None:
         value, expect = table[knob]
         if knob == "ARCHIVES":
             value = copies
-        plan = make(root, ds, "-n", f"{knob}={value}", *(["TOY="] if knob in FOLDER_KNOBS else []))
+        extra = ["TOY="] if knob in FOLDER_KNOBS else []
+        if knob == "REFERENCE":  # the reference must be among the methods
+            extra.append(next(a for a in BASE[ds] if a.startswith("METHODS=")) + f" {value}")
+        plan = make(root, ds, "-n", f"{knob}={value}", *extra)
         commands = [ln for ln in plan.stdout.splitlines() if "segline" in ln or "preprocess/" in ln]
         if expect is None:
             assert not commands, f"{knob}={value} should rebuild nothing: {commands}"

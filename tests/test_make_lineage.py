@@ -221,8 +221,8 @@ def test_debug_and_named_runs_never_clobber_the_default_run(tree: Path) -> None:
         assert (tree / RES / run / "gdl" / "epochs.csv").is_file()
         assert (tree / RES / run / "report.md").is_file()
         assert (tree / RES / run / "val_dice.png").is_file()
-        name = (tree / f"archives/spleen-toy-{run}-latest.txt").read_text().strip()
-        assert name.startswith(f"spleen-toy-{run}-")
+        name = (tree / f"archives/spleen-toy.{run}-latest.txt").read_text().strip()
+        assert name.startswith(f"spleen-toy.{run}-")
     args = json.loads((tree / RES / "debug/gdl/args.json").read_text())
     assert args["debug"] is True
     assert make(tree, "-q", *DEFAULT, METHODS).returncode == 0, "default run still up to date"

@@ -264,15 +264,24 @@ def test_symlink_refused(results: Path, tmp_path: Path, capsys) -> None:
     _assert_refused(capsys, out, do_pack(results, out), "link.csv: not a regular file")
 
 
-@pytest.mark.parametrize("flag, value", [("--commit", "../x"), ("--ds", "a b")])
+@pytest.mark.parametrize(
+    "flag, value, needle",
+    [
+        ("--commit", "../x", "not a safe file-name part"),
+        ("--commit", "a-b", "not a safe file-name part"),  # '-' separates the name's parts
+        ("--ds", "a b", "--ds (DS)='a b': not a valid name (it has a space)"),
+        ("--ds", "a.b", "--ds (DS)='a.b': not a valid name"),
+        ("--run", "../x", "--run (RUN)='../x': not a valid name"),
+    ],
+)
 def test_unsafe_name_parts_refused(
-    results: Path, tmp_path: Path, capsys, flag: str, value: str
+    results: Path, tmp_path: Path, capsys, flag: str, value: str, needle: str
 ) -> None:
     out = tmp_path / "archives"
     args = {"--ds": "toy", "--results": str(results), "--outdir": str(out), "--commit": COMMIT}
     args[flag] = value
     rc = run(pack.main, [x for kv in args.items() for x in kv])
-    _assert_refused(capsys, out, rc, "not a safe file-name part")
+    _assert_refused(capsys, out, rc, needle)
 
 
 def test_methods_trained_on_different_stores_are_not_packed(results: Path, tmp_path: Path) -> None:

@@ -10,7 +10,6 @@ spacing and shapes unlike the training data.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import copy_project
+from conftest import copy_project, snapshot
 from msd_builder import image_volume, make_task, save
 from segline.cli import run
 from segline.datasets.msd import MSDAdapter
@@ -300,7 +299,9 @@ def test_store_without_infer_cases_exits_0(tmp_path: Path, capsys) -> None:
     make_task(tmp_path / "raw", test_ids=[])
     cases = _slice(tmp_path / "raw", tmp_path / "cases")
     m = _method(tmp_path / "res" / "ce", cases, "Dimwit", 1, 2)
-    rc = run(main, ["--cases", str(cases), "-m", str(m), "--out", str(tmp_path / "p")])
+    # --out: make's own folder of the store's cases, beside the method
+    out = tmp_path / "res" / "predict" / "ce"
+    rc = run(main, ["--cases", str(cases), "-m", str(m), "--out", str(out)])
     out = capsys.readouterr().out
     assert rc == 0 and out.count("\n") == 1
     assert out.startswith("ce: nothing to predict:") and "no unlabelled (infer) cases" in out
@@ -317,8 +318,8 @@ def _refused(argv: list[str], capsys) -> str:
 def test_refusals_are_one_line_and_write_nothing(ct, mr, tmp_path: Path, capsys) -> None:
     def go(folder: Path, method: Path) -> str:
         out = tmp_path / "out" / folder.name
-        err = _refused(["-i", str(folder), "-m", str(method), "--out", str(out)], capsys)
-        assert not out.exists() and not list((tmp_path / "out").glob("*_tmp*"))
+        err = _refused(["-i", str(folder), "-m", str(method), "-o", str(out)], capsys)
+        assert not out.exists() and not list((tmp_path / "out").iterdir())
         return err
 
     (tmp_path / "out").mkdir()
@@ -365,7 +366,6 @@ def test_console_script_is_declared() -> None:
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, "SEGLINE_THREADS": "1"},
     )
     assert proc.returncode == 0 and "--probs" in proc.stdout and "(default:" in proc.stdout
 
@@ -376,7 +376,8 @@ def test_make_predict_input_output(tmp_path: Path, run_make) -> None:
     """make -f spleen.make TOY=1 predict INPUT=... OUTPUT=... PROBS=1 (Dimwit, 1 epoch,
     METHODS=gdl, the store's own ``predict`` folder built alongside); the raw files of
     the store's unlabelled cases as INPUT give that folder's predictions exactly; an
-    empty INPUT: one line, exit 0 (several methods: the CLI test above)."""
+    empty INPUT: one line, exit 0 (several methods: the CLI test above); OUTPUT in
+    results/ or in the case store: refused, nothing changed, nothing retrains."""
     root = copy_project(tmp_path / "p")
     refs = write_inputs(tmp_path / "in", 1, "nnunet")
     args = ("-j2", "-f", "spleen.make", "TOY=1", "NET=Dimwit", "EPC=1", "BS=16", "METHODS=gdl")
@@ -391,6 +392,8 @@ def test_make_predict_input_output(tmp_path: Path, run_make) -> None:
         str(store_pred.relative_to(root)),
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    # one folder per method and the record of what segline wrote; no stage records
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".segline-predictions", "gdl"]
     check_outputs(tmp_path / "out" / "gdl", refs, 2, probs=True)
     check_label_files(tmp_path / "out" / "gdl", {"0": "background", "1": "spleen"})
     assert sorted(p.name for p in store_pred.iterdir()) == [
@@ -429,3 +432,19 @@ def test_make_predict_input_output(tmp_path: Path, run_make) -> None:
         "labels.ctbl",
         "labels.txt",
     ]
+
+    # OUTPUT in results/ (the model's own folder would be OUTPUT/gdl) or in the case
+    # store (segline.predicting.output; tests/test_predict_safety.py): one line, exit 2,
+    # nothing changed, and the next make finds the training up to date (no retraining)
+    best = (root / "results" / "spleen-toy" / "gdl" / "best.pt").read_bytes()
+    before = snapshot(root / "results"), snapshot(root / "data")
+    for out in ("results/spleen-toy", "data/spleen-toy/cases"):
+        proc = run_make(root, *args, "predict", f"INPUT={tmp_path / 'in'}", f"OUTPUT={out}")
+        said = [ln for ln in proc.stderr.splitlines() if ln.startswith("segline: ")]
+        assert proc.returncode == 2 and len(said) == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+        assert said[0].startswith(f"segline: {out}: lies inside the project's ")
+        assert "Traceback" not in proc.stderr and "segline.train" not in proc.stdout
+    assert (snapshot(root / "results"), snapshot(root / "data")) == before
+    assert (root / "results" / "spleen-toy" / "gdl" / "best.pt").read_bytes() == best
+    plan = run_make(root, *args, "-n", "results/spleen-toy/gdl")
+    assert plan.returncode == 0 and "segline" not in plan.stdout, plan.stdout

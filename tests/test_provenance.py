@@ -101,6 +101,7 @@ def test_token_in_no_provenance_file(
         "pip-freeze.txt",
         "runtime.json",
         provenance.SCHEDULER,
+        provenance.STAGED,
         provenance.UNTRACKED,
     ]
     for path in folder.iterdir():
@@ -113,6 +114,7 @@ def test_token_in_no_provenance_file(
     assert (folder / "lineage.md5").read_text() == "0" * 32 + "  data/x.tar\n"
     assert json.loads((folder / "runtime.json").read_text())["device"] == "cpu"
     assert (folder / provenance.SCHEDULER).read_text() == "none\n"
+    assert (folder / provenance.STAGED).read_bytes() == b""  # nothing added uncommitted
 
 
 def test_outside_git(tmp_path: Path) -> None:

@@ -2,8 +2,9 @@
 
 What make relies on: a stage under make writes its digest, its dependency file (the
 project files it imported) and its record beside the target only once the target is
-complete; a second process on the same target waits for the lock; digests cover the
-content a reader sees and nothing else.
+complete, and a failed stage leaves the old ones; a second process on the same target
+waits for the lock; digests cover the content a reader sees and nothing else.
+(tests/test_stage_records.py: records across failures and the re-check under the lock.)
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 def _env(tmp: Path, target: Path, record: str) -> dict[str, str]:
     return {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if not k.startswith(("MAKE", "SEGLINE_"))},
         "PYTHONPATH": str(SRC),
         stage.TARGETS_ENV: str(target.relative_to(tmp)),
         stage.RECORD_ENV: record,
@@ -95,10 +96,11 @@ def test_build_writes_side_files_after_success(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(stage.START_ENV, raising=False)
     target = Path("out/store")
     monkeypatch.setenv(stage.TARGETS_ENV, str(target))
     monkeypatch.setenv(stage.RECORD_ENV, " tool.py --knob 1 ")
-    # stale side files of an earlier run are removed before the command runs
+    # the side files of an earlier run stay until the new target is renamed into place
     target.parent.mkdir()
     stage.side_file(target, "cmd").write_text("old\n")
     seen: list[bool] = []
@@ -107,10 +109,12 @@ def test_build_writes_side_files_after_success(
         seen.append(stage.side_file(target, "cmd").exists())
         with atomic.atomic_dir(target) as tmp:
             (tmp / "a.npy").write_bytes(b"abc")
+            seen.append(stage.side_file(target, "cmd").exists())
+        seen.append(stage.side_file(target, "cmd").exists())
         return 0
 
     assert stage.build(body) == 0
-    assert seen == [False]
+    assert seen == [True, True, False]
     assert stage.side_file(target, "cmd").read_text() == "tool.py --knob 1\n"
     digest = stage.side_file(target, "sha256").read_text().split()
     line = f"{hashlib.sha256(b'abc').hexdigest()}  a.npy\n"
@@ -119,17 +123,19 @@ def test_build_writes_side_files_after_success(
     assert "out/store: \\" in dep and "segline/stage.py" in dep
 
 
-def test_failed_build_leaves_no_record(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_failed_build_keeps_the_old_records(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.chdir(tmp_path)
     target = Path("store")
     monkeypatch.setenv(stage.TARGETS_ENV, str(target))
     monkeypatch.setenv(stage.RECORD_ENV, "tool.py")
     for kind in stage.SIDE_KINDS:
-        stage.side_file(target, kind).write_text("from an earlier run\n")
+        stage.side_file(target, kind).write_text(f"from an earlier run: {kind}\n")
     target.mkdir()
     assert stage.build(lambda: 2) == 2
     for kind in stage.SIDE_KINDS:
-        assert not stage.side_file(target, kind).exists(), kind
+        assert stage.side_file(target, kind).read_text() == f"from an earlier run: {kind}\n"
 
 
 LOCKED = textwrap.dedent(

@@ -46,9 +46,8 @@ def args_for(store: tuple[Path, Path], out: Path, method: str) -> list[str]:
 
 @pytest.mark.parametrize("method", ["iterative", "semantic"])
 def test_tiny_run_writes_the_contract(
-    store: tuple[Path, Path], tmp_path: Path, method: str, monkeypatch: pytest.MonkeyPatch
+    store: tuple[Path, Path], tmp_path: Path, method: str
 ) -> None:
-    monkeypatch.setenv("SEGLINE_THREADS", "1")
     out = tmp_path / method
     assert main([*args_for(store, out, method), *COMMON, *TINY[method]]) == 0
     for name in ("best.pt", "last.pt", "train.log", "lineage.json", "classes.json"):
@@ -111,12 +110,10 @@ def test_unsupported_options_refused(
     assert not (tmp_path / "m").exists()
 
 
-def test_killed_run_resumes_to_the_same_tables(
-    store: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_killed_run_resumes_to_the_same_tables(store: tuple[Path, Path], tmp_path: Path) -> None:
     """Trainer's resume machinery serves the vertebra trainer: a run killed after epoch
     1 continues from ``<out>_tmp`` and ends with the tables of an uninterrupted run."""
-    env = {**os.environ, "SEGLINE_THREADS": "1", "SEGLINE_TEST_KILL_AFTER_EPOCH": "1"}
+    env = {**os.environ, "SEGLINE_TEST_KILL_AFTER_EPOCH": "1"}
     out = tmp_path / "iterative"
     argv = [*args_for(store, out, "iterative"), *COMMON, *TINY["iterative"]]
     cmd = [sys.executable, "-m", "segline.vertebrae.train", *argv]
@@ -129,7 +126,7 @@ def test_killed_run_resumes_to_the_same_tables(
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming after epoch 1 (of 2)" in (out / "train.log").read_text()
     fresh = tmp_path / "fresh"
-    monkeypatch.setenv("SEGLINE_THREADS", "1")  # as the subprocesses: same float sums
+    # the trainer computes with its configured thread count (1) here as in the subprocesses
     assert main([*args_for(store, fresh, "iterative"), *COMMON, *TINY["iterative"]]) == 0
     for name in ("epochs.csv", "metrics.csv", "best_epoch.txt"):
         assert (out / name).read_text() == (fresh / name).read_text(), name

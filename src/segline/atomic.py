@@ -5,6 +5,14 @@ mistaken for done. Every writer in segline goes through these helpers. The
 temporary path sits next to the final one (same filesystem, so ``os.replace`` is
 atomic) and is named ``<name>.tmp`` (files) or ``<name>_tmp`` (folders).
 
+Every rename into place goes through :func:`replace_file` or :func:`replace_dir`, so
+a caller can ask to be told right before a given path is replaced
+(:func:`before_replace`): the stage bookkeeping (:mod:`segline.stage`) removes a
+target's records there, and only there, so a stage that fails before its new target
+is complete leaves the old target *and* its records as they were, and one killed
+after the rename leaves a target without records (which make rebuilds), never a new
+target with the old records.
+
 Example:
     >>> import tempfile, pathlib
     >>> d = pathlib.Path(tempfile.mkdtemp())
@@ -21,11 +29,86 @@ import io
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+#: Paths being watched (see :func:`before_replace`): ``{key: callbacks}``, where the
+#: key is :func:`_key` of the path. ``_WATCHED_NAMES`` holds their base names, so the
+#: many writes of files inside a temporary folder cost one set lookup each.
+_WATCHED: dict[str, list[Callable[[], None]]] = {}
+_WATCHED_NAMES: set[str] = set()
+
+
+def _key(path: Path) -> str:
+    """``path`` with its folder resolved (symbolic links, ``..``, relative to the current
+    folder) but not its last part: a link at ``path`` itself is what gets replaced."""
+    path = Path(os.path.abspath(path))
+    return str(path.parent.resolve() / path.name)
+
+
+@contextlib.contextmanager
+def before_replace(
+    paths: Iterable[str | os.PathLike[str]], callback: Callable[[], None]
+) -> Iterator[None]:
+    """While in the block, call ``callback()`` right before any of ``paths`` is removed or
+    replaced by this module's writers (:func:`replace_file`, :func:`replace_dir` and
+    everything built on them), every time it happens.
+
+    ``callback`` runs before the old path is touched; when it raises, nothing is
+    replaced and the error propagates. Used by :func:`segline.stage.build` to drop a
+    target's records exactly when its new version is put in place.
+    """
+    keys = [_key(Path(p)) for p in paths]
+    for key in keys:
+        _WATCHED.setdefault(key, []).append(callback)
+    _WATCHED_NAMES.update(Path(k).name for k in keys)
+    try:
+        yield
+    finally:
+        for key in keys:
+            callbacks = _WATCHED.get(key, [])
+            if callback in callbacks:
+                callbacks.remove(callback)
+            if not callbacks:
+                _WATCHED.pop(key, None)
+        _WATCHED_NAMES.clear()
+        _WATCHED_NAMES.update(Path(k).name for k in _WATCHED)
+
+
+def _replacing(final: Path) -> None:
+    """Tell the watchers of ``final`` (:func:`before_replace`) that it is about to go."""
+    if not _WATCHED or final.name not in _WATCHED_NAMES:
+        return
+    for callback in list(_WATCHED.get(_key(final), ())):
+        callback()
+
+
+def replace_file(tmp: str | os.PathLike[str], final: str | os.PathLike[str]) -> None:
+    """Rename the complete file ``tmp`` to ``final`` (atomic), telling its watchers first."""
+    final = Path(final)
+    _replacing(final)
+    os.replace(tmp, final)
+
+
+def replace_dir(tmp: str | os.PathLike[str], final: str | os.PathLike[str]) -> None:
+    """Put the complete folder ``tmp`` in place of ``final``, telling its watchers first.
+
+    An existing ``final`` is removed first (a folder cannot be renamed over a non-empty
+    one); the folder's mtime is refreshed so that make sees it newer than its
+    prerequisites. Between the removal and the rename ``final`` is absent, which make
+    takes as "to be built", never as done.
+    """
+    tmp, final = Path(tmp), Path(final)
+    os.utime(tmp)
+    _replacing(final)
+    if final.is_symlink() or final.is_file():
+        final.unlink()
+    elif final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
 
 
 def _named(err: OSError, final: Path, tmp: Path | None = None) -> OSError:
@@ -71,13 +154,10 @@ def atomic_dir(final: str | os.PathLike[str], *, replace: bool = True) -> Iterat
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    os.utime(tmp)
-    if final.exists():
-        if not replace:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise FileExistsError(final)
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    if final.exists() and not replace:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise FileExistsError(final)
+    replace_dir(tmp, final)
 
 
 def write_bytes(final: str | os.PathLike[str], data: bytes) -> None:
@@ -90,7 +170,7 @@ def write_bytes(final: str | os.PathLike[str], data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, final)
+        replace_file(tmp, final)
     except OSError as err:
         with contextlib.suppress(OSError):
             tmp.unlink()

@@ -1,9 +1,11 @@
 """Pack a dataset's results into one deterministic, content-named ``tar.gz``.
 
-The archive is ``<outdir>/<ds>-<commit>-<hash>.tar.gz`` where ``<hash>`` is the first
+The archive is ``<outdir>/<label>-<commit>-<hash>.tar.gz``, ``<label>`` being the
+dataset, or ``<ds>.<run>`` for a named run (:func:`segline.names.run_label`: no name
+holds a ``.``, so two (dataset, run) pairs never share a label), and ``<hash>`` the first
 12 hex digits of the sha256 of the packed files' manifest: one line ``<sha256 of the
 file> <path relative to the results folder>`` per file, sorted by path (the format of
-``sha256sum``; it is stored in the archive as ``<ds>/SHA256SUMS``, so ``cd <ds> &&
+``sha256sum``; it is stored in the archive as ``<label>/SHA256SUMS``, so ``cd <label> &&
 sha256sum -c SHA256SUMS`` verifies an extraction). The hash leaves out the per-epoch
 wall times (``timing.csv``, ``train.log``, the plots drawn from them,
 ``epoch_time.png`` and ``progress_<method>.png``, and the report, which gives training
@@ -25,13 +27,14 @@ made to be shared (README, "What provenance holds"). Symbolic links are
 refused (an archive stores content, not pointers outside it).
 
 The archive is made read-only; an existing archive of the same name (same content) is
-left alone. ``<outdir>/<ds>-latest.txt`` always gets the archive's name, so Make has
-a fixed target. The archive path is the last line printed.
+left alone. ``<outdir>/<label>-latest.txt`` always gets the archive's name, so Make has
+a fixed target. The archive path is the last line printed. Neither the commit nor the
+hash holds a ``-``, so a name read from the right gives back its label.
 
 Usage (one Make recipe)::
 
-    python -m segline.pack --ds <ds> --results results/<ds> --outdir archives \\
-        [--models] [--commit SHORT]
+    python -m segline.pack --ds <ds> [--run <run>] --results results/<ds>[/<run>] \\
+        --outdir archives [--models] [--commit SHORT]
 
 Example:
     >>> manifest_hash([("a.csv", "0" * 64)]) == manifest_hash([("a.csv", "0" * 64)])
@@ -55,7 +58,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
-from segline import atomic
+from segline import atomic, names
 from segline.cli import HelpFormatter, cli_of, entry, prog
 from segline.digest import VOLATILE, sha256_file
 from segline.errors import InputError
@@ -63,7 +66,10 @@ from segline.errors import InputError
 MODEL_SUFFIXES = (".pt", ".pth", ".ckpt")
 SKIP_DIRS = frozenset({"preds_zyx", "__pycache__"})
 ENV_DUMP = re.compile(r"^(printenv.*|env(iron)?(\.txt|\.json)?|.*\.env)$", re.IGNORECASE)
-SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+SAFE_NAME = re.compile(r"^[A-Za-z0-9]+$")
+"""A commit in an archive name: letters and digits (a short hash, ``nogit``), no ``-``."""
+POINTER_SUFFIX = "-latest.txt"
+"""``<label>-latest.txt`` names the newest archive of a label (make's ``PACK_POINTER``)."""
 MANIFEST = "SHA256SUMS"
 LINEAGE = "lineage.json"
 HASH_LEN = 12
@@ -307,12 +313,14 @@ def pack(
     use_pigz: bool | None = None,
     items: Sequence[str] | None = None,
 ) -> Packed:
-    """Pack ``results`` into ``outdir`` and update the ``<ds>-latest.txt`` pointer.
+    """Pack ``results`` into ``outdir`` and update the ``<ds>-latest.txt`` pointer;
+    ``ds`` is the archive's label, ``<ds>`` or ``<ds>.<run>`` (:func:`segline.names.run_label`).
 
     Returns:
         The archive path, whether it was written now (False: it existed already, same
         content), and the number of files packed.
     """
+    names.check_label(ds)
     if not results.is_dir():
         raise InputError(results, "results folder not found; run the pipeline first")
     if outdir.resolve().is_relative_to(results.resolve()):
@@ -341,7 +349,7 @@ def pack(
             for tmp in (tar_tmp, gz_tmp):
                 with contextlib.suppress(FileNotFoundError):
                     tmp.unlink()
-    atomic.write_text(outdir / f"{ds}-latest.txt", final.name + "\n")
+    atomic.write_text(outdir / f"{ds}{POINTER_SUFFIX}", final.name + "\n")
     return Packed(final, created, len(entries))
 
 
@@ -352,8 +360,13 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__.split("\n")[0],
         formatter_class=HelpFormatter,
     )
-    p.add_argument("--ds", required=True, help="dataset name (archive name prefix)")
-    p.add_argument("--results", required=True, type=Path, help="results/<ds>")
+    p.add_argument("--ds", required=True, help="dataset name (archive name prefix; DS)")
+    p.add_argument(
+        "--run",
+        default="",
+        help="the run's name (RUN): the archive and its pointer are named <ds>.<run>-...",
+    )
+    p.add_argument("--results", required=True, type=Path, help="results/<ds>[/<run>]")
     p.add_argument("--outdir", required=True, type=Path, help="archive folder, e.g. archives")
     p.add_argument("--models", action="store_true", help="also pack checkpoints (*.pt)")
     p.add_argument(
@@ -372,13 +385,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point: pack, print a summary and, last, the archive path; 0 on success."""
     args = build_parser().parse_args(argv)
-    if not SAFE_NAME.match(args.ds):
-        raise InputError("--ds", f"{args.ds!r} is not a safe file-name part")
+    names.check_name("--ds (DS)", args.ds)
+    if args.run:
+        names.check_name("--run (RUN)", args.run)
+    label = names.run_label(args.ds, args.run)
     commit = args.commit if args.commit is not None else git_short_commit()
     if not SAFE_NAME.match(commit):
-        raise InputError("--commit", f"{commit!r} is not a safe file-name part")
+        raise InputError("--commit", f"{commit!r} is not a safe file-name part (letters, digits)")
     done = pack(
-        args.results, args.outdir, args.ds, commit, models=args.models, items=args.items or None
+        args.results, args.outdir, label, commit, models=args.models, items=args.items or None
     )
     if done.created:
         size_mb = done.path.stat().st_size / 1e6

@@ -24,10 +24,18 @@ sum to 1 in every voxel). The labels are the argmax of those probabilities (the
 class of highest probability, ties to the lower class), with or without ``--probs``,
 so the two files agree in every voxel. Every output folder also gets ``labels.txt`` (ITK-SNAP
 label descriptions) and ``labels.ctbl`` (3D Slicer colour table)
-(:mod:`segline.predicting.labels`), and is written atomically. With several methods,
-``-o`` holds one folder per method (``<out>/<method>``, ``<out>/<method>/seed<k>`` for
-a seed's training). Nothing to predict (no ``infer`` case, no image in the folder)
-is one line per method and exit code 0, so the other methods are still predicted.
+(:mod:`segline.predicting.labels`), and is written atomically.
+
+``-o`` is a folder segline owns (:mod:`segline.predicting.output`): new, empty or one
+it wrote before (its record ``.segline-predictions`` lists every file it wrote there),
+outside the project's ``results/`` and ``data/``, apart from every input; each method
+writes its own sub-folder, named by the method folder's path below ``results/<ds>/``
+(``gdl``, ``r2.gdl``, ``seeds.gdl.seed0``), replaced only when it holds nothing but
+segline's files. All of it, and every image, is checked before anything is written;
+a refusal is one line. ``--out`` is make's own folder of one method's predictions of
+the store's unlabelled cases (``results/<ds>/predict/<method>``), nothing else.
+Nothing to predict (no ``infer`` case, no image in the folder) is one line per method
+and exit code 0, so the other methods are still predicted.
 """
 
 from __future__ import annotations
@@ -45,7 +53,7 @@ from segline import atomic, stage
 from segline.casestore import CaseStore
 from segline.cli import HelpFormatter, cli_of, entry, prog
 from segline.errors import InputError
-from segline.predicting import inputs
+from segline.predicting import inputs, output
 from segline.predicting.infer import load_predictor, probabilities_to_source, read_args
 from segline.predicting.labels import write_label_files
 from segline.preprocess.geometry import to_source, write_nifti_like
@@ -140,16 +148,45 @@ def _write_case(
     return written
 
 
-def _nothing(out: Path, store: CaseStore, method: Path, why: str) -> list[Path]:
+def _nothing(tmp: Path, store: CaseStore, method: Path, why: str) -> list[Path]:
     """Say there is nothing to predict (one line) and write the label files only."""
     print(f"{training_label(method)}: nothing to predict: {why}", flush=True)
-    with atomic.atomic_dir(out) as tmp:
-        write_label_files(tmp, store.dataset["labels"])
+    write_label_files(tmp, store.dataset["labels"])
     return []
 
 
+def write_store_cases(
+    tmp: Path,
+    out: Path,
+    method: Path,
+    store: CaseStore,
+    device: str = "auto",
+    amp: str = "auto",
+    naming: bool = True,
+    probs: bool = False,
+) -> list[Path]:
+    """Write the infer-case predictions of ``method`` into the folder ``tmp``, which
+    becomes ``out`` (the paths returned and shown). Returns the files written (none
+    when the store has no ``infer`` case: the label files only)."""
+    ids = store.case_ids("infer")
+    if not ids:
+        return _nothing(tmp, store, method, f"{store.root} has no unlabelled (infer) cases")
+    predictor = load_predictor(method, store, device, amp)
+    name_of = naming_hook(store) if naming else None
+    # a seed's training (SEEDS) is named <method>-seed<k>: dots separate fields
+    result = training_label(method).replace("/", "-")
+    written: list[Path] = []
+    for case in ids:
+        meta = store.meta(case)
+        prediction = predictor.predict(np.asarray(store.image(case)))
+        name = name_of(meta, result) if name_of else f"{case}.nii.gz"
+        written += _write_case(tmp, out, name, case, prediction, probs, meta)
+    write_label_files(tmp, predictor.label_names(store))
+    return written
+
+
 def predict_method(
-    cases: Path,
+    cases: Path | None,
     method: Path,
     out: Path,
     device: str = "auto",
@@ -157,26 +194,15 @@ def predict_method(
     naming: bool = True,
     probs: bool = False,
 ) -> list[Path]:
-    """Write the infer-case predictions of ``method`` into ``out`` (atomic folder).
+    """Write the infer-case predictions of ``method`` into ``out`` (atomic folder,
+    replaced as a whole: ``out`` must be apart from the method and its case store).
 
     Returns the files written (none when the store has no ``infer`` case).
     """
     store = store_of(method, cases)
-    ids = store.case_ids("infer")
-    if not ids:
-        return _nothing(out, store, method, f"{store.root} has no unlabelled (infer) cases")
-    predictor = load_predictor(method, store, device, amp)
-    name_of = naming_hook(store) if naming else None
-    # a seed's training (SEEDS) is named <method>-seed<k>: dots separate fields
-    result = training_label(method).replace("/", "-")
-    written: list[Path] = []
+    output.check_apart(out, [("method", method), ("case store", store.root)])
     with atomic.atomic_dir(out) as tmp:
-        for case in ids:
-            meta = store.meta(case)
-            prediction = predictor.predict(np.asarray(store.image(case)))
-            name = name_of(meta, result) if name_of else f"{case}.nii.gz"
-            written += _write_case(tmp, out, name, case, prediction, probs, meta)
-        write_label_files(tmp, predictor.label_names(store))
+        written = write_store_cases(tmp, out, method, store, device, amp, naming, probs)
     return written
 
 
@@ -191,6 +217,47 @@ def _preprocessed(
         yield case.case_id, image, meta
 
 
+def check_folder(folder: Path, store: CaseStore) -> list[inputs.InputCase]:
+    """The cases of ``folder``, every file read and checked against ``store``'s
+    channels, so a bad file stops the run before any work (and nothing is written)."""
+    channels = [str(c) for c in store.dataset["channels"]]
+    found = inputs.find_inputs(folder, len(channels))
+    for case in found:
+        inputs.read_case(case, channels)
+    return found
+
+
+def write_folder_cases(
+    tmp: Path,
+    out: Path,
+    folder: Path,
+    found: list[inputs.InputCase],
+    method: Path,
+    store: CaseStore,
+    device: str = "auto",
+    amp: str = "auto",
+    probs: bool = False,
+) -> list[Path]:
+    """Predict the checked cases ``found`` of ``folder`` (:func:`check_folder`) with
+    ``method`` into the folder ``tmp``, which becomes ``out``, each in its own
+    geometry. Returns the files written (none for an image-less folder)."""
+    if not found:
+        return _nothing(tmp, store, method, f"no NIfTI image (.nii, .nii.gz) in {folder}")
+    channels = [str(c) for c in store.dataset["channels"]]
+    print(
+        f"{training_label(method)}: {len(found)} case(s) of {folder}, preprocessed as "
+        f"{store.root} ({inputs.describe(inputs.params_from_store(store), channels)})",
+        flush=True,
+    )
+    predictor = load_predictor(method, store, device, amp)
+    written: list[Path] = []
+    for case, image, meta in _preprocessed(found, store):
+        prediction = predictor.predict(image)
+        written += _write_case(tmp, out, f"{case}.nii.gz", case, prediction, probs, meta)
+    write_label_files(tmp, predictor.label_names(store))
+    return written
+
+
 def predict_folder(
     folder: Path,
     method: Path,
@@ -200,32 +267,61 @@ def predict_folder(
     amp: str = "auto",
     probs: bool = False,
 ) -> list[Path]:
-    """Predict every image of ``folder`` with ``method`` into ``out`` (atomic folder),
-    each in its own geometry. Returns the files written (none for an image-less folder).
+    """Predict every image of ``folder`` with ``method`` into ``out`` (atomic folder,
+    replaced as a whole: ``out`` must be apart from the image folder, the method and
+    its case store), each in its own geometry. Returns the files written (none for an
+    image-less folder).
 
     Every case is read and checked before the network is loaded, so a bad file stops
     the run before any work (and nothing is written).
     """
     store = store_of(method, cases)
-    channels = [str(c) for c in store.dataset["channels"]]
-    found = inputs.find_inputs(folder, len(channels))
-    if not found:
-        return _nothing(out, store, method, f"no NIfTI image (.nii, .nii.gz) in {folder}")
-    params = inputs.params_from_store(store)
-    for case in found:  # check every file first: refuse a bad folder before any work
-        inputs.read_case(case, channels)
-    print(
-        f"{training_label(method)}: {len(found)} case(s) of {folder}, preprocessed as "
-        f"{store.root} ({inputs.describe(params, channels)})",
-        flush=True,
+    found = check_folder(folder, store)
+    output.check_apart(
+        out, [("input folder", folder), ("method", method), ("case store", store.root)]
     )
-    predictor = load_predictor(method, store, device, amp)
-    written: list[Path] = []
     with atomic.atomic_dir(out) as tmp:
-        for case, image, meta in _preprocessed(found, store):
-            prediction = predictor.predict(image)
-            written += _write_case(tmp, out, f"{case}.nii.gz", case, prediction, probs, meta)
-        write_label_files(tmp, predictor.label_names(store))
+        written = write_folder_cases(tmp, out, folder, found, method, store, device, amp, probs)
+    return written
+
+
+def predict_into(
+    out: Path,
+    methods: Sequence[Path],
+    folder: Path | None = None,
+    cases: Path | None = None,
+    device: str = "auto",
+    amp: str = "auto",
+    naming: bool = True,
+    probs: bool = False,
+) -> dict[str, list[Path]]:
+    """Predict ``folder``'s images (None: each store's unlabelled cases) with every
+    method into its own sub-folder of ``out``, a folder segline owns
+    (:mod:`segline.predicting.output`). Returns {sub-folder: files written}.
+
+    Everything is checked before anything is written: the methods and their case
+    stores, the sub-folder names, ``out`` (new, empty or marked; outside the project's
+    results/ and data/; apart from every input) and every image of ``folder``.
+    """
+    stores = [store_of(m, cases) for m in methods]
+    names = output.subfolders(methods)
+    watched: list[output.Watched] = [("input folder", folder)] if folder is not None else []
+    watched += [("method", m) for m in methods]
+    watched += [("case store", s.root) for s in stores]
+    output.check_output(out, names, methods, watched)
+    found = [check_folder(folder, s) if folder is not None else [] for s in stores]
+    written: dict[str, list[Path]] = {}
+    with output.PredictionFolder.open(out, names, methods, watched) as owned:
+        for method, store, name, cases_found in zip(methods, stores, names, found, strict=True):
+            final = out / name
+            with owned.replace(name, method) as tmp:
+                if folder is not None:
+                    files = write_folder_cases(
+                        tmp, final, folder, cases_found, method, store, device, amp, probs
+                    )
+                else:
+                    files = write_store_cases(tmp, final, method, store, device, amp, naming, probs)
+            written[name] = files
     return written
 
 
@@ -260,14 +356,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--output",
         type=Path,
         default=None,
-        help="output folder: one sub-folder per method, <output>/<method> "
-        "(<output>/<method>/seed<k> for a seed's training)",
+        help="output folder, new, empty or one segline-predict wrote (it holds "
+        f"{output.MARKER}), outside the project's results/ and data/ and apart from "
+        "every input: one sub-folder per method, named by the method folder's path "
+        "below results/<ds>/ with '.' for '/' (gdl, r2.gdl, seeds.gdl.seed0)",
     )
     p.add_argument(
         "--out",
         type=Path,
         default=None,
-        help="exact output folder of a single method (instead of -o)",
+        help="make's own folder of one method's predictions of the store's "
+        "unlabelled cases, inside the predict/ folder beside the method "
+        "(results/<ds>/predict/<method>); replaced as a whole (instead of -o)",
     )
     p.add_argument(
         "--cases",
@@ -301,22 +401,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     if (args.out is None) == (args.output is None):
         p.error("give exactly one of -o/--output and --out")
-    if args.out is not None and len(args.method) > 1:
+    if args.out is None:
+        predict_into(
+            args.output,
+            args.method,
+            args.input,
+            args.cases,
+            args.device,
+            args.amp,
+            naming=not args.plain_names,
+            probs=args.probs,
+        )
+        return 0
+    if len(args.method) > 1:
         p.error("--out takes one method; use -o/--output for several")
-    for method in args.method:
-        out = args.out or args.output / training_label(method)
-        if args.input is not None:
-            predict_folder(args.input, method, out, args.cases, args.device, args.amp, args.probs)
-        else:
-            predict_method(
-                args.cases,
-                method,
-                out,
-                args.device,
-                args.amp,
-                naming=not args.plain_names,
-                probs=args.probs,
-            )
+    if args.input is not None:
+        p.error(
+            "-i/--input writes to -o/--output (a folder of its own); --out is make's "
+            "folder of the store's unlabelled cases"
+        )
+    (method,) = args.method
+    output.check_store_folder(args.out, method, store_of(method, args.cases).root)
+    predict_method(
+        args.cases,
+        method,
+        args.out,
+        args.device,
+        args.amp,
+        naming=not args.plain_names,
+        probs=args.probs,
+    )
     return 0
 
 

@@ -6,17 +6,28 @@ make exports (make/common.mk):
 - ``SEGLINE_TARGETS``: the target(s) the command builds (several for grouped targets);
 - ``SEGLINE_RECORD``: the command's arguments (and ``CFLAGS``) as make expanded them,
   the *record* of every knob that reaches the stage;
+- ``SEGLINE_PREREQS``: every prerequisite make compared the target with (``$^``: data
+  inputs and the code files of the ``.d`` file, without the phony ``FORCE``/``STALE``);
+  ``SEGLINE_ALWAYS``: set when the rule itself lists ``FORCE`` (rebuilt on every make);
 - ``SEGLINE_INPUTS``: the stage's data prerequisites, ``SEGLINE_MAKE_START``: when
-  that make started (only for the "up to date, not rebuilt" lines).
+  that make started.
 
 :func:`build` then wraps the command, for a target ``dir/name``:
 
 1. takes an exclusive ``flock`` on ``dir/.name.lock``, so two makes never build one
-   target at once (the second waits; if the first built the same record meanwhile,
-   the second does not build it again);
-2. deletes the target's side files (below), so an interrupted run leaves a target
-   that make rebuilds, never one it takes as done;
-3. runs the command, which writes the target atomically (segline.atomic);
+   target at once;
+2. re-checks, under the lock, whether the target is already up to date with this
+   very record (:func:`why_rebuild`): another make may have built it after this make
+   decided to (a second make waiting for the lock, or one that reached it just after
+   the first let go). Then it says so in one line and builds nothing. ``make -B`` and
+   rules that list ``FORCE`` always build;
+3. runs the command, which writes the target atomically (segline.atomic). The old
+   target's side files (below) are removed by :mod:`segline.atomic` right before the
+   new target is renamed into place (:func:`segline.atomic.before_replace`), not
+   before: a command that fails first (bad input, an exception, a non-zero exit, a
+   kill) leaves the old target *and* its records exactly as they were, and one killed
+   between the rename and step 4 leaves a target without records, which make
+   rebuilds, never a new target with the old records;
 4. writes ``dir/.name.sha256`` (the target's content digest, segline.digest),
    ``dir/.name.d`` (the project source files the command actually imported, as a
    make rule ``target: files``, the way ``gcc -MMD -MP`` does it) and, last,
@@ -44,6 +55,8 @@ from segline.digest import sha256_file, tree_digest
 TARGETS_ENV = "SEGLINE_TARGETS"
 RECORD_ENV = "SEGLINE_RECORD"
 INPUTS_ENV = "SEGLINE_INPUTS"
+PREREQS_ENV = "SEGLINE_PREREQS"
+ALWAYS_ENV = "SEGLINE_ALWAYS"
 START_ENV = "SEGLINE_MAKE_START"
 HOLD_ENV = "SEGLINE_TEST_HOLD_LOCK"
 SIDE_KINDS = ("cmd", "d", "sha256")
@@ -144,6 +157,29 @@ def dep_text(targets: list[str], sources: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _make_unescape(word: str) -> str:
+    """Inverse of :func:`_make_escape`."""
+    out: list[str] = []
+    i = 0
+    while i < len(word):
+        if word[i] == "\\" and i + 1 < len(word) and word[i + 1] in " #:":
+            out.append(word[i + 1])
+            i += 2
+        elif word.startswith("$$", i):
+            out.append("$")
+            i += 2
+        else:
+            out.append(word[i])
+            i += 1
+    return "".join(out)
+
+
+def dep_sources(text: str) -> list[str]:
+    """The source files a dependency file of :func:`dep_text` lists (its empty rules)."""
+    _, _, rules = text.partition("\n\n")
+    return [_make_unescape(ln[:-1]) for ln in rules.splitlines() if ln.endswith(":")]
+
+
 # ------------------------------------------------------------------ content digests
 def content_digest(path: str | os.PathLike[str]) -> str:
     """The content digest of a target (file or folder), see :mod:`segline.digest`.
@@ -169,18 +205,77 @@ def _record() -> str:
     return os.environ.get(RECORD_ENV, "").strip()
 
 
-def _built_meanwhile(targets: list[Path], record: str, since_ns: int) -> bool:
-    """True when another make finished these targets with this record after ``since_ns``."""
+def make_start_ns() -> int | None:
+    """When the make that runs this stage started (``SEGLINE_MAKE_START``, seconds with
+    an optional fraction, as ``date +%s.%N`` prints them), in ns; None when unknown."""
+    text = os.environ.get(START_ENV, "").strip()
+    whole, _, frac = text.partition(".")
+    if not whole.isdigit():
+        return None
+    frac = frac if frac.isdigit() else ""
+    return int(whole) * 1_000_000_000 + int((frac + "0" * 9)[:9])
+
+
+def rebuild_forced() -> bool:
+    """True when this make rebuilds whatever the records say: ``make -B`` (``B`` among
+    the single-letter flags, the first word of ``MAKEFLAGS``, or ``--always-make``) or
+    a rule that lists ``FORCE`` itself (``SEGLINE_ALWAYS``)."""
+    if os.environ.get(ALWAYS_ENV, "").strip():
+        return True
+    words = os.environ.get("MAKEFLAGS", "").split()
+    if words and not words[0].startswith("-") and "B" in words[0]:
+        return True
+    return "--always-make" in words
+
+
+def _mtime_ns(path: str | os.PathLike[str]) -> int | None:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return None
+
+
+def why_rebuild(
+    targets: list[Path], record: str, prereqs: list[str], built_after_ns: int
+) -> str | None:
+    """Why ``targets`` must be built with ``record`` now, or None when they already are
+    up to date with it (another make built them after ``built_after_ns``).
+
+    Up to date means, for every target, what make itself would check, read again now:
+    the target exists; its ``.d`` file is present and its ``.cmd`` is ``record``; its
+    ``.sha256`` names it and was written after it; and no prerequisite make passed
+    (``prereqs``) and no code file its ``.d`` lists is missing or newer than it. On
+    top of that its record must have been written after ``built_after_ns`` (when this
+    make started): a target that was already up to date when make decided to rebuild
+    it was asked for by something these files do not show (``make -W``), so it is
+    rebuilt.
+    """
     for t in targets:
-        cmd = side_file(t, "cmd")
+        t_ns = _mtime_ns(t)
+        if t_ns is None:
+            return f"{t} is missing"
+        cmd, dep, sha = (side_file(t, k) for k in ("cmd", "d", "sha256"))
         try:
-            if cmd.read_text().strip() != record or cmd.stat().st_mtime_ns < since_ns:
-                return False
-        except OSError:
-            return False
-        if not (t.exists() and side_file(t, "d").is_file()):
-            return False
-    return True
+            recorded = cmd.read_text().strip()
+            cmd_ns = cmd.stat().st_mtime_ns
+            sources = dep_sources(dep.read_text())
+            digest, _, named = sha.read_text().rstrip("\n").partition("  ")
+            sha_ns = sha.stat().st_mtime_ns
+        except (OSError, UnicodeDecodeError):
+            return f"records of {t} incomplete"
+        if recorded != record:
+            return f"{t} was built with another command"
+        if cmd_ns < built_after_ns:
+            return f"{t} was not built since this make started"
+        if len(digest) != 64 or named != t.name or sha_ns < t_ns:
+            return f"digest of {t} not written after it"
+        for name in [*prereqs, *sources]:
+            p_ns = _mtime_ns(name)
+            if p_ns is None:
+                return f"{name} is missing"
+            if p_ns > t_ns:
+                return f"{name} is newer than {t}"
+    return None
 
 
 def _note_reused(target: Path) -> None:
@@ -203,10 +298,27 @@ def _test_hold() -> None:
         time.sleep(float(os.environ.get(HOLD_ENV, "0")))
 
 
+def drop_records(targets: list[Path]) -> None:
+    """Remove the side files of ``targets`` (record first: without it make rebuilds)."""
+    for t in targets:
+        for kind in SIDE_KINDS:
+            side_file(t, kind).unlink(missing_ok=True)
+
+
+def _identity(path: Path) -> tuple[int, ...] | None:
+    """What changes when ``path`` is replaced or written in place (None: absent)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
 def _write_side_files(targets: list[Path], record: str) -> None:
     """Digest, dependency file and (last) record of each finished target."""
     sources = imported_sources()
     names = [t.as_posix() for t in targets]
+    drop_records(targets)  # whatever the command did, no record of before survives
     for t in targets:
         if not t.exists():
             print(f"segline: {t}: the command did not produce it; not recorded", file=sys.stderr)
@@ -218,26 +330,57 @@ def _write_side_files(targets: list[Path], record: str) -> None:
         atomic.write_text(side_file(t, "cmd"), record + "\n")
 
 
+def _run_recorded(body: Callable[[], int | None], targets: list[Path], record: str) -> int:
+    """Run ``body``; its targets' old records go exactly when a new target is renamed
+    into place (segline.atomic), the new ones are written once ``body`` succeeded."""
+    before = {t: _identity(t) for t in targets}
+    dropped = False
+
+    def drop() -> None:
+        nonlocal dropped
+        drop_records(targets)
+        dropped = True
+
+    def drop_if_changed() -> None:
+        # a target changed by other means than segline.atomic (written in place):
+        # its old records no longer describe it
+        if not dropped and any(_identity(t) != before[t] for t in targets):
+            drop()
+
+    with atomic.before_replace(targets, drop):
+        try:
+            rc = int(body() or 0)
+        except BaseException:
+            drop_if_changed()
+            raise
+    if rc != 0:
+        drop_if_changed()
+        return rc
+    _write_side_files(targets, record)
+    return 0
+
+
 def build(body: Callable[[], int | None]) -> int:
     """Run ``body`` (a CLI's work) as the make stage named by the environment.
 
     Outside make (no ``SEGLINE_TARGETS``/``SEGLINE_RECORD``) it just runs ``body``.
-    Returns ``body``'s exit code (0 when the target was built meanwhile by another make).
+    Returns ``body``'s exit code (0 when, under the lock, the targets turn out to be
+    up to date with this record already: built meanwhile by another make).
     """
     targets, record = _targets(), _record()
     if not targets or not record:
         return int(body() or 0)
-    since = time.time_ns()
-    with target_lock(targets[0]) as waited:
-        if waited and _built_meanwhile(targets, record, since):
-            print(f"{targets[0]}: built meanwhile by another make (same command); not rebuilt")
+    # records written after this make started can only come from another make (or,
+    # outside make, another process since this one started)
+    built_after = make_start_ns() or time.time_ns()
+    prereqs = os.environ.get(PREREQS_ENV, "").split()
+    with target_lock(targets[0]):
+        if not rebuild_forced() and why_rebuild(targets, record, prereqs, built_after) is None:
+            print(
+                f"{targets[0]}: built meanwhile by another make (same command); not rebuilt",
+                flush=True,
+            )
             return 0
-        for t in targets:
-            for kind in SIDE_KINDS:
-                side_file(t, kind).unlink(missing_ok=True)
         _test_hold()
         _note_reused(targets[0])
-        rc = int(body() or 0)
-        if rc == 0:
-            _write_side_files(targets, record)
-        return rc
+        return _run_recorded(body, targets, record)

@@ -184,7 +184,7 @@ cd "$WORK"
 
 CC='srun -n1 -c1 .venv/bin/python'
 MAKE_ARGS=(--no-print-directory -j3 -f spleen.make TOY=1 NET=Dimwit "EPC=$EPOCHS" "CC=$CC")
-export SEGLINE_THREADS=1 PYTHONHASHSEED=0 TERM=dumb
+export PYTHONHASHSEED=0 TERM=dumb
 RES=results/spleen-toy
 
 # ------------------------------------------------------------------- 1: cancel

@@ -11,9 +11,14 @@ Dataset archives come from the internet, so nothing in them is trusted:
   :func:`fnmatch.fnmatchcase` against each path component and the whole member path,
   so ``*CT_4DPWI*`` drops both such folders and such files);
 * files are written by segline itself (never ``extractall``), created exclusively
-  with mode 0o644 (0o755 if the member had any execute bit), folders 0o755; no
-  owner, setuid bit or mtime is taken from the archive, so files carry the time of
-  extraction and Make sees them newer than the archive;
+  with the member's permission bits made safe (:func:`kept_mode`: a private 0o600
+  member stays 0o600; never setuid, setgid, sticky or world-writable; always
+  readable by the owner; 0o644 when the archive records no mode, as zip files made
+  on Windows), folders likewise (0o755 when not in the archive); no owner or mtime
+  is taken from the archive, so files carry the time of extraction and Make sees
+  them newer than the archive;
+* member names are taken as bytes where the format stores bytes (tar): a name that
+  is not UTF-8 is written with the same bytes (Python's ``surrogateescape``);
 * a truncated or corrupt archive is an :class:`InputError`, never a traceback;
 * decompression bombs are refused before anything is written: the declared
   uncompressed size of the members to write (tar: the member headers' sizes; zip: the
@@ -67,7 +72,6 @@ from segline.lineage.record import verify_or_record
 JUNK_DIRS = frozenset({"__MACOSX"})
 JUNK_FILES = frozenset({".DS_Store"})
 FILE_MODE = 0o644
-EXEC_MODE = 0o755
 DIR_MODE = 0o755
 _COPY_CHUNK = 1 << 20
 #: Most uncompressed bytes (the members to write) per byte of archive: above it the
@@ -107,9 +111,11 @@ class Member:
         name: the member's name as stored in the archive (for messages).
         path: where it goes, relative to the output folder.
         is_dir: a folder (else a regular file).
-        executable: the member had an execute bit (file written 0o755, else 0o644).
+        executable: the member had an execute bit.
         size: uncompressed size in bytes (0 for folders).
         ref: the tarfile.TarInfo / zipfile.ZipInfo used to read the data.
+        mode: the permission bits it is written with (:func:`kept_mode` of the
+            member's; 0o644 for a file, 0o755 for a folder when the archive has none).
     """
 
     name: str
@@ -118,6 +124,7 @@ class Member:
     executable: bool
     size: int
     ref: object = field(compare=False, repr=False)
+    mode: int = FILE_MODE
 
 
 @dataclass
@@ -139,6 +146,21 @@ class Summary:
         self.bytes += other.bytes
         self.junk += other.junk
         self.excluded += other.excluded
+
+
+def kept_mode(mode: int, folder: bool = False) -> int:
+    """The permission bits a copied file (or folder) keeps of its source's ``mode``.
+
+    The read/write/execute bits are kept, so a private file stays private, except
+    world-write (anyone could change a built stage behind make's back); setuid,
+    setgid and sticky bits are dropped; the owner can always read a file, and read,
+    write and enter a folder (later stages and ``make clean-data`` must work).
+
+    Example:
+        >>> oct(kept_mode(0o100600)), oct(kept_mode(0o4777)), oct(kept_mode(0o500, folder=True))
+        ('0o600', '0o775', '0o700')
+    """
+    return (mode & 0o775) | (0o700 if folder else 0o400)
 
 
 def _corrupt(archive: Path, err: BaseException) -> InputError:
@@ -324,7 +346,8 @@ class _TarReader(CheckedArchive):
             raise InputError(self.archive, f"refusing member {name!r}: {kind}")
         executable = bool(info.mode & 0o111) and info.isreg()
         size = info.size if info.isreg() else 0
-        self.members.append(Member(name, path, info.isdir(), executable, size, info))
+        mode = kept_mode(info.mode, folder=info.isdir())
+        self.members.append(Member(name, path, info.isdir(), executable, size, info, mode))
 
     def open_member(self, member: Member) -> IO[bytes]:
         assert isinstance(member.ref, tarfile.TarInfo)
@@ -383,7 +406,11 @@ class _ZipReader(CheckedArchive):
             raise InputError(self.archive, f"refusing member {name!r}: {kind}")
         executable = bool(unix_mode & 0o111) and not is_dir
         size = 0 if is_dir else info.file_size
-        self.members.append(Member(name, path, is_dir, executable, size, info))
+        if info.create_system == 3 and stat.S_IMODE(unix_mode):  # made on Unix
+            mode = kept_mode(unix_mode, folder=is_dir)
+        else:  # no unix mode recorded (a zip made on Windows)
+            mode = DIR_MODE if is_dir else FILE_MODE
+        self.members.append(Member(name, path, is_dir, executable, size, info, mode))
 
     def open_member(self, member: Member) -> IO[bytes]:
         assert isinstance(member.ref, zipfile.ZipInfo)
@@ -468,7 +495,7 @@ def _copy(reader: CheckedArchive, member: Member, dest: Path) -> int:
     """
     target = dest.joinpath(*member.path.parts)
     target.parent.mkdir(parents=True, exist_ok=True)
-    mode = EXEC_MODE if member.executable else FILE_MODE
+    mode = member.mode
     written = 0
     try:
         src = reader.open_member(member)
@@ -498,13 +525,21 @@ def _copy(reader: CheckedArchive, member: Member, dest: Path) -> int:
     return written
 
 
-def write_members(reader: CheckedArchive, dest: Path) -> Summary:
-    """Write a checked archive's members below ``dest`` (normally an ``atomic_dir`` folder)."""
+def write_members(
+    reader: CheckedArchive, dest: Path, dir_modes: dict[PurePosixPath, int] | None = None
+) -> Summary:
+    """Write a checked archive's members below ``dest`` (normally an ``atomic_dir`` folder).
+
+    Folders are made with the default mode while writing; ``dir_modes`` collects each
+    folder member's mode, which the caller sets once everything is written.
+    """
     summary = Summary(archives=1, junk=reader.summary.junk, excluded=reader.summary.excluded)
     for member in reader.members:
         if member.is_dir:
             folder = dest.joinpath(*member.path.parts)
             folder.mkdir(parents=True, exist_ok=True)
+            if dir_modes is not None:
+                dir_modes[member.path] = member.mode
             summary.dirs += 1
         else:
             summary.bytes += _copy(reader, member, dest)
@@ -577,10 +612,13 @@ def extract_archives(
         check_layout(readers)
         with atomic.atomic_dir(out) as tmp:
             try:
+                dir_modes: dict[PurePosixPath, int] = {}
                 for reader in readers:
-                    total.add(write_members(reader, tmp))
-                for folder in (p for p in tmp.rglob("*") if p.is_dir() and not p.is_symlink()):
-                    folder.chmod(DIR_MODE)
+                    total.add(write_members(reader, tmp, dir_modes))
+                folders = [p for p in tmp.rglob("*") if p.is_dir() and not p.is_symlink()]
+                for folder in sorted(folders, reverse=True):  # deepest first
+                    rel = PurePosixPath(folder.relative_to(tmp).as_posix())
+                    folder.chmod(dir_modes.get(rel, DIR_MODE))
             except OSError as err:  # read errors are InputErrors already: this is the disk
                 raise InputError(
                     out, f"cannot write {err.filename or tmp} ({err.strerror})"

@@ -54,13 +54,14 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from segline.errors import InputError
+from segline.repopath import META
 
 TOY_HINT = "for the embedded toy data run with TOY=1"
 
 _HEX = re.compile(r"^[0-9a-fA-F]{32}$")
 _BLANKS = " \t"
 _UNESCAPE = {"\\": "\\", "n": "\n", "r": "\r"}
-_META = re.compile(r"^#\s*(?P<key>[A-Za-z][A-Za-z0-9_-]*)\s*:\s*(?P<value>.*?)\s*$")
+_META = META  # shared with the provenance, which reads '# record:' the same way
 _URL = re.compile(r"^https?://\S+$")
 
 

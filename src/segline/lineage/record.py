@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from segline import atomic, stage
 from segline.errors import InputError
@@ -49,32 +49,25 @@ from segline.lineage.lineagefile import (
     parse_lineage,
     verify,
 )
+from segline.repopath import RECORD_KEY, record_path
 
-RECORD_KEY = "record"
 _UNSAFE = ("\n", "\r", "\\")
 
 
 def record_file(lineage: Lineage) -> Path | None:
     """The record lineage named by ``# record:`` (relative to the repository root), or None.
 
+    The checks are :func:`segline.repopath.record_path`, the ones the provenance applies
+    before it copies the record file's md5 lines into a result.
+
     Raises:
-        InputError: the value is absolute, leaves the repository or is not a ``.lineage``.
+        InputError: the value is absolute, leaves the repository or is not a ``.lineage``;
+            or the file is a symbolic link leading out of the repository.
     """
     value = lineage.metadata.get(RECORD_KEY)
     if value is None:
         return None
-    rel = normalise_path(value) if value else ""
-    if (
-        not rel.endswith(".lineage")
-        or PurePosixPath(value).is_absolute()
-        or rel.startswith("../")
-        or Path(rel) == Path(normalise_path(lineage.path))
-    ):
-        raise InputError(
-            lineage.path,
-            f"'# record: {value}' must name another .lineage file inside the repository",
-        )
-    return Path(rel)
+    return record_path(value, lineage.path)
 
 
 def _read(path: Path) -> Lineage | None:

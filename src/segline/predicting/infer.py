@@ -154,8 +154,12 @@ class InstancePredictor:
 def load_predictor(
     method: Path, store: CaseStore, device: str = "auto", amp: str = "auto"
 ) -> Predictor | InstancePredictor:
-    """The method's best model on ``device`` (``auto``: the trainer's choice)."""
+    """The method's best model on ``device`` (``auto``: the trainer's choice), this
+    process computing with the training's thread count (``args.json`` ``threads``):
+    the threads change the last bits of the logits, so with the training's count a
+    near-tie between two classes is decided as in its test predictions."""
     args = read_args(method)
+    dev.use_threads(dev.recorded_threads(args))
     if args.get("method") in ("iterative", "semantic"):
         return InstancePredictor(method, device)
     precision = dev.choose(device, amp)

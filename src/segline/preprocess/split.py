@@ -52,11 +52,26 @@ def make_split(
 
     Raises:
         InputError: fewer than ``n_test + n_val + 1`` labelled cases (at least one
-            training case is required), or a negative size.
+            training case is required), a negative size, or a case id that is not
+            UTF-8 text (from a file name with other bytes: case ids reach CSV files,
+            reports and plots, which are UTF-8).
     """
     if n_test < 0 or n_val < 0:
         raise InputError(where, f"split sizes must be >= 0, got n_test={n_test}, n_val={n_val}")
     cases = sorted_cases(list(labelled))
+    unlabelled = list(unlabelled)
+    for case_id in [*cases, *unlabelled]:
+        try:
+            case_id.encode("utf-8")
+        except UnicodeEncodeError:
+            try:  # a file name's bytes, as ls -b shows them
+                raw = case_id.encode("utf-8", "surrogateescape")
+            except UnicodeEncodeError:
+                raw = case_id.encode("utf-8", "backslashreplace")
+            shown = raw.decode("utf-8", "backslashreplace")
+            raise InputError(
+                where, f"case id '{shown}' is not UTF-8 text (a file name with other bytes); "
+                "rename that case's files") from None
     if len(set(cases)) != len(cases):
         raise InputError(where, "duplicate case ids")
     need = n_test + n_val + 1
@@ -68,7 +83,7 @@ def make_split(
         "test": cases[:n_test],
         "val": cases[n_test:n_test + n_val],
         "train": cases[n_test + n_val:],
-        "infer": sorted_cases(list(unlabelled)),
+        "infer": sorted_cases(unlabelled),
         "params": {"n_test": int(n_test), "n_val": int(n_val), "rule": RULE},
     }
 

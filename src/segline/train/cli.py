@@ -15,9 +15,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-import torch
-
-from segline.cli import HelpFormatter, cli_of, format_default, prog
+from segline.cli import HelpFormatter, cli_of, format_default, positive_int, prog
 from segline.data.augment import AUGS
 from segline.errors import InputError
 from segline.seeds import training_label
@@ -243,6 +241,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["auto", "off", "bf16", "fp16"],
         help="mixed precision; auto = bf16/fp16 on CUDA, bf16 on a CPU with native bf16",
     )
+    p.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        help=f"torch intra-op threads (default {dev.DEFAULT_THREADS}, whatever make's -jN); "
+        "they change the last bits of the result, so recorded (args.json threads)",
+    )
     p.add_argument("--lineage", default=None, help="lineage file recorded in provenance")
     p.add_argument(
         "--compile",
@@ -327,7 +332,6 @@ def _train(
     ``trainer_cls`` and ``extra`` (fields of its ``config_cls`` beyond
     :class:`TrainConfig`'s) serve other trainers built on this one
     (:mod:`segline.vertebrae.train`)."""
-    torch.set_num_threads(dev.threads_for_make())
     try:
         precision = dev.choose(gpu.device if gpu else args.device, args.amp)
     except (ValueError, RuntimeError) as err:
@@ -362,6 +366,7 @@ def _train(
         device=args.device,
         amp=args.amp,
         precision=precision.describe(),
+        threads=dev.training_threads(args.threads),
         patch=int_tuple(args.patch, "--patch", 3),
         samples_per_epoch=args.samples_per_epoch,
         fg_ratio=args.fg_ratio,

@@ -5,6 +5,15 @@ bf16 (AVX512-BF16 / AMX) bf16 autocast + channels_last is the default for ``auto
 — bench/RESULTS.md shows the speed-up and that the toy test Dice is unchanged —
 except for nets that opt out of channels_last (:func:`for_model`).
 ``DEVICE=`` / ``AMP=`` override.
+
+Threads (``THREADS``, ``--threads``): a training computes with a fixed number of
+torch intra-op threads, :data:`DEFAULT_THREADS` unless asked otherwise, never derived
+from make's ``-jN``, the cores or a SLURM allocation. The thread count splits the
+reductions of convolutions and matrix products (oneDNN, MKL, OpenMP), so it changes the
+last bits of weights and gradients: it is part of a training's identity (``args.json``
+``threads``, the make record) like the seed, and ``make -j1`` and ``make -j2`` give
+byte-identical checkpoints. The cores and ``-jN`` (:func:`cores_for_make`) only size the
+helper processes (``WORKERS``, metric processes), which change no result.
 """
 
 from __future__ import annotations
@@ -142,7 +151,11 @@ def cores_for_make() -> int:
     """The cores one training may use: this process's CPU affinity divided by make's
     ``-jN`` (:func:`make_jobs`), at least 1, so that parallel trainings do not
     oversubscribe the machine. In a SLURM job (``CC='srun -c8 …'``) the job's own CPUs
-    (``SLURM_CPUS_PER_TASK``): make's other jobs run on other allocations."""
+    (``SLURM_CPUS_PER_TASK``): make's other jobs run on other allocations.
+
+    It sizes the helper processes only (``WORKERS=auto``, the metric processes:
+    scheduling, no result depends on them), never the compute threads
+    (:func:`training_threads`), which would make the bytes depend on ``-jN``."""
     slurm_cpus = os.environ.get("SLURM_CPUS_PER_TASK", "").strip()
     if slurm_cpus.isdigit() and int(slurm_cpus) > 0:
         return int(slurm_cpus)
@@ -152,9 +165,47 @@ def cores_for_make() -> int:
     return max(1, cores // max(1, make_jobs()))
 
 
-def threads_for_make() -> int:
-    """Threads per training process: :func:`cores_for_make`, so ``make -j2`` does not
-    oversubscribe the CPU. ``SEGLINE_THREADS`` overrides."""
-    if os.environ.get("SEGLINE_THREADS"):
-        return max(1, int(os.environ["SEGLINE_THREADS"]))
-    return cores_for_make()
+DEFAULT_THREADS = 1
+"""Torch intra-op threads of a training unless ``THREADS`` / ``--threads`` says
+otherwise: one, so that ``make -jN`` runs N trainings side by side on N cores without
+oversubscribing them (on the 2-core CPU of bench/RESULTS.md two 1-thread trainings
+at once have more throughput than one 2-thread training after the other)."""
+
+
+def training_threads(requested: int | None = None) -> int:
+    """The intra-op threads of one training: ``requested`` (``--threads``), else
+    :data:`DEFAULT_THREADS`; whatever ``MAKEFLAGS``, the cores or ``SLURM_CPUS_PER_TASK``
+    say (they must not change the bytes of a result).
+
+    Example:
+        >>> training_threads(), training_threads(4)
+        (1, 4)
+    """
+    if requested is None:
+        return DEFAULT_THREADS
+    if requested < 1:
+        raise ValueError(f"threads must be >= 1, got {requested}")
+    return requested
+
+
+def recorded_threads(args: dict[str, object]) -> int:
+    """The threads a training computed with, from its ``args.json`` (``threads``), so
+    that applying it later (``predict``) computes as its test evaluation did. A training
+    recorded before the count was gets :data:`DEFAULT_THREADS`: it computed with the
+    cores divided by make's ``-jN``, which no file holds."""
+    value = args.get("threads")
+    return value if isinstance(value, int) and value >= 1 else DEFAULT_THREADS
+
+
+def use_threads(threads: int) -> None:
+    """Compute with ``threads`` torch intra-op threads in this process (oneDNN, MKL and
+    torch's OpenMP pool all follow ``torch.set_num_threads``).
+
+    The inter-op pool is left alone: it runs independent operations side by side
+    (``torch.jit.fork``), never splits one operation's arithmetic, so its size changes
+    no bytes; eager training and inference do not use it. DataLoader worker processes
+    (one torch thread each, torch sets it) prepare samples with numpy/scipy and only
+    copy and pad tensors; the metric processes compute with numpy/scipy: neither
+    depends on the thread count.
+    """
+    torch.set_num_threads(training_threads(threads))

@@ -53,6 +53,7 @@ from segline.provenance import write_provenance
 from segline.seeds import training_label
 from segline.train import device as dev
 from segline.train import fingerprint as fp
+from segline.train import layout
 from segline.train import state as st
 from segline.train.compile import compiled
 from segline.train.device import Precision
@@ -117,6 +118,9 @@ class TrainConfig:
     device: str = "auto"
     amp: str = "auto"
     precision: str = ""
+    # torch intra-op threads (THREADS): they split the reductions of convolutions and
+    # matrix products, so they change the last bits of the weights (segline.train.device)
+    threads: int = dev.DEFAULT_THREADS
     # 3D networks: patch training and sliding-window evaluation
     patch: tuple[int, ...] = (32, 48, 48)
     samples_per_epoch: int | None = None
@@ -245,10 +249,12 @@ class Trainer:
         self.cfg = cfg
         self.argv = argv
         self.out = Path(cfg.out)
+        layout.check(self.out)  # before anything is written: the layouts never mix
         self.voice = voice or Voice(training_label(self.out), keep=True)
         self.work = atomic.tmp_path_for(self.out, folder=True)
         self.store = CaseStore(cfg.cases, cfg.dist)
         self.n_classes = self.store.n_classes
+        dev.use_threads(cfg.threads)  # before anything computes: the recorded count
         seed_everything(cfg.seed, compiling=cfg.compile != "off")
         self.model = self._build_net().to(precision.device)
         self.precision = precision = dev.for_model(precision, self.model)
@@ -610,6 +616,7 @@ class Trainer:
         compile_note = "" if cfg.compile == "off" else f", compile {cfg.compile}"
         self.voice.say(
             f"{cfg.net} on {self.precision.describe()}{compile_note}, "
+            f"{cfg.threads} thread{'s' if cfg.threads > 1 else ''}, "
             f"{self.workers} loader workers, {self.metric_workers} metric processes, "
             f"losses {cfg.losses}, "
             f"{len(train_ds)} train {unit}/epoch, {len(self.val_cases)} val cases, "
@@ -675,6 +682,9 @@ class Trainer:
             run_facts={"loader_workers": self.workers, "metric_processes": self.metric_workers},
             card=self.precision.card,
         )
+        # again, just before the folder is replaced (another make may have written
+        # meanwhile); refused, <out>_tmp keeps its state and a rerun only re-tests
+        layout.check(self.out)
         (self.work / st.STATE).unlink()
         # the last line is said (and logged) before the folder is renamed into place
         self.voice.say(
@@ -682,9 +692,7 @@ class Trainer:
             f"results in {self.out}"
         )
         self.voice.log_to(None)
-        if self.out.exists():
-            shutil.rmtree(self.out)
-        self.work.replace(self.out)
+        atomic.replace_dir(self.work, self.out)
         return self.out
 
     def _test(

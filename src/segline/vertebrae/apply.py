@@ -30,8 +30,8 @@ def predict_volume(
     """Labels (Z, Y, X) of ``image`` (C, Z, Y, X, the case store's geometry) by the
     method in ``method_dir``: instance ids 1, 2, ... (iterative) or VerSe label values
     (semantic), as in its ``test/preds``. Computed on ``device`` with the training's
-    ``amp`` choice (``args.json``), so on the training's device the labels are its
-    ``test/preds_zyx`` ones.
+    ``amp`` choice and thread count (``args.json``), so on the training's device the
+    labels are its ``test/preds_zyx`` ones.
 
     Raises:
         InputError: the folder lacks ``args.json``, ``classes.json`` or ``best.pt``,
@@ -50,6 +50,7 @@ def predict_volume(
         raise InputError(folder, f"image must be (C, Z, Y, X), got shape {image.shape}")
     n_out = 1 if method == "iterative" else len(classes["classes"]) + 1
     n_in = image.shape[0] + (1 if method == "iterative" else 0)
+    dev.use_threads(dev.recorded_threads(args))  # the training's, as its test predictions
     model = get_net(args["net"], n_in, n_out, **args.get("net_kwargs", {}))
     state = torch.load(folder / "best.pt", map_location="cpu", weights_only=True)
     model.load_state_dict(state)
