@@ -454,7 +454,7 @@ $(error OUTPUT=$(OUTPUT) needs INPUT=<folder of images>; without INPUT, predict 
 endif
 endif
 # $(call shell_word,PATH): PATH as one quoted shell word; a leading ~/ stays the home
-# folder (shells such as zsh pass INPUT=~/scans on unexpanded).
+# folder (some shells pass INPUT=~/scans on unexpanded).
 shell_quote = '$(subst ','\'',$1)'
 shell_word = $(if $(filter ~/%,$1),~/$(call shell_quote,$(patsubst ~/%,%,$1)),$(call shell_quote,$1))
 PREDICT_INPUT_CMD = -m segline.predict --input $(call shell_word,$(INPUT)) --output $(call shell_word,$(OUTPUT)) \
