@@ -38,7 +38,7 @@ SHELL := bash
 MAKEFLAGS += --no-builtin-rules
 
 # ---------------------------------------------------------------------------
-# Knobs (command line: make -f spleen.make NET=Dimwit EPC=5 DEBUG=--debug)
+# Knobs (command line: make -f spleen.make NET=Dimwit EPC=5 DEBUG=1)
 # ---------------------------------------------------------------------------
 VENV ?= .venv
 # CC: the python command (e.g. CC='srun --gres=gpu:1 python'), CFLAGS: its flags (-O).
@@ -60,7 +60,20 @@ SEED ?= 0
 # Empty: one training per method with SEED, in results/<ds>/<method> as always.
 SEEDS ?=
 DEVICE ?= auto
+# DEBUG=1 (or yes, true, or the older spelling --debug): a tiny subset per loader, the
+# trainer's --debug; 0, no, false or empty: off. DEBUG is also a name other tools read
+# from the environment (DEBUG=app:*): a value from there that is none of these is
+# ignored, one on the command line or in a makefile is an error.
 DEBUG ?=
+DEBUG_ON_OFF := 0 no false 1 yes true --debug
+ifneq ($(filter-out $(DEBUG_ON_OFF),$(DEBUG)),)
+ifeq ($(origin DEBUG),environment)
+override DEBUG :=
+else
+$(error DEBUG=$(DEBUG): use DEBUG=1 (a tiny subset per loader) or DEBUG=0 (off))
+endif
+endif
+IS_DEBUG := $(if $(filter 1 yes true --debug,$(DEBUG)),1)
 PACK_MODELS ?=
 AMP ?= auto
 # torch.compile of the network: 1 (or on), graphs (CUDA graphs); recorded, so it retrains.
@@ -84,6 +97,21 @@ WD ?= 0
 # Crop each case before storing it: none, body (CT above -500 HU) or label, + margin mm.
 CROP ?= none
 CROP_MARGIN ?= 10
+# Normalisation per channel, overriding the dataset.json modality: ct (the WINDOW),
+# zscore or percentile; one for all channels or one per channel (ct,zscore). Empty: by
+# modality ("CT" windowed, others percentiles).
+NORM ?=
+# The train/val/test split (recorded; the slicing stage, src/segline/preprocess/split.py):
+# SPLIT=ordered (natural order of the case ids) or random (seeded by SPLIT_SEED);
+# SPLIT_FILE=<nnU-Net splits_final.json>: test = fold SPLIT_FOLD's val, val = N_VAL of its
+# train; STRATIFY=<attribute>: test and val from every value in proportion (built in:
+# prefix, modality; or a column of STRATIFY_FILE=<csv case,attribute>).
+SPLIT ?= ordered
+SPLIT_SEED ?= 0
+SPLIT_FILE ?=
+SPLIT_FOLD ?= 0
+STRATIFY ?=
+STRATIFY_FILE ?=
 # Refuse archives that declare more than UNPACK_RATIO times their own size (bombs).
 UNPACK_RATIO ?= 200
 # Refuse a file of a dataset folder (DATASET_DIR) over MAX_FILE_GB GB (10^9 bytes; 0: no
@@ -97,7 +125,7 @@ export SEGLINE_MAX_FILE_GB := $(MAX_FILE_GB)
 # results/<ds>/<method> holds files, not seed folders, so the two layouts never share
 # a folder: checked below). RUN, DS and the methods are names (make/names.mk):
 # letters, digits, '-' and '_'.
-RUN ?= $(if $(DEBUG),debug$(if $(strip $(SEEDS)),-seeds),$(if $(strip $(SEEDS)),seeds))
+RUN ?= $(if $(IS_DEBUG),debug$(if $(strip $(SEEDS)),-seeds),$(if $(strip $(SEEDS)),seeds))
 
 ifneq ($(filter-out 0 no false 1 yes true $(TOY_VARIANTS),$(TOY)),)
 $(error TOY=$(TOY): use TOY=1 (the toy)$(if $(TOY_VARIANTS), or a variant: $(TOY_VARIANTS)))
@@ -314,6 +342,14 @@ $(DATA)/cases: private CMD = preprocess/slice.py --raw $(DATA)/raw --out $(DATA)
   $(if $(filter-out none,$(CROP)),--crop $(CROP) --crop-margin $(CROP_MARGIN))
 $(DATA)/cases: $(DATA)/raw $$(stale) | $(VENV_DEP)
 	$(PY) $(CMD)
+# The split knobs (recorded); the splits and stratify files are prerequisites too, so
+# editing one re-slices (split.json records their sha256).
+$(DATA)/cases: private CMD += $(if $(filter-out ordered,$(SPLIT)),--split $(SPLIT) --split-seed $(SPLIT_SEED)) \
+  $(if $(SPLIT_FILE),--split-file $(SPLIT_FILE) --split-fold $(SPLIT_FOLD)) \
+  $(if $(STRATIFY),--stratify $(STRATIFY)) $(if $(STRATIFY_FILE),--stratify-file $(STRATIFY_FILE))
+$(DATA)/cases: $(SPLIT_FILE) $(STRATIFY_FILE)
+# NORM: the normalisation per channel instead of the dataset.json modality (recorded).
+$(DATA)/cases: private CMD += $(if $(NORM),--norm $(NORM))
 
 $(DATA)/dist: private CMD = preprocess/distmaps.py --cases $(DATA)/cases --out $(DATA)/dist $(DIST_ARGS)
 $(DATA)/dist: $(DATA)/cases $$(stale) | $(VENV_DEP)
@@ -335,7 +371,7 @@ TRAIN_PARAMS = --net $(NET) $(addprefix --net-opt ,$(NET_OPTS)) --epochs $(EPC) 
   $(if $(WEIGHT_MAP),--weight-map $(WEIGHT_MAP)) $(if $(filter-out 0 off no,$(COMPILE)),--compile $(COMPILE)) \
   $(if $(filter-out none,$(AUG)),--aug $(AUG)) $(if $(filter-out const,$(SCHED)),--sched $(SCHED)) \
   $(if $(filter-out 0,$(WARMUP)),--warmup $(WARMUP)) $(if $(filter-out 0 0.0,$(WD)),--wd $(WD)) \
-  $(OPTS) $(TRAIN_ARGS) $(DEBUG)
+  $(OPTS) $(TRAIN_ARGS) $(if $(IS_DEBUG),--debug)
 $(METHOD_DIRS): private CMD = -m $(TRAINER) --cases $(DATA)/cases --dist $(DATA)/dist --out $@ \
   --lineage $(LINEAGE) --device $(DEVICE) --amp $(AMP) $(TRAIN_PARAMS)
 $(METHOD_DIRS): $(RES)/%: $(DATA)/dist $(TRAIN_DEPS) $$(stale) | $(VENV_DEP)
@@ -524,14 +560,21 @@ help:
 	  "  WORKERS=auto|N     DataLoader processes per training; results identical for any N ($(WORKERS))" \
 	  "  GPUS=0,1,2,3       with -jN: each training on a free GPU of the list, one per listing; not recorded ($(GPUS))" \
 	  "  GPU_LOCKS=dir      GPUS token folder (/tmp/segline-gpus-<uid>, for every make of this user) ($(GPU_LOCKS))" \
-	  "  DEBUG=--debug      tiny subset per loader; lands in RUN=debug (with SEEDS: debug-seeds) unless RUN is given" \
+	  "  DEBUG=1            tiny subset per loader (0: off); lands in RUN=debug (with SEEDS: debug-seeds) unless RUN is given ($(if $(IS_DEBUG),1,0))" \
 	  "  RUN=name           a named run beside the others: results/$(DS)/<name>/, archives/$(DS).<name>-* ($(RUN))" \
 	  "                     names (RUN, DS, methods): letters, digits, '-' and '_', starting with a letter or digit, not ending in _tmp" \
 	  "  CFLAGS=-O          flags for python (-O removes assertions)" \
 	  "  CC='srun ... python'  the python command ($(CC))" \
 	  "  TRAINER=module     the training module, taking segline.train's options ($(TRAINER))" \
 	  "  CROP=none|body|label  crop each case to the body or the labelled region ($(CROP)), CROP_MARGIN=mm ($(CROP_MARGIN))" \
+	  "  NORM=ct|zscore|percentile  normalisation per channel instead of dataset.json's modality; one for all or one per channel, e.g. NORM=ct,zscore ($(NORM))" \
 	  "  N_TEST=N N_VAL=N   split sizes: first N_TEST cases test, next N_VAL validation ($(N_TEST), $(N_VAL))" \
+	  "  SPLIT=ordered|random  the order the split takes cases in: natural order of the ids, or a permutation ($(SPLIT))" \
+	  "  SPLIT_SEED=N       seed of SPLIT=random ($(SPLIT_SEED))" \
+	  "  SPLIT_FILE=json    nnU-Net splits_final.json: test = the fold's val, val = N_VAL of its train ($(SPLIT_FILE))" \
+	  "  SPLIT_FOLD=K       the fold of SPLIT_FILE ($(SPLIT_FOLD)); every store writes its split as $(DATA)/cases/splits_final.json" \
+	  "  STRATIFY=attr      test and val from every value of a per-case attribute: prefix, modality or a STRATIFY_FILE column ($(STRATIFY))" \
+	  "  STRATIFY_FILE=csv  per-case attributes: header case,<attr>; one row a case ($(STRATIFY_FILE))" \
 	  "  DS=name ARCHIVES=... LINEAGE=...  another archive of the same format" \
 	  "  DATASET_DIR=path   a folder instead of an archive: MSD task or nnU-Net v2 raw dataset, from its dataset.json ($(DATASET_DIR))" \
 	  "  NNUNET_DATASET=path  the same, nnU-Net spelling: nnUNet_raw/DatasetXXX_Name; lineage: $(DATA)/manifest.md5, computed on every make ($(NNUNET_DATASET))" \

@@ -80,7 +80,16 @@ def knob_table(ds: str) -> dict[str, tuple[str, str | None]]:
         "CROP_MARGIN": ("5", "--crop-margin 5" if crop_used else None),
         "N_TEST": ("1", "--n-test 1"),
         "N_VAL": ("1", "--n-val 1"),
+        "SPLIT": ("random", "--split random --split-seed 0"),
+        "SPLIT_SEED": ("7", None),  # used by SPLIT=random only (tests/test_splits.py)
+        # the store's own nnU-Net copy of its split, read back
+        "SPLIT_FILE": (f"data/{toy}/cases/splits_final.json",
+                       f"--split-file data/{toy}/cases/splits_final.json --split-fold 0"),
+        "SPLIT_FOLD": ("1", None),  # used with SPLIT_FILE only
+        "STRATIFY": ("prefix", "--stratify prefix"),
+        "STRATIFY_FILE": ("README.md", "--stratify-file README.md"),  # planned, not run
         "WINDOW": ("50,350", "--window=50,350"),
+        "NORM": ("zscore", "--norm zscore"),  # normalisation per channel: re-slices
         "SPACING": ("3,1,1", "--spacing=3,1,1"),
         "INPLANE": ("48", "--inplane=48"),
         "DS": ("other", "--out data/other/raw"),

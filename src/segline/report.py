@@ -336,6 +336,22 @@ def group_cases(group: MethodGroup, metrics: Sequence[str]) -> GroupCases:
     return GroupCases(group, first_classes, first_cases, tables)
 
 
+def fov_diagonal(shape: Sequence[float], spacing: Sequence[float]) -> float:
+    """The field-of-view diagonal in mm, sqrt(Σ (voxels · spacing)²): the largest
+    distance possible between two points of an image, the value an undefined distance
+    counts as in the statistics (here and in :mod:`segline.evaluate`).
+
+    Raises:
+        ValueError, TypeError: shape and spacing are not numbers of one length.
+
+    Example:
+        >>> fov_diagonal((3, 16), (1.0, 0.25))
+        5.0
+    """
+    extent = np.asarray(shape, float) * np.asarray(spacing, float)
+    return float(np.sqrt(np.sum(extent**2)))
+
+
 def fov_diagonals(cases_dir: Path, cases: Sequence[str]) -> pd.Series:
     """Per test case: the field-of-view diagonal in mm, sqrt(Σ (voxels · spacing)²).
 
@@ -354,10 +370,9 @@ def fov_diagonals(cases_dir: Path, cases: Sequence[str]) -> pd.Series:
             raise InputError(path, "test case missing from the case store (--cases)")
         meta = store.meta(case)
         try:
-            extent = np.asarray(meta["shape"], float) * np.asarray(meta["spacing"], float)
+            out[case] = fov_diagonal(meta["shape"], meta["spacing"])
         except (KeyError, ValueError, TypeError) as err:
             raise InputError(path, "no numeric 'shape' and 'spacing'") from err
-        out[case] = float(np.sqrt(np.sum(extent**2)))
     return pd.Series(out, dtype=np.float64)
 
 
@@ -573,6 +588,12 @@ class Comparison:
         verdict: better / worse / no evidence, or "not computed" (``reason``).
         undefined: paired cases undefined for (method, reference) before the policy
             (distance metrics: each counted as its FOV diagonal).
+        n_nonzero: non-zero differences (the Wilcoxon test's n); min_p: the smallest
+            Holm p attainable at this n (:func:`segline.stats.min_holm_p`); note: why
+            no verdict is possible at this n, "" when one is
+            (:func:`segline.stats.no_verdict_note`).
+        bca_lo, bca_hi, ci_method: the BCa interval, or the percentile one where BCa is
+            undefined, and which (``--stats-detail`` only; NaN and "" otherwise).
     """
 
     method: str
@@ -586,11 +607,22 @@ class Comparison:
     verdict: str = "not computed"
     reason: str = ""
     undefined: tuple[int, int] = (0, 0)
+    n_nonzero: int = 0
+    min_p: float = math.nan
+    note: str = ""
+    bca_lo: float = math.nan
+    bca_hi: float = math.nan
+    ci_method: str = ""
 
     @property
     def evidence(self) -> bool:
         """A verdict of better or worse (printed bold)."""
         return self.verdict in (stats.BETTER, stats.WORSE)
+
+    @property
+    def indicative(self) -> bool:
+        """Too few paired cases for a bootstrap CI to be more than indicative."""
+        return 0 < self.n < stats.INDICATIVE_N
 
 
 def compare(
@@ -598,13 +630,16 @@ def compare(
     reference: str,
     metrics: Sequence[str],
     diagonals: pd.Series | None,
+    detail: bool = False,
 ) -> list[Comparison]:
     """Every other method against ``reference``, per metric, Holm across methods.
 
     Per-case values: the class mean, pooled over seeds; undefined distances replaced
     by the case's FOV diagonal (``diagonals``; None: distance metrics not computed).
     Cases are paired by id (those both methods have; a non-distance value still
-    undefined drops the pair, and n says so).
+    undefined drops the pair, and n says so). Each comparison also gets the smallest
+    attainable Holm p at its n and the note saying when that rules out a verdict;
+    ``detail`` adds the BCa interval.
     """
     ref = next(gc for gc in cases if gc.group.name == reference)
     others = [gc for gc in cases if gc.group.name != reference]
@@ -612,6 +647,7 @@ def compare(
     for metric in metrics:
         info = METRIC_INFO[metric]
         batch: list[Comparison] = []
+        floors: list[float] = []  # smallest raw p of each tested comparison, in order
         for gc in others:
             c = Comparison(gc.group.name, metric)
             if is_distance(metric) and diagonals is None:
@@ -635,19 +671,76 @@ def compare(
                 continue
             c.diff, c.lo, c.hi = stats.paired_bootstrap_ci(diffs)
             c.p = stats.wilcoxon_p(diffs)
+            c.n_nonzero, ties = stats.wilcoxon_n(diffs)
+            floors.append(stats.min_wilcoxon_p(c.n_nonzero, ties))
+            if detail:
+                c.bca_lo, c.bca_hi, c.ci_method = stats.bca_ci(diffs)
             batch.append(c)
         adjusted = stats.holm([c.p for c in batch])
+        least = iter(stats.min_holm_p(floors))
+        raw = iter(floors)
         for c, p_holm in zip(batch, adjusted, strict=True):
             if c.reason:
                 continue
             c.p_holm = p_holm
             c.verdict = stats.verdict(c.diff, p_holm, info.higher_is_better)
+            c.min_p = next(least)
+            c.note = stats.no_verdict_note(c.n_nonzero, c.n, c.min_p, next(raw), len(floors))
         out += batch
     return out
 
 
-def stats_section(comparisons: Sequence[Comparison], reference: str, n_methods: int) -> str:
-    """Markdown: one table per metric (method | difference [CI] | p | Holm p | verdict | n)."""
+STATS_DETAIL_PROSE = (
+    "What the numbers can say: a verdict cell states when no data at its n could give "
+    "a verdict — the smallest attainable Wilcoxon p (2/2^n for n non-zero differences "
+    "without ties, e.g. 0.25 at n = 3; lower bounds for tied data), raised by Holm's "
+    "adjustment to at least m times the family's smallest, is not below 0.05. A CI from "
+    f"fewer than {stats.INDICATIVE_N} cases is marked *indicative*: the resampled means "
+    "take few values (at n = 3 the percentile interval is the smallest and largest "
+    "difference) and cover the true mean less often than 95 %. The BCa column corrects "
+    "the percentile interval for bias and skewness (same resamples, jackknife "
+    "acceleration); where BCa is undefined (fewer than 3 cases, all differences equal) "
+    "it gives the percentile interval and says so. The verdict and the bold rest on the "
+    "Holm p alone, never on a CI.\n"
+)
+"""Explanation under the statistics heading with ``--stats-detail``."""
+
+
+def _stats_row(c: Comparison, digits: int, dist: bool, detail: bool) -> str:
+    """One statistics table row (see :func:`stats_section`), ``digits`` + 1 decimals."""
+    tail = f" {c.undefined[0]}, {c.undefined[1]} |" if dist else ""
+    if c.reason:
+        return (
+            f"| {c.method} | – |{' – |' if detail else ''} – | – | not computed: {c.reason} "
+            f"| {c.n} |" + (" – |" if dist else "")
+        )
+    d = digits + 1
+    text = f"{c.diff:+.{d}f} [{c.lo:+.{d}f}, {c.hi:+.{d}f}]"
+    if c.evidence:
+        text = f"**{text}**"
+    verdict = c.verdict
+    if detail:
+        if c.indicative:
+            text += " (indicative)"
+        bca = f"[{c.bca_lo:+.{d}f}, {c.bca_hi:+.{d}f}]"
+        bca += " BCa" if c.ci_method == stats.BCA else " percentile (BCa undefined)"
+        if c.indicative:
+            bca += " (indicative)"
+        text += f" | {bca}"
+        if c.note:
+            verdict += f" ({c.note})"
+    return f"| {c.method} | {text} | {fmt_p(c.p)} | {fmt_p(c.p_holm)} | {verdict} | {c.n} |" + tail
+
+
+def stats_section(
+    comparisons: Sequence[Comparison], reference: str, n_methods: int, detail: bool = False
+) -> str:
+    """Markdown: one table per metric (method | difference [CI] | p | Holm p | verdict | n).
+
+    ``detail`` (``--stats-detail``) adds a BCa CI column, marks CIs from fewer than
+    :data:`segline.stats.INDICATIVE_N` cases as indicative, states in the verdict cell
+    when no data at its n could reach p < 0.05, and explains these (:data:`STATS_DETAIL_PROSE`).
+    """
     parts = [f"## Statistics: each method against {reference} (paired over test cases)\n"]
     if n_methods < 2:
         return parts[0] + "\nOne method: nothing to compare.\n"
@@ -658,6 +751,8 @@ def stats_section(comparisons: Sequence[Comparison], reference: str, n_methods: 
         "(Holm p < 0.05). Distances: an undefined case counts as its field-of-view "
         "diagonal; 'undefined (method, reference)' gives how many cases that concerns.\n"
     )
+    if detail:
+        parts.append(STATS_DETAIL_PROSE)
     for metric in dict.fromkeys(c.metric for c in comparisons):
         rows = [c for c in comparisons if c.metric == metric]
         info = METRIC_INFO[metric]
@@ -665,26 +760,13 @@ def stats_section(comparisons: Sequence[Comparison], reference: str, n_methods: 
         dist = is_distance(metric)
         lines = [
             f"### {title}: {'higher' if info.higher_is_better else 'lower'} is better\n",
-            f"| method | Δ {metric_title(metric)} (95 % CI) | Wilcoxon p | Holm p | verdict | n |"
+            f"| method | Δ {metric_title(metric)} (95 % CI) |"
+            + (" BCa 95 % CI |" if detail else "")
+            + " Wilcoxon p | Holm p | verdict | n |"
             + (" undefined (method, reference) |" if dist else ""),
-            "|---|---|---|---|---|---|" + ("---|" if dist else ""),
+            "|---|---|---|---|---|---|" + ("---|" if detail else "") + ("---|" if dist else ""),
         ]
-        for c in rows:
-            tail = f" {c.undefined[0]}, {c.undefined[1]} |" if dist else ""
-            if c.reason:
-                lines.append(
-                    f"| {c.method} | – | – | – | not computed: {c.reason} | {c.n} |"
-                    + (" – |" if dist else "")
-                )
-                continue
-            d = info.digits + 1
-            text = f"{c.diff:+.{d}f} [{c.lo:+.{d}f}, {c.hi:+.{d}f}]"
-            if c.evidence:
-                text = f"**{text}**"
-            lines.append(
-                f"| {c.method} | {text} | {fmt_p(c.p)} | {fmt_p(c.p_holm)} | {c.verdict} | {c.n} |"
-                + tail
-            )
+        lines += [_stats_row(c, info.digits, dist, detail) for c in rows]
         parts.append("\n".join(lines) + "\n")
     return "\n".join(parts)
 
@@ -835,9 +917,15 @@ def csv_text(
     runs: Sequence[MethodResults],
     reference: str | None = None,
     stat_reference: str | None = None,
+    detail: bool = False,
 ) -> str:
     """One CSV row per results row (full precision), statistics on the class-mean rows
-    of the compared methods (``stat_<metric>_*``), wall time per training."""
+    of the compared methods (``stat_<metric>_*``), wall time per training.
+
+    ``detail`` adds per metric ``stat_<metric>_ci_indicative`` (n < 10),
+    ``_bca_lo``, ``_bca_hi``, ``_bca_method`` (BCa or percentile where BCa is
+    undefined), ``_n_nonzero``, ``_min_p`` (smallest attainable Holm p) and
+    ``_verdict_note`` (why no verdict is possible; the verdict column stays plain)."""
     seconds = {r.label: wall_seconds(r) for r in runs}
     stat_of = {(c.method, c.metric): c for c in comparisons}
     stat_cls = {}
@@ -887,6 +975,16 @@ def csv_text(
                     f"stat_{m}_verdict": c.verdict if c else "",
                     f"stat_{m}_n": c.n if c else "",
                 }
+                if detail:
+                    rec |= {
+                        f"stat_{m}_ci_indicative": c.indicative if c else "",
+                        f"stat_{m}_bca_lo": c.bca_lo if c else math.nan,
+                        f"stat_{m}_bca_hi": c.bca_hi if c else math.nan,
+                        f"stat_{m}_bca_method": c.ci_method if c else "",
+                        f"stat_{m}_n_nonzero": c.n_nonzero if c and not c.reason else "",
+                        f"stat_{m}_min_p": c.min_p if c else math.nan,
+                        f"stat_{m}_verdict_note": c.note if c else "",
+                    }
                 if is_distance(m):
                     rec[f"stat_{m}_undefined_method"] = c.undefined[0] if c else ""
                     rec[f"stat_{m}_undefined_reference"] = c.undefined[1] if c else ""
@@ -914,6 +1012,7 @@ def build_report(
     stat_reference: str | None = None,
     cases_dir: Path | None = None,
     plots: Sequence[str] = (),
+    stats_detail: bool = False,
 ) -> Report:
     """The report of ``runs`` (trainings as from :func:`segline.plots.load_methods`).
 
@@ -924,6 +1023,8 @@ def build_report(
             method in name order).
         cases_dir: the case store, for the FOV diagonals of undefined distances.
         plots: plot file names beside the page, linked in order.
+        stats_detail: add what the statistics can say (:func:`stats_section`): BCa
+            CI, indicative marks, unreachable-verdict notes (page and CSV).
 
     Raises:
         InputError: a reference is not among the methods; a metric is missing.
@@ -943,7 +1044,7 @@ def build_report(
         set_fractions(rows, reference)
     test_ids = list(dict.fromkeys(c for gc in cases for c in gc.cases))
     diagonals = fov_diagonals(cases_dir, test_ids) if cases_dir is not None else None
-    comparisons = compare(cases, stat_ref, metrics, diagonals)
+    comparisons = compare(cases, stat_ref, metrics, diagonals, stats_detail)
 
     notes = selection_notes(runs, rows)
     if reference:
@@ -966,7 +1067,7 @@ def build_report(
     if over_seeds:
         parts.append(over_seeds)
     parts += [
-        stats_section(comparisons, stat_ref, len(groups)),
+        stats_section(comparisons, stat_ref, len(groups), stats_detail),
         per_case_section(cases, metrics),
         config_section(groups),
     ]
@@ -975,7 +1076,7 @@ def build_report(
     parts.append(conventions(metrics))
     return Report(
         page="\n".join(parts),
-        csv=csv_text(dataset, rows, comparisons, runs, reference, stat_ref),
+        csv=csv_text(dataset, rows, comparisons, runs, reference, stat_ref, stats_detail),
         cases_csv=cases_csv_text(dataset, cases, metrics, diagonals),
         table=table,
     )
@@ -1024,6 +1125,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="a method's name (e.g. full): every method's higher-is-better means are also "
         "shown as a percentage of this method's means (default: no percentage columns)",
     )
+    p.add_argument(
+        "--stats-detail",
+        action="store_true",
+        help="say what the statistics can say: a BCa CI beside the percentile one, CIs "
+        f"from fewer than {stats.INDICATIVE_N} cases marked indicative, and verdict cells "
+        "that state when no data at their n could reach p < 0.05 (page and CSV; "
+        "default off, the report as before)",
+    )
     add_training_folders(p)
     return p
 
@@ -1038,7 +1147,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs = load_methods(args.methods)
     dataset = args.dataset or runs[0].dataset
     report = build_report(
-        runs, dataset, metrics, args.reference, args.stat_reference, args.cases, args.plot
+        runs,
+        dataset,
+        metrics,
+        args.reference,
+        args.stat_reference,
+        args.cases,
+        args.plot,
+        args.stats_detail,
     )
     if args.cases_csv:
         atomic.write_text(args.cases_csv, report.cases_csv)

@@ -27,7 +27,8 @@ background 0 (nnU-Net requires consecutive integers, as segline does).
 
 Modalities come from ``channel_names``: "CT" channels get the CT window (make's
 WINDOW knob), any other name robust per-channel percentile scaling, exactly as for
-MSD non-CT channels (:func:`segline.preprocess.slicing.normalise_channel`).
+MSD non-CT channels (:func:`segline.preprocess.slicing.normalise_channel`); make's
+NORM (``--norm``) chooses instead where ``channel_names`` is wrong.
 
 Example:
     >>> adapter = NNUNetAdapter("data/kidney/raw")          # doctest: +SKIP

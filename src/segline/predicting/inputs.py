@@ -13,9 +13,10 @@ sub-folders are ignored) in one of two layouts, never mixed:
 
 Each case is then preprocessed by the slicing stage's own function
 (:func:`segline.preprocess.slicing.process_case`) with the parameters the case store
-recorded in its ``dataset.json`` (``preprocessing``: CT window or percentiles per
-channel modality, crop mode, margin (mm) and body threshold (HU), target spacing (mm)
-and in-plane size (voxels)), never with the make knobs of the moment: a prediction is
+recorded in its ``dataset.json`` (``preprocessing``: CT window, percentiles or
+z-scoring per channel, by modality or by the recorded ``norm`` override, crop
+mode, margin (mm) and body threshold (HU), target spacing (mm) and in-plane size
+(voxels)), never with the make knobs of the moment: a prediction is
 made on the grid and intensity scale the network was trained on, whatever was changed
 since. The meta of the result records every transform, so
 :func:`segline.preprocess.geometry.to_source` maps predictions back to the image's
@@ -196,6 +197,7 @@ def params_from_store(store: CaseStore) -> SliceParams:
             "rebuild the case store with the slicing stage",
         )
     spacing = rec.get("spacing")
+    norm = rec.get("norm")
     return SliceParams(
         window=_pair(rec.get("window")),
         percentiles=_pair(rec.get("percentiles")),
@@ -208,6 +210,8 @@ def params_from_store(store: CaseStore) -> SliceParams:
         crop=str(rec.get("crop", "none")),
         crop_margin=float(rec.get("crop_margin_mm", 10.0)),
         body_hu=float(rec.get("body_hu", -500.0)),
+        norm=None if norm is None else win.norm_kinds(
+            ",".join(str(k) for k in norm), str(store.root / "dataset.json")),
     )
 
 
@@ -217,9 +221,10 @@ def preprocess(
     """Image (C, Z, Y, X) float32 on the training grid and its meta (transforms recorded).
 
     Every channel is normalised by its modality (``dataset.json`` ``channels``: CT
-    windowed, others by percentiles), transposed to (Z, Y, X), cropped (``crop``
-    ``label`` falls back to the body, as for the store's unlabelled cases) and
-    resampled to the store's spacing / in-plane size, by the slicing stage's code.
+    windowed, others by percentiles) or by the recorded ``norm`` override,
+    transposed to (Z, Y, X), cropped (``crop`` ``label`` falls back to the body, as
+    for the store's unlabelled cases) and resampled to the store's spacing /
+    in-plane size, by the slicing stage's code.
     """
     params = params or params_from_store(store)
     labels = {int(k): str(v) for k, v in store.dataset["labels"].items()}
@@ -232,8 +237,10 @@ def preprocess(
 def describe(params: SliceParams, channels: list[str]) -> str:
     """One line of the preprocessing applied (printed once per prediction run)."""
     parts = []
-    for c in channels:
-        if win.is_ct(c):
+    for c, kind in zip(channels, win.resolve_kinds(params.norm, channels), strict=True):
+        if kind == "zscore":
+            parts.append(f"{c}: z-score (non-zero voxels)")
+        elif kind == "ct":
             parts.append(f"{c}: window {params.window}" if params.window else f"{c}: raw HU")
         else:
             parts.append(

@@ -8,11 +8,18 @@ this driver does everything else, identically for every source:
 
 1. checks each record (grid, finite values, label values within the classes);
 2. intensities: CT channels windowed (level/width HU -> [0, 1]), other modalities
-   scaled by robust percentiles (:mod:`segline.preprocess.window`);
+   scaled by robust percentiles (:mod:`segline.preprocess.window`); ``--norm``
+   overrides that choice per channel (``ct``, ``zscore``, ``percentile``) for a
+   dataset whose ``dataset.json`` names the wrong modality. While the cases are
+   processed, the voxels a CT window clips are counted in the labelled foreground
+   (classes > 0 after the label map); one warning line per channel at the end when
+   more than :data:`~segline.preprocess.window.CLIP_WARN_SHARE` of them were clipped;
 3. optional label remapping (``--label-map 2:0``);
 4. (X, Y, Z) -> (Z, Y, X), optional resampling, meta.json
    (:mod:`segline.preprocess.geometry`);
-5. the split (:mod:`segline.preprocess.split`), ``dataset.json``, and the whole
+5. the split (:mod:`segline.preprocess.split`: natural order, random, stratified or
+   an nnU-Net ``splits_final.json`` fold; written as ``split.json`` and, for nnU-Net,
+   ``splits_final.json``), ``dataset.json``, and the whole
    store written atomically (``<out>_tmp`` renamed at the end; nothing is left on
    error). Cases are processed one at a time (``--jobs N``: N at a time).
 
@@ -20,8 +27,10 @@ CLI (``preprocess/slice.py``)::
 
     python preprocess/slice.py --adapter msd --raw data/spleen/raw --out data/spleen/cases \\
         [--window 40,400 | --no-window] [--percentiles 0.5,99.5 | --no-normalise] \\
+        [--norm ct|zscore|percentile[,...]] \\
         [--spacing z,y,x] [--inplane N] [--n-test 20] [--n-val 5] \\
-        [--label-map A:B ...] [--jobs 1]
+        [--split ordered|random] [--split-seed N] [--split-file JSON [--split-fold K]] \\
+        [--stratify ATTR] [--stratify-file CSV] [--label-map A:B ...] [--jobs 1]
 """
 
 from __future__ import annotations
@@ -164,13 +173,24 @@ class SliceParams:
         percentiles: (low, high) percentiles for non-CT channels, or None to keep raw.
         spacing: target spacing (z, y, x) in mm, None components kept; None: no change.
         inplane: resize axial slices to inplane x inplane voxels; None: no change.
-        n_test: held-out test cases (first in natural order).
-        n_val: validation cases (next in natural order).
+        n_test: held-out test cases (the first by ``split_rule``).
+        n_val: validation cases (the next by ``split_rule``).
+        split_rule: ``ordered`` (natural order) or ``random`` (seeded permutation).
+        split_seed: the permutation's seed (``random`` only).
+        split_file: an nnU-Net ``splits_final.json``: test = its fold's val.
+        split_fold: the fold of ``split_file`` to use.
+        stratify: per-case attribute test and val are stratified by (a column of
+            ``stratify_file``, or a built-in one: :func:`split.builtin_attributes`).
+        stratify_file: CSV ``case,<attribute>`` giving per-case values.
         label_map: source label value -> new value (e.g. {2: 0}).
         crop: ``none``, ``body`` or ``label`` (:mod:`segline.preprocess.cropping`).
         crop_margin: margin around the crop region, mm.
         body_hu: threshold of the body mask, HU.
         jobs: cases processed in parallel (each job holds one case in memory).
+        norm: normalisation kind per channel (``ct``, ``zscore``, ``percentile``; one
+            for every channel or one per channel), overriding the choice by modality;
+            None: by modality (recorded only when set, so a store sliced without it
+            keeps its bytes).
     """
 
     window: tuple[float, float] | None = (win.DEFAULT_LEVEL, win.DEFAULT_WIDTH)
@@ -179,15 +199,22 @@ class SliceParams:
     inplane: int | None = None
     n_test: int = split.DEFAULT_N_TEST
     n_val: int = split.DEFAULT_N_VAL
+    split_rule: str = "ordered"
+    split_seed: int = 0
+    split_file: Path | None = None
+    split_fold: int = 0
+    stratify: str | None = None
+    stratify_file: Path | None = None
     label_map: dict[int, int] = field(default_factory=dict)
     crop: str = "none"
     crop_margin: float = cropping.DEFAULT_MARGIN_MM
     body_hu: float = cropping.DEFAULT_BODY_HU
     jobs: int = 1
+    norm: tuple[str, ...] | None = None
 
     def record(self) -> dict[str, Any]:
         """The parameters as written to dataset.json ``preprocessing``."""
-        return {
+        rec: dict[str, Any] = {
             "window": None if self.window is None else list(self.window),
             "percentiles": None if self.percentiles is None else list(self.percentiles),
             "percentiles_over": "non-zero voxels",
@@ -202,6 +229,10 @@ class SliceParams:
             "crop_margin_mm": self.crop_margin,
             "body_hu": self.body_hu,
         }
+        if self.norm is not None:
+            rec["norm"] = list(self.norm)
+            rec["zscore_over"] = "non-zero voxels"
+        return rec
 
 
 def remap_classes(
@@ -264,15 +295,65 @@ def check_label_values(label: np.ndarray, classes: Sequence[int], where: Any) ->
                          f"{sorted(int(c) for c in classes)}")
 
 
-def normalise_channel(data: np.ndarray, modality: str, params: SliceParams) -> np.ndarray:
-    """CT -> window (HU to [0, 1]); other modalities -> robust percentiles; float32."""
-    if win.is_ct(modality):
+def normalise_channel(data: np.ndarray, modality: str, params: SliceParams,
+                      kind: str | None = None) -> np.ndarray:
+    """Normalise one channel by its kind (default: by modality); float32.
+
+    ``ct``: the window (HU to [0, 1]; raw HU without one, ``--no-window``);
+    ``percentile``: robust percentiles of the non-zero voxels to [0, 1] (raw with
+    ``--no-normalise``); ``zscore``: mean 0, sd 1 over the non-zero voxels
+    (:func:`segline.preprocess.window.zscore_normalise`). Without ``kind`` a "CT"
+    channel is ``ct`` and any other ``percentile``.
+    """
+    kind = kind or ("ct" if win.is_ct(modality) else "percentile")
+    if kind == "zscore":
+        return win.zscore_normalise(data)
+    if kind == "ct":
         if params.window is None:
             return data.astype(np.float32, copy=False)
         return win.ct_window(data, *params.window)
     if params.percentiles is None:
         return data.astype(np.float32, copy=False)
     return win.percentile_normalise(data, *params.percentiles)
+
+
+def clip_stats(record: CaseRecord, lut: np.ndarray, kinds: Sequence[str],
+               params: SliceParams) -> list[tuple[int, int]]:
+    """Per channel ``(clipped, foreground)`` voxel counts of one case.
+
+    The region is the labelled foreground (source label mapped by ``lut`` > 0, i.e.
+    the classes left after the label map): the tissue the task is about, known
+    without guessing a body threshold per modality. Only windowed (``ct``) channels
+    clip; others, and unlabelled cases, count (0, 0).
+    """
+    if record.label is None or params.window is None or "ct" not in kinds:
+        return [(0, 0)] * len(kinds)
+    region = (lut > 0)[record.label]
+    return [win.clip_counts(chan, region, *params.window) if kind == "ct" else (0, 0)
+            for chan, kind in zip(record.channels, kinds, strict=True)]
+
+
+def clip_warnings(counts: Sequence[tuple[int, int]], kinds: Sequence[str],
+                  channel_names: Sequence[str], params: SliceParams) -> list[str]:
+    """One line per windowed channel that clipped more than ``CLIP_WARN_SHARE`` of
+    the labelled foreground voxels (``counts``: summed over every case)."""
+    lines = []
+    for i, ((clipped, total), kind, name) in enumerate(zip(counts, kinds, channel_names,
+                                                           strict=True)):
+        if kind != "ct" or params.window is None or total == 0:
+            continue
+        share = clipped / total
+        if not share > win.CLIP_WARN_SHARE:
+            continue
+        level, width = params.window
+        lines.append(
+            f"warning: channel {i} ({name}): the CT window {level:g},{width:g} "
+            f"([{level - width / 2:g}, {level + width / 2:g}] HU) clips {100 * share:.1f} % "
+            f"of its labelled foreground voxels ({clipped} of {total}; warned above "
+            f"{100 * win.CLIP_WARN_SHARE:g} %); if the channel is not CT, set "
+            f"NORM=zscore or NORM=percentile (slice.py --norm; one per channel: "
+            f"NORM=ct,zscore), else widen WINDOW=level,width")
+    return lines
 
 
 def process_case(
@@ -299,8 +380,9 @@ def process_case(
             raise InputError(where, f"shape {label.shape} does not match image shape {shape}")
         check_label_values(label, list(adapter_labels), where)
         label = lut[label]
-    chans = [normalise_channel(c, m, params) for c, m in zip(record.channels, channel_names,
-                                                             strict=True)]
+    kinds = win.resolve_kinds(params.norm, list(channel_names))
+    chans = [normalise_channel(c, m, params, k)
+             for c, m, k in zip(record.channels, channel_names, kinds, strict=True)]
     sources = {"image": list(record.image_files), "label": record.label_file}
     image, label_zyx, meta = geometry.from_source(
         chans, label, record.affine, record.spacing_xyz,
@@ -322,18 +404,25 @@ def process_case(
 
 
 def _slice_one(adapter: Any, case_id: str, params: SliceParams, lut: np.ndarray,
-               labels: dict[int, str], root: Path) -> tuple[str, Any, Any]:
-    """Read, process and write one case; InputErrors are returned (they do not pickle)."""
+               labels: dict[int, str], root: Path) -> tuple[str, Any, Any, Any]:
+    """Read, process and write one case; InputErrors are returned (they do not pickle).
+
+    The fourth item is the case's :func:`clip_stats` (None on error), counted on the
+    arrays already in memory: no second read of the data.
+    """
     try:
         record = adapter.load(case_id)
         image, label, meta = process_case(record, adapter.labels, adapter.channels, params, lut)
         meta["labels"] = {str(k): v for k, v in labels.items()}
         casestore.write_case(root, case_id, image, label, meta)
+        del image, label
+        kinds = win.resolve_kinds(params.norm, list(adapter.channels))
+        clips = clip_stats(record, lut, kinds, params)
     except InputError as err:
-        return ("error", err.where, err.problem)
+        return ("error", err.where, err.problem, None)
     shape = "x".join(str(n) for n in meta["shape"])
     spacing = ",".join(f"{s:.4g}" for s in meta["spacing"])
-    return ("ok", case_id, f"{shape} voxels, spacing {spacing} mm")
+    return ("ok", case_id, f"{shape} voxels, spacing {spacing} mm", clips)
 
 
 # ------------------------------------------------------------------- whole stage
@@ -344,6 +433,7 @@ def slice_dataset(
     out: str | Path,
     params: SliceParams,
     log: Callable[[str], None] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Write the case store for ``adapter``'s dataset to ``out`` (atomically).
 
@@ -352,14 +442,16 @@ def slice_dataset(
         out: the case-store folder to produce.
         params: preprocessing parameters.
         log: called with one line per case and a summary (default: no output).
+        warn: called with each warning line (a window clipping the foreground,
+            :func:`clip_warnings`), after the cases; default: ``log``.
 
     Returns:
         the split written (``split.json`` contents).
     """
     out = Path(out)
     labels, lut = remap_classes(adapter.labels, params.label_map)
-    the_split = split.make_split(adapter.labelled(), adapter.unlabelled(),
-                                 params.n_test, params.n_val, where=adapter.raw)
+    kinds = win.resolve_kinds(params.norm, list(adapter.channels))  # refused before any work
+    the_split = choose_split(adapter, params)
     cases = casestore.sorted_cases([c for s in casestore.SPLITS for c in the_split[s]])
     dataset = {
         "name": adapter.name,
@@ -372,21 +464,49 @@ def slice_dataset(
         "n_cases": len(cases),
     }
     say = log or (lambda _line: None)
+    clipped = [(0, 0)] * len(kinds)
     with atomic.atomic_dir(out) as tmp:
         results = _run_cases(adapter, cases, params, lut, labels, tmp)
         try:
             for case_id in cases:
-                status, where, text = next(results)
+                status, where, text, clips = next(results)
                 if status == "error":
                     raise InputError(where, text)
+                clipped = [(a + c, b + t) for (a, b), (c, t) in zip(clipped, clips, strict=True)]
                 say(f"{case_id} [{split.split_of(the_split, case_id)}]: {text}")
         finally:
             results.close()  # with --jobs: cancel and wait before the folder is removed
         atomic.write_json(tmp / "dataset.json", dataset)
         split.write_split(tmp / "split.json", the_split)
+        split.write_nnunet_splits(tmp / split.NNUNET_FILE, the_split)
     counts = ", ".join(f"{s} {len(the_split[s])}" for s in casestore.SPLITS)
     say(f"sliced {len(cases)} cases ({counts}) -> {out}")
+    for line in clip_warnings(clipped, kinds, adapter.channels, params):
+        (warn or say)(line)
     return the_split
+
+
+def choose_split(adapter: Any, params: SliceParams) -> dict[str, Any]:
+    """The split of ``adapter``'s cases that ``params`` ask for (checked: any problem
+    with a splits or stratify file is an :class:`InputError` naming it).
+
+    Attributes for ``stratify`` come from ``stratify_file`` when given, else from the
+    adapter: its optional ``case_attributes()`` (case -> attribute -> value) or the
+    built-in ``prefix`` and ``modality`` (:func:`split.builtin_attributes`).
+    """
+    labelled, unlabelled = adapter.labelled(), adapter.unlabelled()
+    strata = None
+    if params.stratify_file is not None:
+        strata = split.read_attribute_csv(params.stratify_file, params.stratify or "")
+    elif params.stratify:
+        given = getattr(adapter, "case_attributes", None)
+        strata = split.builtin_attributes(params.stratify, labelled, adapter.channels,
+                                          given() if callable(given) else None)
+    splits_file = (None if params.split_file is None
+                   else split.read_splits_file(params.split_file, params.split_fold))
+    return split.make_split(labelled, unlabelled, params.n_test, params.n_val,
+                            where=adapter.raw, rule=params.split_rule,
+                            seed=params.split_seed, strata=strata, splits_file=splits_file)
 
 
 def _run_cases(adapter: Any, cases: list[str], params: SliceParams, lut: np.ndarray,
@@ -402,7 +522,7 @@ def _run_cases(adapter: Any, cases: list[str], params: SliceParams, lut: np.ndar
         return
     pool = ProcessPoolExecutor(max_workers=params.jobs)
     try:
-        futures: list[Future[tuple[str, Any, Any]]] = [
+        futures: list[Future[tuple[str, Any, Any, Any]]] = [
             pool.submit(_slice_one, adapter, c, params, lut, labels, root) for c in cases]
         for fut in futures:
             yield fut.result()
@@ -492,16 +612,38 @@ def build_parser() -> argparse.ArgumentParser:
                    "[0, 1] (default 0.5,99.5)")
     p.add_argument("--no-normalise", action="store_true",
                    help="keep non-CT channels raw")
+    p.add_argument("--norm", metavar="KIND[,KIND...]",
+                   help="normalisation per channel instead of by the dataset.json modality: "
+                   "ct (the window), zscore (mean 0, sd 1 over the non-zero voxels) or "
+                   "percentile; one for every channel or one per channel (e.g. ct,zscore)")
     p.add_argument("--spacing", type=_spacing_arg, metavar="Z,Y,X",
                    help="resample to this spacing in mm (0 or - keeps an axis)")
     p.add_argument("--inplane", type=positive_int, metavar="N",
                    help="resize every axial slice to N x N voxels (z kept)")
     p.add_argument("--n-test", type=count, default=split.DEFAULT_N_TEST,
-                   help=f"held-out test cases, first in natural order "
+                   help=f"held-out test cases, the first by --split "
                    f"(default {split.DEFAULT_N_TEST})")
     p.add_argument("--n-val", type=count, default=split.DEFAULT_N_VAL,
-                   help=f"validation cases, next in natural order (default "
+                   help=f"validation cases, the next by --split (default "
                    f"{split.DEFAULT_N_VAL})")
+    p.add_argument("--split", choices=split.RULES, default="ordered",
+                   help="order test, val and train are taken in: natural order of the "
+                   "case ids, or random (a permutation seeded by --split-seed)")
+    p.add_argument("--split-seed", type=count, default=0, metavar="N",
+                   help="seed of the random split (default 0)")
+    p.add_argument("--split-file", type=Path, metavar="JSON",
+                   help="nnU-Net splits_final.json: test = the fold's val, val = --n-val "
+                   "cases of the fold's train (by --split), train = the rest; --n-test "
+                   "is ignored")
+    p.add_argument("--split-fold", type=count, default=0, metavar="K",
+                   help="fold of --split-file (default 0)")
+    p.add_argument("--stratify", metavar="ATTR",
+                   help="take test and val from every value of this per-case attribute "
+                   "in proportion: a column of --stratify-file, or built in: "
+                   + ", ".join(split.BUILTIN_ATTRIBUTES))
+    p.add_argument("--stratify-file", type=Path, metavar="CSV",
+                   help="per-case attribute values: header 'case,<attr>,...', one row a "
+                   "case (without --stratify: its second column)")
     p.add_argument("--label-map", type=_label_map_arg, nargs="+", action="extend",
                    default=[], metavar="A:B",
                    help="map source label A to B (e.g. 2:0 makes class 2 background)")
@@ -531,11 +673,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         window=None if args.no_window else args.window,
         percentiles=None if args.no_normalise else args.percentiles,
         spacing=args.spacing, inplane=args.inplane,
-        n_test=args.n_test, n_val=args.n_val, label_map=mapping, crop=args.crop,
-        crop_margin=args.crop_margin, body_hu=args.body_hu, jobs=args.jobs)
+        n_test=args.n_test, n_val=args.n_val, split_rule=args.split,
+        split_seed=args.split_seed, split_file=args.split_file, split_fold=args.split_fold,
+        stratify=args.stratify or None, stratify_file=args.stratify_file,
+        label_map=mapping, crop=args.crop,
+        crop_margin=args.crop_margin, body_hu=args.body_hu, jobs=args.jobs,
+        norm=None if args.norm is None else win.norm_kinds(args.norm))
     if not args.raw.is_dir():
         raise InputError(args.raw, "raw folder not found (unpack the archive first)")
     adapter = get_adapter(args.adapter)(args.raw)
+
+    def warn(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
     tty = sys.stdout.isatty()
     if tty:
         from tqdm import tqdm
@@ -551,11 +701,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 bar.update(1)
 
         try:
-            slice_dataset(adapter, args.out, params, log=log)
+            slice_dataset(adapter, args.out, params, log=log, warn=warn)
         finally:
             bar.close()
     else:
-        slice_dataset(adapter, args.out, params, log=lambda line: print(line, flush=True))
+        slice_dataset(adapter, args.out, params, log=lambda line: print(line, flush=True),
+                      warn=warn)
     return 0
 
 
