@@ -88,6 +88,11 @@ REPORT_ARGS := --metrics dice,assd,id_rate,false_positives,misses
 # No instance HD95; the identification rate per epoch instead.
 NO_CURVES := val_hd95
 EXTRA_CURVES := val_id_rate
+# Test numbers stay on the training grid (no $(RES)/eval stage, make/common.mk): the
+# methods write instance maps scored by matched-instance metrics (id_rate, false
+# positives, misses) that the source-geometry evaluation (segline.eval_stage) does not
+# compute.
+SOURCE_EVAL := no
 
 include make/common.mk
 

@@ -70,6 +70,11 @@ TRAIN_DEPS = $(DATA)/mip $(DATA)/pseudo
 EXTRA_CURVES := val_cldice val_mip_dice
 EXTRA_RESULTS = $(RES)/pseudo_quality.md $(RES)/pseudo_quality.csv
 REPORT_ARGS = --metrics dice,cldice,hd95,assd,mip_dice $(if $(filter full,$(METHODS)),--reference full)
+# Test numbers stay on the training grid (no $(RES)/eval stage, make/common.mk): MIP
+# Dice is defined on the case store's MIP (data/<ds>/mip), which the source-geometry
+# evaluation (segline.eval_stage) does not have. The store keeps the source grid unless
+# SPACING or CROP is set.
+SOURCE_EVAL := no
 
 include make/common.mk
 

@@ -26,6 +26,7 @@ import numpy as np
 import scipy
 from scipy import ndimage
 
+from benchlib import cpu_model
 from segline.metrics import hd95
 
 SHAPE = (90, 512, 512)
@@ -73,16 +74,6 @@ def timed(fn: Callable[[], float], runs: int) -> tuple[float, list[float]]:
     return value, times
 
 
-def cpu_model() -> str:
-    """CPU model name from /proc/cpuinfo (Linux), else platform.processor()."""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> int:

@@ -33,26 +33,12 @@ from pathlib import Path
 
 import pandas as pd
 
-REPO = Path(__file__).resolve().parents[1]
+from benchlib import REPO, copy_project
+
 TIMED_SHELL = REPO / "bench" / "timed_shell.sh"
 DATASETS = ("spleen", "isles", "vessels")
-COPIED = ["Makefile", "pyproject.toml", "README.md", "make", "lineage", "preprocess", "src"]
 
 
-def copy_project(dest: Path) -> Path:
-    """Sources, makefiles and lineage files (no data, results or venv)."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in COPIED:
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(
-                src, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
-            )
-        else:
-            shutil.copy2(src, dest / name)
-    for mk in REPO.glob("*.make"):
-        shutil.copy2(mk, dest / mk.name)
-    return dest
 
 
 def make(root: Path, *args: str) -> float:

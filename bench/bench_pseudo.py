@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 import scipy
 
+from benchlib import cpu_model
 from segline import atomic, casestore, distmaps
 from segline.datasets.deterministic import CounterRNG
 from segline.datasets.toy_vessels import grow_tree, rasterise_tubes
@@ -90,15 +91,6 @@ def _version(dist: str) -> str:
         return "absent"
 
 
-def cpu_model() -> str:
-    """CPU model string from /proc/cpuinfo (or platform.processor())."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> int:

@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -37,36 +35,13 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-COPIED = ["Makefile", "pyproject.toml", "README.md", "make", "lineage", "preprocess", "src"]
+from benchlib import copy_project, cpu_model
+
 RES = Path("results/spleen-toy")
 
 
-def cpu_model() -> str:
-    """CPU model string from /proc/cpuinfo (or platform.processor())."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
-def copy_project(dest: Path) -> Path:
-    """Sources, makefiles and lineage files (no data, results or venv)."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in COPIED:
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(
-                src, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
-            )
-        else:
-            shutil.copy2(src, dest / name)
-    for mk in REPO.glob("*.make"):
-        shutil.copy2(mk, dest / mk.name)
-    return dest
 
 
 def make(root: Path, *args: str) -> float:

@@ -59,6 +59,12 @@ SEED ?= 0
 # another), so curves get a seed band and the report per-seed and pooled numbers.
 # Empty: one training per method with SEED, in results/<ds>/<method> as always.
 SEEDS ?=
+# FOLDS=k: k-fold cross-validation. The slicing stage deals the labelled cases to k
+# folds (split.json "folds", splits_final.json); every method is trained once per fold,
+# each its own target $(RES)/<method>/fold<i> (with SEEDS: $(RES)/<method>/fold<i>/seed<s>),
+# tested on fold i's held-out cases, so every case is tested exactly once, out of fold
+# (a run of its own, results/<ds>/folds/ unless RUN names another). Empty: no folds.
+FOLDS ?=
 DEVICE ?= auto
 # DEBUG=1 (or yes, true, or the older spelling --debug): a tiny subset per loader, the
 # trainer's --debug; 0, no, false or empty: off. DEBUG is also a name other tools read
@@ -112,6 +118,11 @@ SPLIT_FILE ?=
 SPLIT_FOLD ?= 0
 STRATIFY ?=
 STRATIFY_FILE ?=
+# One word of SPLIT_RULES (empty: ordered), checked before any recipe runs.
+SPLIT_RULES := ordered random
+ifneq ($(filter-out $(SPLIT_RULES),$(SPLIT))$(word 2,$(SPLIT)),)
+$(error SPLIT=$(strip $(SPLIT)): use SPLIT=ordered (natural order of the case ids) or SPLIT=random (a permutation seeded by SPLIT_SEED))
+endif
 # Refuse archives that declare more than UNPACK_RATIO times their own size (bombs).
 UNPACK_RATIO ?= 200
 # Refuse a file of a dataset folder (DATASET_DIR) over MAX_FILE_GB GB (10^9 bytes; 0: no
@@ -125,7 +136,9 @@ export SEGLINE_MAX_FILE_GB := $(MAX_FILE_GB)
 # results/<ds>/<method> holds files, not seed folders, so the two layouts never share
 # a folder: checked below). RUN, DS and the methods are names (make/names.mk):
 # letters, digits, '-' and '_'.
-RUN ?= $(if $(IS_DEBUG),debug$(if $(strip $(SEEDS)),-seeds),$(if $(strip $(SEEDS)),seeds))
+# A FOLDS run lands in RUN=folds (folds-seeds, debug-folds, debug-folds-seeds).
+fold_space := $(subst x, ,x)
+RUN ?= $(subst $(fold_space),-,$(strip $(if $(IS_DEBUG),debug) $(if $(strip $(FOLDS)),folds) $(if $(strip $(SEEDS)),seeds)))
 
 ifneq ($(filter-out 0 no false 1 yes true $(TOY_VARIANTS),$(TOY)),)
 $(error TOY=$(TOY): use TOY=1 (the toy)$(if $(TOY_VARIANTS), or a variant: $(TOY_VARIANTS)))
@@ -169,9 +182,9 @@ METHODS ?= $(ALL_METHODS)
 # make reads the makefile, before any rule uses it; one line and exit 2 otherwise.
 $(call check_name,DS,$(DS),$(if $(and $(DATASET_DIR),$(filter file,$(origin DS))), (DS is DATASET_DIR's folder name here: name the dataset with DS=<name>)))
 $(foreach m,$(ALL_METHODS) $(OPTIONAL_METHODS),$(call check_name,method,$(m), (ALL_METHODS or OPTIONAL_METHODS of $(firstword $(MAKEFILE_LIST)))))
-reserved_methods := $(strip $(foreach m,$(ALL_METHODS) $(OPTIONAL_METHODS),$(if $(or $(filter predict seeds debug,$(m)),$(call name_seed_like,$(m))),$(m))))
+reserved_methods := $(strip $(foreach m,$(ALL_METHODS) $(OPTIONAL_METHODS),$(if $(or $(filter predict eval seeds folds debug,$(m)),$(call name_seed_like,$(m)),$(call name_fold_like,$(m))),$(m))))
 ifneq ($(reserved_methods),)
-$(error method $(firstword $(reserved_methods)) of $(firstword $(MAKEFILE_LIST)): a method may not be named predict, seeds, debug or seed<k> (the predictions' and default runs' folders, a seed's folder))
+$(error method $(firstword $(reserved_methods)) of $(firstword $(MAKEFILE_LIST)): a method may not be named predict, eval, seeds, folds, debug, seed<k> or fold<k> (the predictions', evaluations' and default runs' folders, a seed's or a fold's folder))
 endif
 ifneq ($(RUN),)
 $(call check_name,RUN,$(RUN))
@@ -180,6 +193,9 @@ $(error RUN=$(RUN) is a method's folder name (results/$(DS)/$(RUN)); pick anothe
 endif
 ifeq ($(RUN),predict)
 $(error RUN=predict is the predictions' folder name (results/$(DS)/predict); pick another run name)
+endif
+ifeq ($(RUN),eval)
+$(error RUN=eval is the evaluations' folder name (results/$(DS)/eval); pick another run name)
 endif
 endif
 # A seed is digits only, without a leading zero (seed07 and seed7 would be one seed).
@@ -192,13 +208,29 @@ endif
 ifneq ($(words $(SEEDS)),$(words $(sort $(SEEDS))))
 $(error SEEDS=$(SEEDS): a seed is listed twice)
 endif
-# One training folder per method (and seed): the targets of `train`.
-METHOD_DIRS := $(if $(strip $(SEEDS)),$(foreach m,$(METHODS),$(foreach s,$(SEEDS),$(RES)/$(m)/seed$(s))),$(addprefix $(RES)/,$(METHODS)))
-# $(call method,NAME): the targets a method's variables go on, in either layout:
+# FOLDS: one integer >= 2 without leading zeros; it excludes SPLIT_FILE (whose folds
+# are given) and each of its folds is the word fold<i> of FOLD_LIST (0 .. k-1).
+ifneq ($(strip $(FOLDS)),)
+ifneq ($(or $(word 2,$(FOLDS)),$(call not_a_seed,$(strip $(FOLDS))),$(filter 0 1,$(strip $(FOLDS)))),)
+$(error FOLDS=$(strip $(FOLDS)): the number of cross-validation folds is one integer >= 2, e.g. FOLDS=5)
+endif
+ifneq ($(SPLIT_FILE),)
+$(error FOLDS=$(strip $(FOLDS)) and SPLIT_FILE=$(SPLIT_FILE) exclude each other: FOLDS deals the cases to folds itself, SPLIT_FILE takes one given fold)
+endif
+endif
+# $(call fold_range,K,0): the words 0 1 ... K-1.
+fold_range = $(if $(word $1,$2),$2,$(call fold_range,$1,$2 $(words $2)))
+FOLD_LIST := $(if $(strip $(FOLDS)),$(call fold_range,$(strip $(FOLDS)),0))
+# One training folder per method (and fold, and seed): the targets of `train`.
+method_folds = $(if $(strip $(FOLDS)),$(foreach i,$(FOLD_LIST),$1/fold$(i)),$1)
+METHOD_DIRS := $(foreach d,$(foreach m,$(METHODS),$(call method_folds,$(RES)/$(m))),$(if $(strip $(SEEDS)),$(foreach s,$(SEEDS),$(d)/seed$(s)),$(d)))
+# $(call method,NAME): the targets a method's variables go on, in every layout:
 #   $(call method,gdl): LOSSES := gdl:1
-method = $(RES)/$1 $(RES)/$1/seed%
+method = $(RES)/$1 $(RES)/$1/seed% $(RES)/$1/fold%
 # The seed of the training being built: from its seed<k> folder, else SEED.
 RUN_SEED = $(if $(strip $(SEEDS)),$(patsubst seed%,%,$(notdir $@)),$(SEED))
+# The fold of the training being built: the fold<i> folder below its method's folder.
+RUN_FOLD = $(patsubst fold%,%,$(word 2,$(subst /, ,$(patsubst $(RES)/%,%,$@))))
 unknown_methods := $(filter-out $(ALL_METHODS) $(OPTIONAL_METHODS),$(METHODS))
 ifneq ($(unknown_methods),)
 $(error unknown METHODS: $(unknown_methods); known: $(ALL_METHODS) $(OPTIONAL_METHODS))
@@ -216,13 +248,25 @@ endif
 # trainer checks again before it writes anything: segline.train.layout); clean-results,
 # clean-data and help stay possible.
 ifneq ($(if $(MAKECMDGOALS),$(filter-out help clean-results clean-data,$(MAKECMDGOALS)),all),)
+# Fold trainings $(RES)/<method>/fold<i> never share a method folder with the others.
+ifneq ($(strip $(FOLDS)),)
+layout_clash := $(firstword $(foreach m,$(METHODS),$(wildcard $(RES)/$(m)/args.json $(RES)/$(m)/seed[0-9]*)))
+ifneq ($(layout_clash),)
+$(error $(patsubst %/,%,$(dir $(layout_clash))) holds $(if $(filter %args.json,$(layout_clash)),a single training (args.json),seed<k> trainings) and fold<i> trainings never go beside it: train FOLDS in another run, e.g. RUN=$(if $(RUN),$(RUN)-folds,folds))
+endif
+else
+layout_clash := $(firstword $(foreach m,$(METHODS),$(wildcard $(RES)/$(m)/fold[0-9]*)))
+ifneq ($(layout_clash),)
+$(error $(patsubst %/,%,$(dir $(layout_clash))) holds fold<i> trainings ($(notdir $(layout_clash))) of a cross-validation: give FOLDS=k, or train in another run, e.g. RUN=$(if $(RUN),$(RUN)-single,single))
+endif
+endif
 ifneq ($(strip $(SEEDS)),)
-layout_clash := $(firstword $(foreach m,$(METHODS),$(wildcard $(RES)/$(m)/args.json)))
+layout_clash := $(firstword $(foreach m,$(METHODS),$(wildcard $(call method_folds,$(RES)/$(m))/args.json)))
 ifneq ($(layout_clash),)
 $(error $(patsubst %/,%,$(dir $(layout_clash))) holds a single-seed training (args.json) and seed<k> trainings never go inside one: train SEEDS in another run, e.g. RUN=$(if $(filter seeds,$(RUN)),seeds2,$(if $(RUN),$(RUN)-seeds,seeds)))
 endif
 else
-layout_clash := $(firstword $(foreach m,$(METHODS),$(wildcard $(RES)/$(m)/seed[0-9]*)))
+layout_clash := $(firstword $(foreach m,$(METHODS),$(wildcard $(addsuffix /seed[0-9]*,$(call method_folds,$(RES)/$(m))))))
 ifneq ($(layout_clash),)
 $(error $(patsubst %/,%,$(dir $(layout_clash))) holds seed<k> trainings ($(notdir $(layout_clash))) that a single-seed training would replace: train it in another run, e.g. RUN=$(if $(RUN),$(RUN)-single,single) (or add to the seeds with SEEDS=...))
 endif
@@ -283,7 +327,7 @@ export SEGLINE_ALWAYS = $(if $(filter FORCE,$^),1)
 export SEGLINE_INPUTS = $(filter $(DATA)/% $(RES)/%,$^)
 export SEGLINE_MAKE_START := $(MAKE_START)
 
-.PHONY: all data train plots report pack help clean-data clean-results predict FORCE
+.PHONY: all data train eval plots report pack help clean-data clean-results predict FORCE
 FORCE:
 
 all: pack
@@ -350,6 +394,8 @@ $(DATA)/cases: private CMD += $(if $(filter-out ordered,$(SPLIT)),--split $(SPLI
 $(DATA)/cases: $(SPLIT_FILE) $(STRATIFY_FILE)
 # NORM: the normalisation per channel instead of the dataset.json modality (recorded).
 $(DATA)/cases: private CMD += $(if $(NORM),--norm $(NORM))
+# FOLDS: the k-fold assignment of the labelled cases (recorded in split.json).
+$(DATA)/cases: private CMD += $(if $(strip $(FOLDS)),--folds $(strip $(FOLDS)))
 
 $(DATA)/dist: private CMD = preprocess/distmaps.py --cases $(DATA)/cases --out $(DATA)/dist $(DIST_ARGS)
 $(DATA)/dist: $(DATA)/cases $$(stale) | $(VENV_DEP)
@@ -371,13 +417,38 @@ TRAIN_PARAMS = --net $(NET) $(addprefix --net-opt ,$(NET_OPTS)) --epochs $(EPC) 
   $(if $(WEIGHT_MAP),--weight-map $(WEIGHT_MAP)) $(if $(filter-out 0 off no,$(COMPILE)),--compile $(COMPILE)) \
   $(if $(filter-out none,$(AUG)),--aug $(AUG)) $(if $(filter-out const,$(SCHED)),--sched $(SCHED)) \
   $(if $(filter-out 0,$(WARMUP)),--warmup $(WARMUP)) $(if $(filter-out 0 0.0,$(WD)),--wd $(WD)) \
-  $(OPTS) $(TRAIN_ARGS) $(if $(IS_DEBUG),--debug)
+  $(OPTS) $(TRAIN_ARGS) $(if $(IS_DEBUG),--debug)$(if $(strip $(FOLDS)), --fold $(RUN_FOLD))
 $(METHOD_DIRS): private CMD = -m $(TRAINER) --cases $(DATA)/cases --dist $(DATA)/dist --out $@ \
   --lineage $(LINEAGE) --device $(DEVICE) --amp $(AMP) $(TRAIN_PARAMS)
 $(METHOD_DIRS): $(RES)/%: $(DATA)/dist $(TRAIN_DEPS) $$(stale) | $(VENV_DEP)
 	$(PY) $(CMD)
 
 train: $(METHOD_DIRS)
+
+# ---------------------------------------------------------------------------
+# Evaluation in each case's source geometry (src/segline/eval_stage.py): per training
+# folder, $(RES)/eval/<method> ($(RES)/eval/<method>/seed<k>) holds the test cases
+# predicted by the predictor `predict` uses (best.pt), written back to each case's
+# source geometry (the files a user gets), metrics.csv scoring them against the
+# original label files of $(DATA)/raw (their own spacing, never resampled or cropped)
+# and grid.json. The report, its statistics, report_cases.csv and the test box plot
+# read it; the training grid's test/metrics.csv stays the report's secondary table and
+# validation (selection) stays on the training grid. Metric code that training does not
+# import is in these stages' .d files only: changing it re-evaluates, never retrains.
+# SOURCE_EVAL := no (a dataset makefile's hook, set before including this file) keeps
+# the test numbers on the training grid, for datasets whose test metrics exist only
+# there (vertebrae: instance metrics; vessels: mip_dice on the store's MIP).
+# ---------------------------------------------------------------------------
+EVAL_DIRS := $(if $(filter no,$(SOURCE_EVAL)),,$(patsubst $(RES)/%,$(RES)/eval/%,$(METHOD_DIRS)))
+EVAL_ARGS := $(addprefix --eval ,$(EVAL_DIRS))
+ifneq ($(EVAL_DIRS),)
+$(EVAL_DIRS): private CMD = -m segline.eval_stage --cases $(DATA)/cases --raw $(DATA)/raw \
+  --method $(patsubst $(RES)/eval/%,$(RES)/%,$@) --out $@ --device $(DEVICE) --amp $(AMP)
+$(EVAL_DIRS): $(RES)/eval/%: $(RES)/% $(DATA)/cases $(DATA)/raw $$(stale) | $(VENV_DEP)
+	$(PY) $(CMD)
+endif
+
+eval: $(EVAL_DIRS)
 
 # ---------------------------------------------------------------------------
 # Plots, report, archive: each buildable alone; each names the methods it covers,
@@ -398,9 +469,9 @@ comma := ,
 empty :=
 space := $(empty) $(empty)
 $(FIGURES): private CMD = -m segline.plots.figures --out-dir $(RES) \
-  --curves $(subst $(space),$(comma),$(strip $(CURVES))) --boxplot dice --progress $(METHOD_DIRS)
+  --curves $(subst $(space),$(comma),$(strip $(CURVES))) --boxplot dice --progress $(METHOD_DIRS) $(EVAL_ARGS)
 $(FIGURES): private TARGETS = $(FIGURES)
-$(FIGURES) &: $(METHOD_DIRS) $$(stale) | $(VENV_DEP)
+$(FIGURES) &: $(METHOD_DIRS) $(EVAL_DIRS) $$(stale) | $(VENV_DEP)
 	$(PY) $(CMD)
 $(RES)/overlays.png: private CMD = -m segline.plots.overlays --cases $(DATA)/cases --out $@ $(OVERLAY_ARGS) $(METHOD_DIRS)
 $(RES)/overlays.png: $(METHOD_DIRS) $$(stale) | $(VENV_DEP)
@@ -424,18 +495,20 @@ endif
 REPORTS := $(RES)/report.md $(RES)/report.csv $(RES)/report_cases.csv
 $(REPORTS): private CMD = -m segline.report --dataset $(NAME) --out $(RES)/report.md \
   --csv $(RES)/report.csv --cases-csv $(RES)/report_cases.csv --cases $(DATA)/cases \
-  --stat-reference $(REFERENCE) $(addprefix --plot ,$(notdir $(PLOTS))) $(REPORT_ARGS) $(METHOD_DIRS)
+  --stat-reference $(REFERENCE) $(addprefix --plot ,$(notdir $(PLOTS))) $(REPORT_ARGS) $(METHOD_DIRS) $(EVAL_ARGS)
 $(REPORTS): private TARGETS = $(REPORTS)
-$(REPORTS) &: $(METHOD_DIRS) $(DATA)/cases $$(stale) | $(PLOTS) $(VENV_DEP)
+$(REPORTS) &: $(METHOD_DIRS) $(EVAL_DIRS) $(DATA)/cases $$(stale) | $(PLOTS) $(VENV_DEP)
 	$(PY) $(CMD)
 
 report: $(RES)/report.md
 
 # The archive holds exactly what the report covers (and the plots of those methods):
-# the items are named, nothing else under $(RES) is packed.
+# the items are named, nothing else under $(RES) is packed. The evaluation folders go
+# in whole: their metrics.csv and grid.json, and their predictions (uint8 label maps,
+# gzip-compressed, small like each training's test/preds), the files the report scored.
 # Its name and pointer start with the run's NAME, <ds> or <ds>.<run> (segline.names).
 PACK_POINTER := archives/$(NAME)-latest.txt
-PACK_ITEMS = $(PLOTS) $(REPORTS) $(EXTRA_RESULTS) $(METHOD_DIRS)
+PACK_ITEMS = $(PLOTS) $(REPORTS) $(EXTRA_RESULTS) $(METHOD_DIRS) $(EVAL_DIRS)
 $(PACK_POINTER): private CMD = -m segline.pack --ds $(DS)$(if $(RUN), --run $(RUN)) --results $(RES) --outdir archives \
   $(if $(filter 1 yes true,$(PACK_MODELS)),--models) $(PACK_ITEMS)
 $(PACK_POINTER): $(PACK_ITEMS) $$(stale) | $(VENV_DEP)
@@ -451,10 +524,16 @@ pack: $(PACK_POINTER)
 # labels.txt (ITK-SNAP) and labels.ctbl (3D Slicer). src/segline/predict.py.
 PROBS ?=
 PROBS_ARG = $(if $(filter 1 yes true,$(PROBS)),--probs)
-PREDICT_DIRS := $(patsubst $(RES)/%,$(RES)/predict/%,$(METHOD_DIRS))
+# FOLDS: one folder per method, predicted by the ensemble of its fold models (the mean
+# of their softmax probabilities, src/segline/predicting/infer.py).
+PREDICT_METHODS := $(if $(strip $(FOLDS)),$(addprefix $(RES)/,$(METHODS)),$(METHOD_DIRS))
+PREDICT_DIRS := $(patsubst $(RES)/%,$(RES)/predict/%,$(PREDICT_METHODS))
 $(PREDICT_DIRS): private CMD = -m segline.predict --cases $(DATA)/cases --method $(patsubst $(RES)/predict/%,$(RES)/%,$@) \
   --out $@ --device $(DEVICE) --amp $(AMP) $(PROBS_ARG)
-$(PREDICT_DIRS): $(RES)/predict/%: $(RES)/% $$(stale) | $(VENV_DEP)
+# $(call trainings_of,METHOD): the training folders of METHOD (a '%' in a static
+# pattern rule's prerequisite would be the stem, hence this function).
+trainings_of = $(filter $(RES)/$1/%,$(METHOD_DIRS))
+$(PREDICT_DIRS): $(RES)/predict/%: $(if $(strip $(FOLDS)),$$(call trainings_of,$$*),$(RES)/%) $$(stale) | $(VENV_DEP)
 	$(PY) $(CMD)
 
 # predict INPUT=<folder> OUTPUT=<folder>: every NIfTI image of INPUT, each in its own
@@ -494,7 +573,7 @@ endif
 shell_quote = '$(subst ','\'',$1)'
 shell_word = $(if $(filter ~/%,$1),~/$(call shell_quote,$(patsubst ~/%,%,$1)),$(call shell_quote,$1))
 PREDICT_INPUT_CMD = -m segline.predict --input $(call shell_word,$(INPUT)) --output $(call shell_word,$(OUTPUT)) \
-  --cases $(DATA)/cases $(addprefix --method ,$(METHOD_DIRS)) --device $(DEVICE) --amp $(AMP) $(PROBS_ARG)
+  --cases $(DATA)/cases $(addprefix --method ,$(PREDICT_METHODS)) --device $(DEVICE) --amp $(AMP) $(PROBS_ARG)
 
 ifneq ($(strip $(INPUT)),)
 predict: $(METHOD_DIRS) | $(VENV_DEP)
@@ -512,7 +591,8 @@ clean-data:
 	rm -rf $(DATA)
 
 # The dependency files the CLIs wrote (segline.stage): code each target imported.
--include $(wildcard data/.*.d $(DATA)/.*.d $(RES)/.*.d $(RES)/*/.*.d archives/.*.d)
+-include $(wildcard data/.*.d $(DATA)/.*.d $(RES)/.*.d $(RES)/*/.*.d $(RES)/eval/*/.*.d archives/.*.d \
+  $(if $(strip $(FOLDS)),$(RES)/*/fold*/.*.d $(RES)/eval/*/fold*/.*.d))
 
 # ---------------------------------------------------------------------------
 # help: targets and knobs.
@@ -529,9 +609,10 @@ help:
 	  "  $(DATA)/cases       normalise, keep geometry, split train/val/test" \
 	  "  $(DATA)/dist        signed distance maps (mm), 2D and 3D" \
 	  "  data               everything up to the distance maps" \
-	  "  $(RES)/<method>$(if $(strip $(SEEDS)),/seed<k>)   train one method$(if $(strip $(SEEDS)), with one seed); methods: $(ALL_METHODS)$(if $(OPTIONAL_METHODS), (optional: $(OPTIONAL_METHODS)))" \
+	  "  $(RES)/<method>$(if $(strip $(FOLDS)),/fold<i>)$(if $(strip $(SEEDS)),/seed<k>)   train one method$(if $(strip $(SEEDS)), with one seed); methods: $(ALL_METHODS)$(if $(OPTIONAL_METHODS), (optional: $(OPTIONAL_METHODS)))" \
 	  "  train              all selected methods (METHODS)" \
 	  "  $(RES)/<plot>.png one plot: $(notdir $(PLOTS))" \
+	  "  eval               each training's test cases predicted in their source geometry and scored against the original labels -> $(RES)/eval/<method>/$(if $(EVAL_DIRS),, (off: SOURCE_EVAL=no))" \
 	  "  plots, report, pack" \
 	  "  predict            each method's predictions of the unlabelled cases -> $(RES)/predict/<method>/" \
 	  "  predict INPUT=dir OUTPUT=dir  predict every NIfTI image of INPUT (nnU-Net <case>_0000.nii.gz or one 3D/4D file per case) -> OUTPUT/<method>/" \
@@ -550,6 +631,7 @@ help:
 	  "  LR=x               learning rate ($(LR))" \
 	  "  SEED=N             seed for everything ($(SEED))" \
 	  "  SEEDS='0 1 2'      each method once per seed, in results/$(DS)/seeds/<method>/seed<k> (RUN=seeds by default) ($(SEEDS))" \
+	  "  FOLDS=k            k-fold cross-validation: each method once per fold, results/$(DS)/folds/<method>/fold<i> (RUN=folds by default; SEEDS: fold<i>/seed<k>); report pools out of fold, predict ensembles the folds ($(FOLDS))" \
 	  "  DEVICE=auto|cpu|cuda|cuda:N  ($(DEVICE))" \
 	  "  AMP=auto|off|bf16|fp16       mixed precision ($(AMP)); fp16 trains with loss scaling" \
 	  "  COMPILE=1|graphs   torch.compile the network (graphs: CUDA graphs); recorded ($(COMPILE))" \

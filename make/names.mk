@@ -39,3 +39,5 @@ name_seed_like = $(if $(filter seed%,$1),$(if $(patsubst seed%,%,$1),$(if $(call
 # $(call check_name,KNOB,VALUE[,HINT]): stop with one line naming the knob, the value
 # and the rule when VALUE is not a name.
 check_name = $(if $(call name_problem,$2),$(error $1='$2': not a valid name ($(call name_problem,$2)); $(NAME_RULE)$3))
+# $(call name_fold_like,NAME): non-empty when NAME is fold<digits>, a fold's folder name.
+name_fold_like = $(if $(filter fold%,$1),$(if $(patsubst fold%,%,$1),$(if $(call name_strip,$(patsubst fold%,%,$1),$(name_digits)),,$1)))

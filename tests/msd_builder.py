@@ -78,8 +78,13 @@ def make_task(
     task: str = "Task09_Spleen",
     labels: dict[str, str] | None = None,
     modality: dict[str, str] | None = None,
+    extra: dict[str, dict[str, Any]] | None = None,
 ) -> Path:
-    """Write an MSD task folder below ``raw``; return the task folder."""
+    """Write an MSD task folder below ``raw``; return the task folder.
+
+    ``extra``: case id -> more keys of its ``training`` entry (e.g. ``{"modality": "MR"}``).
+    """
+    extra = extra or {}
     train_ids = TRAIN_IDS if train_ids is None else train_ids
     test_ids = TEST_IDS if test_ids is None else test_ids
     folder = raw / task
@@ -96,8 +101,8 @@ def make_task(
         "labels": labels or {"0": "background", "1": "spleen"},
         "numTraining": len(train_ids),
         "numTest": len(test_ids),
-        "training": [{"image": f"./imagesTr/{c}.nii.gz", "label": f"./labelsTr/{c}.nii.gz"}
-                     for c in train_ids],
+        "training": [{"image": f"./imagesTr/{c}.nii.gz", "label": f"./labelsTr/{c}.nii.gz",
+                      **extra.get(c, {})} for c in train_ids],
         "test": [f"./imagesTs/{c}.nii.gz" for c in test_ids],
     }
     (folder / "dataset.json").write_text(json.dumps(meta, indent=1))

@@ -58,6 +58,8 @@ def knob_table(ds: str) -> dict[str, tuple[str, str | None]]:
         "SEED": ("7", "--seed 7"),
         # one training per seed, in the seed folders of the run debug-seeds
         "SEEDS": ("0 3", f"--out results/{toy}/debug-seeds/{method}/seed3 "),
+        # cross-validation: the store re-sliced with 2 folds, one training per fold
+        "FOLDS": ("2", "--folds 2"),
         "DEVICE": ("cpu", "--device cpu"),
         "AMP": ("off", "--amp off"),
         "COMPILE": ("1", "--compile 1"),

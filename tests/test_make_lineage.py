@@ -125,9 +125,11 @@ def test_fresh_tree_has_a_dependency_file_per_target(built: Path) -> None:
 def test_plots_package_change_rebuilds_plots_and_report_only(tree: Path) -> None:
     touch(tree / "src/segline/plots/__init__.py")
     plan = planned(make(tree, "-n", *DEFAULT, METHODS).stdout)
-    # one process draws the curves, boxplot and progress figures (segline.plots.figures)
+    # one process draws the curves, boxplot and progress figures (segline.plots.figures);
+    # the evaluation stages import the scoring of segline.evaluate, which imports the
+    # plots package (Stat): they are re-run too, never a training
     assert plan == {f"{RES}/overlays.png", "segline.plots.figures", f"{RES}/report.md",
-                    "segline.pack"}, plan  # fmt: skip
+                    "segline.pack", f"{RES}/eval/gdl", f"{RES}/eval/ce"}, plan  # fmt: skip
     before = snapshot(tree / "data") | snapshot(tree / RES / "gdl") | snapshot(tree / RES / "ce")
     proc = make(tree, *DEFAULT, METHODS)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -241,7 +243,12 @@ def test_archive_holds_exactly_what_the_report_covers(tree: Path) -> None:
     with tarfile.open(tree / "archives" / name) as tar:
         members = {m.name.split("/", 1)[1] for m in tar.getmembers()}
     tops = {m.split("/")[0] for m in members}
-    assert tops == {"SHA256SUMS", "gdl"} | {Path(p).name for p in PLOTS} - {"progress_ce.png"} | {
+    # eval: the evaluation folder of gdl (source-geometry test metrics the report shows)
+    assert {m for m in members if m.startswith("eval/")} >= {"eval/gdl/metrics.csv",
+                                                            "eval/gdl/grid.json"}  # fmt: skip
+    assert not any(m.startswith("eval/ce") for m in members)
+    plots = {Path(p).name for p in PLOTS} - {"progress_ce.png"}
+    assert tops == {"SHA256SUMS", "gdl", "eval"} | plots | {
         "report.md",
         "report.csv",
         "report_cases.csv",

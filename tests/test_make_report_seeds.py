@@ -20,7 +20,15 @@ import pandas as pd
 import pytest
 
 from conftest import copy_project
-from segline.stats import holm, paired_bootstrap_ci, wilcoxon_p
+from segline.stats import (
+    bca_ci,
+    holm,
+    min_wilcoxon_p,
+    no_verdict_note,
+    paired_bootstrap_ci,
+    wilcoxon_n,
+    wilcoxon_p,
+)
 
 pytestmark = pytest.mark.make
 
@@ -96,8 +104,21 @@ def test_report_per_seed_pooled_and_statistics(built: Path) -> None:
             assert min(EXACT_P_N3, key=lambda v: abs(v - p)) == pytest.approx(p)
         assert float(row[f"stat_{metric}_p_holm"]) == pytest.approx(holm([p])[0])
         assert row[f"stat_{metric}_verdict"] == "no evidence"
-    header = "| method | Δ Dice (95 % CI) | Wilcoxon p | Holm p | verdict | n |"
-    assert header in md and "| no evidence | 3 |" in md
+        # 3 cases: no data could reach p < 0.05, and the report says so, per metric
+        n_nonzero, ties = wilcoxon_n(diffs)
+        floor = min_wilcoxon_p(n_nonzero, ties)
+        note = no_verdict_note(n_nonzero, 3, floor, floor, 1)
+        assert floor >= 0.05 and note.endswith(": cannot reach p < 0.05")
+        assert row[f"stat_{metric}_verdict_note"] == note
+        assert float(row[f"stat_{metric}_min_p"]) == pytest.approx(floor)
+        assert row[f"stat_{metric}_ci_indicative"] == "True"
+        bca_lo, bca_hi, bca_method = bca_ci(diffs)
+        assert row[f"stat_{metric}_bca_method"] == bca_method
+        assert float(row[f"stat_{metric}_bca_lo"]) == pytest.approx(bca_lo)
+        assert float(row[f"stat_{metric}_bca_hi"]) == pytest.approx(bca_hi)
+        assert f"| no evidence ({note}) | 3 |" in md
+    header = "| method | Δ Dice (95 % CI) | BCa 95 % CI | Wilcoxon p | Holm p | verdict | n |"
+    assert header in md and "What the numbers can say" in md
     assert "### HD95 (mm): lower is better" in md
 
     # an undefined HD95 counts as the case's field-of-view diagonal (meta.json)

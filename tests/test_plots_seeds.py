@@ -350,7 +350,11 @@ def test_make_plans_progress_per_method_from_its_seed_folders(tmp_path: Path) ->
     lines = [ln for ln in proc.stdout.splitlines() if "segline.plots.figures" in ln]
     assert len(lines) == 1, lines
     folders = " ".join(f"{res}/{m}/seed{k}" for m in ("gdl", "gdl_boundary") for k in (0, 1))
-    assert lines[0].endswith(f"--progress {folders}"), lines[0]
+    evals = " ".join(
+        f"--eval {res}/eval/{m}/seed{k}" for m in ("gdl", "gdl_boundary") for k in (0, 1)
+    )
+    # the test box plot reads each training's evaluation folder (source geometry)
+    assert lines[0].endswith(f"--progress {folders} {evals}"), lines[0]
     assert f"--out-dir {res} " in lines[0]
     for name in ("lr", "alpha", "epoch_time"):
         assert name in lines[0].split("--curves ", 1)[1].split()[0].split(",")

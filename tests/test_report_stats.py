@@ -17,7 +17,7 @@ import pytest
 
 from segline.cli import run
 from segline.report import main
-from segline.stats import holm, paired_bootstrap_ci, wilcoxon_p
+from segline.stats import BCA, PERCENTILE, bca_ci, holm, paired_bootstrap_ci, wilcoxon_p
 
 NAN = math.nan
 DIAG = math.sqrt(3 * 20.0**2)
@@ -110,11 +110,30 @@ def test_worse_on_every_case_and_identical_method(three: Path, store: Path, tmp_
     md = (tmp_path / "report.md").read_text()
     d = -np.mean(DROP)
     lo, hi = float(b["stat_dice_ci_lo"]), float(b["stat_dice_ci_hi"])
-    assert f"| b | **{d:+.4f} [{lo:+.4f}, {hi:+.4f}]** | 0.00781 | 0.0156 | worse | 8 |" in md
-    assert "| c | +0.0000 [+0.0000, +0.0000] | 1 | 1 | no evidence | 8 |" in md
+    # n = 8 < 10: both CIs indicative; BCa beside the percentile CI, from the same resamples
+    bca_lo, bca_hi, method = bca_ci(-np.asarray(DROP))
+    assert method == BCA and float(b["stat_dice_bca_lo"]) == pytest.approx(bca_lo)
+    assert (bca_lo, bca_hi) == pytest.approx((-0.0600, -0.0288), abs=5e-5)
+    assert "| method | Δ Dice (95 % CI) | BCa 95 % CI | Wilcoxon p | Holm p | verdict | n |" in md
+    assert (
+        f"| b | **{d:+.4f} [{lo:+.4f}, {hi:+.4f}]** (indicative) | [-0.0600, -0.0288] BCa "
+        "(indicative) | 0.00781 | 0.0156 | worse | 8 |"
+    ) in md  # 2/2^8 · Holm over 2 < 0.05: reachable, no note
+    assert b["stat_dice_ci_indicative"] == "True" and b["stat_dice_verdict_note"] == ""
+    # c identical: all differences zero, BCa undefined (said), no verdict possible (said)
+    assert (
+        "| c | +0.0000 [+0.0000, +0.0000] (indicative) | [+0.0000, +0.0000] percentile "
+        "(BCa undefined) (indicative) | 1 | 1 | no evidence (0 of 8 differences non-zero: "
+        "cannot reach p < 0.05) | 8 |"
+    ) in md
+    assert c["stat_dice_verdict_note"] == "0 of 8 differences non-zero: cannot reach p < 0.05"
+    assert c["stat_dice_bca_method"] == PERCENTILE and c["stat_dice_n_nonzero"] == "0"
     assert "| verdict | n | undefined (method, reference) |" in md  # distance tables
     # HD95 of b: mean +3.205 mm (7 × −1 and one diagonal), ties → normal approximation
-    assert "| b | +3.205 [-1.000, +11.615] | 0.132 | 0.263 | no evidence | 8 | 1, 0 |" in md
+    assert (
+        "| b | +3.205 [-1.000, +11.615] (indicative) | [-1.000, +15.821] BCa (indicative) "
+        "| 0.132 | 0.263 | no evidence | 8 | 1, 0 |"
+    ) in md
     assert "field-of-view" in md and "diagonal in mm" in md
     assert "| 1.00 ± 0.00 (1 undefined) |" in md  # the count stays next to the mean
 

@@ -16,8 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import copy_project
+from conftest import copy_project, make_env
 from msd_builder import make_task
+from nnunet_builder import make_dataset
+from segline.datasets.msd import MSDAdapter, TaskFolderCases
+from segline.datasets.nnunet import NNUNetAdapter
 from segline.digest import sha256_file
 from segline.errors import InputError
 from segline.preprocess import split as sp
@@ -230,6 +233,51 @@ def test_choose_split_takes_the_adapters_per_case_attribute() -> None:
     assert s["test"] == ["case_1", "case_2"]  # one stratum: all CT
 
 
+def test_msd_dataset_json_extra_keys_are_case_attributes_for_strata(tmp_path: Path) -> None:
+    """3 MR + 2 CT entries (ids say nothing of it): STRATIFY=modality puts one of each
+    into test; without it, natural order puts the first two (both MR) there."""
+    extra: dict[str, dict[str, object]] = {c: {"modality": m} for c, m in MIXED.items()}
+    extra["case_1"] |= {"site": "A", "age": 61, "scanner": None}  # non-strings are not attributes
+    make_task(tmp_path / "raw", train_ids=list(MIXED), test_ids=["u_1"], extra=extra)
+    adapter = MSDAdapter(tmp_path / "raw")
+    got = adapter.case_attributes()
+    assert got == {c: {"modality": m} for c, m in MIXED.items() if c != "case_1"} | {
+        "case_1": {"modality": "MR", "site": "A"}}
+    assert adapter.labelled() == list(MIXED) and adapter.channels == ["CT"]
+    s = choose_split(adapter, SliceParams(n_test=2, n_val=1, stratify="modality"))
+    assert sorted(MIXED[c] for c in s["test"]) == ["CT", "MR"]
+    assert s["test"] == ["case_1", "case_4"] and s["infer"] == ["u_1"]
+    assert s["params"]["stratify"] == {"attribute": "modality", "strata": {"CT": 2, "MR": 3}}
+    assert choose_split(adapter, SliceParams(n_test=2, n_val=1))["test"] == ["case_1", "case_2"]
+    # the same through the slicing CLI, recorded in split.json
+    out = tmp_path / "cases"
+    assert main(["--raw", str(tmp_path / "raw"), "--out", str(out), "--n-test", "2",
+                 "--n-val", "1", "--no-window", "--stratify", "modality"]) == 0
+    written = json.loads((out / "split.json").read_text())
+    assert written["test"] == ["case_1", "case_4"]
+    # an attribute only some entries give is refused (never a silent fallback)
+    with pytest.raises(InputError) as err:
+        choose_split(adapter, SliceParams(n_test=2, n_val=1, stratify="site"))
+    assert str(err.value) == "STRATIFY=site: case 'case_2' has no 'site' value (and 3 more)"
+
+
+def test_adapters_without_per_case_attributes_fall_back_to_the_built_in_ones(
+    tmp_path: Path,
+) -> None:
+    """A plain MSD file and nnU-Net v2 (whose dataset.json lists no cases) give none:
+    STRATIFY=modality is the dataset's channels (one stratum), prefix the id's letters."""
+    make_task(tmp_path / "raw", train_ids=["ct_1", "ct_2", "mr_1", "mr_2", "mr_3"], test_ids=[])
+    adapter = MSDAdapter(tmp_path / "raw")
+    assert adapter.case_attributes() == {}
+    assert choose_split(adapter, SliceParams(n_test=2, n_val=1, stratify="modality"))[
+        "test"] == ["ct_1", "ct_2"]
+    s = choose_split(adapter, SliceParams(n_test=2, n_val=1, stratify="prefix"))
+    assert s["test"] == ["ct_1", "mr_1"]
+    assert NNUNetAdapter.case_attributes is TaskFolderCases.case_attributes
+    nnunet = NNUNetAdapter(make_dataset(tmp_path / "nnUNet_raw").parent)
+    assert nnunet.case_attributes() == {}
+
+
 def test_cli_writes_split_json_and_splits_final_and_refuses_a_bad_file(tmp_path: Path) -> None:
     ids = ["ct_1", "ct_2", "mr_1", "mr_2", "mr_3"]
     make_task(tmp_path / "raw", train_ids=ids, test_ids=["u_1"])
@@ -293,3 +341,23 @@ def test_make_split_random_changes_the_slicing_record(tmp_path: Path, run_make) 
     assert any("--split-file data/sp/cases/splits_final.json --split-fold 0" in ln
                and "--stratify prefix" in ln for ln in plan), plan
     assert planned("SPLIT_SEED=5") == []  # the seed of the ordered rule is unused
+
+
+@pytest.mark.parametrize("value", ["bogus", "Random", "random ordered"])
+def test_make_refuses_an_unknown_split_rule_at_parse_time(tmp_path: Path, value: str) -> None:
+    """`make -n` stops before any recipe with one line naming the knob and the choices."""
+    root = copy_project(tmp_path / "p")
+    proc = subprocess.run(
+        ["make", "-n", "--no-print-directory", "-f", "spleen.make", "TOY=1", f"SPLIT={value}",
+         "data"], cwd=root, env=make_env(), capture_output=True, text=True, timeout=120,
+        stdin=subprocess.DEVNULL)
+    assert proc.returncode != 0 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    assert (f"SPLIT={value}: use SPLIT=ordered (natural order of the case ids) or "
+            "SPLIT=random (a permutation seeded by SPLIT_SEED)") in proc.stderr
+    assert not (root / "data").exists()
+    ok = subprocess.run(
+        ["make", "-n", "--no-print-directory", "-f", "spleen.make", "TOY=1", "SPLIT=random",
+         "data"], cwd=root, env=make_env(), capture_output=True, text=True, timeout=120,
+        stdin=subprocess.DEVNULL)
+    assert ok.returncode == 0 and "--split random --split-seed 0" in ok.stdout, ok.stderr

@@ -2,8 +2,9 @@
 report's "cannot reach p < 0.05" verdict notes, CIs marked indicative below 10 cases,
 and the BCa bootstrap interval (against closed forms and ``scipy.stats.bootstrap``).
 
-Report tests use hand-built result folders (one epoch, class ``spleen``, Dice only) and
-``--stats-detail``; without it the report is unchanged (``tests/test_report_stats.py``).
+Report tests use hand-built result folders (one epoch, class ``spleen``, Dice only); the
+notes, indicative marks and BCa column are part of every report (no option turns them on
+or off).
 """
 
 from __future__ import annotations
@@ -206,7 +207,7 @@ def write_run(folder: Path, dice: list[float]) -> Path:
     return folder
 
 
-def make_report(tmp_path: Path, n: int, detail: bool = True) -> tuple[str, pd.Series]:
+def make_report(tmp_path: Path, n: int) -> tuple[str, pd.Series]:
     """Report of a (reference) and b = a + 0.01·(1..n) (b better on every case)."""
     root = tmp_path / "results" / "toy"
     ref = [0.5 + 0.01 * i for i in range(n)]
@@ -216,7 +217,7 @@ def make_report(tmp_path: Path, n: int, detail: bool = True) -> tuple[str, pd.Se
     ]
     out = tmp_path / "out"
     args = ["--out", str(out / "report.md"), "--csv", str(out / "report.csv")]
-    args += ["--metrics", "dice"] + (["--stats-detail"] if detail else [])
+    args += ["--metrics", "dice"]
     assert run(main, [*args, *map(str, dirs)]) == 0
     csv = pd.read_csv(out / "report.csv", keep_default_na=False, dtype=str)
     return (out / "report.md").read_text(), csv.set_index("method").loc["b"]
@@ -261,11 +262,23 @@ def test_report_n12_can_reach_a_verdict(tmp_path: Path) -> None:
     assert float(b["stat_dice_p"]) == pytest.approx(2 / 2**12)
 
 
-def test_report_without_detail_is_unchanged(tmp_path: Path) -> None:
-    page, b = make_report(tmp_path, 3, detail=False)
-    assert "| b | +0.0200 [+0.0100, +0.0300] | 0.25 | 0.25 | no evidence | 3 |" in page
-    assert "indicative" not in page and "BCa" not in page
-    assert not any("bca" in k or "note" in k or "indicative" in k for k in b.index)
+def test_report_states_the_limits_by_default(tmp_path: Path, capsys) -> None:
+    """No option needed for the notes, marks and BCa columns, and none hides them."""
+    page, b = make_report(tmp_path, 3)
+    lo, hi, _ = bca_ci([0.01, 0.02, 0.03])
+    assert (
+        f"| b | +0.0200 [+0.0100, +0.0300] (indicative) | [{lo:+.4f}, {hi:+.4f}] BCa "
+        "(indicative) | 0.25 | 0.25 | no evidence (n = 3: cannot reach p < 0.05) | 3 |"
+    ) in page
+    for k in ("bca_lo", "bca_hi", "bca_method", "n_nonzero", "min_p", "verdict_note"):
+        assert f"stat_dice_{k}" in b.index
+    assert b["stat_dice_ci_indicative"] == "True"
+    out = tmp_path / "x"
+    args = ["--out", str(out / "report.md"), "--csv", str(out / "report.csv")]
+    with pytest.raises(SystemExit) as exc:  # the former opt-in is gone, not silently kept
+        main([*args, "--stats-detail", str(tmp_path / "results" / "toy" / "a")])
+    assert exc.value.code == 2 and "--stats-detail" in capsys.readouterr().err
+    assert not out.exists()
 
 
 def test_report_holm_note_and_all_zero_differences(tmp_path: Path) -> None:
@@ -278,7 +291,7 @@ def test_report_holm_note_and_all_zero_differences(tmp_path: Path) -> None:
         dirs.append(write_run(root / name, [r + step * (i + 1) for i, r in enumerate(ref)]))
     out = tmp_path / "out"
     args = ["--out", str(out / "report.md"), "--csv", str(out / "report.csv")]
-    assert run(main, [*args, "--metrics", "dice", "--stats-detail", *map(str, dirs)]) == 0
+    assert run(main, [*args, "--metrics", "dice", *map(str, dirs)]) == 0
     page = (out / "report.md").read_text()
     for name in ("b", "c"):
         cells = stat_row(page, name)

@@ -9,7 +9,12 @@ A *case store* is a folder written by the slicing stage::
 
     data/<ds>/cases/
       dataset.json     name, class names, channel names, source format
-      split.json       {"train": [...], "val": [...], "test": [...], "infer": [...]}
+      split.json       {"train": [...], "val": [...], "test": [...], "infer": [...]},
+                       and "params": how the split was chosen (segline.preprocess.split)
+      splits_final.json  the same split in nnU-Net's format, one fold:
+                       [{"train": train + val, "val": test}] (SPLIT_FILE reads it back);
+                       cross-validation (FOLDS=k): split.json also holds "folds", one
+                       {"train", "val", "test"} per fold, and splits_final.json k folds
       <case_id>/
         image.npy      float32 (C, Z, Y, X): Z first, so one axial slice is one
                        contiguous block and ``mmap_mode="r"`` reads just that slice
@@ -93,15 +98,26 @@ class CaseStore:
     Args:
         root: the ``cases`` folder.
         dist_root: the ``dist`` folder, when distance maps are needed.
+        fold: with a cross-validation store (``split.json`` ``folds``, make ``FOLDS``),
+            the fold whose train / val / test :attr:`split` gives; None: the top-level
+            split.
     """
 
-    def __init__(self, root: str | Path, dist_root: str | Path | None = None) -> None:
+    def __init__(self, root: str | Path, dist_root: str | Path | None = None,
+                 fold: int | None = None) -> None:
         self.root = Path(root)
         self.dist_root = Path(dist_root) if dist_root is not None else None
+        self.fold = fold
         if not (self.root / "split.json").is_file():
             raise InputError(
                 self.root, "not a case store (split.json missing); run the slicing stage"
             )
+        if fold is not None:
+            folds = json.loads((self.root / "split.json").read_text()).get("folds") or []
+            if not 0 <= fold < len(folds):
+                have = f"folds 0..{len(folds) - 1}" if folds else "no folds (slice with FOLDS=k)"
+                raise InputError(self.root / "split.json", f"fold {fold} not in the store "
+                                 f"(it has {have})")
 
     @cached_property
     def dataset(self) -> dict[str, Any]:
@@ -112,6 +128,8 @@ class CaseStore:
     def split(self) -> dict[str, list[str]]:
         """Contents of ``split.json``; every split present, each in canonical order."""
         raw = json.loads((self.root / "split.json").read_text())
+        if self.fold is not None:
+            raw = {**raw["folds"][self.fold], "infer": raw.get("infer", [])}
         return {name: sorted_cases(raw.get(name, [])) for name in SPLITS}
 
     @property

@@ -45,7 +45,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from segline import atomic, csvio
@@ -53,9 +52,9 @@ from segline.casestore import sorted_cases
 from segline.cli import HelpFormatter, cli_of, entry, positive_int, prog
 from segline.datasets.nnunet import READABLE_ENDINGS, parse_labels, read_dataset_json
 from segline.errors import InputError
+from segline.labelpairs import check_values, read_pair
 from segline.metrics.table import METRICS, case_metrics, class_name_map
 from segline.plots import METRIC_INFO, Stat, class_mean, metric_label
-from segline.preprocess.geometry import check_same_grid, read_nifti
 from segline.report import TEST_METRICS, fmt_number, fmt_stat, fov_diagonal, is_distance
 
 #: Files beside the predictions that are not predictions: segline-predict's viewer
@@ -194,45 +193,12 @@ def pair_files(
 
 
 # ------------------------------------------------------------------ one case
-@dataclass
-class Volume:
-    """A label map read for scoring: (Z, Y, X) class indices and spacing (z, y, x) mm."""
-
-    data: np.ndarray
-    spacing: tuple[float, float, float]
-
-
-def read_pair(pred_path: Path, label_path: Path) -> tuple[Volume, Volume]:
-    """Prediction and label, checked to share one grid (shape and affine).
-
-    Raises:
-        InputError: unreadable, not 3D, non-integer, or another grid than the label's.
-    """
-    label = read_nifti(label_path, kind="label")
-    pred = read_nifti(pred_path, kind="label")
-    check_same_grid(label, pred)
-    spacing = label.spacing_xyz[::-1]
-    return Volume(label.data.T, spacing), Volume(pred.data.T, spacing)  # type: ignore[arg-type]
-
-
-def _check_values(volume: np.ndarray, path: Path, classes: dict[int, str] | None) -> set[int]:
-    """The values of a label map; each must be a class of dataset.json (or >= 0)."""
-    values = {int(v) for v in np.unique(volume)}
-    bad = sorted(v for v in values if v < 0 or (classes is not None and v not in classes))
-    if bad:
-        known = (
-            f"the classes of dataset.json ({', '.join(map(str, classes))})" if classes else ">= 0"
-        )
-        raise InputError(path, f"value(s) {', '.join(map(str, bad[:SHOWN]))} not among {known}")
-    return values
-
-
 def case_values(pred_path: Path, label_path: Path) -> list[int]:
     """The class values present in a prediction or its label (first pass without
     dataset.json)."""
     label, pred = read_pair(pred_path, label_path)
     return sorted(
-        _check_values(label.data, label_path, None) | _check_values(pred.data, pred_path, None)
+        check_values(label.data, label_path, None) | check_values(pred.data, pred_path, None)
     )
 
 
@@ -249,8 +215,8 @@ def score_case(
     (NaN) has the FOV diagonal of the label as ``value_for_statistics``.
     """
     label, pred = read_pair(pred_path, label_path)
-    _check_values(label.data, label_path, classes)
-    _check_values(pred.data, pred_path, classes)
+    check_values(label.data, label_path, classes)
+    check_values(pred.data, pred_path, classes)
     rows = case_metrics(pred.data, label.data, pred.spacing, classes, metrics=metrics)
     diagonal = fov_diagonal(label.data.shape, label.spacing)
     out = []

@@ -54,7 +54,12 @@ from segline.casestore import CaseStore
 from segline.cli import HelpFormatter, cli_of, entry, prog
 from segline.errors import InputError
 from segline.predicting import inputs, output
-from segline.predicting.infer import load_predictor, probabilities_to_source, read_args
+from segline.predicting.infer import (
+    fold_trainings,
+    load_predictor,
+    probabilities_to_source,
+    read_args,
+)
 from segline.predicting.labels import write_label_files
 from segline.preprocess.geometry import to_source, write_nifti_like
 from segline.seeds import training_label
@@ -77,7 +82,9 @@ def naming_hook(store: CaseStore) -> Callable[[dict[str, Any], str], str] | None
 def store_of(method: Path, cases: Path | None = None) -> CaseStore:
     """The case store of ``method``: ``cases`` if given, else the one its ``args.json``
     names (relative to the working folder or to a folder above the method's), checked
-    against the content digest its ``lineage.json`` recorded, when there is one."""
+    against the content digest its ``lineage.json`` recorded, when there is one (a
+    cross-validated method: each fold's). A fold training (``args.json`` ``fold``)
+    gets the store opened on its fold, so its ``test`` cases are the ones it held out."""
     args = read_args(method)
     if cases is None:
         named = Path(str(args.get("cases", "")))
@@ -93,9 +100,15 @@ def store_of(method: Path, cases: Path | None = None) -> CaseStore:
                 f"its case store {str(named)!r} is not found; give it with --cases",
             )
         cases = found
-    store = CaseStore(cases)
-    lineage = method / "lineage.json"
-    if lineage.is_file():
+    # a fold training sees its fold's split (its test cases: the evaluation stage); a
+    # cross-validated method's ensemble the store's own (infer is the same in every fold)
+    ensemble = fold_trainings(method)
+    fold = args.get("fold") if not ensemble else None
+    store = CaseStore(cases, fold=fold if isinstance(fold, int) else None)
+    for training in ensemble or [method]:  # a cross-validation: every fold
+        lineage = training / "lineage.json"
+        if not lineage.is_file():
+            continue
         try:
             recorded = json.loads(lineage.read_text()).get("inputs", {}).get("cases")
         except (OSError, ValueError) as err:
@@ -103,7 +116,7 @@ def store_of(method: Path, cases: Path | None = None) -> CaseStore:
         if recorded and stage.content_digest(store.root) != recorded:
             raise InputError(
                 store.root,
-                f"not the case store {training_label(method)} was "
+                f"not the case store {training_label(training)} was "
                 "trained on (content digest differs from its lineage.json); "
                 "predict with that store or train the method again",
             )

@@ -67,15 +67,18 @@ import numpy as np
 import pandas as pd
 
 from segline import atomic, stats
-from segline.casestore import CaseStore
+from segline.casestore import CaseStore, sorted_cases
 from segline.cli import HelpFormatter, cli_of, entry, prog
 from segline.errors import InputError
 from segline.plots import (
+    GRID_SOURCE,
+    GRID_TRAINING,
     INSTANCE_METRIC,
     METRIC_INFO,
     MethodGroup,
     MethodResults,
     Stat,
+    add_eval_folders,
     add_training_folders,
     case_table,
     class_mean,
@@ -86,6 +89,7 @@ from segline.plots import (
     require_metric,
 )
 from segline.report_config import config_section, wall_seconds
+from segline.seeds import sub_label
 
 MEAN_CLASS = "mean"
 TEST_METRICS = ("dice", "hd95", "assd")
@@ -127,7 +131,11 @@ CONVENTIONS_HEAD = f"""\
   all differences zero → p = 1. Holm: step-down adjustment across the compared
   methods, per metric. Verdict: better / worse when the Holm p < {stats.ALPHA} (direction
   from the sign and the metric: higher Dice, lower distance is better), else "no
-  evidence". With fewer than {stats.MIN_N} cases a two-sided p cannot fall below 0.05.
+  evidence". The verdict cell says when no data at its n could reach p < 0.05: without
+  ties the smallest exact p is 2/2^n (n non-zero differences: 0.0625 at n = 5, so at
+  least {stats.MIN_N} are needed), tied differences use the normal approximation, which
+  can go lower (4 equal differences: p = 0.046), and Holm raises the floor with the
+  number of methods compared.
 """
 # definitions added to the conventions when the metric is reported
 METRIC_CONVENTIONS = {
@@ -235,23 +243,26 @@ def _per_case(wide: pd.DataFrame, cls: str) -> pd.Series:
 
 
 def run_tables(
-    run: MethodResults, metrics: Sequence[str]
+    run: MethodResults, metrics: Sequence[str], grid: bool = False
 ) -> tuple[list[str], dict[str, pd.DataFrame]]:
     """(foreground classes, {metric: case × class test table}) of one training.
 
     Every metric's table has Dice's cases and classes: a missing row is undefined.
+    The test rows are the training's :attr:`~segline.plots.MethodResults.test` (the
+    evaluation stage's source geometry when given), or with ``grid`` the training
+    grid's (:attr:`~segline.plots.MethodResults.grid_test`).
 
     Raises:
         InputError: a metric has no test row for the training's foreground classes.
     """
-    path = run.path / "test" / "metrics.csv"
+    path = run.path / "test" / "metrics.csv" if grid else run.test_path
     for metric in dict.fromkeys(["dice", *metrics]):
-        require_metric(run.test, metric, path, "test")
-    dice = run.test_table("dice")
+        require_metric(run.grid_test if grid else run.test, metric, path, "test")
+    dice = run.test_table("dice", grid=grid)
     classes = [str(c) for c in dice.columns]
     tables = {"dice": dice}
     for metric in metrics:
-        table = run.test_table(metric, classes)
+        table = run.test_table(metric, classes, grid=grid)
         if table.empty:
             raise InputError(
                 path, f"no test {metric!r} rows for the classes of dice ({', '.join(classes)})"
@@ -262,13 +273,15 @@ def run_tables(
 
 @dataclass
 class GroupCases:
-    """One method's per-case test tables, one per training (seed).
+    """One method's per-case test tables, one per training (seed, fold).
 
     Attributes:
         group: the method and its trainings.
-        classes: foreground classes (the same for every seed).
-        cases: test case ids in canonical order (the same for every seed).
-        tables: per training, {metric: case × class table}.
+        classes: foreground classes (the same for every training).
+        cases: test case ids: those of every seed, or with folds (``FOLDS``) the
+            out-of-fold union of the folds' test cases (each case tested by exactly
+            one fold of each seed), in the first training's order, then canonical.
+        tables: per training, {metric: case × class table} (a fold: its own cases).
     """
 
     group: MethodGroup
@@ -280,6 +293,16 @@ class GroupCases:
     def seeded(self) -> bool:
         """Trained in seed folders (then per-seed and pooled rows)."""
         return self.group.runs[0].seed is not None
+
+    @property
+    def folded(self) -> bool:
+        """Trained in fold folders (cross-validation: per-fold and pooled rows)."""
+        return self.group.runs[0].fold is not None
+
+    @property
+    def several(self) -> bool:
+        """Trained in seed or fold folders: one row per training, then the pooled row."""
+        return self.seeded or self.folded
 
     @property
     def class_names(self) -> list[str]:
@@ -294,13 +317,15 @@ class GroupCases:
     def values(
         self, metric: str, cls: str, run: int | None = None, fill: pd.Series | None = None
     ) -> pd.Series:
-        """Per-case values of one training (``run``) or pooled over seeds (None).
+        """Per-case values of one training (``run``) or pooled (None).
 
         Args:
             metric: the metric.
             cls: a class name or ``mean``.
-            run: index of the training, or None for the mean over the trainings
-                (strict: undefined when any training's value is).
+            run: index of the training (its own test cases), or None: per case of
+                :attr:`cases`, the mean over the trainings that tested it (every seed;
+                with folds, the fold that held it out, once per seed), strict:
+                undefined when any of those values is.
             fill: per-case replacement of undefined values (the FOV diagonal in mm),
                 applied per class before any mean.
         """
@@ -312,28 +337,74 @@ class GroupCases:
                 diag = fill.reindex(wide.index).to_numpy()[:, None]
                 wide = wide.where(wide.notna(), np.broadcast_to(diag, wide.shape))
             columns.append(_per_case(wide, cls).rename(str(i)))
-        return pd.concat(columns, axis=1).mean(axis=1, skipna=False)
+        if run is not None:
+            return columns[0]
+        if not self.folded:
+            return pd.concat(columns, axis=1).mean(axis=1, skipna=False)
+        # folds: each training holds only its cases; average those present, strictly
+        table = pd.concat(columns, axis=1).reindex(self.cases)
+        tested = pd.concat([pd.Series(True, index=c.index) for c in columns], axis=1)
+        tested = tested.reindex(self.cases).fillna(False).to_numpy(dtype=bool)
+        undefined = (table.isna().to_numpy() & tested).any(axis=1)
+        mean = table.mean(axis=1, skipna=True)
+        return mean.where(~undefined, np.nan)
 
 
-def group_cases(group: MethodGroup, metrics: Sequence[str]) -> GroupCases:
-    """Read a method's trainings; all seeds must share classes and test cases."""
+def group_cases(group: MethodGroup, metrics: Sequence[str], grid: bool = False) -> GroupCases:
+    """Read a method's trainings (``grid``: their training-grid test rows); all seeds
+    must share classes and test cases; with folds, all folds share classes, a seed's
+    folds test disjoint cases and every seed's folds together the same cases."""
+    if group.runs[0].fold is not None:
+        return _fold_cases(group, metrics, grid)
     first_classes: list[str] | None = None
     first_cases: list[str] | None = None
     tables = []
     for run in group.runs:
-        classes, t = run_tables(run, metrics)
+        classes, t = run_tables(run, metrics, grid)
         cases = [str(c) for c in t["dice"].index]
         if first_classes is None:
             first_classes, first_cases = classes, cases
         elif classes != first_classes or cases != first_cases:
             raise InputError(
-                run.path / "test" / "metrics.csv",
+                run.path / "test" / "metrics.csv" if grid else run.test_path,
                 f"test cases or classes differ from {group.runs[0].label}'s; "
                 "the seeds of a method must be tested on the same cases",
             )
         tables.append(t)
     assert first_classes is not None and first_cases is not None
     return GroupCases(group, first_classes, first_cases, tables)
+
+
+def _fold_cases(group: MethodGroup, metrics: Sequence[str], grid: bool) -> GroupCases:
+    """:func:`group_cases` of a cross-validated method (``<method>/fold<i>[/seed<k>]``):
+    the out-of-fold cases, each tested once per seed."""
+    first_classes: list[str] | None = None
+    tables = []
+    by_seed: dict[int | None, dict[str, str]] = {}
+    for run in group.runs:
+        classes, t = run_tables(run, metrics, grid)
+        where = run.path / "test" / "metrics.csv" if grid else run.test_path
+        if first_classes is None:
+            first_classes = classes
+        elif classes != first_classes:
+            raise InputError(where, f"classes differ from {group.runs[0].label}'s; the folds "
+                             "of a method must be tested on the same classes")
+        held = by_seed.setdefault(run.seed, {})
+        for case in (str(c) for c in t["dice"].index):
+            if case in held:
+                raise InputError(where, f"test case {case} is also in {held[case]}'s test "
+                                 "set: the folds of a cross-validation test disjoint cases")
+            held[case] = run.label
+        tables.append(t)
+    assert first_classes is not None
+    sets = {seed: set(held) for seed, held in by_seed.items()}
+    first_seed = next(iter(sets))
+    for seed, ids in sets.items():
+        if ids != sets[first_seed]:
+            raise InputError(group.runs[0].path.parent, f"seed {seed}'s folds test other "
+                             f"cases than seed {first_seed}'s; every seed's folds must "
+                             "together test the same cases")
+    return GroupCases(group, first_classes, sorted_cases(list(sets[first_seed])), tables)
 
 
 def fov_diagonal(shape: Sequence[float], spacing: Sequence[float]) -> float:
@@ -352,12 +423,14 @@ def fov_diagonal(shape: Sequence[float], spacing: Sequence[float]) -> float:
     return float(np.sqrt(np.sum(extent**2)))
 
 
-def fov_diagonals(cases_dir: Path, cases: Sequence[str]) -> pd.Series:
+def fov_diagonals(cases_dir: Path, cases: Sequence[str], source: bool = False) -> pd.Series:
     """Per test case: the field-of-view diagonal in mm, sqrt(Σ (voxels · spacing)²).
 
     Read from each case's ``meta.json`` (``shape`` (Z, Y, X) and ``spacing`` (z, y, x)
-    mm of the stored arrays): the largest distance possible between two points of the
-    image, the value an undefined distance counts as.
+    mm of the stored arrays; with ``source``, ``source_shape_xyz`` and
+    ``source_spacing_xyz``, the grid the evaluation stage scores on): the largest
+    distance possible between two points of the image, the value an undefined distance
+    counts as.
 
     Raises:
         InputError: not a case store, or a test case absent from it.
@@ -370,10 +443,53 @@ def fov_diagonals(cases_dir: Path, cases: Sequence[str]) -> pd.Series:
             raise InputError(path, "test case missing from the case store (--cases)")
         meta = store.meta(case)
         try:
-            out[case] = fov_diagonal(meta["shape"], meta["spacing"])
+            out[case] = (
+                fov_diagonal(meta["source_shape_xyz"], meta["source_spacing_xyz"])
+                if source
+                else fov_diagonal(meta["shape"], meta["spacing"])
+            )
         except (KeyError, ValueError, TypeError) as err:
             raise InputError(path, "no numeric 'shape' and 'spacing'") from err
     return pd.Series(out, dtype=np.float64)
+
+
+# ------------------------------------------------------------------ which grid
+def grid_line(runs: Sequence[MethodResults], test_ids: Sequence[str]) -> str:
+    """The line under the results table: the grid of the test and validation numbers.
+
+    Example:
+        >>> grid_line([], ["a", "b"])
+        '*test: training grid, 2 cases: a, b; validation: training grid.*\\n'
+    """
+    grids = sorted({r.test_grid for r in runs}) or [GRID_TRAINING]
+    where = " and ".join(
+        "source geometry of each case" if g == GRID_SOURCE else g for g in grids
+    )
+    ids = ", ".join(test_ids)
+    return f"*test: {where}, {len(test_ids)} cases: {ids}; validation: {GRID_TRAINING}.*\n"
+
+
+def training_grid_section(
+    groups: Sequence[MethodGroup], metrics: Sequence[str], reference: str | None = None
+) -> str:
+    """The secondary table: the same test cases scored on the training grid (the
+    trainings' ``test/metrics.csv``: the case store's resampled or cropped arrays),
+    for comparison with the source-geometry numbers above it."""
+    cases = [group_cases(g, metrics, grid=True) for g in groups]
+    rows = [row for gc in cases for row in group_rows(gc, metrics)]
+    if reference is not None:
+        set_fractions(rows, reference)
+    ids = list(dict.fromkeys(c for gc in cases for c in gc.cases))
+    return (
+        f"## Test on the {GRID_TRAINING} (secondary)\n\n"
+        "The same test cases scored on the case store's grid, where the training scored "
+        "them (after any resampling or cropping of the slicing stage); the tables above "
+        "score the predictions written in each case's source geometry against the "
+        "original label files.\n\n"
+        + markdown_table(rows, reference)
+        + f"\n*test: {GRID_TRAINING}, {len(ids)} cases: {', '.join(ids)}; validation: "
+        f"{GRID_TRAINING}.*\n"
+    )
 
 
 # ------------------------------------------------------------------ results rows
@@ -388,7 +504,8 @@ class Row:
             (pooled: the mean over the seeds).
         test: per metric, mean ± sd over test cases (pooled: of the seed-mean per case).
         seed: the seed of a one-seed row; None for the method's own row.
-        pooled: the method's own row pools several seed folders.
+        fold: the fold of a one-fold row (``FOLDS``); None otherwise.
+        pooled: the method's own row pools several seed or fold folders.
         best: columns where the row has the best mean (CSV ``best_*``).
         fraction: per higher-is-better metric, mean ÷ the ``--reference`` method's.
     """
@@ -404,16 +521,20 @@ class Row:
     pooled: bool = False
     best: set[str] = field(default_factory=set)
     fraction: dict[str, float] = field(default_factory=dict)
+    fold: int | None = None
 
     @property
     def label(self) -> str:
-        """``method`` (one per method) or ``method/seed<k>`` (one seed's training)."""
-        return self.method if self.seed is None else f"{self.method}/seed{self.seed}"
+        """``method`` (one per method), ``method/seed<k>``, ``method/fold<i>`` or
+        ``method/fold<i>/seed<k>`` (one training)."""
+        sub = sub_label(self.fold, self.seed)
+        return f"{self.method}/{sub}" if sub else self.method
 
     @property
     def summary(self) -> bool:
-        """The method's own row (single training or pooled seeds), not one seed's."""
-        return self.seed is None
+        """The method's own row (single training or pooled), not one training's."""
+        return self.seed is None and self.fold is None
+
 
 
 def _val_dice(run: MethodResults, classes: Sequence[str], cls: str) -> tuple[int, float]:
@@ -432,7 +553,7 @@ def group_rows(gc: GroupCases, metrics: Sequence[str]) -> list[Row]:
     rows = []
     for cls in gc.class_names:
         val = [_val_dice(r, gc.classes, cls) for r in runs]
-        if gc.seeded:
+        if gc.several:
             for i, r in enumerate(runs):
                 rows.append(
                     Row(
@@ -444,6 +565,7 @@ def group_rows(gc: GroupCases, metrics: Sequence[str]) -> list[Row]:
                         val_dice=val[i][1],
                         test={m: Stat.of(gc.values(m, cls, i).to_numpy()) for m in metrics},
                         seed=r.seed,
+                        fold=r.fold,
                     )
                 )
         rows.append(
@@ -455,7 +577,7 @@ def group_rows(gc: GroupCases, metrics: Sequence[str]) -> list[Row]:
                 n_val=val[0][0],
                 val_dice=float(np.mean([v for _, v in val])),
                 test={m: Stat.of(gc.values(m, cls).to_numpy()) for m in metrics},
-                pooled=gc.seeded,
+                pooled=gc.several,
             )
         )
     # seeds' rows first, class by class, then the pooled rows: group per kind
@@ -555,7 +677,8 @@ def seeds_table(rows: Sequence[Row]) -> str:
     seeded = [r for r in rows if r.pooled]
     lines = []
     for p in seeded:
-        per_seed = [r for r in rows if r.seed is not None and r.method == p.method]
+        per_seed = [r for r in rows if r.seed is not None and r.fold is None
+                    and r.method == p.method]
         per_seed = [r for r in per_seed if r.cls == p.cls]
         if len(per_seed) < 2:
             continue
@@ -593,7 +716,7 @@ class Comparison:
             no verdict is possible at this n, "" when one is
             (:func:`segline.stats.no_verdict_note`).
         bca_lo, bca_hi, ci_method: the BCa interval, or the percentile one where BCa is
-            undefined, and which (``--stats-detail`` only; NaN and "" otherwise).
+            undefined, and which (NaN and "" when not computed).
     """
 
     method: str
@@ -630,7 +753,6 @@ def compare(
     reference: str,
     metrics: Sequence[str],
     diagonals: pd.Series | None,
-    detail: bool = False,
 ) -> list[Comparison]:
     """Every other method against ``reference``, per metric, Holm across methods.
 
@@ -638,8 +760,8 @@ def compare(
     by the case's FOV diagonal (``diagonals``; None: distance metrics not computed).
     Cases are paired by id (those both methods have; a non-distance value still
     undefined drops the pair, and n says so). Each comparison also gets the smallest
-    attainable Holm p at its n and the note saying when that rules out a verdict;
-    ``detail`` adds the BCa interval.
+    attainable Holm p at its n, the note saying when that rules out a verdict, and the
+    BCa interval.
     """
     ref = next(gc for gc in cases if gc.group.name == reference)
     others = [gc for gc in cases if gc.group.name != reference]
@@ -673,8 +795,7 @@ def compare(
             c.p = stats.wilcoxon_p(diffs)
             c.n_nonzero, ties = stats.wilcoxon_n(diffs)
             floors.append(stats.min_wilcoxon_p(c.n_nonzero, ties))
-            if detail:
-                c.bca_lo, c.bca_hi, c.ci_method = stats.bca_ci(diffs)
+            c.bca_lo, c.bca_hi, c.ci_method = stats.bca_ci(diffs)
             batch.append(c)
         adjusted = stats.holm([c.p for c in batch])
         least = iter(stats.min_holm_p(floors))
@@ -690,7 +811,7 @@ def compare(
     return out
 
 
-STATS_DETAIL_PROSE = (
+STATS_LIMITS_PROSE = (
     "What the numbers can say: a verdict cell states when no data at its n could give "
     "a verdict — the smallest attainable Wilcoxon p (2/2^n for n non-zero differences "
     "without ties, e.g. 0.25 at n = 3; lower bounds for tied data), raised by Holm's "
@@ -703,43 +824,40 @@ STATS_DETAIL_PROSE = (
     "it gives the percentile interval and says so. The verdict and the bold rest on the "
     "Holm p alone, never on a CI.\n"
 )
-"""Explanation under the statistics heading with ``--stats-detail``."""
+"""Explanation under the statistics heading: what the notes, marks and BCa column mean."""
 
 
-def _stats_row(c: Comparison, digits: int, dist: bool, detail: bool) -> str:
+def _stats_row(c: Comparison, digits: int, dist: bool) -> str:
     """One statistics table row (see :func:`stats_section`), ``digits`` + 1 decimals."""
     tail = f" {c.undefined[0]}, {c.undefined[1]} |" if dist else ""
     if c.reason:
-        return (
-            f"| {c.method} | – |{' – |' if detail else ''} – | – | not computed: {c.reason} "
-            f"| {c.n} |" + (" – |" if dist else "")
-        )
+        cells = f"| {c.method} | – | – | – | – | not computed: {c.reason} | {c.n} |"
+        return cells + (" – |" if dist else "")
     d = digits + 1
     text = f"{c.diff:+.{d}f} [{c.lo:+.{d}f}, {c.hi:+.{d}f}]"
     if c.evidence:
         text = f"**{text}**"
     verdict = c.verdict
-    if detail:
-        if c.indicative:
-            text += " (indicative)"
-        bca = f"[{c.bca_lo:+.{d}f}, {c.bca_hi:+.{d}f}]"
-        bca += " BCa" if c.ci_method == stats.BCA else " percentile (BCa undefined)"
-        if c.indicative:
-            bca += " (indicative)"
-        text += f" | {bca}"
-        if c.note:
-            verdict += f" ({c.note})"
+    if c.indicative:
+        text += " (indicative)"
+    bca = f"[{c.bca_lo:+.{d}f}, {c.bca_hi:+.{d}f}]"
+    bca += " BCa" if c.ci_method == stats.BCA else " percentile (BCa undefined)"
+    if c.indicative:
+        bca += " (indicative)"
+    text += f" | {bca}"
+    if c.note:
+        verdict += f" ({c.note})"
     return f"| {c.method} | {text} | {fmt_p(c.p)} | {fmt_p(c.p_holm)} | {verdict} | {c.n} |" + tail
 
 
-def stats_section(
-    comparisons: Sequence[Comparison], reference: str, n_methods: int, detail: bool = False
-) -> str:
-    """Markdown: one table per metric (method | difference [CI] | p | Holm p | verdict | n).
+def stats_section(comparisons: Sequence[Comparison], reference: str, n_methods: int) -> str:
+    """Markdown: one table per metric (method | difference [CI] | BCa CI | p | Holm p |
+    verdict | n).
 
-    ``detail`` (``--stats-detail``) adds a BCa CI column, marks CIs from fewer than
-    :data:`segline.stats.INDICATIVE_N` cases as indicative, states in the verdict cell
-    when no data at its n could reach p < 0.05, and explains these (:data:`STATS_DETAIL_PROSE`).
+    What the numbers can say is part of every table, not an option: CIs from fewer than
+    :data:`segline.stats.INDICATIVE_N` cases are marked indicative, the BCa CI stands
+    beside the percentile one, the verdict cell states when no data at its n could reach
+    p < 0.05, and :data:`STATS_LIMITS_PROSE` explains these.
     """
     parts = [f"## Statistics: each method against {reference} (paired over test cases)\n"]
     if n_methods < 2:
@@ -751,8 +869,7 @@ def stats_section(
         "(Holm p < 0.05). Distances: an undefined case counts as its field-of-view "
         "diagonal; 'undefined (method, reference)' gives how many cases that concerns.\n"
     )
-    if detail:
-        parts.append(STATS_DETAIL_PROSE)
+    parts.append(STATS_LIMITS_PROSE)
     for metric in dict.fromkeys(c.metric for c in comparisons):
         rows = [c for c in comparisons if c.metric == metric]
         info = METRIC_INFO[metric]
@@ -760,13 +877,12 @@ def stats_section(
         dist = is_distance(metric)
         lines = [
             f"### {title}: {'higher' if info.higher_is_better else 'lower'} is better\n",
-            f"| method | Δ {metric_title(metric)} (95 % CI) |"
-            + (" BCa 95 % CI |" if detail else "")
+            f"| method | Δ {metric_title(metric)} (95 % CI) | BCa 95 % CI |"
             + " Wilcoxon p | Holm p | verdict | n |"
             + (" undefined (method, reference) |" if dist else ""),
-            "|---|---|---|---|---|---|" + ("---|" if detail else "") + ("---|" if dist else ""),
+            "|---|---|---|---|---|---|---|" + ("---|" if dist else ""),
         ]
-        lines += [_stats_row(c, info.digits, dist, detail) for c in rows]
+        lines += [_stats_row(c, info.digits, dist) for c in rows]
         parts.append("\n".join(lines) + "\n")
     return "\n".join(parts)
 
@@ -808,14 +924,17 @@ def cases_csv_text(
     class, metric, value, and ``value_for_statistics`` (undefined distances as the FOV
     diagonal; empty for distances without a case store)."""
     records = []
+    folded = any(gc.folded for gc in cases)
     for gc in cases:
-        kinds: list[tuple[str, int | None]] = []
-        if gc.seeded:
-            kinds = [(str(r.seed), i) for i, r in enumerate(gc.group.runs)]
-            kinds.append(("pooled", None))
+        kinds: list[tuple[str, str, int | None]] = []
+        if gc.several:
+            kinds = [("" if r.seed is None else str(r.seed),
+                      "" if r.fold is None else str(r.fold), i)
+                     for i, r in enumerate(gc.group.runs)]
+            kinds.append(("pooled", "pooled" if gc.folded else "", None))
         else:
-            kinds = [("", 0)]
-        for seed, run in kinds:
+            kinds = [("", "", 0)]
+        for seed, fold, run in kinds:
             for cls in gc.class_names:
                 for m in metrics:
                     raw = gc.values(m, cls, run)
@@ -833,6 +952,7 @@ def cases_csv_text(
                                 "dataset": dataset,
                                 "method": gc.group.name,
                                 "seed": seed,
+                                **({"fold": fold} if folded else {}),
                                 "case": case,
                                 "class": cls,
                                 "metric": m,
@@ -903,9 +1023,12 @@ def plots_section(plots: Sequence[str]) -> str:
 
 def _methods_line(groups: Sequence[MethodGroup]) -> str:
     def one(g: MethodGroup) -> str:
-        if g.runs[0].seed is None:
-            return g.name
-        return f"{g.name} (seeds {', '.join(str(s) for s in g.seeds)})"
+        folds = sorted({r.fold for r in g.runs if r.fold is not None})
+        seeds = sorted({r.seed for r in g.runs if r.seed is not None})
+        parts = ([f"folds {', '.join(str(f) for f in folds)}, pooled out of fold"]
+                 if folds else []) + ([f"seeds {', '.join(str(s) for s in seeds)}"]
+                                      if seeds else [])
+        return f"{g.name} ({'; '.join(parts)})" if parts else g.name
 
     return f"Methods ({len(groups)}): " + ", ".join(one(g) for g in groups) + ".\n"
 
@@ -917,12 +1040,12 @@ def csv_text(
     runs: Sequence[MethodResults],
     reference: str | None = None,
     stat_reference: str | None = None,
-    detail: bool = False,
 ) -> str:
     """One CSV row per results row (full precision), statistics on the class-mean rows
     of the compared methods (``stat_<metric>_*``), wall time per training.
 
-    ``detail`` adds per metric ``stat_<metric>_ci_indicative`` (n < 10),
+    Besides difference, CI, p, Holm p, verdict and n, per metric
+    ``stat_<metric>_ci_indicative`` (n < 10),
     ``_bca_lo``, ``_bca_hi``, ``_bca_method`` (BCa or percentile where BCa is
     undefined), ``_n_nonzero``, ``_min_p`` (smallest attainable Holm p) and
     ``_verdict_note`` (why no verdict is possible; the verdict column stays plain)."""
@@ -932,12 +1055,14 @@ def csv_text(
     for r in rows:
         stat_cls[r.method] = r.cls  # the last class row is the mean (or the only class)
     records = []
+    folded = any(r.fold is not None for r in rows)
     for r in rows:
         single = len(r.best_epochs) == 1
         rec: dict[str, object] = {
             "dataset": dataset,
             "method": r.method,
             "seed": "" if r.seed is None else r.seed,
+            **({"fold": "" if r.fold is None else r.fold} if folded else {}),
             "pooled_seeds": len(r.best_epochs) if r.pooled else "",
             "class": r.cls,
             "best_epoch": r.best_epochs[0] if single else _epochs_text(r.best_epochs),
@@ -959,7 +1084,7 @@ def csv_text(
         rec["train_seconds"] = (
             seconds.get(r.label, math.nan)
             if not r.pooled
-            else sum(v for k, v in seconds.items() if k.startswith(f"{r.method}/seed"))
+            else sum(v for k, v in seconds.items() if k.startswith(f"{r.method}/"))
         )
         if stat_reference is not None:
             rec["stat_reference"] = stat_reference
@@ -975,16 +1100,15 @@ def csv_text(
                     f"stat_{m}_verdict": c.verdict if c else "",
                     f"stat_{m}_n": c.n if c else "",
                 }
-                if detail:
-                    rec |= {
-                        f"stat_{m}_ci_indicative": c.indicative if c else "",
-                        f"stat_{m}_bca_lo": c.bca_lo if c else math.nan,
-                        f"stat_{m}_bca_hi": c.bca_hi if c else math.nan,
-                        f"stat_{m}_bca_method": c.ci_method if c else "",
-                        f"stat_{m}_n_nonzero": c.n_nonzero if c and not c.reason else "",
-                        f"stat_{m}_min_p": c.min_p if c else math.nan,
-                        f"stat_{m}_verdict_note": c.note if c else "",
-                    }
+                rec |= {
+                    f"stat_{m}_ci_indicative": c.indicative if c else "",
+                    f"stat_{m}_bca_lo": c.bca_lo if c else math.nan,
+                    f"stat_{m}_bca_hi": c.bca_hi if c else math.nan,
+                    f"stat_{m}_bca_method": c.ci_method if c else "",
+                    f"stat_{m}_n_nonzero": c.n_nonzero if c and not c.reason else "",
+                    f"stat_{m}_min_p": c.min_p if c else math.nan,
+                    f"stat_{m}_verdict_note": c.note if c else "",
+                }
                 if is_distance(m):
                     rec[f"stat_{m}_undefined_method"] = c.undefined[0] if c else ""
                     rec[f"stat_{m}_undefined_reference"] = c.undefined[1] if c else ""
@@ -1012,7 +1136,6 @@ def build_report(
     stat_reference: str | None = None,
     cases_dir: Path | None = None,
     plots: Sequence[str] = (),
-    stats_detail: bool = False,
 ) -> Report:
     """The report of ``runs`` (trainings as from :func:`segline.plots.load_methods`).
 
@@ -1023,8 +1146,6 @@ def build_report(
             method in name order).
         cases_dir: the case store, for the FOV diagonals of undefined distances.
         plots: plot file names beside the page, linked in order.
-        stats_detail: add what the statistics can say (:func:`stats_section`): BCa
-            CI, indicative marks, unreachable-verdict notes (page and CSV).
 
     Raises:
         InputError: a reference is not among the methods; a metric is missing.
@@ -1043,8 +1164,9 @@ def build_report(
     if reference is not None:
         set_fractions(rows, reference)
     test_ids = list(dict.fromkeys(c for gc in cases for c in gc.cases))
-    diagonals = fov_diagonals(cases_dir, test_ids) if cases_dir is not None else None
-    comparisons = compare(cases, stat_ref, metrics, diagonals, stats_detail)
+    on_source = any(r.eval_path is not None for r in runs)
+    diagonals = fov_diagonals(cases_dir, test_ids, on_source) if cases_dir is not None else None
+    comparisons = compare(cases, stat_ref, metrics, diagonals)
 
     notes = selection_notes(runs, rows)
     if reference:
@@ -1062,12 +1184,15 @@ def build_report(
         "\n\n".join(notes) + "\n",
         "## Results (test: mean ± sd over test cases)\n",
         table,
+        grid_line(runs, test_ids),
     ]
     over_seeds = seeds_table(rows)
     if over_seeds:
         parts.append(over_seeds)
+    if on_source:
+        parts.append(training_grid_section(groups, metrics, reference))
     parts += [
-        stats_section(comparisons, stat_ref, len(groups), stats_detail),
+        stats_section(comparisons, stat_ref, len(groups)),
         per_case_section(cases, metrics),
         config_section(groups),
     ]
@@ -1076,7 +1201,7 @@ def build_report(
     parts.append(conventions(metrics))
     return Report(
         page="\n".join(parts),
-        csv=csv_text(dataset, rows, comparisons, runs, reference, stat_ref, stats_detail),
+        csv=csv_text(dataset, rows, comparisons, runs, reference, stat_ref),
         cases_csv=cases_csv_text(dataset, cases, metrics, diagonals),
         table=table,
     )
@@ -1125,15 +1250,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="a method's name (e.g. full): every method's higher-is-better means are also "
         "shown as a percentage of this method's means (default: no percentage columns)",
     )
-    p.add_argument(
-        "--stats-detail",
-        action="store_true",
-        help="say what the statistics can say: a BCa CI beside the percentile one, CIs "
-        f"from fewer than {stats.INDICATIVE_N} cases marked indicative, and verdict cells "
-        "that state when no data at their n could reach p < 0.05 (page and CSV; "
-        "default off, the report as before)",
-    )
     add_training_folders(p)
+    add_eval_folders(p)
     return p
 
 
@@ -1144,7 +1262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     bad = [name for name in args.plot if not name or "/" in name or name.startswith(".")]
     if bad:
         raise InputError("--plot", f"{bad[0]!r}: a file name beside the report, no folder")
-    runs = load_methods(args.methods)
+    runs = load_methods(args.methods, args.eval)
     dataset = args.dataset or runs[0].dataset
     report = build_report(
         runs,
@@ -1154,7 +1272,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.stat_reference,
         args.cases,
         args.plot,
-        args.stats_detail,
     )
     if args.cases_csv:
         atomic.write_text(args.cases_csv, report.cases_csv)

@@ -27,6 +27,7 @@ from typing import Any
 
 from segline.errors import InputError
 from segline.plots import MethodGroup, MethodResults, numeric_column, read_csv
+from segline.seeds import sub_label
 
 KNOWN_KEYS = (
     "net",
@@ -168,7 +169,7 @@ def group_config(group: MethodGroup) -> dict[str, str]:
     seconds = [wall_seconds(r) for r in group.runs]
     if len(group.runs) > 1:
         per = ", ".join(
-            f"seed {r.seed}: {fmt_seconds(s)}" for r, s in zip(group.runs, seconds, strict=True)
+            f"{_run_name(r)}: {fmt_seconds(s)}" for r, s in zip(group.runs, seconds, strict=True)
         )
         rows["training wall time"] = f"{fmt_seconds(sum(seconds))} ({per})"
     else:
@@ -177,6 +178,11 @@ def group_config(group: MethodGroup) -> dict[str, str]:
     rows["archives (md5)"] = _joined([lineage_cell(r) for r in group.runs])
     rows["inputs digest"] = _joined([inputs_digest(r) for r in group.runs])
     return rows
+
+
+def _run_name(run: MethodResults) -> str:
+    """``seed k`` (a seed's training), or ``fold<i>[/seed<k>]`` in a cross-validation."""
+    return f"seed {run.seed}" if run.fold is None else sub_label(run.fold, run.seed)
 
 
 def config_section(groups: Sequence[MethodGroup]) -> str:

@@ -21,6 +21,9 @@ from pathlib import Path
 
 SEED_FOLDER = re.compile(r"seed(0|[1-9][0-9]*)")
 """The folder name of one seed's training under its method's folder."""
+FOLD_FOLDER = re.compile(r"fold(0|[1-9][0-9]*)")
+"""The folder name of one cross-validation fold under its method's folder (``FOLDS``:
+``<method>/fold<i>``, with seeds ``<method>/fold<i>/seed<k>``)."""
 
 
 def split_seed_folder(path: str | os.PathLike[str]) -> tuple[str, int | None]:
@@ -30,8 +33,31 @@ def split_seed_folder(path: str | os.PathLike[str]) -> tuple[str, int | None]:
     return (str(p.parent), int(m.group(1))) if m else (str(p), None)
 
 
+def split_training_folder(path: str | os.PathLike[str]) -> tuple[str, int | None, int | None]:
+    """``(method folder, fold, seed)`` of a training folder: ``<method>``,
+    ``<method>/seed<k>``, ``<method>/fold<i>`` or ``<method>/fold<i>/seed<k>``.
+
+    Example:
+        >>> split_training_folder("r/gdl/fold1/seed2")
+        ('r/gdl', 1, 2)
+    """
+    folder, seed = split_seed_folder(path)
+    p = Path(folder)
+    m = FOLD_FOLDER.fullmatch(p.name)
+    return (str(p.parent), int(m.group(1)), seed) if m else (folder, None, seed)
+
+
+def sub_label(fold: int | None, seed: int | None) -> str:
+    """``fold<i>/seed<k>``, ``fold<i>``, ``seed<k>`` or ``""``: a training within its
+    method."""
+    return "/".join(([] if fold is None else [f"fold{fold}"])
+                    + ([] if seed is None else [f"seed{seed}"]))
+
+
 def training_label(path: str | os.PathLike[str]) -> str:
-    """``method`` or ``method/seed<k>``: how a training is named to the user."""
-    method, seed = split_seed_folder(os.path.abspath(path))
+    """``method``, ``method/seed<k>``, ``method/fold<i>`` or ``method/fold<i>/seed<k>``:
+    how a training is named to the user."""
+    method, fold, seed = split_training_folder(os.path.abspath(path))
     name = Path(method).name
-    return name if seed is None else f"{name}/seed{seed}"
+    sub = sub_label(fold, seed)
+    return f"{name}/{sub}" if sub else name

@@ -13,6 +13,9 @@ single sub-folder that does. The case id is the file name without ``.nii.gz``.
 Training cases are the ``training`` entries, cross-checked against the files on disk
 (an image without its label, a label without its image, an entry whose file is
 missing and a file that no entry lists are all errors: nothing is skipped silently).
+Other string-valued keys of a ``training`` entry (``{"image": ..., "label": ...,
+"modality": "MR"}``) are the case's attributes (:meth:`TaskFolderCases.case_attributes`),
+which the split can stratify by (make ``STRATIFY=modality``).
 ``imagesTs`` cases are unlabelled (split ``infer``). Hidden files (``._x.nii.gz``
 left by macOS) are ignored. Multi-modal tasks (e.g. BrainTumour, Prostate) store one
 4D image (X, Y, Z, modality); each modality becomes one channel.
@@ -104,12 +107,23 @@ def _int_keyed(obj: Any, key: str, where: Path) -> dict[int, str]:
 
 class TaskFolderCases:
     """The case lists of a task folder adapter (MSD, nnU-Net v2): ``_train`` (labelled,
-    ``imagesTr``) and ``_test`` (``imagesTs``) in natural order, and paths relative to
-    the raw folder, as the ``Adapter`` protocol asks."""
+    ``imagesTr``) and ``_test`` (``imagesTs``) in natural order, per-case attributes
+    (``_attributes``: what the dataset file says of a case, none unless set), and paths
+    relative to the raw folder, as the ``Adapter`` protocol asks."""
 
     raw: Path
     _train: list[str]
     _test: list[str]
+    _attributes: dict[str, dict[str, str]]
+
+    def case_attributes(self) -> dict[str, dict[str, str]]:
+        """Case id -> attribute -> value, for the split's strata
+        (:func:`segline.preprocess.slicing.choose_split`): an MSD ``dataset.json``
+        ``training`` entry's extra string keys; empty when the dataset file gives none
+        (nnU-Net v2 lists no cases), so only the built-in ``prefix`` and ``modality``
+        exist (:func:`segline.preprocess.split.builtin_attributes`)."""
+        given = getattr(self, "_attributes", {})
+        return {case: dict(attrs) for case, attrs in given.items()}
 
     def labelled(self) -> list[str]:
         """Training case ids (with labels), natural order."""
@@ -153,6 +167,7 @@ class MSDAdapter(TaskFolderCases):
         self.name: str = str(meta.get("name") or self.task_dir.name)
         self.info: dict[str, Any] = {"task": self.task_dir.name}
         self.info.update({k: meta[k] for k in INFO_KEYS if isinstance(meta.get(k), str)})
+        self._attributes: dict[str, dict[str, str]] = {}
         self._train = self._list_training(meta)
         self._test = self._list_test(meta)
         both = sorted(set(self._train) & set(self._test))
@@ -224,6 +239,10 @@ class MSDAdapter(TaskFolderCases):
                 raise InputError(self.dataset_json,
                                  f"training[{i}]: imagesTr/{cid}.nii.gz missing")
             listed.append(cid)
+            extra = {k: v for k, v in entry.items()
+                     if k not in ("image", "label") and isinstance(k, str) and isinstance(v, str)}
+            if extra:
+                self._attributes[cid] = dict(sorted(extra.items()))
         if len(set(listed)) != len(listed):
             raise InputError(self.dataset_json, "'training' lists a case twice")
         unlisted = sorted_cases(set(images) - set(listed))

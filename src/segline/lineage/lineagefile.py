@@ -206,8 +206,9 @@ def check_space_split(args: Sequence[str], lineage: Lineage | None = None) -> No
                 raise InputError(shown, SPACE_PROBLEM)
 
 
-def _unescape(text: str) -> str | None:
-    """md5sum's escaped file name: ``\\\\``, ``\\n``, ``\\r``; None for any other escape."""
+def unescape_name(text: str) -> str | None:
+    """md5sum's escaped file name: ``\\\\``, ``\\n``, ``\\r``; None for any other escape
+    (lineage files and the folder manifests of :mod:`segline.lineage.manifest`)."""
     out: list[str] = []
     chars = iter(text)
     for ch in chars:
@@ -252,7 +253,7 @@ class _EntryReader:
             path = rest[1:]
         else:
             path = rest
-        name = _unescape(path) if escaped else path
+        name = unescape_name(path) if escaped else path
         return None if name is None else (md5, name)
 
     @staticmethod
@@ -265,7 +266,7 @@ class _EntryReader:
         end = rest.rfind(")")
         if end < 0:
             return None
-        name = _unescape(rest[:end]) if escaped else rest[:end]
+        name = unescape_name(rest[:end]) if escaped else rest[:end]
         tail = rest[end + 1 :].lstrip(_BLANKS)
         if name is None or not tail.startswith("="):
             return None

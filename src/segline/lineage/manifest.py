@@ -80,6 +80,7 @@ from segline import atomic
 from segline.cli import HelpFormatter, cli_of, entry, non_negative_float, prog
 from segline.errors import InputError
 from segline.lineage.extract import human_bytes, is_junk
+from segline.lineage.lineagefile import unescape_name
 
 #: Version-control bookkeeping, rewritten by read-only commands (``git status``
 #: refreshes ``.git/index``): not data, left out so it never rebuilds anything.
@@ -102,7 +103,6 @@ STAT_CACHE_VERSION = 1
 _CHUNK = 1 << 20
 _ZEROS = bytes(_CHUNK)
 _ENTRY = re.compile(r"(\\?)([0-9a-f]{32})  (.+)", re.DOTALL)
-_UNESCAPE = {"\\": "\\", "n": "\n", "r": "\r"}
 
 
 def shown(path: str | os.PathLike[str]) -> str:
@@ -446,16 +446,6 @@ def write_if_changed(path: str | os.PathLike[str], text: str | bytes) -> bool:
     return True
 
 
-def _unescape(text: str) -> str | None:
-    """md5sum's escaped name (``\\\\``, ``\\n``, ``\\r``); None for any other escape."""
-    out, chars = [], iter(text)
-    for ch in chars:
-        if ch == "\\":
-            ch = _UNESCAPE.get(next(chars, ""), "")
-            if not ch:
-                return None
-        out.append(ch)
-    return "".join(out)
 
 
 def read_manifest(path: str | os.PathLike[str]) -> dict[str, str]:
@@ -477,7 +467,7 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, str]:
         match = _ENTRY.fullmatch(line)
         name = None
         if match:
-            name = _unescape(match[3]) if match[1] else match[3]
+            name = unescape_name(match[3]) if match[1] else match[3]
         if name is None or name in entries:
             problem = "listed twice" if name else "not '<md5>  <path>'"
             raise InputError(path, f"line {number}: {problem}; delete it and run make again")

@@ -49,7 +49,7 @@ import pandas as pd
 from segline import atomic
 from segline.casestore import case_sort_key
 from segline.errors import InputError
-from segline.seeds import split_seed_folder
+from segline.seeds import split_training_folder, sub_label
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -57,6 +57,10 @@ if TYPE_CHECKING:
 BACKGROUND_NAMES = frozenset({"background", "bg", "0"})
 LONG_COLUMNS = ("epoch", "split", "case", "class", "metric", "value")
 LONG_KEY = ["epoch", "split", "case", "class", "metric"]
+GRID_SOURCE = "source geometry"
+"""Test numbers of the evaluation stage: each case's source geometry (files a user gets)."""
+GRID_TRAINING = "training grid"
+"""Test numbers of the training: the case store's (possibly resampled, cropped) grid."""
 DPI = 100
 _NA_STRINGS = ["", "nan", "NaN", "NAN", "NA", "null", "None"]
 
@@ -380,11 +384,16 @@ class MethodResults:
         'toy/seeds'
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], eval_path: str | os.PathLike[str] | None = None
+    ) -> None:
         self.path = Path(path)
         if not self.path.is_dir():
             raise InputError(self.path, "method results folder not found; train this method first")
-        folder, self.seed = split_seed_folder(os.path.abspath(self.path))
+        #: the evaluation stage's folder (``results/<ds>/eval/<method>``): when given,
+        #: :attr:`test` holds its source-geometry metrics, else the training grid's.
+        self.eval_path = None if eval_path is None else Path(eval_path)
+        folder, self.fold, self.seed = split_training_folder(os.path.abspath(self.path))
         method = Path(folder)
         self.name = method.name
         self._holder = method.parent.name
@@ -403,8 +412,10 @@ class MethodResults:
 
     @property
     def label(self) -> str:
-        """``method`` or ``method/seed<k>``: the training's name in tables and legends."""
-        return self.name if self.seed is None else f"{self.name}/seed{self.seed}"
+        """``method``, ``method/seed<k>``, ``method/fold<i>[/seed<k>]``: the training's
+        name in tables and legends."""
+        sub = sub_label(self.fold, self.seed)
+        return f"{self.name}/{sub}" if sub else self.name
 
     def __repr__(self) -> str:
         return f"MethodResults({str(self.path)!r})"
@@ -461,10 +472,33 @@ class MethodResults:
         _epochs_from_one(path, pd.Series([best]))
         return best
 
+    @property
+    def test_path(self) -> Path:
+        """The file :attr:`test` reads: the evaluation stage's ``metrics.csv`` (source
+        geometry of each case) when :attr:`eval_path` is set, else the training's
+        ``test/metrics.csv`` (the training grid)."""
+        if self.eval_path is not None:
+            return self.eval_path / "metrics.csv"
+        return self.path / "test" / "metrics.csv"
+
+    @property
+    def test_grid(self) -> str:
+        """Where :attr:`test`'s numbers were computed: ``source geometry`` or
+        ``training grid``."""
+        return GRID_SOURCE if self.eval_path is not None else GRID_TRAINING
+
     @cached_property
     def test(self) -> pd.DataFrame:
-        """Test rows of ``test/metrics.csv``, checked to be at the best epoch."""
-        path = self.path / "test" / "metrics.csv"
+        """Test rows of :attr:`test_path`, checked to be at the best epoch."""
+        return self._test_rows(self.test_path)
+
+    @cached_property
+    def grid_test(self) -> pd.DataFrame:
+        """Test rows of the training's own ``test/metrics.csv`` (the training grid),
+        whatever :attr:`eval_path` is."""
+        return self._test_rows(self.path / "test" / "metrics.csv")
+
+    def _test_rows(self, path: Path) -> pd.DataFrame:
         df = read_long(path)
         df = df[df["split"] == "test"]
         if df.empty:
@@ -478,12 +512,16 @@ class MethodResults:
             )
         return df
 
-    def test_table(self, metric: str, classes: Sequence[str] | None = None) -> pd.DataFrame:
+    def test_table(
+        self, metric: str, classes: Sequence[str] | None = None, *, grid: bool = False
+    ) -> pd.DataFrame:
         """Test ``metric`` per case (rows, canonical order) × foreground class (columns);
-        by default, for an instance task only its per-case class (:func:`instance_classes`)."""
+        by default, for an instance task only its per-case class (:func:`instance_classes`).
+        ``grid``: from the training grid's rows (:attr:`grid_test`) instead of :attr:`test`."""
+        rows = self.grid_test if grid else self.test
         if classes is None:
-            classes = instance_classes(self.test)
-        return case_table(self.test, metric, classes).droplevel("epoch")
+            classes = instance_classes(rows)
+        return case_table(rows, metric, classes).droplevel("epoch")
 
 
 TRAINING_FOLDERS_HELP = (
@@ -502,28 +540,76 @@ def add_training_folders(parser: argparse.ArgumentParser, note: str = "") -> Non
     )
 
 
-def load_methods(paths: Sequence[str | os.PathLike[str]]) -> list[MethodResults]:
+def add_eval_folders(parser: argparse.ArgumentParser) -> None:
+    """``--eval DIR`` (repeated): the evaluation stage's folders
+    (``results/<ds>/eval/<method>[/seed<k>]``, :mod:`segline.eval_stage`), one per
+    training folder, matched by method and seed; their ``metrics.csv`` (source
+    geometry) replaces the trainings' ``test/metrics.csv`` (training grid)."""
+    parser.add_argument(
+        "--eval",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="an evaluation folder results/<ds>/eval/<method>[/seed<k>] (repeat, one per "
+        "training): test numbers in each case's source geometry; without: the "
+        "training grid's test/metrics.csv",
+    )
+
+
+def _eval_folders(
+    methods: Sequence[MethodResults], evals: Sequence[str | os.PathLike[str]]
+) -> dict[tuple[str, int | None, int | None], Path]:
+    """{(method, fold, seed): eval folder}, exactly one per training."""
+    found: dict[tuple[str, int | None, int | None], Path] = {}
+    for e in evals:
+        folder, fold, seed = split_training_folder(os.path.abspath(e))
+        key = (Path(folder).name, fold, seed)
+        if key in found:
+            raise InputError(e, f"evaluation folder given twice (also {found[key]})")
+        found[key] = Path(e)
+    wanted = {(m.name, m.fold, m.seed): m for m in methods}
+    stray = [str(p) for k, p in found.items() if k not in wanted]
+    if stray:
+        raise InputError(stray[0], "--eval: an evaluation folder of no training given")
+    missing = [m.path for k, m in wanted.items() if k not in found]
+    if missing:
+        raise InputError(missing[0], "--eval given, but not this training's evaluation folder")
+    return found
+
+
+def load_methods(
+    paths: Sequence[str | os.PathLike[str]], evals: Sequence[str | os.PathLike[str]] = ()
+) -> list[MethodResults]:
     """Open training folders, sorted by method name, then seed.
 
     Sorting makes every output independent of the order Make passes the folders. A
     method is given either as one folder (``<method>/``) or as seed folders
     (``<method>/seed<k>/``), never both; a (method, seed) given twice is refused.
+    ``evals``: the evaluation folders (:func:`add_eval_folders`), none or one per
+    training; their metrics become each training's :attr:`MethodResults.test`.
     """
     if not paths:
         raise InputError(".", "no method folders given")
     methods = [MethodResults(p) for p in paths]
-    seen: dict[tuple[str, int | None], Path] = {}
-    layout: dict[str, bool] = {}
+    if evals:
+        folders = _eval_folders(methods, evals)
+        for m in methods:
+            m.eval_path = folders[(m.name, m.fold, m.seed)]
+    seen: dict[tuple[str, int | None, int | None], Path] = {}
+    layout: dict[str, tuple[bool, bool]] = {}
     for m in methods:
-        key = (m.name, m.seed)
+        key = (m.name, m.fold, m.seed)
         if key in seen:
             raise InputError(m.path, f"training {m.label!r} given twice (also {seen[key]})")
         seen[key] = m.path
-        if layout.setdefault(m.name, m.seed is None) != (m.seed is None):
+        kind = (m.fold is None, m.seed is None)
+        if layout.setdefault(m.name, kind) != kind:
             raise InputError(
-                m.path, f"method {m.name!r} given both as one folder and as seed folders"
+                m.path, f"method {m.name!r} given in two layouts (one folder, seed folders, "
+                "fold folders): one method's trainings share one layout"
             )
-    return sorted(methods, key=lambda m: (m.name, -1 if m.seed is None else m.seed))
+    return sorted(methods, key=lambda m: (m.name, -1 if m.fold is None else m.fold,
+                                          -1 if m.seed is None else m.seed))
 
 
 @dataclass(frozen=True)

@@ -38,8 +38,10 @@ import pandas as pd
 from segline.casestore import case_sort_key
 from segline.cli import HelpFormatter, cli_of, entry, prog
 from segline.plots import (
+    GRID_TRAINING,
     MethodGroup,
     MethodResults,
+    add_eval_folders,
     add_training_folders,
     figure_style,
     group_methods,
@@ -77,13 +79,15 @@ def pooled_table(group: MethodGroup, metric: str) -> pd.DataFrame:
     One training: its :meth:`~segline.plots.MethodResults.test_table`. Several seeds:
     per case and class the mean over the seeds; NaN when any seed's value is NaN or the
     case is missing from a seed (strict, so an undefined value is never averaged away).
+    Folds (``FOLDS``): each case's mean over the trainings that tested it (the fold
+    that held it out, once per seed), NaN when any of those values is.
     Cases in canonical order, classes in order of first appearance.
 
     Raises:
         InputError: a training has no test rows of ``metric``.
     """
     for r in group.runs:
-        require_metric(r.test, metric, r.path / "test" / "metrics.csv", "test")
+        require_metric(r.test, metric, r.test_path, "test")
     tables = [r.test_table(metric) for r in group.runs]
     if len(tables) == 1:
         return tables[0]
@@ -97,7 +101,17 @@ def pooled_table(group: MethodGroup, metric: str) -> pd.DataFrame:
     stack = np.stack(
         [t.reindex(index=order, columns=classes).to_numpy(dtype=np.float64) for t in tables]
     )
-    pooled = stack.mean(axis=0)  # NaN as soon as one seed is NaN
+    if group.runs[0].fold is not None:
+        # cross-validation (FOLDS): each fold tests its own cases; per case the mean over
+        # the trainings that tested it (one per seed), NaN if any of those is NaN
+        tested = np.stack([np.isin(order, list(t.index)) for t in tables])
+        tested = np.broadcast_to(tested[:, :, None], stack.shape)
+        count = tested.sum(axis=0)
+        total = np.where(tested, stack, 0.0).sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            pooled = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    else:
+        pooled = stack.mean(axis=0)  # NaN as soon as one seed is NaN
     return pd.DataFrame(pooled, index=pd.Index(order, name="case"), columns=classes)
 
 
@@ -196,6 +210,9 @@ def plot_boxes(methods: Sequence[MethodResults], metric: str, out: str) -> None:
         label = metric_label(metric)
         axes[0].set_ylabel(f"{label} per test case")
         title = f"{dataset}: test {label} per case\nat each training's best epoch"
+        grids = {r.test_grid for g in groups for r in g.runs}
+        if grids != {GRID_TRAINING}:  # the training grid's title stays as it always was
+            title += f", {' and '.join(sorted(grids))}"
         note = seeds_note(groups)
         fig.suptitle(title + (f"\n{note}" if note else ""), fontsize=10)
         save_png(fig, out)
@@ -217,13 +234,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", required=True, help="PNG to write, e.g. results/<ds>/test_dice_boxplot.png"
     )
     add_training_folders(p)
+    add_eval_folders(p)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point: draw the boxplot; 0 on success."""
     args = build_parser().parse_args(argv)
-    plot_boxes(load_methods(args.methods), args.metric, args.out)
+    plot_boxes(load_methods(args.methods, args.eval), args.metric, args.out)
     print(f"wrote {args.out}")
     return 0
 

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from segline.cli import HelpFormatter, cli_of, entry, prog
-from segline.plots import add_training_folders, group_methods, load_methods
+from segline.plots import add_eval_folders, add_training_folders, group_methods, load_methods
 from segline.plots.boxplot import plot_boxes
 from segline.plots.curves import curve_metric, plot_curves
 from segline.plots.progress import plot_progress
@@ -86,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also <out-dir>/progress_<method>.png for every method (default: off)",
     )
     add_training_folders(p)
+    add_eval_folders(p)
     return p
 
 
@@ -94,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     for name in args.curves:
         curve_metric(name)  # a malformed curve name is refused before reading anything
-    methods = load_methods(args.methods)
+    methods = load_methods(args.methods, args.eval)
     groups = group_methods(methods)
     paths = figure_paths(
         args.out_dir, args.curves, args.boxplot, [g.name for g in groups] if args.progress else []

@@ -16,11 +16,17 @@ predicts one image (C, Z, Y, X) on the training grid:
 
 Batches never mix two cases, so a case's prediction does not depend on which other
 cases are predicted with it.
+
+A cross-validated method (``FOLDS``: its folder holds ``fold<i>`` trainings, with
+seeds ``fold<i>/seed<k>``, :func:`fold_trainings`) predicts with all its models, as
+nnU-Net ensembles its folds: :class:`EnsemblePredictor` averages their softmax
+probabilities and labels each voxel with the first class of highest mean probability.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,9 +43,37 @@ from segline.train.device import Precision
 from segline.train.labels import class_index
 from segline.train.sliding import sliding_window_predict
 
+FOLD_FOLDER = re.compile(r"fold(0|[1-9][0-9]*)")
+SEED_FOLDER = re.compile(r"seed(0|[1-9][0-9]*)")
+
+
+def fold_trainings(method: Path) -> list[Path]:
+    """The trainings of a cross-validated method folder: ``fold<i>`` (or, with seeds,
+    each ``fold<i>/seed<k>``), sorted by fold then seed; empty when ``method`` is a
+    training itself (holds ``args.json``) or holds no fold folders."""
+    if (method / "args.json").is_file() or not method.is_dir():
+        return []
+
+    def number(p: Path) -> int:
+        return int(p.name[4:])
+
+    folds = sorted((p for p in method.iterdir() if FOLD_FOLDER.fullmatch(p.name)
+                    and p.is_dir()), key=number)
+    out: list[Path] = []
+    for fold in folds:
+        seeds = sorted((p for p in fold.iterdir() if SEED_FOLDER.fullmatch(p.name)
+                        and p.is_dir()), key=number)
+        out += seeds or [fold]
+    return out
+
 
 def read_args(method: Path) -> dict[str, Any]:
-    """The method's ``args.json``, after checking that it was trained (``best.pt``)."""
+    """The method's ``args.json``, after checking that it was trained (``best.pt``); a
+    cross-validated method's: its first fold's (every fold trains with the same
+    settings but ``fold``)."""
+    trainings = fold_trainings(method)
+    if trainings:
+        return read_args(trainings[0])
     for need in ("best.pt", "args.json"):
         if not (method / need).is_file():
             raise InputError(method / need, "missing: train the method first")
@@ -151,13 +185,47 @@ class InstancePredictor:
         return {0: "background"} | {values[i]: names[i] for i in sorted(names) if i in values}
 
 
+@dataclass
+class EnsemblePredictor:
+    """A cross-validated method's fold models applied together (nnU-Net's ensemble).
+
+    Attributes:
+        members: one predictor per fold training (:func:`fold_trainings`).
+    """
+
+    members: list[Predictor]
+
+    def label_names(self, store: CaseStore) -> dict[int, str]:
+        """Names of the label values the predictions hold: the store's classes."""
+        return self.members[0].label_names(store)
+
+    def predict(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Labels (Z, Y, X) uint8: the first class of highest mean probability, and the
+        mean (K, Z, Y, X) float32 of the members' softmax probabilities."""
+        total: np.ndarray | None = None
+        for member in self.members:
+            _, probs = member.predict(image)
+            total = probs.astype(np.float64) if total is None else total + probs
+        assert total is not None
+        mean = (total / len(self.members)).astype(np.float32)
+        return class_index(torch.from_numpy(mean), 0).to(torch.uint8).numpy(), mean
+
+
 def load_predictor(
     method: Path, store: CaseStore, device: str = "auto", amp: str = "auto"
-) -> Predictor | InstancePredictor:
+) -> Predictor | InstancePredictor | EnsemblePredictor:
     """The method's best model on ``device`` (``auto``: the trainer's choice), this
     process computing with the training's thread count (``args.json`` ``threads``):
     the threads change the last bits of the logits, so with the training's count a
-    near-tie between two classes is decided as in its test predictions."""
+    near-tie between two classes is decided as in its test predictions. A
+    cross-validated method's folder: the :class:`EnsemblePredictor` of its folds."""
+    trainings = fold_trainings(method)
+    if trainings:
+        members = [load_predictor(t, store, device, amp) for t in trainings]
+        if not all(isinstance(m, Predictor) for m in members):
+            raise InputError(method, "an instance method's folds cannot be ensembled (no "
+                             "class probabilities); predict with one fold's folder")
+        return EnsemblePredictor([m for m in members if isinstance(m, Predictor)])
     args = read_args(method)
     dev.use_threads(dev.recorded_threads(args))
     if args.get("method") in ("iterative", "semantic"):

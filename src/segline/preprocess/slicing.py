@@ -179,6 +179,7 @@ class SliceParams:
         split_seed: the permutation's seed (``random`` only).
         split_file: an nnU-Net ``splits_final.json``: test = its fold's val.
         split_fold: the fold of ``split_file`` to use.
+        folds: k-fold cross-validation (:func:`split.fold_splits`); None: one split.
         stratify: per-case attribute test and val are stratified by (a column of
             ``stratify_file``, or a built-in one: :func:`split.builtin_attributes`).
         stratify_file: CSV ``case,<attribute>`` giving per-case values.
@@ -203,6 +204,7 @@ class SliceParams:
     split_seed: int = 0
     split_file: Path | None = None
     split_fold: int = 0
+    folds: int | None = None
     stratify: str | None = None
     stratify_file: Path | None = None
     label_map: dict[int, int] = field(default_factory=dict)
@@ -506,7 +508,8 @@ def choose_split(adapter: Any, params: SliceParams) -> dict[str, Any]:
                    else split.read_splits_file(params.split_file, params.split_fold))
     return split.make_split(labelled, unlabelled, params.n_test, params.n_val,
                             where=adapter.raw, rule=params.split_rule,
-                            seed=params.split_seed, strata=strata, splits_file=splits_file)
+                            seed=params.split_seed, strata=strata, splits_file=splits_file,
+                            folds=params.folds)
 
 
 def _run_cases(adapter: Any, cases: list[str], params: SliceParams, lut: np.ndarray,
@@ -637,6 +640,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "is ignored")
     p.add_argument("--split-fold", type=count, default=0, metavar="K",
                    help="fold of --split-file (default 0)")
+    p.add_argument("--folds", type=int, metavar="K",
+                   help="k-fold cross-validation (k >= 2): every labelled case in exactly "
+                   "one fold's test set (round-robin of the --split order, by stratum with "
+                   "--stratify); split.json records every fold, splits_final.json has k "
+                   "folds; --n-test is ignored")
     p.add_argument("--stratify", metavar="ATTR",
                    help="take test and val from every value of this per-case attribute "
                    "in proportion: a column of --stratify-file, or built in: "
@@ -675,6 +683,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         spacing=args.spacing, inplane=args.inplane,
         n_test=args.n_test, n_val=args.n_val, split_rule=args.split,
         split_seed=args.split_seed, split_file=args.split_file, split_fold=args.split_fold,
+        folds=args.folds,
         stratify=args.stratify or None, stratify_file=args.stratify_file,
         label_map=mapping, crop=args.crop,
         crop_margin=args.crop_margin, body_hu=args.body_hu, jobs=args.jobs,

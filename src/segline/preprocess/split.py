@@ -116,6 +116,7 @@ def make_split(
     seed: int = 0,
     strata: Strata | None = None,
     splits_file: SplitsFile | None = None,
+    folds: int | None = None,
 ) -> dict[str, Any]:
     """Split case ids into train / val / test / infer (see the module docstring).
 
@@ -129,6 +130,9 @@ def make_split(
         seed: the permutation's seed (``random`` only).
         strata: stratify test and val by this per-case attribute.
         splits_file: take test from this fold's ``val`` (nnU-Net's held-out set).
+        folds: k >= 2 for k-fold cross-validation (:func:`fold_splits`): the split also
+            holds ``folds``, one train / val / test split per fold, and its own
+            train / val / test are fold 0's (``n_test`` is then ignored).
 
     Returns:
         ``{"train": [...], "val": [...], "test": [...], "infer": [...], "params":
@@ -158,6 +162,25 @@ def make_split(
         raise InputError(where, "duplicate case ids")
     order = _permuted(cases, seed) if rule == "random" else cases
     groups = _check_strata(strata, cases, unlabelled) if strata is not None else None
+    if folds is not None:
+        if splits_file is not None:
+            raise InputError(where, "k-fold cross-validation (folds) and a splits file "
+                             "(SPLIT_FILE) exclude each other; give one")
+        per_fold = fold_splits(order, folds, n_val, groups, where)
+        split = {**per_fold[0], "infer": sorted_cases(unlabelled)}
+        split["params"] = _params(split, n_val, rule, seed, strata, groups, None)
+        split["params"]["folds"] = int(folds)
+        split["params"]["rule"] = (
+            f"{folds}-fold cross-validation: labelled cases in "
+            + ("natural order" if rule == "ordered"
+               else f"natural order permuted by numpy default_rng({seed})")
+            + ("" if strata is None else f", grouped by '{strata.attribute}' stratum")
+            + ", dealt round-robin to the folds; fold i: test = its cases, val = first "
+            "n_val of the rest" + ("" if strata is None else " (in proportion per stratum)")
+            + ", train = the remainder; top-level train/val/test = fold 0; "
+            "unlabelled -> infer")
+        split["folds"] = per_fold
+        return split
     if splits_file is not None:
         _check_splits_file(splits_file, cases, unlabelled)
         test = sorted_cases(list(splits_file.val))
@@ -185,6 +208,55 @@ def make_split(
     }
     split["params"] = _params(split, n_val, rule, seed, strata, groups, splits_file)
     return split
+
+
+def fold_assignment(order: list[str], k: int,
+                    groups: Mapping[str, str] | None = None) -> dict[str, int]:
+    """Each case's fold (0..k-1): ``order`` dealt round-robin to the folds; with
+    ``groups`` (strata) the cases are first grouped by value (values in natural order,
+    each value's cases in ``order``), so every fold gets each stratum's share (+- 1).
+
+    Example:
+        >>> fold_assignment(["a1", "a2", "a3", "b1", "b2"], 2, {"a1": "a", "a2": "a",
+        ...                 "a3": "a", "b1": "b", "b2": "b"})
+        {'a1': 0, 'a2': 1, 'a3': 0, 'b1': 1, 'b2': 0}
+    """
+    if groups is None:
+        dealt = list(order)
+    else:
+        values = sorted({groups[c] for c in order}, key=case_sort_key)
+        dealt = [c for v in values for c in order if groups[c] == v]
+    return {c: i % k for i, c in enumerate(dealt)}
+
+
+def fold_splits(order: list[str], k: int, n_val: int, groups: Mapping[str, str] | None,
+                where: str | os.PathLike[str] = "split") -> list[dict[str, list[str]]]:
+    """k train / val / test splits of the labelled cases ``order`` (the rule's order):
+    test of fold i = the cases :func:`fold_assignment` gives fold i (every case is in
+    exactly one test set), val = ``n_val`` of the others taken by the rule (and strata,
+    as :func:`make_split`), train = the rest; lists in natural order.
+
+    Raises:
+        InputError: k < 2, more folds than cases, or a fold whose rest has fewer than
+            ``n_val + 1`` cases.
+    """
+    if k < 2:
+        raise InputError(where, f"folds={k}: cross-validation needs at least 2 folds")
+    if k > len(order):
+        raise InputError(where, f"folds={k}: more folds than the {len(order)} labelled "
+                         "cases (every fold needs a test case)")
+    fold_of = fold_assignment(order, k, groups)
+    out = []
+    for i in range(k):
+        test = [c for c in order if fold_of[c] == i]
+        rest = [c for c in order if fold_of[c] != i]
+        if len(rest) < n_val + 1:
+            raise InputError(where, f"fold {i}: {len(rest)} cases outside its test set, "
+                             f"need at least {n_val + 1} (n_val={n_val} + 1 training case)")
+        val = set(_take(rest, n_val, groups))
+        out.append({"test": sorted_cases(test), "val": sorted_cases(list(val)),
+                    "train": sorted_cases([c for c in rest if c not in val])})
+    return out
 
 
 def _check_utf8(case_id: str, where: str | os.PathLike[str]) -> None:
@@ -428,7 +500,11 @@ def builtin_attributes(attribute: str, cases: Iterable[str], channels: Iterable[
 
 def nnunet_folds(split: Mapping[str, Any]) -> list[dict[str, list[str]]]:
     """The split as an nnU-Net ``splits_final.json``: one fold whose ``val`` is the test
-    set and whose ``train`` is train + val, in natural order."""
+    set and whose ``train`` is train + val, in natural order (cross-validation: one
+    such entry per fold)."""
+    if "folds" in split:
+        return [{"train": sorted_cases([*f["train"], *f["val"]]),
+                 "val": sorted_cases(list(f["test"]))} for f in split["folds"]]
     return [{"train": sorted_cases([*split["train"], *split["val"]]),
              "val": sorted_cases(list(split["test"]))}]
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from segline.cli import HelpFormatter, cli_of, format_default, positive_int, prog
+from segline.cli import HelpFormatter, cli_of, count, format_default, positive_int, prog
 from segline.data.augment import AUGS
 from segline.errors import InputError
 from segline.seeds import training_label
@@ -222,6 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=8, help="slices (2D) or patches (3D)")
     p.add_argument("--lr", type=float, default=5e-4, help="learning rate (Adam/AdamW)")
     p.add_argument("--seed", type=int, default=0, help="seed of every random draw")
+    p.add_argument("--fold", type=count, default=None, metavar="I",
+                   help="cross-validation: train on fold I of the case store's folds "
+                   "(test = its held-out cases; make FOLDS); recorded in args.json")
     p.add_argument(
         "--losses",
         default="gdl:1",
@@ -381,6 +384,7 @@ def _train(
         sched=args.sched,
         warmup=args.warmup,
         wd=args.wd,
+        **({} if args.fold is None else {"fold": args.fold}),
         **(extra or {}),
     )
     try:

@@ -37,6 +37,9 @@ TRAINING_FILE = "args.json"
 """Written first into every training folder (also while it trains, in ``<out>_tmp``)."""
 SEED_ENTRY = re.compile(r"seed[0-9]+(_tmp)?")
 """A seed's training folder, finished or being written (:mod:`segline.atomic`)."""
+FOLD_ENTRY = re.compile(r"fold[0-9]+(_tmp)?")
+"""A cross-validation fold's folder (``FOLDS``: ``<method>/fold<i>[/seed<k>]``)."""
+FOLD_NAME = re.compile(r"fold(0|[1-9][0-9]*)")
 
 
 def seed_folders(folder: Path) -> list[str]:
@@ -49,6 +52,15 @@ def seed_folders(folder: Path) -> list[str]:
     return sorted(e for e in entries if SEED_ENTRY.fullmatch(e) and (folder / e).is_dir())
 
 
+def fold_folders(folder: Path) -> list[str]:
+    """The names of the fold folders in ``folder`` (finished or in progress), sorted."""
+    try:
+        entries = os.listdir(folder)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return sorted(e for e in entries if FOLD_ENTRY.fullmatch(e) and (folder / e).is_dir())
+
+
 def check(out: str | os.PathLike[str]) -> None:
     """Refuse a training whose output folder ``out`` would mix the two layouts.
 
@@ -59,7 +71,17 @@ def check(out: str | os.PathLike[str]) -> None:
         InputError: one line naming the folder and what to do instead.
     """
     out = Path(out)
+    if FOLD_NAME.fullmatch(out.name):
+        _check_fold(out)
     method, seed = split_seed_folder(out)
+    folds = fold_folders(Path(method) if seed is not None else out)
+    if folds and not FOLD_NAME.fullmatch(Path(method).name):
+        raise InputError(
+            out,
+            f"{method if seed is not None else out} holds fold<i> trainings ({folds[0]}) "
+            "of a cross-validation, which no other training goes beside; train it in "
+            "another folder (make: another RUN)",
+        )
     if seed is not None:
         if (Path(method) / TRAINING_FILE).is_file():
             raise InputError(
@@ -77,3 +99,14 @@ def check(out: str | os.PathLike[str]) -> None:
             f"holds seed<k> trainings ({shown}) that a single-seed training would replace; "
             "train it in another folder (make: another RUN)",
         )
+
+
+def _check_fold(out: Path) -> None:
+    """A fold folder ``<method>/fold<i>`` never goes inside or beside other trainings:
+    its method folder must hold neither ``args.json`` nor seed folders."""
+    parent = out.parent
+    if (parent / TRAINING_FILE).is_file() or seed_folders(parent):
+        what = (f"a single training ({TRAINING_FILE})" if (parent / TRAINING_FILE).is_file()
+                else "seed<k> trainings")
+        raise InputError(out, f"{parent} holds {what} and fold<i> trainings never go beside "
+                         "it; train the folds in another folder (make: another RUN)")

@@ -144,11 +144,17 @@ class TrainConfig:
     sched: str = "const"
     warmup: int = 0
     wd: float = 0.0
+    # cross-validation (FOLDS): the fold of the case store's split.json "folds" whose
+    # train / val / test this training uses; None (not recorded): the store's own split
+    fold: int | None = None
 
     def identity(self) -> dict[str, Any]:
-        """The fields a resumed run must share with the interrupted one."""
+        """The fields a resumed run must share with the interrupted one (``fold`` only
+        when set, so a training without folds keeps its bytes)."""
         d = asdict(self)
         d.pop("lineage", None)
+        if d.get("fold", 0) is None:
+            d.pop("fold")
         return json.loads(json.dumps(d))  # tuples as lists, as they come back from args.json
 
 
@@ -252,7 +258,7 @@ class Trainer:
         layout.check(self.out)  # before anything is written: the layouts never mix
         self.voice = voice or Voice(training_label(self.out), keep=True)
         self.work = atomic.tmp_path_for(self.out, folder=True)
-        self.store = CaseStore(cfg.cases, cfg.dist)
+        self.store = CaseStore(cfg.cases, cfg.dist, fold=cfg.fold)
         self.n_classes = self.store.n_classes
         dev.use_threads(cfg.threads)  # before anything computes: the recorded count
         seed_everything(cfg.seed, compiling=cfg.compile != "off")
