@@ -75,6 +75,9 @@ REPORT_ARGS = --metrics dice,cldice,hd95,assd,mip_dice $(if $(filter full,$(METH
 # evaluation (segline.eval_stage) does not have. The store keeps the source grid unless
 # SPACING or CROP is set.
 SOURCE_EVAL := no
+# FOLDS: the pseudo-label stage (data/<ds>/pseudo) is built from the store's one
+# split; per-fold pseudo-labels are not built, so cross-validation is refused here.
+NO_FOLDS := the pseudo-label stage reads the store's single split (no per-fold pseudo-labels yet)
 
 include make/common.mk
 

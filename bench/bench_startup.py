@@ -29,7 +29,14 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 #: Recipes that train or run a network: they import torch by nature.
-TRAINING = frozenset({"-m segline.train", "-m segline.vertebrae.train", "-m segline.predict"})
+TRAINING = frozenset(
+    {
+        "-m segline.train",
+        "-m segline.vertebrae.train",
+        "-m segline.predict",
+        "-m segline.eval_stage",
+    }
+)
 #: Libraries worth naming when a tool loads them at start-up (each costs 0.1-3 s).
 HEAVY = ("torch", "scipy", "skimage", "matplotlib", "pandas", "nibabel", "edt")
 _TOOL = re.compile(r"(preprocess/[\w-]+\.py|-m segline(?:\.\w+)+)")

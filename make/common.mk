@@ -217,6 +217,11 @@ endif
 ifneq ($(SPLIT_FILE),)
 $(error FOLDS=$(strip $(FOLDS)) and SPLIT_FILE=$(SPLIT_FILE) exclude each other: FOLDS deals the cases to folds itself, SPLIT_FILE takes one given fold)
 endif
+# NO_FOLDS (a dataset makefile's hook, set before including this file): why its
+# pipeline does not cross-validate yet; FOLDS is then refused in one line.
+ifneq ($(strip $(NO_FOLDS)),)
+$(error FOLDS=$(strip $(FOLDS)): $(firstword $(MAKEFILE_LIST)) does not cross-validate: $(strip $(NO_FOLDS)))
+endif
 endif
 # $(call fold_range,K,0): the words 0 1 ... K-1.
 fold_range = $(if $(word $1,$2),$2,$(call fold_range,$1,$2 $(words $2)))

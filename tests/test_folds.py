@@ -280,6 +280,18 @@ def test_make_refuses_bad_folds(value: str, run_make) -> None:
         in lines[0]
 
 
+@pytest.mark.parametrize("makefile", ["vessels.make", "vertebrae.make"])
+def test_pipelines_without_cross_validation_refuse_folds(makefile: str, run_make) -> None:
+    """vessels (pseudo-labels from one split) and vertebrae (trainers and instance
+    report not checked per fold) set NO_FOLDS: FOLDS is refused in one line, before
+    anything is planned, instead of training folds on a wrong split."""
+    repo = Path(__file__).resolve().parents[1]
+    proc = run_make(repo, "-n", "-f", makefile, "TOY=1", "FOLDS=3", "train")
+    assert proc.returncode == 2 and proc.stdout == ""
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and f"FOLDS=3: {makefile} does not cross-validate" in lines[0]
+
+
 @pytest.fixture(scope="module")
 def two_folds(tmp_path_factory: pytest.TempPathFactory, run_make) -> Path:
     """A toy project with folds 0 and 1 of FOLDS=3 trained (fold 2 not)."""
@@ -348,3 +360,26 @@ def test_report_folds_with_seeds_pool_per_case_over_seeds(tmp_path: Path) -> Non
     pooled = csv.iloc[-1]
     assert pooled["n_test_cases"] == "10"
     assert float(pooled["test_dice_mean"]) == pytest.approx(np.mean(list(REF.values())) + 0.05)
+
+
+def test_figures_name_folds_as_folds() -> None:
+    """Progress titles and curve legends say folds for a cross-validated method, seeds
+    for seeds (the words are shared: segline.seeds.trainings_word)."""
+    from types import SimpleNamespace
+
+    from segline.plots.progress import _title_trainings
+    from segline.seeds import trainings_word
+
+    def group(*subs: tuple[int | None, int | None]) -> SimpleNamespace:
+        return SimpleNamespace(runs=[SimpleNamespace(fold=f, seed=s) for f, s in subs])
+
+    assert _title_trainings(group((0, None), (1, None), (2, None))) == (
+        "folds 0, 1, 2: thin lines each fold, thick their mean")
+    assert _title_trainings(group((None, 0), (None, 1))) == (
+        "seeds 0, 1: thin lines each seed, thick their mean")
+    assert _title_trainings(group((0, 0), (1, 0))) == (
+        "trainings fold0/seed0, fold1/seed0: thin lines each training, thick their mean")
+    assert _title_trainings(group((None, None))) == "one training"
+    assert _title_trainings(group((None, 3))) == "seed 3"
+    assert trainings_word([0, 1], [None, None]) == "folds"
+    assert trainings_word([0, 1], [0, 0]) == "trainings (folds × seeds)"

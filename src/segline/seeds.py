@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 SEED_FOLDER = re.compile(r"seed(0|[1-9][0-9]*)")
@@ -61,3 +62,18 @@ def training_label(path: str | os.PathLike[str]) -> str:
     name = Path(method).name
     sub = sub_label(fold, seed)
     return f"{name}/{sub}" if sub else name
+
+
+def trainings_word(folds: Sequence[int | None], seeds: Sequence[int | None]) -> str:
+    """What several trainings of one method are, for figure legends and titles:
+    ``seeds``, ``folds`` or ``trainings (folds × seeds)``.
+
+    Example:
+        >>> trainings_word([0, 1], [None, None]), trainings_word([None], [0])
+        ('folds', 'seeds')
+    """
+    has_folds = any(f is not None for f in folds)
+    has_seeds = any(s is not None for s in seeds)
+    if has_folds and has_seeds:
+        return "trainings (folds × seeds)"
+    return "folds" if has_folds else "seeds"

@@ -80,6 +80,7 @@ from segline.plots import (
     require_metric,
     save_png,
 )
+from segline.seeds import trainings_word
 
 SERIES_COLUMNS = ["epoch", "mean", "sd", "n_cases", "n_undefined"]
 GROUP_COLUMNS = ["epoch", "mean", "sd", "n_runs", "n_cases"]
@@ -318,6 +319,12 @@ def _several(curves: Sequence[GroupCurve]) -> bool:
     return any(len(c.group.runs) > 1 for c in curves)
 
 
+def _word(runs: Sequence[MethodResults]) -> str:
+    """``seeds``, ``folds`` or ``trainings (folds × seeds)``: what a method's several
+    trainings are (:func:`segline.seeds.trainings_word`)."""
+    return trainings_word([r.fold for r in runs], [r.seed for r in runs])
+
+
 def _subtitle(spec: CurveMetric, curves: Sequence[GroupCurve]) -> str:
     """Lines under the title: where the values come from, what line and band show."""
     several = _several(curves)
@@ -339,12 +346,17 @@ def _subtitle(spec: CurveMetric, curves: Sequence[GroupCurve]) -> str:
         lines.append("each training's loss ÷ |its loss at epoch 1| (legend: loss at epoch 1)")
     band = []
     if several:
-        band.append("line: mean over seeds, shaded: ± 1 sd over seeds")
+        word = _word([r for c in curves if len(c.group.runs) > 1 for r in c.group.runs])
+        band.append(f"line: mean over {word}, shaded: ± 1 sd over {word}")
     if single and spec.per_case is not None:
         band.append(
             "shaded: ± 1 sd over cases" + (" (methods with one training)" if several else "")
         )
-    star = "star = best epoch (best_epoch.txt)" + (", one per seed" if several else "")
+    star = "star = best epoch (best_epoch.txt)" + (
+        ", one per " + ("seed" if word == "seeds" else "fold" if word == "folds" else "training")
+        if several
+        else ""
+    )
     lines.append("; ".join([*band, star]))
     return "\n".join(lines)
 
@@ -362,7 +374,8 @@ def _legend_label(curve: GroupCurve, best: Sequence[int], spec: CurveMetric) -> 
     if k == 1:
         label = f"{name} (best epoch {best[0]}"
     else:
-        label = f"{name} ({k} seeds, best epochs {', '.join(str(b) for b in best)}"
+        epochs = ", ".join(str(b) for b in best)
+        label = f"{name} ({k} {_word(curve.group.runs)}, best epochs {epochs}"
     if curve.first:
         label += ", epoch 1: " + ", ".join(f"{v:.3g}" for v in curve.first)
     return label + ")"

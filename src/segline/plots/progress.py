@@ -53,6 +53,7 @@ from segline.plots import (
     save_png,
 )
 from segline.plots.curves import curve_series, seed_series
+from segline.seeds import sub_label, trainings_word
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -138,6 +139,35 @@ def _has_metric(group: MethodGroup, metric: str) -> bool:
     return all((r.val["metric"] == name).any() for r in group.runs)
 
 
+def training_sub(run: MethodResults) -> str:
+    """``seed<k>``, ``fold<i>`` or ``fold<i>/seed<k>``: one training of a method."""
+    return sub_label(run.fold, run.seed)
+
+
+def _title_trainings(group: MethodGroup) -> str:
+    """The title's words for a method's trainings: ``one training``, ``seed 3``,
+    ``seeds 0, 1: thin lines each seed, thick their mean`` (folds alike: ``folds 0, 1``;
+    folds with seeds: ``trainings fold0/seed0, …: thin lines each training``)."""
+    runs, word = group.runs, _word(group)
+    if len(runs) == 1:
+        run = runs[0]
+        if run.seed is None and run.fold is None:
+            return "one training"
+        return f"seed {run.seed}" if run.fold is None else f"training {training_sub(run)}"
+    if word == "seeds":
+        ids, each = ", ".join(str(r.seed) for r in runs), "seed"
+    elif word == "folds":
+        ids, each = ", ".join(str(r.fold) for r in runs), "fold"
+    else:
+        word, ids, each = "trainings", ", ".join(training_sub(r) for r in runs), "training"
+    return f"{word} {ids}: thin lines each {each}, thick their mean"
+
+
+def _word(group: MethodGroup) -> str:
+    """``seeds``, ``folds`` or ``trainings (folds × seeds)`` of a method's trainings."""
+    return trainings_word([r.fold for r in group.runs], [r.seed for r in group.runs])
+
+
 def _draw_line(ax: Axes, group: MethodGroup, line: Line, colour: str) -> bool:
     """Draw one quantity (seeds thin, mean thick); False when it has no defined value."""
     if line.metric.startswith("val_") and not _has_metric(group, line.metric):
@@ -166,7 +196,8 @@ def _draw_line(ax: Axes, group: MethodGroup, line: Line, colour: str) -> bool:
         linewidth=2.0 if several else 1.5,
         marker="o" if len(y) <= 25 else None,
         markersize=3,
-        label=line.label + (f" (mean of {len(runs)} seeds)" if several else ""),
+        label=line.label
+        + (f" (mean of {len(runs)} {_word(group)})" if several else ""),
     )
     return True
 
@@ -178,7 +209,6 @@ def plot_progress(group: MethodGroup, out: str) -> None:
     from matplotlib.ticker import MaxNLocator
 
     best = sorted({r.best_epoch for r in group.runs})
-    k = len(group.runs)
     with figure_style():
         fig = Figure(figsize=(8.0, 11.0), layout="constrained")
         axes = fig.subplots(len(PANELS), 1, sharex=True)
@@ -218,14 +248,7 @@ def plot_progress(group: MethodGroup, out: str) -> None:
             (twin or ax).legend(handles=handles, loc="best", fontsize=8)
         axes[-1].set_xlabel("epoch")
         axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
-        seeds = (
-            "one training"
-            if k == 1 and group.runs[0].seed is None
-            else f"seeds {', '.join(str(r.seed) for r in group.runs)}: thin lines each seed, "
-            "thick their mean"
-            if k > 1
-            else f"seed {group.runs[0].seed}"
-        )
+        seeds = _title_trainings(group)
         fig.suptitle(
             f"{group.runs[0].dataset}: {group.name}, training progress ({seeds})\n"
             f"dotted: best epoch{'s' if len(best) > 1 else ''} "
