@@ -32,13 +32,13 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
 
 from segline.casestore import sorted_cases
 from segline.errors import InputError
+from segline.jsonfile import read_json
 from segline.preprocess import geometry
 from segline.preprocess.slicing import CaseRecord, register_adapter
 
@@ -178,14 +178,7 @@ class MSDAdapter(TaskFolderCases):
     # ------------------------------------------------------------------ listing
 
     def _read_dataset_json(self) -> dict[str, Any]:
-        try:
-            meta = json.loads(self.dataset_json.read_text(encoding="utf-8"))
-        except UnicodeDecodeError as err:
-            raise InputError(self.dataset_json, f"not UTF-8 text: {err}") from None
-        except json.JSONDecodeError as err:
-            raise InputError(self.dataset_json, f"not valid JSON: {err}") from None
-        except OSError as err:
-            raise InputError(self.dataset_json, f"cannot read: {err.strerror}") from None
+        meta = read_json(self.dataset_json, "not found (an MSD task folder needs dataset.json)")
         if not isinstance(meta, dict):
             raise InputError(self.dataset_json, "must hold a JSON object")
         for key in ("labels", "training"):

@@ -38,7 +38,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
@@ -47,6 +46,7 @@ from typing import Any, ClassVar
 from segline.casestore import sorted_cases
 from segline.datasets.msd import INFO_KEYS, TaskFolderCases, find_task_dir
 from segline.errors import InputError
+from segline.jsonfile import read_json
 from segline.preprocess import geometry
 from segline.preprocess.slicing import CaseRecord, register_adapter
 
@@ -59,16 +59,7 @@ _CHANNEL = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
 def read_dataset_json(path: Path) -> dict[str, Any]:
     """``dataset.json`` as a dict; any problem (missing, not JSON, not an object) is an
     :class:`InputError` naming the file."""
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(path, "not found (an nnU-Net raw dataset needs dataset.json)") from None
-    except UnicodeDecodeError as err:
-        raise InputError(path, f"not UTF-8 text: {err}") from None
-    except json.JSONDecodeError as err:
-        raise InputError(path, f"not valid JSON: {err}") from None
-    except OSError as err:
-        raise InputError(path, f"cannot read: {err.strerror}") from None
+    meta = read_json(path, "not found (an nnU-Net raw dataset needs dataset.json)")
     if not isinstance(meta, dict):
         raise InputError(path, "must hold a JSON object")
     return meta

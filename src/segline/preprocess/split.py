@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -56,6 +55,7 @@ from segline import atomic
 from segline.casestore import case_sort_key, sorted_cases
 from segline.digest import sha256_file
 from segline.errors import InputError
+from segline.jsonfile import read_json
 
 DEFAULT_N_TEST = 20
 DEFAULT_N_VAL = 5
@@ -379,16 +379,7 @@ def read_splits_file(path: str | os.PathLike[str], fold: int = 0) -> SplitsFile:
         InputError: naming the file and the problem (one line).
     """
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(path, "splits file not found") from None
-    except UnicodeDecodeError as err:
-        raise InputError(path, f"not UTF-8 text: {err}") from None
-    except json.JSONDecodeError as err:
-        raise InputError(path, f"not valid JSON: {err}") from None
-    except OSError as err:
-        raise InputError(path, f"cannot read: {err.strerror}") from None
+    data = read_json(path, "splits file not found")
     if not isinstance(data, list) or not data:
         raise InputError(path, "expected a non-empty JSON list of folds "
                          '[{"train": [...], "val": [...]}, ...] (nnU-Net splits_final.json)')
