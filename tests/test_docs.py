@@ -44,3 +44,17 @@ def test_architecture_names_files_that_exist() -> None:
     assert missing == []
     assert "## Lineage: code dependencies, records, locks" in text
     assert "docs/ARCHITECTURE.md" in (REPO / "README.md").read_text(encoding="utf-8")
+
+
+def test_code_and_docs_cite_no_issue_numbers() -> None:
+    """Code and docs say what the code does and why; which ticket asked for it is
+    history (git, bench/RESULTS.md), so bench/RESULTS.md alone may name one."""
+    ticket = re.compile(r"\bissues?\s*#?\d+", re.IGNORECASE)
+    hits = [
+        f"{p.relative_to(REPO)}:{n}"
+        for p in scanned_files()
+        if p != REPO / "bench" / "RESULTS.md"
+        for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1)
+        if ticket.search(line)
+    ]
+    assert not hits, hits

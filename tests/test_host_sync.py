@@ -1,4 +1,4 @@
-"""No host synchronisation per batch in the training loop (issue 10).
+"""No host synchronisation per batch in the training loop (a GPU would wait on it).
 
 On a GPU every ``float(tensor)``, ``.item()``, ``.cpu()`` or ``bool(tensor)`` makes the
 host wait for the device. The CPU proxy: count those calls made by segline's own code

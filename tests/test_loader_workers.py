@@ -1,7 +1,7 @@
 """WORKERS: DataLoader processes change the speed, never the result.
 
 The same seed must give byte-identical tables and checkpoints on the CPU for any number
-of loader processes (issue 10), for 2D slices and for 3D patches; the knob is scheduling
+of loader processes, for 2D slices and for 3D patches; the knob is scheduling
 only, so it stays out of ``args.json`` and is noted in the provenance.
 """
 

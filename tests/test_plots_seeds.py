@@ -1,4 +1,4 @@
-"""Plots with seeds (issue 11): seed bands, losses relative to epoch 1, the lr / alpha /
+"""Plots with seeds: seed bands, losses relative to epoch 1, the lr / alpha /
 epoch-time curves, the per-method progress figure, seeds pooled in the boxplot, the
 overlays' lowest seed and slice-Dice label.
 

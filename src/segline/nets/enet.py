@@ -214,7 +214,7 @@ class ENet(nn.Module):
     # bf16 on CPU: 335 ms/step in NCHW, 602 ms in channels_last (bench/RESULTS.md)
     channels_last_ok: ClassVar[bool] = False
     # bf16 autocast on an H200 at 8x1x512^2: 66.6 ms/step against 45.4 ms in fp32
-    # (issue 10's measurement), so AMP=auto trains it in fp32 on CUDA
+    # (bench/RESULTS.md, GPU steps), so AMP=auto trains it in fp32 on CUDA
     cuda_amp_ok: ClassVar[bool] = False
 
     def __init__(

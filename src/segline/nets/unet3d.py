@@ -54,7 +54,7 @@ class UNet3D(UNetBackbone):
 
     dims: ClassVar[int] = 3
     # bf16 autocast on an H200 at 2x1x32x48x48: 14.1 ms/step against 11.4 ms in fp32
-    # (issue 10's measurement), so AMP=auto trains it in fp32 on CUDA
+    # (bench/RESULTS.md, GPU steps), so AMP=auto trains it in fp32 on CUDA
     cuda_amp_ok: ClassVar[bool] = False
 
     def __init__(

@@ -86,7 +86,7 @@ def for_model(precision: Precision, model: torch.nn.Module) -> Precision:
       fp32 503 ms, bench/RESULTS.md); every other net keeps the layout chosen by
       :func:`choose`.
     - A net class may set ``cuda_amp_ok = False`` (ENet and UNet3D do: on an H200 their
-      steps were slower in bf16 than in fp32, issue 10): on CUDA, when the autocast dtype
+      steps were slower in bf16 than in fp32, bench/RESULTS.md): on CUDA, when the autocast dtype
       came from ``AMP=auto``, such a net trains in fp32. ``AMP=bf16``/``fp16`` by name
       is always obeyed.
     """

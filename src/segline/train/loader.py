@@ -10,8 +10,8 @@ nor in the make record: changing it never retrains; the provenance notes it.
 
 Default (``auto``): the cores this training may use (the cores, divided by make's
 ``-jN``) minus the one that runs the training loop, at most 8, on CUDA, where the
-GPU would otherwise wait for slices to be read and distance maps cropped (issue 10's
-measurement at 512²: 22–35 % of an epoch waiting with 0 workers, 6–9 % with 8). On the
+GPU would otherwise wait for slices to be read and distance maps cropped (measured at
+512², bench/RESULTS.md: 22–35 % of an epoch waiting with 0 workers, 6–9 % with 8). On the
 CPU the loader competes with the compute threads for the same cores, so ``auto``
 keeps loading in the training process below 8 cores per training and uses one
 worker per 8 cores above.

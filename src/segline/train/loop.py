@@ -137,7 +137,7 @@ class TrainConfig:
     # (mode reduce-overhead: CUDA graphs); fused kernels change the last bits of
     # results, so it is part of the identity
     compile: str = "off"
-    # recipe (issue 11): training-set augmentation (segline.data.augment), LR schedule
+    # recipe: training-set augmentation (segline.data.augment), LR schedule
     # and linear warm-up in epochs (segline.train.schedule), decoupled weight decay
     # (AdamW when > 0; 0 keeps Adam). The defaults train exactly as before.
     aug: str = "none"

@@ -1,4 +1,4 @@
-"""Vertebra instance segmentation (issue 13): the iterative FCN of Lessmann et al.
+"""Vertebra instance segmentation: the iterative FCN of Lessmann et al.
 (2019) and a semantic 3D U-Net to compare it with, trained by
 ``python -m segline.vertebrae.train``.
 
