@@ -8,7 +8,6 @@ virtualenv is created there) — the repository itself is never written to.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -23,7 +22,12 @@ from segline.distmaps import write_dist_store
 from segline.preprocess.geometry import from_source
 
 REPO = Path(__file__).resolve().parents[1]
-COPIED = ["Makefile", "pyproject.toml", "README.md", "make", "lineage", "preprocess", "src"]
+# copy_project (sources, makefiles, lineage files: what a make run needs) is the bench
+# scripts' own, so tests and benchmarks time and test the same copy.
+sys.path.insert(0, str(REPO / "bench"))
+from benchlib import COPIED, copy_project  # noqa: E402
+
+__all__ = ["COPIED", "copy_project"]
 
 
 @pytest.fixture(autouse=True)
@@ -39,20 +43,6 @@ def _restore_deterministic_mode():
     torch.use_deterministic_algorithms(mode, warn_only=warn_only)
 
 
-def copy_project(dest: Path) -> Path:
-    """Copy what the makefiles need (sources, lineage, makefiles) to ``dest``."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in COPIED:
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(
-                src, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
-            )
-        else:
-            shutil.copy2(src, dest / name)
-    for mk in REPO.glob("*.make"):
-        shutil.copy2(mk, dest / mk.name)
-    return dest
 
 
 def make_env() -> dict[str, str]:

@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from msd_builder import save
+from segline.cli import run
 
 SHAPE = (24, 24, 6)
 NAME = "Dataset042_Tiny"
@@ -72,3 +74,11 @@ def make_dataset(
     info.update(meta or {})
     (folder / "dataset.json").write_text(json.dumps(info, indent=1))
     return folder
+
+
+def one_line_error(capsys: pytest.CaptureFixture[str], main, argv: list[str]) -> str:
+    """Run a CLI that must refuse its input: exit 2 and one ``segline:`` line on stderr."""
+    assert run(main, argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("segline: "), err
+    return err

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from conftest import copy_project
-from nnunet_builder import NAME, make_dataset
+from nnunet_builder import NAME, make_dataset, one_line_error
 from segline.cli import run
 from segline.lineage import copyfolder, manifest
 from segline.lineage.extract import extract_archives
@@ -41,13 +41,6 @@ def dataset(tmp_path: Path) -> Path:
     """A fresh copy of the tiny nnU-Net dataset (tests may change it)."""
     return make_dataset(tmp_path / "nnUNet_raw")
 
-
-def one_line_error(capsys: pytest.CaptureFixture[str], main, argv: list[str]) -> str:
-    """Run a CLI that must refuse its input: exit 2 and one ``segline:`` line on stderr."""
-    assert run(main, argv) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("segline: "), err
-    return err
 
 
 def sparse_file(path: Path, size: int, data: bytes = b"", at: int = 0) -> Path:

@@ -14,7 +14,15 @@ import numpy as np
 import pytest
 
 from msd_builder import make_task, save, source_affine
-from nnunet_builder import LABELS, NAME, TEST_IDS, TRAIN_IDS, channel_volumes, make_dataset
+from nnunet_builder import (
+    LABELS,
+    NAME,
+    TEST_IDS,
+    TRAIN_IDS,
+    channel_volumes,
+    make_dataset,
+    one_line_error,
+)
 from segline.casestore import CaseStore
 from segline.cli import run
 from segline.datasets.msd import MSDAdapter
@@ -30,13 +38,6 @@ def dataset(tmp_path: Path) -> Path:
     """A fresh copy of the tiny nnU-Net dataset (tests may break it)."""
     return make_dataset(tmp_path / "nnUNet_raw")
 
-
-def one_line_error(capsys: pytest.CaptureFixture[str], main, argv: list[str]) -> str:
-    """Run a CLI that must refuse its input: exit 2 and one ``segline:`` line on stderr."""
-    assert run(main, argv) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("segline: "), err
-    return err
 
 
 # ------------------------------------------------------------------------ the adapter

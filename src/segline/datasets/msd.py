@@ -38,9 +38,9 @@ from typing import Any, ClassVar
 
 from segline.casestore import sorted_cases
 from segline.errors import InputError
-from segline.jsonfile import read_json
 from segline.preprocess import geometry
 from segline.preprocess.slicing import CaseRecord, register_adapter
+from segline.userfile import read_json
 
 SUFFIXES = (".nii.gz", ".nii")
 INFO_KEYS = ("name", "description", "reference", "licence", "license", "release",

@@ -46,9 +46,9 @@ from typing import Any, ClassVar
 from segline.casestore import sorted_cases
 from segline.datasets.msd import INFO_KEYS, TaskFolderCases, find_task_dir
 from segline.errors import InputError
-from segline.jsonfile import read_json
 from segline.preprocess import geometry
 from segline.preprocess.slicing import CaseRecord, register_adapter
+from segline.userfile import read_json
 
 #: File endings segline can read (nibabel NIfTI).
 READABLE_ENDINGS = (".nii.gz", ".nii")

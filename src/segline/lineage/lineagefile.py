@@ -55,6 +55,7 @@ from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from segline.errors import InputError
 from segline.repopath import META
+from segline.userfile import read_text
 
 TOY_HINT = "for the embedded toy data run with TOY=1"
 
@@ -289,14 +290,7 @@ def parse_lineage(path: str | os.PathLike[str]) -> Lineage:
             message names the file and the 1-based line number).
     """
     path = Path(path)
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        raise InputError(path, "lineage file not found") from None
-    except UnicodeDecodeError as err:
-        raise InputError(path, f"not UTF-8 text ({err.reason} at byte {err.start})") from None
-    except OSError as err:
-        raise InputError(path, f"cannot read lineage file ({err.strerror})") from None
+    text = read_text(path, "lineage file not found")
     entries: list[tuple[str, str]] = []
     meta_items: list[tuple[str, str]] = []
     seen: dict[str, int] = {}

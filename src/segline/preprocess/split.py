@@ -55,7 +55,7 @@ from segline import atomic
 from segline.casestore import case_sort_key, sorted_cases
 from segline.digest import sha256_file
 from segline.errors import InputError
-from segline.jsonfile import read_json
+from segline.userfile import read_json, read_text
 
 DEFAULT_N_TEST = 20
 DEFAULT_N_VAL = 5
@@ -420,14 +420,7 @@ def read_attribute_csv(path: str | os.PathLike[str], attribute: str) -> Strata:
         InputError: naming the file and the problem (one line).
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise InputError(path, "stratify file not found") from None
-    except UnicodeDecodeError as err:
-        raise InputError(path, f"not UTF-8 text: {err}") from None
-    except OSError as err:
-        raise InputError(path, f"cannot read: {err.strerror}") from None
+    text = read_text(path, "stratify file not found", encoding="utf-8-sig")
     try:
         rows = [[c.strip() for c in r] for r in csv.reader(io.StringIO(text)) if any(
             c.strip() for c in r)]
