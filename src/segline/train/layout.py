@@ -42,23 +42,24 @@ FOLD_ENTRY = re.compile(r"fold[0-9]+(_tmp)?")
 FOLD_NAME = re.compile(r"fold(0|[1-9][0-9]*)")
 
 
-def seed_folders(folder: Path) -> list[str]:
-    """The names of the seed training folders in ``folder`` (finished or in progress),
-    sorted; empty when there are none or ``folder`` does not exist."""
+def _entries(folder: Path, pattern: re.Pattern[str]) -> list[str]:
+    """The sub-folder names of ``folder`` matching ``pattern``, sorted; empty when there
+    are none or ``folder`` does not exist."""
     try:
         entries = os.listdir(folder)
     except (FileNotFoundError, NotADirectoryError):
         return []
-    return sorted(e for e in entries if SEED_ENTRY.fullmatch(e) and (folder / e).is_dir())
+    return sorted(e for e in entries if pattern.fullmatch(e) and (folder / e).is_dir())
+
+
+def seed_folders(folder: Path) -> list[str]:
+    """The names of the seed training folders in ``folder`` (finished or in progress)."""
+    return _entries(folder, SEED_ENTRY)
 
 
 def fold_folders(folder: Path) -> list[str]:
-    """The names of the fold folders in ``folder`` (finished or in progress), sorted."""
-    try:
-        entries = os.listdir(folder)
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    return sorted(e for e in entries if FOLD_ENTRY.fullmatch(e) and (folder / e).is_dir())
+    """The names of the fold folders in ``folder`` (finished or in progress)."""
+    return _entries(folder, FOLD_ENTRY)
 
 
 def check(out: str | os.PathLike[str]) -> None:
