@@ -19,9 +19,10 @@ TOY_ARCHIVES := data/spleen-toy.tar
 TOY_LINEAGE := lineage/spleen-toy.lineage
 TOY_GENERATOR := spleen
 ADAPTER := msd
+include make/toy.mk
 
 # Dataset defaults (override on the command line).
-ifneq ($(filter 1 yes true,$(TOY)),)
+ifneq ($(IS_TOY),)
 N_TEST ?= 3
 N_VAL ?= 2
 EPC ?= 8
@@ -51,7 +52,7 @@ DATASET_KNOBS_HELP = WINDOW=level,width CT window in HU ($(WINDOW)); SPACING=z,y
 # Methods: results/<ds>/<method>, each with its loss spec and options.
 ALL_METHODS := ce gdl gdl_boundary gdl_boundary3d gdl_hausdorff
 # Not in the defaults (METHODS=ce_weighted): cross-entropy with the iterative-FCN
-# seed's boundary weights (1 + 5*exp(-d^2/2*3mm^2)).
+# paper's boundary weights (1 + 5*exp(-d^2/2*3mm^2)).
 OPTIONAL_METHODS := ce_weighted
 DIST := 2d
 OPTS :=

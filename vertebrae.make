@@ -29,9 +29,10 @@ TOY_ARCHIVES := data/vertebrae-toy.tar
 TOY_LINEAGE := lineage/vertebrae-toy.lineage
 TOY_GENERATOR := vertebrae
 ADAPTER := verse
+include make/toy.mk
 
 # Dataset defaults (override on the command line).
-ifneq ($(filter 1 yes true,$(TOY)),)
+ifneq ($(IS_TOY),)
 # 16 labelled toy cases (6-10 vertebrae each) and 2 unlabelled ones: 5 test, 2 val, 9 train.
 N_TEST ?= 5
 N_VAL ?= 2
@@ -62,13 +63,13 @@ DIST_ARGS := --merge-foreground
 DIST := 3d
 # Overlays of instances: sagittal slices, one colour per vertebra (segline.plots.overlays).
 OVERLAY_ARGS := --instances
-DATASET_KNOBS_HELP = WINDOW=level,width CT window in HU ($(WINDOW)); SPACING=z,y,x mm ($(SPACING))
+DATASET_KNOBS_HELP = WINDOW=level,width CT window in HU ($(WINDOW)); SPACING=z,y,x mm ($(SPACING)); with FOLDS, predict refuses to ensemble the folds' instance maps: segline-predict --method <one fold's folder>
 
 # Training (src/segline/vertebrae/train.py: the shared recipe with the vertebrae
 # trainer, which takes segline.train's options plus --method, --patch and
 # --samples-per-epoch). Defaults as tuned on the toy (bench/RESULTS.md "Vertebrae").
 TRAINER := segline.vertebrae.train
-ifneq ($(filter 1 yes true,$(TOY)),)
+ifneq ($(IS_TOY),)
 EPC ?= 12
 else
 EPC ?= 100
@@ -88,14 +89,12 @@ REPORT_ARGS := --metrics dice,assd,id_rate,false_positives,misses
 # No instance HD95; the identification rate per epoch instead.
 NO_CURVES := val_hd95
 EXTRA_CURVES := val_id_rate
-# Test numbers stay on the training grid (no $(RES)/eval stage, make/common.mk): the
-# methods write instance maps scored by matched-instance metrics (id_rate, false
-# positives, misses) that the source-geometry evaluation (segline.eval_stage) does not
-# compute.
-SOURCE_EVAL := no
-# FOLDS: the vertebra trainers (segline.vertebrae.train) have not been run per fold, and
-# their instance metrics are not pooled out of fold by the report; refused until they are.
-NO_FOLDS := the vertebra trainers and their instance report are not checked per fold yet
+# Test numbers in each case's source geometry ($(RES)/eval/<method>, make/common.mk):
+# the instance maps written back to the CT's grid are scored by the same matched-instance
+# metrics against the original VerSe masks, their values mapped to the store's classes
+# (segline.eval_stage.score_instances). FOLDS=k trains each method per fold and the
+# report pools them out of fold; `predict` refuses a folds run's method folder (instance
+# maps have no probabilities to average): predict with one fold's folder instead.
 
 include make/common.mk
 
@@ -103,7 +102,7 @@ include make/common.mk
 # constant channel count, a completeness output; weighted BCE with the boundary
 # weights 1 + 5 exp(-d^2 / 2 (3 mm)^2) from the merged distance map, plus BCE on
 # completeness; 16-slice patches over the whole cross-section, 80 per epoch; the
-# seed's augmentation (elastic, blur, noise, random z crop: AUG=strong).
+# original paper's augmentation (elastic, blur, noise, random z crop: AUG=strong).
 $(call method,iterative): NET := IterativeFCN
 $(call method,iterative): NET_OPTS := channels=8 depth=3
 $(call method,iterative): LOSSES := wbce:1,complete:1

@@ -22,8 +22,9 @@ TOY_ARCHIVES := data/vessels-toy.tar
 TOY_LINEAGE := lineage/vessels-toy.lineage
 TOY_GENERATOR := vessels
 ADAPTER := msd
+include make/toy.mk
 
-ifneq ($(filter 1 yes true,$(TOY)),)
+ifneq ($(IS_TOY),)
 N_TEST ?= 3
 N_VAL ?= 2
 EPC ?= 6
@@ -70,14 +71,9 @@ TRAIN_DEPS = $(DATA)/mip $(DATA)/pseudo
 EXTRA_CURVES := val_cldice val_mip_dice
 EXTRA_RESULTS = $(RES)/pseudo_quality.md $(RES)/pseudo_quality.csv
 REPORT_ARGS = --metrics dice,cldice,hd95,assd,mip_dice $(if $(filter full,$(METHODS)),--reference full)
-# Test numbers stay on the training grid (no $(RES)/eval stage, make/common.mk): MIP
-# Dice is defined on the case store's MIP (data/<ds>/mip), which the source-geometry
-# evaluation (segline.eval_stage) does not have. The store keeps the source grid unless
-# SPACING or CROP is set.
-SOURCE_EVAL := no
-# FOLDS: the pseudo-label stage (data/<ds>/pseudo) is built from the store's one
-# split; per-fold pseudo-labels are not built, so cross-validation is refused here.
-NO_FOLDS := the pseudo-label stage reads the store's single split (no per-fold pseudo-labels yet)
+# The evaluation stage (make/common.mk) scores mip_dice too: the projections along
+# MIP_AXIS of the source-geometry prediction and of the original 3D label.
+EVAL_OPTS = --mip-axis $(MIP_AXIS)
 
 include make/common.mk
 

@@ -16,6 +16,7 @@
 #   TOY_ARCHIVES    the generated toy archive(s), TOY_LINEAGE, TOY_GENERATOR
 #   TOY_VARIANTS    (optional) named toy variants: TOY=<variant> selects one (DS becomes
 #                   $(DS_NAME)-<variant>-toy; the makefile picks its TOY_* by $(TOY))
+#   IS_TOY          toy or real data: include make/toy.mk before the defaults that use it
 #   ADAPTER         the slicing adapter (msd, isles)
 #   ALL_METHODS     every method it declares (results/$(DS)/<method> targets); each a
 #                   name (make/names.mk), checked when make reads the makefile
@@ -28,6 +29,7 @@
 #   REPORT_ARGS     extra report options (e.g. --metrics ... --reference full)
 #   TRAINER         the training module (default segline.train), same options
 #   OVERLAY_ARGS    extra overlay options (e.g. --instances: vertebrae, sagittal)
+#   EVAL_OPTS       extra evaluation-stage options (e.g. --mip-axis: vessels)
 
 SHELL := bash
 .SHELLFLAGS := -eo pipefail -c
@@ -143,7 +145,10 @@ RUN ?= $(subst $(fold_space),-,$(strip $(if $(IS_DEBUG),debug) $(if $(strip $(FO
 ifneq ($(filter-out 0 no false 1 yes true $(TOY_VARIANTS),$(TOY)),)
 $(error TOY=$(TOY): use TOY=1 (the toy)$(if $(TOY_VARIANTS), or a variant: $(TOY_VARIANTS)))
 endif
-IS_TOY := $(filter 1 yes true $(TOY_VARIANTS),$(TOY))
+# IS_TOY (make/toy.mk): the dataset makefile included it before its defaults.
+ifeq ($(filter make/toy.mk,$(MAKEFILE_LIST)),)
+include make/toy.mk
+endif
 # A dataset folder on disk instead of an archive: DATASET_DIR=<MSD task folder or nnU-Net
 # v2 raw dataset>, NNUNET_DATASET=<nnUNet_raw/DatasetXXX_Name> its nnU-Net spelling. The
 # layout comes from dataset.json (nnU-Net v2 declares file_ending); the lineage is a
@@ -216,11 +221,6 @@ $(error FOLDS=$(strip $(FOLDS)): the number of cross-validation folds is one int
 endif
 ifneq ($(SPLIT_FILE),)
 $(error FOLDS=$(strip $(FOLDS)) and SPLIT_FILE=$(SPLIT_FILE) exclude each other: FOLDS deals the cases to folds itself, SPLIT_FILE takes one given fold)
-endif
-# NO_FOLDS (a dataset makefile's hook, set before including this file): why its
-# pipeline does not cross-validate yet; FOLDS is then refused in one line.
-ifneq ($(strip $(NO_FOLDS)),)
-$(error FOLDS=$(strip $(FOLDS)): $(firstword $(MAKEFILE_LIST)) does not cross-validate: $(strip $(NO_FOLDS)))
 endif
 endif
 # $(call fold_range,K,0): the words 0 1 ... K-1.
@@ -440,15 +440,17 @@ train: $(METHOD_DIRS)
 # read it; the training grid's test/metrics.csv stays the report's secondary table and
 # validation (selection) stays on the training grid. Metric code that training does not
 # import is in these stages' .d files only: changing it re-evaluates, never retrains.
+# EVAL_OPTS (a dataset makefile's hook): extra options of segline.eval_stage, e.g.
+# vessels' --mip-axis for mip_dice.
 # SOURCE_EVAL := no (a dataset makefile's hook, set before including this file) keeps
-# the test numbers on the training grid, for datasets whose test metrics exist only
-# there (vertebrae: instance metrics; vessels: mip_dice on the store's MIP).
+# the test numbers on the training grid, for a dataset of yours whose test metrics the
+# evaluation stage cannot compute (every shipped pipeline is evaluated here).
 # ---------------------------------------------------------------------------
 EVAL_DIRS := $(if $(filter no,$(SOURCE_EVAL)),,$(patsubst $(RES)/%,$(RES)/eval/%,$(METHOD_DIRS)))
 EVAL_ARGS := $(addprefix --eval ,$(EVAL_DIRS))
 ifneq ($(EVAL_DIRS),)
 $(EVAL_DIRS): private CMD = -m segline.eval_stage --cases $(DATA)/cases --raw $(DATA)/raw \
-  --method $(patsubst $(RES)/eval/%,$(RES)/%,$@) --out $@ --device $(DEVICE) --amp $(AMP)
+  --method $(patsubst $(RES)/eval/%,$(RES)/%,$@) --out $@ --device $(DEVICE) --amp $(AMP) $(EVAL_OPTS)
 $(EVAL_DIRS): $(RES)/eval/%: $(RES)/% $(DATA)/cases $(DATA)/raw $$(stale) | $(VENV_DEP)
 	$(PY) $(CMD)
 endif
@@ -463,7 +465,7 @@ CURVES := $(filter-out $(NO_CURVES),val_dice val_hd95 val_assd tra_loss val_loss
 CURVE_PLOTS := $(addprefix $(RES)/,$(addsuffix .png,$(CURVES)))
 # One progress figure per method (src/segline/plots/progress.py), from its folder(s).
 PROGRESS_PLOTS := $(foreach m,$(METHODS),$(RES)/progress_$(m).png)
-PLOTS := $(CURVE_PLOTS) $(addprefix $(RES)/,test_dice_boxplot.png overlays.png $(EXTRA_PLOTS)) \
+PLOTS := $(CURVE_PLOTS) $(addprefix $(RES)/,test_dice_boxplot.png overlays.png) \
   $(PROGRESS_PLOTS)
 
 # The curves, the boxplot and the progress figures come from one process

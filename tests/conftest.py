@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +22,9 @@ from segline.distmaps import write_dist_store
 from segline.preprocess.geometry import from_source
 
 REPO = Path(__file__).resolve().parents[1]
+PLUGINS = REPO / "tests" / "plugins"
+"""Its ``sitecustomize.py`` gives the processes that tests start the test hooks (the
+``SEGLINE_TEST_*`` variables); the production code knows none of them."""
 # copy_project (sources, makefiles, lineage files: what a make run needs) is the bench
 # scripts' own, so tests and benchmarks time and test the same copy.
 sys.path.insert(0, str(REPO / "bench"))
@@ -43,15 +46,24 @@ def _restore_deterministic_mode():
     torch.use_deterministic_algorithms(mode, warn_only=warn_only)
 
 
+def with_test_hooks(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` with :data:`PLUGINS` first on ``PYTHONPATH``: a Python process started
+    with it (make passes ``PYTHONPATH`` on to its recipes) loads
+    ``tests/plugins/sitecustomize.py``, which patches segline only as the
+    ``SEGLINE_TEST_*`` variables of its environment ask (nothing without them). The
+    command lines stay those of a plain run."""
+    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return {**env, "PYTHONPATH": os.pathsep.join([str(PLUGINS), *paths])}
 
 
 def make_env() -> dict[str, str]:
-    """Environment for make runs: no terminal, no inherited MAKEFLAGS. Nothing fixes
-    the thread count here: the trainings compute with the ``THREADS`` knob's, whatever
-    ``-j`` (``tests/test_threads.py`` checks that ``-j1`` and ``-j2`` agree)."""
+    """Environment for make runs: no terminal, no inherited MAKEFLAGS, the test hooks
+    available (:func:`with_test_hooks`). Nothing fixes the thread count here: the
+    trainings compute with the ``THREADS`` knob's, whatever ``-j``
+    (``tests/test_threads.py`` checks that ``-j1`` and ``-j2`` agree)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE")}
     env.update({"TERM": "dumb", "PYTHONHASHSEED": "0"})
-    return env
+    return with_test_hooks(env)
 
 
 @pytest.fixture(scope="session")
@@ -128,7 +140,8 @@ def train_cli(
     store: tuple[Path, Path], out: Path, *extra: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """``python -m segline.train`` on a tiny store: Dimwit, 3 epochs, fp32, GDL +
-    boundary; ``extra`` arguments come last and override (argparse keeps the last)."""
+    boundary; ``extra`` arguments come last and override (argparse keeps the last).
+    ``env`` is added to this process's environment, test hooks available."""
     cases, dist = store
     cmd = [
         sys.executable,
@@ -154,5 +167,5 @@ def train_cli(
         "gdl:1,boundary:0.01[schedule=rebalance]",
         *extra,
     ]
-    full_env = {**os.environ, **(env or {})}
+    full_env = with_test_hooks({**os.environ, **(env or {})})
     return subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=300)

@@ -280,18 +280,6 @@ def test_make_refuses_bad_folds(value: str, run_make) -> None:
         in lines[0]
 
 
-@pytest.mark.parametrize("makefile", ["vessels.make", "vertebrae.make"])
-def test_pipelines_without_cross_validation_refuse_folds(makefile: str, run_make) -> None:
-    """vessels (pseudo-labels from one split) and vertebrae (trainers and instance
-    report not checked per fold) set NO_FOLDS: FOLDS is refused in one line, before
-    anything is planned, instead of training folds on a wrong split."""
-    repo = Path(__file__).resolve().parents[1]
-    proc = run_make(repo, "-n", "-f", makefile, "TOY=1", "FOLDS=3", "train")
-    assert proc.returncode == 2 and proc.stdout == ""
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and f"FOLDS=3: {makefile} does not cross-validate" in lines[0]
-
-
 @pytest.fixture(scope="module")
 def two_folds(tmp_path_factory: pytest.TempPathFactory, run_make) -> Path:
     """A toy project with folds 0 and 1 of FOLDS=3 trained (fold 2 not)."""

@@ -2,9 +2,9 @@
 
 The token logic runs in real processes (flock is per process): a small holder script
 takes a token, says which, and keeps it until told to end (or killed). The trainer is
-run with ``SEGLINE_TEST_FAKE_GPUS=1`` (the GPU list accepted without CUDA, computing on
-the CPU). Every test uses its own token folder (``SEGLINE_GPU_LOCKS``), never the
-user's ``/tmp/segline-gpus-<uid>``.
+run with ``SEGLINE_TEST_FAKE_GPUS=1`` (a test hook, tests/plugins/sitecustomize.py: the
+GPU list accepted without CUDA, computing on the CPU). Every test uses its own token
+folder (``SEGLINE_GPU_LOCKS``), never the user's ``/tmp/segline-gpus-<uid>``.
 """
 
 from __future__ import annotations
@@ -198,7 +198,7 @@ def test_resume_on_another_gpu(store, tmp_path: Path) -> None:
     [
         ({"SEGLINE_GPUS": "0,x"}, "auto",
          "GPUS: expected GPU numbers separated by commas, got '0,x'"),
-        ({"SEGLINE_GPUS": "0", "SEGLINE_TEST_FAKE_GPUS": "1"}, "cuda:1",
+        ({"SEGLINE_GPUS": "0"}, "cuda:1",
          "DEVICE: DEVICE=cuda:1 with GPUS=0: use DEVICE=auto or cuda"),
         ({"SEGLINE_GPUS": "0"}, "cuda", "GPUS: GPUS=0 but CUDA is not available"),
     ],
@@ -208,7 +208,6 @@ def test_bad_gpus(
 ) -> None:
     if "CUDA" in message and torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    monkeypatch.delenv("SEGLINE_TEST_FAKE_GPUS", raising=False)
     for key, value in (env | {"SEGLINE_GPU_LOCKS": str(tmp_path)}).items():
         monkeypatch.setenv(key, value)
     with pytest.raises(InputError) as err, gpus.assigned(device, "m", print):
@@ -230,14 +229,13 @@ def test_no_gpus_or_cpu_changes_nothing(monkeypatch: pytest.MonkeyPatch, tmp_pat
 
 
 def test_real_gpu_path_with_cuda_mocked(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Without the fake flag: the index is checked against torch's count, the process's
+    """The index is checked against torch's count, the process's
     current device is set to the card taken, and the card's name is recorded."""
     current: list[int] = []
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     monkeypatch.setattr(torch.cuda, "set_device", current.append)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda i: f"Card {i}")
-    monkeypatch.delenv("SEGLINE_TEST_FAKE_GPUS", raising=False)
     monkeypatch.setenv("SEGLINE_GPU_LOCKS", str(tmp_path))
     monkeypatch.setenv("SEGLINE_GPUS", "1,2")
     with pytest.raises(InputError, match=r"GPUS: no GPU \[2\] here: torch sees 2 \(0..1\)"):

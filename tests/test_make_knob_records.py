@@ -59,8 +59,7 @@ def knob_table(ds: str) -> dict[str, tuple[str, str | None]]:
         # one training per seed, in the seed folders of the run debug-seeds
         "SEEDS": ("0 3", f"--out results/{toy}/debug-seeds/{method}/seed3 "),
         # cross-validation: the store re-sliced with 2 folds, one training per fold
-        # (vessels and vertebrae refuse FOLDS in one line: tests/test_folds.py)
-        "FOLDS": ("2", None if ds in ("vessels", "vertebrae") else "--folds 2"),
+        "FOLDS": ("2", "--folds 2"),
         "DEVICE": ("cpu", "--device cpu"),
         "AMP": ("off", "--amp off"),
         "COMPILE": ("1", "--compile 1"),

@@ -56,7 +56,8 @@ def make(root: Path, *args: str, env: dict[str, str] | None = None, cc: bool = T
 
 def popen(root: Path, *args: str) -> subprocess.Popen[str]:
     """make in the background (for the concurrency tests). Each stage holds its lock
-    1.5 s before working (segline.stage test hook), so the two makes always meet."""
+    1.5 s before working (a test hook, tests/plugins/sitecustomize.py), so the two makes
+    always meet."""
     cmd = ["make", "--no-print-directory", *args, f"CC={sys.executable}"]
     env = {**make_env(), "SEGLINE_TEST_HOLD_LOCK": "1.5"}
     return subprocess.Popen(

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import with_test_hooks
 from segline.casestore import CaseStore
 from segline.errors import InputError
 from segline.train.loop import EPOCH_COLUMNS, RECORD_COLUMNS
@@ -113,7 +114,7 @@ def test_unsupported_options_refused(
 def test_killed_run_resumes_to_the_same_tables(store: tuple[Path, Path], tmp_path: Path) -> None:
     """Trainer's resume machinery serves the vertebra trainer: a run killed after epoch
     1 continues from ``<out>_tmp`` and ends with the tables of an uninterrupted run."""
-    env = {**os.environ, "SEGLINE_TEST_KILL_AFTER_EPOCH": "1"}
+    env = with_test_hooks({**os.environ, "SEGLINE_TEST_KILL_AFTER_EPOCH": "1"})
     out = tmp_path / "iterative"
     argv = [*args_for(store, out, "iterative"), *COMMON, *TINY["iterative"]]
     cmd = [sys.executable, "-m", "segline.vertebrae.train", *argv]

@@ -182,11 +182,6 @@ class HelpFormatter(argparse.HelpFormatter):
         return "\n".join(lines)
 
 
-def use_colour(stream=sys.stdout) -> bool:
-    """True when ``stream`` is a terminal and ``NO_COLOR`` is unset (no escape codes in logs)."""
-    return bool(getattr(stream, "isatty", lambda: False)()) and "NO_COLOR" not in os.environ
-
-
 # ----------------------------------------------------------- argparse value types
 
 

@@ -70,6 +70,7 @@ from segline import atomic, stats
 from segline.casestore import CaseStore, sorted_cases
 from segline.cli import HelpFormatter, cli_of, entry, prog
 from segline.errors import InputError
+from segline.metrics import registry as metric_registry
 from segline.plots import (
     GRID_SOURCE,
     GRID_TRAINING,
@@ -139,16 +140,7 @@ CONVENTIONS_HEAD = f"""\
 """
 # definitions added to the conventions when the metric is reported
 METRIC_CONVENTIONS = {
-    "hd": "- HD: maximum (100th percentile) of the same pooled distances, in mm; undefined\n"
-    "  and 0 as HD95.\n",
-    "cldice": "- clDice (centreline Dice): 2·Tprec·Tsens / (Tprec + Tsens), Tprec = fraction\n"
-    "  of the predicted skeleton inside the reference mask, Tsens = fraction of the\n"
-    "  reference skeleton inside the prediction; empty-mask conventions as Dice.\n",
-    "mip_dice": "- MIP Dice: Dice of the maximum-intensity projection of the predicted mask\n"
-    "  against the 2D MIP label; empty-mask conventions as Dice.\n",
-    "false_positives": "- False positives: predicted instances of a case that identify no\n"
-    "  vertebra (unmatched, or matched with Dice < 0.5); a count, lower is better.\n",
-    "misses": "- Misses: vertebrae of a case not identified; a count, lower is better.\n",
+    m.name: m.convention for m in metric_registry.REGISTRY.values() if m.convention
 }
 INSTANCE_CONVENTIONS = (
     "- Instances (vertebrae): predicted instances are matched one-to-one to the\n"
@@ -202,7 +194,7 @@ def parse_metrics(text: str) -> list[str]:
         raise InputError(
             "--metrics",
             f"unknown metric(s) {', '.join(unknown)} (known: {', '.join(METRIC_INFO)}; "
-            "a new one needs its direction and unit in segline.plots.METRIC_INFO)",
+            "a new one needs its record in segline.metrics.registry)",
         )
     repeated = sorted({m for m in metrics if metrics.count(m) > 1})
     if repeated:

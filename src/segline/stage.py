@@ -58,7 +58,6 @@ INPUTS_ENV = "SEGLINE_INPUTS"
 PREREQS_ENV = "SEGLINE_PREREQS"
 ALWAYS_ENV = "SEGLINE_ALWAYS"
 START_ENV = "SEGLINE_MAKE_START"
-HOLD_ENV = "SEGLINE_TEST_HOLD_LOCK"
 SIDE_KINDS = ("cmd", "d", "sha256")
 PACKAGE = "segline"
 
@@ -291,13 +290,6 @@ def _note_reused(target: Path) -> None:
                 print(f"[{target.name}] up to date, not rebuilt: {name}", flush=True)
 
 
-def _test_hold() -> None:
-    """Test hook: ``SEGLINE_TEST_HOLD_LOCK=S`` keeps the lock S seconds before the work
-    starts, so tests of two concurrent makes meet a held lock on any machine speed."""
-    with contextlib.suppress(ValueError):
-        time.sleep(float(os.environ.get(HOLD_ENV, "0")))
-
-
 def drop_records(targets: list[Path]) -> None:
     """Remove the side files of ``targets`` (record first: without it make rebuilds)."""
     for t in targets:
@@ -381,6 +373,5 @@ def build(body: Callable[[], int | None]) -> int:
                 flush=True,
             )
             return 0
-        _test_hold()
         _note_reused(targets[0])
         return _run_recorded(body, targets, record)

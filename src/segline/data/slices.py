@@ -172,7 +172,7 @@ class SliceDataset(Dataset):
 
 
 def boundary_weight(dist: np.ndarray, w0: float, sigma_mm: float) -> np.ndarray:
-    """Per-pixel weight heavier near object boundaries (the iterative-FCN seed's idea).
+    """Per-pixel weight heavier near object boundaries (the iterative-FCN paper's idea).
 
     ``w = 1 + w0 * exp(-d**2 / (2 * sigma**2))`` where ``d`` (mm) is the distance to the
     nearest boundary of any foreground class, taken from the signed distance maps

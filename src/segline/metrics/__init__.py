@@ -18,33 +18,36 @@ Example:
     (1.0, 0.0)
 """
 
-from segline.metrics.cldice import cldice, skeleton, topology_precision_sensitivity
-from segline.metrics.overlap import dice
-from segline.metrics.surface import (
-    assd,
-    hausdorff_distance,
-    hd95,
-    mean_surface_distance,
-    percentile_hausdorff,
-    surface,
-    surface_distances,
-)
-from segline.metrics.table import METRICS, case_metrics, mean_foreground, summarise
+from __future__ import annotations
 
-__all__ = [
-    "METRICS",
-    "assd",
-    "case_metrics",
-    "cldice",
-    "dice",
-    "hausdorff_distance",
-    "hd95",
-    "mean_foreground",
-    "mean_surface_distance",
-    "percentile_hausdorff",
-    "skeleton",
-    "summarise",
-    "surface",
-    "surface_distances",
-    "topology_precision_sensitivity",
-]
+import importlib
+from typing import Any
+
+_HOME = {
+    "cldice": "cldice", "skeleton": "cldice", "topology_precision_sensitivity": "cldice",
+    "dice": "overlap",
+    "assd": "surface", "hausdorff_distance": "surface", "hd95": "surface",
+    "mean_surface_distance": "surface", "percentile_hausdorff": "surface",
+    "surface_distances": "surface",
+    "METRICS": "table", "case_metrics": "table", "mean_foreground": "table",
+    "summarise": "table",
+}  # fmt: skip
+"""Where each re-exported name lives. The names are imported on first access (PEP
+562), so importing one metric module (e.g. the registry) never imports the others:
+a stage's code dependencies, recorded from the modules it imported, then hold only
+the metrics it computes."""
+
+__all__ = sorted([*_HOME, "surface"])
+
+# ``surface`` names both a submodule and its function: the function is bound here, as
+# importing the submodule later would otherwise leave the module under that name.
+from segline.metrics.surface import surface as surface  # noqa: E402
+
+
+def __getattr__(name: str) -> Any:
+    """The re-exported ``name``, imported from its module on first access."""
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
+    globals()[name] = value
+    return value

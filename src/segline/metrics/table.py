@@ -29,8 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from segline.metrics.cldice import cldice
-from segline.metrics.overlap import dice
+from segline.metrics import registry
 from segline.metrics.surface import (
     Mode,
     check_spacing,
@@ -41,10 +40,14 @@ from segline.metrics.surface import (
 
 __all__ = ["METRICS", "case_metrics", "class_name_map", "mean_foreground", "summarise"]
 
-METRICS: tuple[str, ...] = ("dice", "hd95", "assd", "hd", "cldice")
-"""Metric names :func:`case_metrics` understands."""
+METRICS: tuple[str, ...] = registry.names("mask", "surface")
+"""Metric names :func:`case_metrics` understands: the registry's mask and surface
+metrics (:mod:`segline.metrics.registry`)."""
 
-_SURFACE_METRICS = frozenset({"hd95", "assd", "hd"})
+_SURFACE_METRICS = frozenset(registry.names("surface"))
+_PERCENTILE = {"hd95": 95.0, "hd": 100.0}
+"""The surface metrics that are percentiles of the pooled distances; the rest is the
+mean (``assd``)."""
 SUMMARY_KEYS: tuple[str, ...] = ("epoch", "split", "class", "metric")
 
 
@@ -123,16 +126,14 @@ def case_metrics(
         g = gt == c
         dists = surface_distances(p, g, sp) if _SURFACE_METRICS.intersection(wanted) else None
         for m in wanted:
-            if m == "dice":
-                value = dice(p, g)
-            elif m == "cldice":
-                value = cldice(p, g)
+            if m not in _SURFACE_METRICS:
+                value = registry.function_of(m)(p, g)
             else:
                 assert dists is not None
-                if m == "assd":
-                    value = mean_surface_distance(*dists)
+                if m in _PERCENTILE:
+                    value = percentile_hausdorff(*dists, _PERCENTILE[m], hd_mode)
                 else:
-                    value = percentile_hausdorff(*dists, 95.0 if m == "hd95" else 100.0, hd_mode)
+                    value = mean_surface_distance(*dists)
             rows.append({"class": names[c], "metric": m, "value": float(value)})
     return rows
 

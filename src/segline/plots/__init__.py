@@ -12,8 +12,9 @@ module is the one place that reads them, so every stage agrees on:
 * **mean ± sd over cases**: over the cases with a defined value, sample sd (n − 1),
   with the number of undefined cases carried along (:class:`Stat`);
 * **how a metric reads**: its name in titles, unit and whether higher is better, in
-  one table (:data:`METRIC_INFO`); any other metric name in ``metrics.csv`` can still
-  be plotted, labelled by its own name (:func:`metric_label`).
+  one table (:data:`METRIC_INFO`, from :mod:`segline.metrics.registry`); any other
+  metric name in ``metrics.csv`` can still be plotted, labelled by its own name
+  (:func:`metric_label`).
 
 Figures are drawn on a bare :class:`matplotlib.figure.Figure` (no pyplot, so no
 global state and no GUI backend) under matplotlib's default style (a user's
@@ -49,6 +50,7 @@ import pandas as pd
 from segline import atomic
 from segline.casestore import case_sort_key
 from segline.errors import InputError
+from segline.metrics import registry as metric_registry
 from segline.seeds import split_training_folder, sub_label
 
 if TYPE_CHECKING:
@@ -83,18 +85,11 @@ class MetricInfo:
 
 
 METRIC_INFO: dict[str, MetricInfo] = {
-    "dice": MetricInfo("Dice", True),
-    "cldice": MetricInfo("clDice", True),  # centreline Dice
-    "mip_dice": MetricInfo("MIP Dice", True),  # Dice of the predicted MIP vs the 2D label
-    "hd95": MetricInfo("HD95", False, "mm", 2),
-    "assd": MetricInfo("ASSD", False, "mm", 2),
-    "hd": MetricInfo("HD", False, "mm", 2),
-    # instance tasks (segline.metrics.instances): counts per case, lower is better
-    "id_rate": MetricInfo("ID rate", True),
-    "false_positives": MetricInfo("False positives", False, "", 2),
-    "misses": MetricInfo("Misses", False, "", 2),
+    m.name: MetricInfo(m.title, m.higher_is_better, m.unit, m.digits)
+    for m in metric_registry.REGISTRY.values()
 }
-"""The metrics whose direction and unit are known (distances in mm, voxel spacing)."""
+"""The metrics whose direction and unit are known (distances in mm, voxel spacing): the
+registry's records (:mod:`segline.metrics.registry`)."""
 
 
 def metric_title(metric: str) -> str:

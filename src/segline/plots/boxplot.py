@@ -39,6 +39,7 @@ from segline.casestore import case_sort_key
 from segline.cli import HelpFormatter, cli_of, entry, prog
 from segline.plots import (
     GRID_TRAINING,
+    METRIC_INFO,
     MethodGroup,
     MethodResults,
     add_eval_folders,
@@ -228,7 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--metric",
         default="dice",
-        help="any metric of the test rows: dice (default), hd95, assd, hd, cldice, mip_dice, ...",
+        help="any metric of the test rows: dice (default), "
+        + ", ".join(m for m in METRIC_INFO if m != "dice") + ", ...",
     )
     p.add_argument(
         "--out", required=True, help="PNG to write, e.g. results/<ds>/test_dice_boxplot.png"

@@ -65,6 +65,7 @@ import pandas as pd
 from segline.cli import HelpFormatter, cli_of, entry, prog
 from segline.errors import InputError
 from segline.plots import (
+    METRIC_INFO,
     MethodGroup,
     MethodResults,
     add_training_folders,
@@ -470,8 +471,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--metric",
         required=True,
-        help="val_<metric> for any metric of metrics.csv (val_dice, val_hd95, val_cldice, "
-        f"val_mip_dice, ...) or one of {', '.join(EPOCH_CURVES)}",
+        help="val_<metric> for any metric of metrics.csv ("
+        + ", ".join(f"val_{m}" for m in METRIC_INFO) + f") or one of {', '.join(EPOCH_CURVES)}",
     )
     p.add_argument("--out", required=True, help="PNG to write, e.g. results/<ds>/val_dice.png")
     add_training_folders(p)

@@ -12,7 +12,10 @@ percentile), the ground truth as coloured class masks, then each method's predic
 coloured masks with the ground-truth outline in white and the slice Dice (Dice of
 that one slice, not of the case: mean over foreground classes present in the ground
 truth or the prediction; 1 when neither has any) in the corner, labelled "slice Dice".
-Arrays are shown as stored: row = y (down), column = x.
+Arrays are shown as stored: row = y (down), column = x. The panels show the case
+store's grid (the training's test predictions), not the source-geometry files the
+report scores; the figure title says so (:func:`grid_note`). With ``FOLDS`` each
+method's first fold is shown on its test cases (the store's top-level test split).
 
 With several seeds per method (``SEEDS``, folders ``<method>/seed<k>``) each method is
 shown by one training, its lowest seed (:func:`shown_runs`); the column titles and the
@@ -129,6 +132,16 @@ def shown_runs(methods: Sequence[MethodResults]) -> list[MethodResults]:
         ['a/seed0', 'b']
     """
     return [g.runs[0] for g in group_methods(methods)]
+
+
+def grid_note(methods: Sequence[MethodResults]) -> str:
+    """The title's note on what is drawn: the case store's grid (the training's test
+    predictions, not the source-geometry files the report scores), and with FOLDS the
+    fold whose test cases are shown (each method's first fold, whose test cases are the
+    store's top-level test split)."""
+    folds = sorted({m.fold for m in methods if m.fold is not None})
+    fold = f"; fold {folds[0]}'s test cases and models" if folds else ""
+    return f"\ncase-store (training) grid{fold}"
 
 
 def slice_dice_text(value: float) -> str:
@@ -273,7 +286,7 @@ def plot_overlays(store: CaseStore, methods: Sequence[MethodResults], out: str, 
             "; with several seeds: each method's lowest seed"
             if any(m.seed is not None for m in methods)
             else ""
-        )
+        ) + grid_note(methods)
         fig.suptitle(
             f"{methods[0].dataset}: test slices with the largest ground-truth area\n"
             f"corner: {SLICE_DICE} (of the shown slice){seeds}",
@@ -427,7 +440,7 @@ def plot_instance_overlays(
             "; with several seeds: each method's lowest seed"
             if any(m.seed is not None for m in methods)
             else ""
-        )
+        ) + grid_note(methods)
         fig.suptitle(
             f"{methods[0].dataset}: sagittal test slices through the spine\n"
             "colour: vertebra (prediction: its matched vertebra's, by overlap)" + seeds,

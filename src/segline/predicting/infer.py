@@ -21,6 +21,8 @@ A cross-validated method (``FOLDS``: its folder holds ``fold<i>`` trainings, wit
 seeds ``fold<i>/seed<k>``, :func:`fold_trainings`) predicts with all its models, as
 nnU-Net ensembles its folds: :class:`EnsemblePredictor` averages their softmax
 probabilities and labels each voxel with the first class of highest mean probability.
+A vertebra method's folds are refused in one line (instance maps: no probabilities to
+average; predict with one fold's folder).
 """
 
 from __future__ import annotations
@@ -223,8 +225,9 @@ def load_predictor(
     if trainings:
         members = [load_predictor(t, store, device, amp) for t in trainings]
         if not all(isinstance(m, Predictor) for m in members):
-            raise InputError(method, "an instance method's folds cannot be ensembled (no "
-                             "class probabilities); predict with one fold's folder")
+            raise InputError(method, "the folds of a vertebra method are not ensembled "
+                             "(instance maps, no class probabilities): predict with one "
+                             f"fold's folder instead (segline-predict --method {trainings[0]})")
         return EnsemblePredictor([m for m in members if isinstance(m, Predictor)])
     args = read_args(method)
     dev.use_threads(dev.recorded_threads(args))

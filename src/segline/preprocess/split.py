@@ -1,7 +1,8 @@
 """Deterministic train / validation / test split, chosen by the user.
 
-The default rule (as the EBP seed: the first 20 of the 41 spleen cases are the
-held-out test set) needs no random seed and is readable from ``split.json`` alone:
+The default rule (as in the EBP reference implementation: the first 20 of the 41
+spleen cases are the held-out test set) needs no random seed and is readable from
+``split.json`` alone:
 
 1. labelled cases sorted with :func:`segline.casestore.sorted_cases` (``spleen_2``
    before ``spleen_10``);

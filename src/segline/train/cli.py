@@ -12,7 +12,7 @@ import inspect
 import math
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import fields, replace
 from typing import Any
 
 from segline.cli import HelpFormatter, cli_of, count, format_default, positive_int, prog
@@ -22,7 +22,7 @@ from segline.seeds import training_label
 from segline.train import compile as comp
 from segline.train import device as dev
 from segline.train import gpus, loader
-from segline.train.loop import Trainer
+from segline.train.loop import TrainConfig, Trainer
 from segline.train.schedule import SCHEDS
 from segline.train.voice import Voice
 
@@ -71,14 +71,16 @@ def weight_pair(text: str | None) -> tuple[float, float] | None:
 
 
 def metric_names(text: str) -> tuple[str, ...]:
-    """Validated metric list (names known to segline.metrics, plus mip_dice)."""
-    from segline.metrics import METRICS as KNOWN
+    """Validated metric list: the registry's per-class metrics
+    (:mod:`segline.metrics.registry`: mask, surface and projection kinds), with dice."""
+    from segline.metrics.registry import names as registered
 
+    known = registered("mask", "surface", "projection")
     names = tuple(m.strip() for m in text.split(",") if m.strip())
-    unknown = [m for m in names if m not in (*KNOWN, "mip_dice")]
+    unknown = [m for m in names if m not in known]
     if unknown or "dice" not in names:
         raise InputError(
-            "--metrics", f"unknown {unknown} or no dice (known: {', '.join(KNOWN)}, mip_dice)"
+            "--metrics", f"unknown {unknown} or no dice (known: {', '.join(known)})"
         )
     return names
 
@@ -201,6 +203,8 @@ def catalogue() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from segline.metrics.registry import names as registered_metrics
+
     p = argparse.ArgumentParser(
         epilog=catalogue(),
         prog=prog("python -m segline.train"),
@@ -300,7 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--metrics",
         default="dice,hd95,assd",
-        help="per-case metrics: dice,hd95,assd,hd,cldice,mip_dice",
+        help="per-case metrics, with dice: "
+        + ",".join(registered_metrics("mask", "surface", "projection")),
     )
     r = p.add_argument_group("recipe (all off by default; recorded)")
     r.add_argument("--aug", default="none", help="training augmentation: none, light, strong")
@@ -321,6 +326,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _train(args, argv, gpu, voice)
 
 
+def config_fields(config_cls: type[TrainConfig], args: argparse.Namespace) -> dict[str, Any]:
+    """The fields of ``config_cls`` (:class:`TrainConfig` or a subclass) as parsed:
+    every field whose name is an option's ``dest`` (``--batch-size`` → ``batch_size``).
+    A field no option sets is left out, so it keeps its default."""
+    given = vars(args)
+    return {f.name: given[f.name] for f in fields(config_cls) if f.name in given}
+
+
 def _train(
     args: argparse.Namespace,
     argv: Sequence[str] | None,
@@ -332,9 +345,10 @@ def _train(
     """Build the configuration and the trainer from parsed arguments, and run it on
     ``gpu`` when one was taken from ``GPUS`` (its card goes to provenance only).
 
-    ``trainer_cls`` and ``extra`` (fields of its ``config_cls`` beyond
-    :class:`TrainConfig`'s) serve other trainers built on this one
-    (:mod:`segline.vertebrae.train`)."""
+    The configuration takes every field of ``trainer_cls.config_cls`` that an option
+    of the same ``dest`` gives (:func:`config_fields`; a subclass's own options too,
+    e.g. :mod:`segline.vertebrae.train`'s ``--method``), the options converted below,
+    then ``extra`` (fields set otherwise, overriding both)."""
     try:
         precision = dev.choose(gpu.device if gpu else args.device, args.amp)
     except (ValueError, RuntimeError) as err:
@@ -351,41 +365,18 @@ def _train(
     metric_workers = loader.parse_workers(args.metric_workers, "--metric-workers")
     if gpu is not None:
         precision = replace(precision, card=gpu.card)
+    # the fields as parsed, then those converted before they are recorded, then extra
+    converted = {
+        "net_kwargs": parse_kv(args.net_opt),
+        "precision": precision.describe(),
+        "threads": dev.training_threads(args.threads),
+        "patch": int_tuple(args.patch, "--patch", 3),
+        "metrics": metric_names(args.metrics),
+        "weight_map": weight_pair(args.weight_map),
+        "compile": compile_mode,
+    }
     cfg = trainer_cls.config_cls(
-        cases=args.cases,
-        dist=args.dist,
-        out=args.out,
-        net=args.net,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        seed=args.seed,
-        losses=args.losses,
-        dist_kind=args.dist_kind,
-        context=args.context,
-        debug=args.debug,
-        net_kwargs=parse_kv(args.net_opt),
-        lineage=args.lineage,
-        device=args.device,
-        amp=args.amp,
-        precision=precision.describe(),
-        threads=dev.training_threads(args.threads),
-        patch=int_tuple(args.patch, "--patch", 3),
-        samples_per_epoch=args.samples_per_epoch,
-        fg_ratio=args.fg_ratio,
-        overlap=args.overlap,
-        label_source=args.label_source,
-        pseudo=args.pseudo,
-        mip=args.mip,
-        metrics=metric_names(args.metrics),
-        weight_map=weight_pair(args.weight_map),
-        compile=compile_mode,
-        aug=args.aug,
-        sched=args.sched,
-        warmup=args.warmup,
-        wd=args.wd,
-        **({} if args.fold is None else {"fold": args.fold}),
-        **(extra or {}),
+        **{**config_fields(trainer_cls.config_cls, args), **converted, **(extra or {})}
     )
     try:
         trainer = trainer_cls(

@@ -2,7 +2,8 @@
 
 Slice predictions of a case are reassembled into its (Z, Y, X) volume so that
 metrics are computed per case in 3D with the case's physical spacing (mm), as the
-EBP seed does for its 3D reconstruction — not averaged over slices.
+EBP reference implementation does for its 3D reconstruction — not averaged over
+slices.
 """
 
 from __future__ import annotations

@@ -22,11 +22,9 @@ record nor in the training's identity (``args.json``, ``lineage.json``), so a re
 or a resume never depends on which card was free. The card is recorded in the
 result's ``provenance/runtime.json`` (:attr:`segline.train.device.Precision.card`).
 
-Tests set ``SEGLINE_TEST_FAKE_GPUS=1``: the list is accepted without CUDA, tokens are
-taken as on a GPU machine, the assigned GPU is recorded as ``cuda:N (fake, mapped to
-cpu)`` and the training computes on the CPU. ``SEGLINE_TEST_GPU_LOG=file`` appends one
-line per token taken and given back (``take|give <slot> <out> <unix time s>``), so a
-test can check that no slot was held twice at once.
+CUDA is touched in two functions only: :func:`check_cards` (is every listed GPU
+there?) and :func:`use_card` (compute on the GPU of the token taken); the token logic
+itself needs no torch.
 """
 
 from __future__ import annotations
@@ -44,8 +42,6 @@ from segline.errors import InputError
 
 ENV_GPUS = "SEGLINE_GPUS"
 ENV_LOCKS = "SEGLINE_GPU_LOCKS"
-ENV_FAKE = "SEGLINE_TEST_FAKE_GPUS"
-ENV_LOG = "SEGLINE_TEST_GPU_LOG"
 POLL_SECONDS = 0.5
 """Seconds between two looks at the slots while every one is taken."""
 
@@ -112,14 +108,6 @@ def _open(path: Path) -> int:
         return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
 
 
-def _log(event: str, slot: Slot, holder: str) -> None:
-    """Test hook: one line in ``$SEGLINE_TEST_GPU_LOG`` (appended, one write)."""
-    target = os.environ.get(ENV_LOG)
-    if target:
-        with open(target, "a") as f:
-            f.write(f"{event} {slot.name} {holder} {time.time():.6f}\n")
-
-
 class Token:
     """A slot taken: the flocked token file, and a shared flock on the folder (which
     keeps ``systemd-tmpfiles`` from cleaning the folder while a training runs).
@@ -130,10 +118,14 @@ class Token:
         self.holder = holder
         self._fds = [fd, folder_fd]
 
+    @property
+    def held(self) -> bool:
+        """Whether the token is still held (not given back yet)."""
+        return bool(self._fds)
+
     def give_back(self) -> None:
         """Release the token (idempotent)."""
         if self._fds:
-            _log("give", self.slot, self.holder)
             for fd in self._fds:
                 # unlock first: a forked DataLoader worker may still share the descriptor
                 fcntl.flock(fd, fcntl.LOCK_UN)
@@ -174,7 +166,6 @@ def take(
         for slot in order:
             fd = _try(folder, slot, holder)
             if fd is not None:
-                _log("take", slot, holder)
                 return Token(slot, fd, folder_fd, holder)
         if not waiting:
             listed = ",".join(str(g) for g in gpus)
@@ -185,11 +176,33 @@ def take(
 
 @dataclass(frozen=True)
 class Assigned:
-    """The GPU a training got: the torch device to compute on (``cuda:N``, or ``cpu``
-    for a fake GPU) and the provenance text of the card and token."""
+    """The GPU a training got: the torch device to compute on (``cuda:N``) and the
+    provenance text of the card and token."""
 
     device: str
     card: str
+
+
+def check_cards(gpus: Sequence[int], text: str) -> None:
+    """Raise :class:`InputError` (naming ``GPUS``, listed as ``text``) unless CUDA is
+    available and torch sees every GPU of ``gpus``."""
+    import torch  # here, not at the top: the token logic needs no torch
+
+    if not torch.cuda.is_available():
+        raise InputError("GPUS", f"GPUS={text} but CUDA is not available")
+    count = torch.cuda.device_count()
+    if missing := sorted({g for g in gpus if g >= count}):
+        raise InputError("GPUS", f"no GPU {missing} here: torch sees {count} (0..{count - 1})")
+
+
+def use_card(gpu: int, token: str) -> Assigned:
+    """Make GPU ``gpu`` this process's current CUDA device (plain ``"cuda"`` tensors,
+    e.g. the grad scaler's, land there too); ``token`` names the slot for provenance."""
+    import torch
+
+    torch.cuda.set_device(gpu)
+    name = torch.cuda.get_device_name(gpu)
+    return Assigned(f"cuda:{gpu}", f"cuda:{gpu} {name}, token {token}")
 
 
 @contextmanager
@@ -211,26 +224,10 @@ def assigned(device: str, holder: str, say: Callable[[str], None]) -> Iterator[A
         return
     if device not in ("auto", "cuda"):
         raise InputError("DEVICE", f"DEVICE={device} with GPUS={text}: use DEVICE=auto or cuda")
-    fake = os.environ.get(ENV_FAKE) == "1"
-    if not fake:
-        import torch  # here, not at the top: the token tests need no torch
-
-        if not torch.cuda.is_available():
-            raise InputError("GPUS", f"GPUS={text} but CUDA is not available")
-        count = torch.cuda.device_count()
-        if missing := sorted({g for g in gpus if g >= count}):
-            raise InputError("GPUS", f"no GPU {missing} here: torch sees {count} (0..{count - 1})")
+    check_cards(gpus, text)
     token = take(gpus, lock_folder(os.environ.get(ENV_LOCKS)), holder, say)
     try:
-        gpu = token.slot.gpu
-        if fake:
-            got = Assigned("cpu", f"cuda:{gpu} (fake, mapped to cpu), token {token.slot.name}")
-        else:
-            import torch
-
-            torch.cuda.set_device(gpu)  # plain "cuda" tensors (scalers, syncs) land there too
-            name = torch.cuda.get_device_name(gpu)
-            got = Assigned(f"cuda:{gpu}", f"cuda:{gpu} {name}, token {token.slot.name}")
+        got = use_card(token.slot.gpu, token.slot.name)
         say(f"GPU {got.card}")
         yield got
     finally:

@@ -14,7 +14,7 @@ content of the input stores and imported code (``lineage.json``,
 
 Epochs are numbered 1..EPC wherever a user sees them: progress bar, printed lines,
 the ``epoch`` column of every csv file, ``best_epoch.txt``, the resume message and
-``SEGLINE_TEST_KILL_AFTER_EPOCH``. Only the loss schedules and the per-epoch random
+:meth:`Trainer._epoch_saved`. Only the loss schedules and the per-epoch random
 streams count from 0; :func:`epoch_index` is the one conversion. Every printed line
 carries the method's name (:class:`segline.train.voice.Voice`).
 """
@@ -24,10 +24,8 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import os
 import random
 import shutil
-import signal
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -203,15 +201,6 @@ def epoch_index(epoch: int) -> int:
         0
     """
     return epoch - 1
-
-
-def _fault_injection(epoch: int) -> None:
-    """Test hook: ``SEGLINE_TEST_KILL_AFTER_EPOCH=N`` SIGKILLs this process right after
-    epoch N's state was saved and its line printed (N counted from 1, as printed), to
-    test resuming deterministically (no timing races)."""
-    target = os.environ.get("SEGLINE_TEST_KILL_AFTER_EPOCH")
-    if target is not None and int(target) == epoch:
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class Trainer:
@@ -543,6 +532,11 @@ class Trainer:
         """The best epoch's score in the last printed line."""
         return f"val dice {best_score:.4f}"
 
+    def _epoch_saved(self, epoch: int) -> None:
+        """Called once ``epoch`` (counted from 1, as printed) is complete: its tables,
+        weights and ``train_state.pt`` written and its line printed. A run ending here
+        resumes with epoch ``epoch + 1``. Nothing to do in this trainer."""
+
     def _written(self, pred: np.ndarray) -> np.ndarray:
         """The labels written to ``test/preds/`` for predicted labels ``pred``."""
         return pred
@@ -673,7 +667,7 @@ class Trainer:
                 f"epoch {epoch:>3}/{cfg.epochs}  loss {tra_loss:.4f}  "
                 f"val loss {val_loss:.4f}  {self._val_note(columns)}  {seconds:.1f} s{mark}"
             )
-            _fault_injection(epoch)
+            self._epoch_saved(epoch)
 
         if best_epoch < 0:  # no finite validation Dice at all: fall back to the last epoch
             best_epoch = cfg.epochs

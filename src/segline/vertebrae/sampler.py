@@ -31,7 +31,7 @@ same way. Where the cross-section is larger than (py, px), a positive's window i
 centred on ``k``'s centroid (y, x) with a jitter of up to a quarter of the patch, a
 negative's is uniform.
 
-**Augmentation** (``--aug``; the seed's list): ``none`` — the random crop along z
+**Augmentation** (``--aug``; the original paper's list): ``none`` — the random crop along z
 only; ``light`` — plus, each with probability 1/2, a Gaussian blur of the image (sigma
 ``U(0.5, 1.5)`` mm, per axis converted with the spacing) and Gaussian noise (sd
 ``U(0, 0.1)`` of the normalised intensities); ``strong`` — plus, before them, an

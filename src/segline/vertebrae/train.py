@@ -81,33 +81,12 @@ when the command line leaves them out (make passes its own). Patches as tuned on
 toy at 2 mm (cross-sections of 35-42 voxels, vertebrae 3-8 slices tall, 8-12 apart):
 the iterative patch holds one vertebra and most of the next (16 slices, 32 mm); the
 semantic one the whole spine (96 slices hold every toy case, 67-93 slices, padded at
-the end): a vertebra's class depends on its place along the spine.
-
-Toy recipe (make's knobs for vertebrae.make, measured on the 2-core AVX512-BF16 Xeon,
-one thread, bf16, shared with other jobs): ``iterative`` with ``channels=8 depth=3``
-(16 channels take twice as long per step: 0.48 against 0.22 s for two 16x48x48 patches
-in bf16), patch 16,40,40, 80 patches per epoch, 12 epochs, batch 2, LR 2e-3 with the
-cosine schedule, ``--aug strong``, ``--weight-map 5,3``: 61-75 s of CPU per training
-(4-10 s an epoch), validation identification 1.0 from epoch 6 (seed 0), test
-identification 37/37 vertebrae, Dice 0.85, ASSD 0.77 mm (seed 0; an earlier toy gave
-37/37 and, with seed 1, 36/37), 1.1 network calls per vertebra.
-
-``semantic`` with ``UNet3D base=4 depth=3``, patch 96,40,40, 36 patches per epoch, 15
-epochs, batch 1, LR 1e-2 with the cosine schedule, ``dice:1``, no augmentation, and
-the largest component per class (:mod:`segline.vertebrae.postprocess`): test
-identification 19/37 vertebrae (51 %), Dice 0.43, 4.0 false positives per case (seed
-0, best epoch 14 of 15 by validation; epoch 12's weights give 26/37); 30 epochs:
-28/37, Dice 0.63, 5.0. 137 s of CPU (149 s wall, 9-10 s an epoch; a step, one
-96x40x40 patch, 0.17 s), above the iterative method's: with 10 epochs (about 90 s)
-the semantic net identifies only 2/37. The earlier setting (``base=4``, patch
-32,40,40, 48 patches, 10 epochs, batch 2, LR 2e-3, ``ce:1,dice:1``; 75 s) predicted
-background only (test Dice 0.07, nothing identified). No bug: the targets are the case store's class
-indices 0..17 one-hot in 18 channels (``dataset.json``'s 18 labels), the 2-channel
-distance store is not read (``ce``/``dice`` need no distance maps). Why it failed:
-vertebrae are 5-7 % of a patch's voxels, each class about 0.7 %, so cross-entropy is
-won by background (training Dice 0 from epoch 3 on, also with whole-spine patches,
-``base=8`` or LR 5e-3); the soft Dice over 18 classes rewards every class alike and
-escapes it, slowly: 10 epochs identify 2/37, 15 epochs 19/37, 30 epochs 28/37."""
+the end): a vertebra's class depends on its place along the spine. The semantic
+method's loss is the soft Dice over its 18 classes (``dice:1``), which rewards every
+class alike: with each vertebra class about 0.7 % of a patch's voxels, cross-entropy
+is won by the background. The toy recipes tried (make's knobs in vertebrae.make),
+their times and test numbers: bench/RESULTS.md, "Vertebrae trainer: toy recipes
+tried"."""
 SAMPLES_PER_CASE = 16
 """Training patches per training case and epoch when ``--samples-per-epoch`` is not
 given (8 per epoch in all with ``--debug``)."""
@@ -389,9 +368,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     train_cli.check_numbers(args)
     voice = Voice(training_label(args.out), keep=True)
     with voice.warnings(), gpus.assigned(args.device, args.out, voice.say) as gpu:
-        return train_cli._train(
-            args, argv, gpu, voice, trainer_cls=VertebraTrainer, extra={"method": args.method}
-        )
+        return train_cli._train(args, argv, gpu, voice, trainer_cls=VertebraTrainer)
 
 
 cli = cli_of(main)

@@ -71,6 +71,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import time
 from collections.abc import Sequence
@@ -425,6 +426,21 @@ def _write_case(cases: str, mip_root: str, case_id: str, split: str, out: str, a
     return row
 
 
+def split_names(store: CaseStore) -> dict[str, str]:
+    """The quality table's ``split`` of every case: its split (``train``, ``val``,
+    ``test``); in a cross-validation store (``FOLDS``), where every labelled case is
+    trained on in some folds and tested in one, ``test fold<i>``. Pseudo-labels depend
+    on the case alone (its image and 2D label), never on the split, so one store
+    serves every fold."""
+    folds = json.loads((store.root / "split.json").read_text()).get("folds") or []
+    if not folds:
+        return {c: s for s, ids in store.split.items() for c in ids}
+    names = {c: "infer" for c in store.split["infer"]}
+    for i, fold in enumerate(folds):
+        names.update({c: f"test fold{i}" for c in fold["test"]})
+    return names
+
+
 def write_pseudo_store(
     cases: str | Path,
     mip: str | Path,
@@ -456,7 +472,7 @@ def write_pseudo_store(
     mip_root = Path(mip)
     info = mipmod.read_mip_json(mip_root)
     ax = int(info["axis"])
-    split_of = {c: s for s, ids in store.split.items() for c in ids}
+    split_of = split_names(store)
     ids = store.case_ids()
     for case_id in ids:
         if not (store.root / case_id).is_dir():
