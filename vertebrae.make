@@ -65,10 +65,11 @@ DIST := 3d
 OVERLAY_ARGS := --instances
 DATASET_KNOBS_HELP = WINDOW=level,width CT window in HU ($(WINDOW)); SPACING=z,y,x mm ($(SPACING)); with FOLDS, predict refuses to ensemble the folds' instance maps: segline-predict --method <one fold's folder>
 
-# Training (src/segline/vertebrae/train.py: the shared recipe with the vertebrae
-# trainer, which takes segline.train's options plus --method, --patch and
-# --samples-per-epoch). Defaults as tuned on the toy (bench/RESULTS.md "Vertebrae").
-TRAINER := segline.vertebrae.train
+# Training (src/segline/experiments/vertebrae/train.py: the shared recipe with the
+# vertebra trainers, IterativeTrainer or SemanticTrainer by --method, which take
+# segline.train's options plus --method; args.json records the class). Defaults as
+# tuned on the toy (bench/RESULTS.md "Vertebrae").
+TRAINER := segline.experiments.vertebrae.train
 ifneq ($(IS_TOY),)
 EPC ?= 12
 else
@@ -92,7 +93,7 @@ EXTRA_CURVES := val_id_rate
 # Test numbers in each case's source geometry ($(RES)/eval/<method>, make/common.mk):
 # the instance maps written back to the CT's grid are scored by the same matched-instance
 # metrics against the original VerSe masks, their values mapped to the store's classes
-# (segline.eval_stage.score_instances). FOLDS=k trains each method per fold and the
+# (segline.experiments.vertebrae.evaluate). FOLDS=k trains each method per fold and the
 # report pools them out of fold; `predict` refuses a folds run's method folder (instance
 # maps have no probabilities to average): predict with one fold's folder instead.
 
@@ -113,8 +114,8 @@ $(call method,iterative): OPTS := --method iterative --patch 16,40,40 --samples-
 # patches holding the whole toy spine (96 slices, padded: the class of a vertebra
 # depends on where it lies along the spine); soft Dice alone (cross-entropy on 0.7 %
 # of voxels per class led to background only), each class's largest component kept
-# (segline/vertebrae/postprocess.py). Slower than the iterative method on the toy
-# (about 2.3 min of CPU): bench/RESULTS.md "Vertebrae".
+# (segline/experiments/vertebrae/postprocess.py). Slower than the iterative method on
+# the toy (about 2.3 min of CPU): bench/RESULTS.md "Vertebrae".
 $(call method,semantic): NET := UNet3D
 $(call method,semantic): NET_OPTS := base=4 depth=3
 $(call method,semantic): LOSSES := dice:1

@@ -14,6 +14,10 @@
 #                     their distance maps, and quality.md/csv: precision/recall against
 #                     the true 3D labels
 # The true 3D labels are used only by the `full` method and by evaluation.
+# Every vessels-only piece lives in src/segline/experiments/vessels: the two stages,
+# the trainer (TRAINER: --label-source, --pseudo, --mip), the MIP loss and the
+# mip_dice metric, which the report and figures modules (REPORTER, PLOTTER) register
+# before running the core's. No other dataset's stage imports them.
 
 DS_NAME := vessels
 REAL_ARCHIVES := data/Task08_HepaticVessel.tar
@@ -71,9 +75,12 @@ TRAIN_DEPS = $(DATA)/mip $(DATA)/pseudo
 EXTRA_CURVES := val_cldice val_mip_dice
 EXTRA_RESULTS = $(RES)/pseudo_quality.md $(RES)/pseudo_quality.csv
 REPORT_ARGS = --metrics dice,cldice,hd95,assd,mip_dice $(if $(filter full,$(METHODS)),--reference full)
-# The evaluation stage (make/common.mk) scores mip_dice too: the projections along
-# MIP_AXIS of the source-geometry prediction and of the original 3D label.
-EVAL_OPTS = --mip-axis $(MIP_AXIS)
+TRAINER := segline.experiments.vessels.train
+REPORTER := segline.experiments.vessels.report
+PLOTTER := segline.experiments.vessels.figures
+# The evaluation stage (make/common.mk) scores mip_dice too, as the vessel trainer
+# says (args.json trainer): the projections along the MIP store's axis (MIP_AXIS) of
+# the source-geometry prediction and of the original 3D label.
 
 include make/common.mk
 

@@ -36,6 +36,8 @@ import torch
 from segline import atomic
 from segline.casestore import CaseStore, write_case
 from segline.data.patches import PatchDataset, patch_collate
+from segline.experiments.vessels import loss as _mip_loss  # noqa: F401  registers "mip"
+from segline.experiments.vessels.inputs import MipInputs
 from segline.losses import CombinedLoss
 from segline.nets import get_net
 from segline.train.device import Precision
@@ -178,7 +180,8 @@ def bench_loading(
         cases / "dataset.json", {"labels": {"0": "bg", "1": "vessel"}, "channels": ["CT"]}
     )
     atomic.write_json(cases / "split.json", {"train": ["c_1"]})
-    ds = PatchDataset(CaseStore(cases), ["c_1"], patch, samples_per_epoch=n, mip_root=root / "mip")
+    ds = PatchDataset(CaseStore(cases), ["c_1"], patch, samples_per_epoch=n,
+                      inputs=MipInputs(root / "mip"))
     t0 = time.perf_counter()
     ds.fg_voxels("c_1")
     scan = time.perf_counter() - t0

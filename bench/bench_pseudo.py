@@ -13,16 +13,17 @@ vessels along z (as in the pipeline).
 
 Rows (median and min of ``--runs`` runs, seconds, one process, one thread):
 
-* ``MIP + depth``: :func:`segline.vessels.mip.mip_and_depth` (argmax, then gather);
-* ``2D label``: :func:`segline.vessels.mip.project_labels` of the 3D label;
-* ``pseudo-label``: :func:`segline.vessels.pseudo.pseudo_label` (seeds, threshold on
-  labelled rays, one connected-component pass on the candidates' bounding box,
-  background rays);
+* ``MIP + depth``: :func:`segline.experiments.vessels.mip.mip_and_depth` (argmax,
+  then gather);
+* ``2D label``: :func:`segline.experiments.vessels.mip.project_labels` of the 3D label;
+* ``pseudo-label``: :func:`segline.experiments.vessels.pseudo.pseudo_label` (seeds,
+  threshold on labelled rays, one connected-component pass on the candidates' bounding
+  box, background rays);
 * ``distance maps``: :func:`segline.distmaps.volume_signed_distance` of the
   pseudo-label (K = 2, edt backend);
-* ``quality``: :func:`segline.vessels.pseudo.quality` against the true label;
-* ``whole stage, 1 case``: :func:`segline.vessels.pseudo.write_pseudo_store` on a
-  one-case store (loading, all of the above, writing ~240 MB of .npy files).
+* ``quality``: :func:`segline.experiments.vessels.pseudo.quality` against the true label;
+* ``whole stage, 1 case``: :func:`segline.experiments.vessels.pseudo.write_pseudo_store`
+  on a one-case store (loading, all of the above, writing ~240 MB of .npy files).
 """
 
 from __future__ import annotations
@@ -45,8 +46,8 @@ from benchlib import cpu_model
 from segline import atomic, casestore, distmaps
 from segline.datasets.deterministic import CounterRNG
 from segline.datasets.toy_vessels import grow_tree, rasterise_tubes
-from segline.vessels import mip as mipmod
-from segline.vessels import pseudo
+from segline.experiments.vessels import mip as mipmod
+from segline.experiments.vessels import pseudo
 
 SPACING = (2.5, 0.8, 0.8)
 

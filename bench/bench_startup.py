@@ -32,7 +32,8 @@ REPO = Path(__file__).resolve().parents[1]
 TRAINING = frozenset(
     {
         "-m segline.train",
-        "-m segline.vertebrae.train",
+        "-m segline.experiments.vertebrae.train",
+        "-m segline.experiments.vessels.train",
         "-m segline.predict",
         "-m segline.eval_stage",
     }
@@ -40,15 +41,21 @@ TRAINING = frozenset(
 #: Libraries worth naming when a tool loads them at start-up (each costs 0.1-3 s).
 HEAVY = ("torch", "scipy", "skimage", "matplotlib", "pandas", "nibabel", "edt")
 _TOOL = re.compile(r"(preprocess/[\w-]+\.py|-m segline(?:\.\w+)+)")
-#: ``TRAINER ?= segline.train``: the module the shared training recipe runs (-m $(TRAINER)).
-_TRAINER = re.compile(r"^\s*TRAINER\s*[:?]?=\s*(segline(?:\.\w+)+)\s*$")
+#: The module hooks of the shared recipes (-m $(TRAINER), $(REPORTER), $(PLOTTER)):
+#: ``TRAINER ?= segline.train``, a dataset makefile's ``REPORTER := segline.x.report``,
+#: make/common.mk's default ``PLOTTER := $(call hook_or,PLOTTER,segline.plots.figures)``.
+_TRAINER = re.compile(
+    r"^\s*(?:TRAINER|REPORTER|PLOTTER)\s*[:?]?=\s*(?:\$\(call hook_or,\w+,)?"
+    r"(segline(?:\.\w+)+)\)?\s*$"
+)
 
 
 def recipe_tools(root: Path = REPO) -> list[str]:
     """Every tool a recipe runs, sorted: ``preprocess/x.py`` or ``-m segline.y``.
 
     Scans the recipes and ``CMD =`` lines of ``make/*.mk`` and ``*.make`` (comments
-    skipped), and the ``TRAINER`` assignments (the training recipe's ``-m $(TRAINER)``).
+    skipped), and the module hooks' assignments (``TRAINER``, ``REPORTER``,
+    ``PLOTTER``: the shared recipes' ``-m $(TRAINER)``, ...).
     """
     found: set[str] = set()
     for mk in sorted([*root.glob("make/*.mk"), *root.glob("*.make")]):

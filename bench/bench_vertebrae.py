@@ -7,9 +7,10 @@ Needs a trained iterative method and its case store (``make -f vertebrae.make TO
     .venv/bin/python bench/bench_vertebrae.py --method results/vertebrae-toy/iterative \\
         --cases data/vertebrae-toy/cases --dist data/vertebrae-toy/dist --steps 20
 
-1. **Inference**: for every test case, the sweep of :func:`segline.vertebrae.inference.
-   iterative_segment` with the trained network (the way the trainer evaluates and
-   ``predict`` applies it, in the precision the training used), timed end to end;
+1. **Inference**: for every test case, the sweep of
+   :func:`segline.experiments.vertebrae.inference.iterative_segment` with the trained
+   network (the way the trainer evaluates and ``predict`` applies it, in the precision
+   the training used), timed end to end;
    printed per case with the network calls, the ground-truth vertebrae, the
    instances found and the identified ones (matched Dice >= 0.5), then the medians and
    the calls per vertebra over all cases.
@@ -36,12 +37,12 @@ import torch
 
 from bench_pseudo import cpu_model  # bench/ is on sys.path when run as a script
 from segline.casestore import CaseStore
+from segline.experiments.vertebrae.inference import MIN_VOXELS, iterative_segment, net_step
+from segline.experiments.vertebrae.loss import IterativeLoss
+from segline.experiments.vertebrae.sampler import IterativeSampler
 from segline.metrics.instances import instance_rows
 from segline.nets import get_net
 from segline.train import device as dev
-from segline.vertebrae.inference import MIN_VOXELS, iterative_segment, net_step
-from segline.vertebrae.loss import IterativeLoss
-from segline.vertebrae.sampler import IterativeSampler
 
 
 def load_model(method: Path, n_channels: int) -> tuple[torch.nn.Module, dict]:

@@ -28,8 +28,11 @@
 #   EXTRA_RESULTS   more files under results/$(DS) to build and pack
 #   REPORT_ARGS     extra report options (e.g. --metrics ... --reference full)
 #   TRAINER         the training module (default segline.train), same options
+#   REPORTER        the report module (default segline.report), same options
+#   PLOTTER         the figures module (default segline.plots.figures), same options
+#                   (vessels.make: its modules register mip_dice, then run the core's)
 #   OVERLAY_ARGS    extra overlay options (e.g. --instances: vertebrae, sagittal)
-#   EVAL_OPTS       extra evaluation-stage options (e.g. --mip-axis: vessels)
+#   EVAL_OPTS       extra evaluation-stage options
 
 SHELL := bash
 .SHELLFLAGS := -eo pipefail -c
@@ -414,7 +417,7 @@ data: $(DATA)/dist $(DATA_EXTRA)
 # LR, DEVICE, AMP, ...) is in the record, so changing one retrains.
 # ---------------------------------------------------------------------------
 # The training module: segline.train, or a dataset's own trainer that takes the same
-# options (vertebrae.make: segline.vertebrae.train).
+# options (vertebrae.make: segline.experiments.vertebrae.train).
 TRAINER ?= segline.train
 TRAIN_PARAMS = --net $(NET) $(addprefix --net-opt ,$(NET_OPTS)) --epochs $(EPC) --batch-size $(BS) --lr $(LR) --seed $(RUN_SEED) \
   --threads $(THREADS) \
@@ -440,8 +443,9 @@ train: $(METHOD_DIRS)
 # read it; the training grid's test/metrics.csv stays the report's secondary table and
 # validation (selection) stays on the training grid. Metric code that training does not
 # import is in these stages' .d files only: changing it re-evaluates, never retrains.
-# EVAL_OPTS (a dataset makefile's hook): extra options of segline.eval_stage, e.g.
-# vessels' --mip-axis for mip_dice.
+# EVAL_OPTS (a dataset makefile's hook): extra options of segline.eval_stage. A
+# training's own metrics (vessels' mip_dice) are scored as its trainer class says
+# (args.json trainer): no option names them.
 # SOURCE_EVAL := no (a dataset makefile's hook, set before including this file) keeps
 # the test numbers on the training grid, for a dataset of yours whose test metrics the
 # evaluation stage cannot compute (every shipped pipeline is evaluated here).
@@ -475,7 +479,14 @@ FIGURES := $(CURVE_PLOTS) $(RES)/test_dice_boxplot.png $(PROGRESS_PLOTS)
 comma := ,
 empty :=
 space := $(empty) $(empty)
-$(FIGURES): private CMD = -m segline.plots.figures --out-dir $(RES) \
+# The figures and report modules (dataset makefile hooks, like TRAINER): the core's,
+# or an experiment's that registers its metrics before running the core's. Set by a
+# makefile or the command line only (a variable of that name in the environment is
+# no request).
+hook_or = $(or $(if $(filter file command line override,$(origin $1)),$($1)),$2)
+PLOTTER := $(call hook_or,PLOTTER,segline.plots.figures)
+REPORTER := $(call hook_or,REPORTER,segline.report)
+$(FIGURES): private CMD = -m $(PLOTTER) --out-dir $(RES) \
   --curves $(subst $(space),$(comma),$(strip $(CURVES))) --boxplot dice --progress $(METHOD_DIRS) $(EVAL_ARGS)
 $(FIGURES): private TARGETS = $(FIGURES)
 $(FIGURES) &: $(METHOD_DIRS) $(EVAL_DIRS) $$(stale) | $(VENV_DEP)
@@ -500,7 +511,7 @@ ifeq ($(filter $(REFERENCE),$(METHODS)),)
 $(error REFERENCE=$(REFERENCE) is not among METHODS ($(strip $(METHODS))): the report tests every method against it; pick one of them)
 endif
 REPORTS := $(RES)/report.md $(RES)/report.csv $(RES)/report_cases.csv
-$(REPORTS): private CMD = -m segline.report --dataset $(NAME) --out $(RES)/report.md \
+$(REPORTS): private CMD = -m $(REPORTER) --dataset $(NAME) --out $(RES)/report.md \
   --csv $(RES)/report.csv --cases-csv $(RES)/report_cases.csv --cases $(DATA)/cases \
   --stat-reference $(REFERENCE) $(addprefix --plot ,$(notdir $(PLOTS))) $(REPORT_ARGS) $(METHOD_DIRS) $(EVAL_ARGS)
 $(REPORTS): private TARGETS = $(REPORTS)

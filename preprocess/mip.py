@@ -6,11 +6,11 @@ Usage::
 
 Writes ``<out>/<case_id>/{mip,depth,mip_label}.npy`` and ``<out>/mip.json`` at once
 (atomic folder). ``--axis`` indexes the stored (Z, Y, X) volume: 0 = z (default).
-The logic and conventions live in :mod:`segline.vessels.mip`.
+The logic and conventions live in :mod:`segline.experiments.vessels.mip`.
 """
 
 from segline.cli import entry
-from segline.vessels.mip import main
+from segline.experiments.vessels.mip import main
 
 if __name__ == "__main__":
     entry(main)

@@ -9,11 +9,11 @@ Usage::
 Writes ``<out>/<case_id>/pseudo.npy`` (uint8: 0 bg, 1 vessel, 255 unlabelled),
 ``<out>/<case_id>/pseudo_dist3d.npy`` (float32 (2, Z, Y, X), mm), ``quality.csv``,
 ``quality.md`` and ``pseudo.json`` at once (atomic folder), and prints the quality
-table. The rules live in :mod:`segline.vessels.pseudo`.
+table. The rules live in :mod:`segline.experiments.vessels.pseudo`.
 """
 
 from segline.cli import entry
-from segline.vessels.pseudo import main
+from segline.experiments.vessels.pseudo import main
 
 if __name__ == "__main__":
     entry(main)

@@ -137,16 +137,21 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 # ---------------------------------------------------------------- the trainer's CLI
 def train_cli(
-    store: tuple[Path, Path], out: Path, *extra: str, env: dict[str, str] | None = None
+    store: tuple[Path, Path],
+    out: Path,
+    *extra: str,
+    env: dict[str, str] | None = None,
+    module: str = "segline.train",
 ) -> subprocess.CompletedProcess[str]:
-    """``python -m segline.train`` on a tiny store: Dimwit, 3 epochs, fp32, GDL +
-    boundary; ``extra`` arguments come last and override (argparse keeps the last).
-    ``env`` is added to this process's environment, test hooks available."""
+    """``python -m segline.train`` (or another trainer ``module`` taking its options) on
+    a tiny store: Dimwit, 3 epochs, fp32, GDL + boundary; ``extra`` arguments come last
+    and override (argparse keeps the last). ``env`` is added to this process's
+    environment, test hooks available."""
     cases, dist = store
     cmd = [
         sys.executable,
         "-m",
-        "segline.train",
+        module,
         "--cases",
         str(cases),
         "--dist",

@@ -19,6 +19,7 @@ from segline.data.augment import augment, item_rng
 from segline.data.patches import PatchDataset
 from segline.data.slices import SliceDataset, pad_collate
 from segline.distmaps import one_hot_signed_distance
+from segline.experiments.vessels.inputs import MipInputs
 
 # an L-shaped object with a hole: no symmetry, so every flip and rotation moves it
 LABEL_2D = np.zeros((7, 7), np.uint8)
@@ -196,9 +197,9 @@ def test_patches_same_seed_same_items(store) -> None:
         assert set(torch.unique(a["mask"]).tolist()) <= {0.0, 1.0}
     one.set_epoch(1)
     assert not torch.equal(one[0]["image"], two[0]["image"])
-    with pytest.raises(ValueError, match="MIP"):
-        PatchDataset(cs, cs.case_ids("train"), (4, 16, 16), aug="light", mip_root=".",
-                     mip_axis=0)  # fmt: skip
+    with pytest.raises(ValueError, match="mip_depth"):
+        PatchDataset(cs, cs.case_ids("train"), (4, 16, 16), aug="light",
+                     inputs=MipInputs(".", axis=0))  # fmt: skip
 
 
 def test_augmented_items_carry_the_spacing_the_hausdorff_loss_needs(store) -> None:

@@ -87,7 +87,7 @@ def test_the_mechanism_finds_the_known_clis() -> None:
     found = cli_modules()
     assert {
         "segline.train.cli",
-        "segline.report",
+        "segline.report.build",
         "segline.pack",
         "segline.plots.curves",
         "segline.preprocess.slicing",
@@ -95,8 +95,9 @@ def test_the_mechanism_finds_the_known_clis() -> None:
         "segline.datasets.toys",
         "segline.lineage.extract",
         "segline.lineage.fetch",
-        "segline.vessels.mip",
-        "segline.vessels.pseudo",
+        "segline.experiments.vessels.mip",
+        "segline.experiments.vessels.pseudo",
+        "segline.experiments.vessels.train",
     } <= set(found)
     assert found["segline.train.cli"] == ["src/segline/train/__main__.py"]
     assert found["segline.distmaps"] == ["preprocess/distmaps.py"]
@@ -198,7 +199,7 @@ def test_train_help_lists_every_registered_net_and_loss() -> None:
 
 
 def test_report_reference_help_is_a_whole_sentence() -> None:
-    from segline.report import build_parser
+    from segline.report.build import build_parser
 
     action = next(a for a in build_parser()._actions if a.dest == "reference")
     assert action.help and action.help.rstrip(")").endswith("columns")

@@ -14,8 +14,8 @@ import pandas as pd
 
 from segline.cli import run
 from segline.csvio import csv_text
-from segline.plots import read_long
 from segline.report import main as report_main
+from segline.results import read_long
 from segline.train.loop import EPOCH_COLUMNS, TIMING_COLUMNS, Trainer
 
 HD95 = [123.456789012, 456.789012345, 987.654321098]  # mm, per test case

@@ -142,7 +142,7 @@ def test_metric_code_change_re_evaluates_without_training(run: Path, run_make) -
     eval_deps = (run / RES / "eval" / ".gdl.d").read_text()
     assert "src/segline/labelpairs.py" not in train_deps
     assert "src/segline/labelpairs.py" in eval_deps
-    assert "src/segline/report.py" not in eval_deps and "src/segline/plots/" not in eval_deps
+    assert "src/segline/report/" not in eval_deps and "src/segline/plots/" not in eval_deps
     code = run / "src/segline/labelpairs.py"
     code.write_text(code.read_text() + "\n# edited\n")
     lines = _planned(run, run_make)

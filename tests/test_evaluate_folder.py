@@ -24,8 +24,8 @@ from scipy import ndimage
 
 from segline.cli import run
 from segline.evaluate import evaluate_folder, main
-from segline.plots import Stat
-from segline.report import TEST_METRICS
+from segline.report.model import TEST_METRICS
+from segline.results import Stat
 
 SHAPE = (10, 9, 5)  # (X, Y, Z)
 SPACING = (0.7, 0.9, 3.0)  # (x, y, z) mm

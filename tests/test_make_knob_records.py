@@ -45,7 +45,7 @@ def knob_table(ds: str) -> dict[str, tuple[str, str | None]]:
     other = {"METHODS": {"vessels": "full", "vertebrae": "semantic"}.get(ds, "gdl_boundary")}
     return {
         "TOY": ("", "preprocess/fetch.py"),
-        "METHODS": (other["METHODS"], "-m segline.report"),
+        "METHODS": (other["METHODS"], "report --dataset"),  # REPORTER: vessels' own
         # one of METHODS (checked when make reads the makefile): planned with it added
         "REFERENCE": (other["METHODS"], f"--stat-reference {other['METHODS']}"),
         "NET": ("UNet" if ds != "vessels" else "Dimwit3D", "--net "),
@@ -75,7 +75,10 @@ def knob_table(ds: str) -> dict[str, tuple[str, str | None]]:
         "CC": (f"env {sys.executable}", None),  # the launcher: changes no result
         "TRAINER": ("segline.train", "-m segline.train --cases")
         if ds == "vertebrae"
-        else ("segline.vertebrae.train", "-m segline.vertebrae.train --cases"),
+        else (
+            "segline.experiments.vertebrae.train",
+            "-m segline.experiments.vertebrae.train --cases",
+        ),
         "GPUS": ("1,0,0", None),  # scheduling: which free GPU a training takes
         "GPU_LOCKS": ("/nonexistent/segline-gpus", None),  # where the GPU tokens live
         "CROP": ("body", "--crop body") if ds == "vertebrae" else ("label", "--crop label"),

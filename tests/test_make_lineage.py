@@ -111,20 +111,23 @@ def test_fresh_tree_has_a_dependency_file_per_target(built: Path) -> None:
         p = Path(target)
         dep = (built / p.parent / f".{p.name}.d").read_text()
         assert f"{target}" in dep.splitlines()[2], target
-    # imports, not a hand-kept list: the report imports plots/__init__.py, the
-    # import metrics/overlap.py, the training imports vessels/mip.py (MIP loss), the
+    # imports, not a hand-kept list: the report imports results.py (not the figure
+    # plumbing of plots/__init__.py), the
+    # overlays metrics/overlap.py, the training the loss registry but no experiment, the
     # distance maps the per-case pool
     report_dep = (built / RES / ".report.md.d").read_text()
-    assert "src/segline/plots/__init__.py" in report_dep
+    assert "src/segline/results.py" in report_dep
+    assert "src/segline/plots/__init__.py" not in report_dep
     assert "src/segline/metrics/overlap.py" in (built / RES / ".overlays.png.d").read_text()
-    assert "src/segline/vessels/mip.py" in (built / RES / ".gdl.d").read_text()
+    assert "src/segline/losses/registry.py" in (built / RES / ".gdl.d").read_text()
+    assert "src/segline/experiments/" not in (built / RES / ".gdl.d").read_text()
     assert "src/segline/parallel.py" in (built / "data/spleen-toy/.dist.d").read_text()
     assert "preprocess/distmaps.py" in (built / "data/spleen-toy/.dist.d").read_text()
     assert "src/segline/datasets/isles.py" not in (built / "data/spleen-toy/.cases.d").read_text()
 
 
-def test_plots_package_change_rebuilds_plots_and_report_only(tree: Path) -> None:
-    touch(tree / "src/segline/plots/__init__.py")
+def test_results_layer_change_rebuilds_plots_and_report_only(tree: Path) -> None:
+    touch(tree / "src/segline/results.py")
     plan = planned(make(tree, "-n", *DEFAULT, METHODS).stdout)
     # one process draws the curves, boxplot and progress figures (segline.plots.figures);
     # the evaluation stages import no plot or report module (segline.labelpairs): how a

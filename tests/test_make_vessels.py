@@ -94,3 +94,18 @@ def test_folds_plan_one_training_and_evaluation_per_fold(built: Path, run_make) 
             assert f"--out results/vessels-toy/folds/{m}/fold{i} " in plan
             assert f"--out results/vessels-toy/folds/eval/{m}/fold{i} " in plan
     assert plan.count("preprocess/pseudo.py") == 1
+
+
+def test_vessel_pieces_come_from_the_experiment(built: Path) -> None:
+    """The trainings ran the vessel trainer (recorded in args.json, and its code in their
+    dependency files); the report knows mip_dice from the experiment's record (its title
+    and convention), which the report module of vessels.make registers."""
+    res = built / "results" / "vessels-toy"
+    for m in METHODS:
+        args = json.loads((res / m / "args.json").read_text())
+        assert args["trainer"] == "segline.experiments.vessels.train:VesselTrainer"
+        deps = (res / f".{m}.d").read_text()
+        assert "src/segline/experiments/vessels/train.py" in deps
+    report = (res / "report.md").read_text()
+    assert "MIP Dice" in report and "- MIP Dice: Dice of the maximum-intensity" in report
+    assert "src/segline/experiments/vessels/mipdice.py" in (res / ".report.md.d").read_text()

@@ -1,5 +1,6 @@
-"""Tests for segline.vessels.mip and preprocess/mip.py: projections, argmax depths (first
-index on ties), gathering at depths, projected labels, and the atomic MIP store."""
+"""Tests for segline.experiments.vessels.mip and preprocess/mip.py: projections, argmax
+depths (first index on ties), gathering at depths, projected labels, and the atomic MIP
+store."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 
 from segline import atomic, casestore
 from segline.errors import InputError
-from segline.vessels.mip import (
+from segline.experiments.vessels.mip import (
     DEPTH,
     MIP,
     MIP_LABEL,

@@ -1,12 +1,12 @@
-"""Tests for segline.losses.mip: the MIP loss on hand-made volumes."""
+"""Tests for segline.experiments.vessels.loss: the MIP loss on hand-made volumes."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from segline.losses import CombinedLoss, MIPLoss, get_loss, known_losses, loss_class, parse_spec
-from segline.losses.mip import gather_rays
+from segline.experiments.vessels.loss import MIPLoss, gather_rays
+from segline.losses import CombinedLoss, get_loss, known_losses, loss_class, parse_spec
 
 # (D=3, H=2, W=2) foreground probabilities; rays (h, w) look along D
 P1 = torch.tensor([

@@ -301,19 +301,19 @@ def test_single_seed_never_replaces_seed_trainings(layouts: Path) -> None:
 
 
 @pytest.mark.make
-@pytest.mark.parametrize("trainer", ["segline.train", "segline.vertebrae.train"])
+@pytest.mark.parametrize("trainer", ["segline.train", "segline.experiments.vertebrae.train"])
 def test_trainer_refuses_mixed_layouts_before_writing(layouts: Path, trainer: str) -> None:
     """The trainers (direct CLI use) refuse both mixes before they write anything."""
     before = snapshot(layouts / "results")
     data = layouts / "data" / "spleen-toy"
     cases = [("seeds/gdl/seed0", "results/spleen-toy/seeds/gdl holds a single-seed training")]
     cases.append(("multi/gdl", "holds seed<k> trainings (seed0) that a single-seed training"))
-    if trainer == "segline.vertebrae.train":  # the same check, inherited: one case
+    if trainer == "segline.experiments.vertebrae.train":  # the same check, inherited: one case
         cases = cases[1:]
     for out, needle in cases:
         cmd = [sys.executable, "-m", trainer, "--cases", str(data / "cases"), "--dist",
                str(data / "dist"), "--out", f"{RES}/{out}", "--net", "Dimwit", "--epochs", "1"]
-        if trainer == "segline.vertebrae.train":
+        if trainer == "segline.experiments.vertebrae.train":
             cmd += ["--method", "semantic"]
         proc = subprocess.run(cmd, cwd=layouts, env=make_env(), capture_output=True, text=True,
                               timeout=300)  # fmt: skip

@@ -21,20 +21,18 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+import segline.experiments.vessels.mipdice  # noqa: F401  (registers mip_dice)
 from segline.casestore import write_case
 from segline.cli import run
-from segline.plots import (
+from segline.plots import boxplot, curves, method_colours, overlays
+from segline.results import (
     MethodResults,
     Stat,
-    boxplot,
     case_table,
     class_mean,
-    curves,
     epoch_series,
     load_methods,
-    method_colours,
     metric_label,
-    overlays,
 )
 
 NAN = math.nan
@@ -486,7 +484,7 @@ def test_module_entry_point_exit_code(results: Path, tmp_path: Path) -> None:
 
 def test_read_long_keeps_case_ids_and_reads_nan(tmp_path: Path) -> None:
     from segline.errors import InputError
-    from segline.plots import read_long
+    from segline.results import read_long
 
     path = tmp_path / "metrics.csv"
     path.write_text(

@@ -21,7 +21,8 @@ from conftest import copy_project, make_env
 from segline.casestore import write_case
 from segline.cli import run
 from segline.pack import manifest_hash, volatile
-from segline.plots import boxplot, curves, group_methods, load_methods, overlays, progress
+from segline.plots import boxplot, curves, overlays, progress
+from segline.results import group_methods, load_methods
 from test_plots import LABELS, png_info, write_method
 
 NAN = math.nan

@@ -1,6 +1,6 @@
-"""Tests for segline.vessels.pseudo and preprocess/pseudo.py: the pseudo-label rules on a
-hand-made vessel tree (exact voxel sets), connectivity, quality numbers, and the store
-and CLI on the toy hepatic-vessel set."""
+"""Tests for segline.experiments.vessels.pseudo and preprocess/pseudo.py: the
+pseudo-label rules on a hand-made vessel tree (exact voxel sets), connectivity, quality
+numbers, and the store and CLI on the toy hepatic-vessel set."""
 
 from __future__ import annotations
 
@@ -21,10 +21,8 @@ from segline.datasets.msd import MSDAdapter
 from segline.datasets.toy_vessels import write_toy_archives
 from segline.distmaps import volume_signed_distance
 from segline.errors import InputError
-from segline.lineage.extract import extract_archives
-from segline.preprocess.slicing import SliceParams, slice_dataset
-from segline.vessels import mip as mipmod
-from segline.vessels.pseudo import (
+from segline.experiments.vessels import mip as mipmod
+from segline.experiments.vessels.pseudo import (
     IGNORE,
     OVERALL,
     PSEUDO,
@@ -39,6 +37,8 @@ from segline.vessels.pseudo import (
     seed_mask,
     write_pseudo_store,
 )
+from segline.lineage.extract import extract_archives
+from segline.preprocess.slicing import SliceParams, slice_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "preprocess" / "pseudo.py"

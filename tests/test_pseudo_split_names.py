@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from segline.casestore import CaseStore
-from segline.vessels.pseudo import split_names
+from segline.experiments.vessels.pseudo import split_names
 
 
 def store(root: Path, split: dict[str, object]) -> CaseStore:

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import segline.experiments.vessels.mipdice  # noqa: F401  (registers mip_dice)
 from segline.cli import run
 from segline.report import main
 

@@ -147,7 +147,8 @@ def test_statistics_name_the_comparison(report: tuple[str, pd.DataFrame]) -> Non
 
 def test_boxplot_shows_the_spine_row_only(tmp_path: Path) -> None:
     """The test boxplot reads the same classes: one panel, the per-case spine values."""
-    from segline.plots import boxplot, load_methods
+    from segline.plots import boxplot
+    from segline.results import load_methods
 
     root = tmp_path / "results" / "vertebrae-toy"
     runs = load_methods([write_method(root, name) for name in SPINE])

@@ -33,6 +33,8 @@ LIGHT = {
     "-m segline.plots.figures",
     "-m segline.plots.overlays",
     "-m segline.report",
+    "-m segline.experiments.vessels.figures",
+    "-m segline.experiments.vessels.report",
     "preprocess/fetch.py",
     "preprocess/make_toy.py",
     "preprocess/mip.py",

@@ -1,4 +1,5 @@
-"""The trainer with a 3D network: patches, sliding window, pseudo-labels and MIP loss."""
+"""The trainer with a 3D network: patches, sliding window; the vessel trainer's
+pseudo-labels, MIP loss and mip_dice (segline.experiments.vessels.train)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import pandas as pd
 import pytest
 
 from conftest import train_cli
-from segline.vessels.mip import write_mip_store
-from segline.vessels.pseudo import write_pseudo_store
+from segline.experiments.vessels.mip import write_mip_store
+from segline.experiments.vessels.pseudo import write_pseudo_store
 
 
 @pytest.fixture(scope="module")
@@ -24,11 +25,17 @@ def weak(store) -> tuple[Path, Path]:
     return mip, pseudo
 
 
-def _train3d(store, out: Path, losses: str, *extra: str) -> subprocess.CompletedProcess[str]:
-    """The trainer's CLI (conftest.train_cli) with a tiny 3D net on 3D patches."""
+VESSELS = "segline.experiments.vessels.train"
+
+
+def _train3d(
+    store, out: Path, losses: str, *extra: str, module: str = "segline.train"
+) -> subprocess.CompletedProcess[str]:
+    """A trainer's CLI (conftest.train_cli) with a tiny 3D net on 3D patches."""
     return train_cli(
         store, out, "--net", "Dimwit3D", "--epochs", "2", "--batch-size", "2",
         "--patch", "4,16,16", "--samples-per-epoch", "6", "--losses", losses, *extra,
+        module=module,
     )  # fmt: skip
 
 
@@ -47,6 +54,7 @@ def test_mip_boundary_method_end_to_end(store, weak, tmp_path: Path) -> None:
         str(mip),
         "--metrics",
         "dice,hd95,assd,cldice,mip_dice",
+        module=VESSELS,
     )
     assert proc.returncode == 0, proc.stderr
     assert "6 train patches/epoch" in proc.stdout
@@ -68,5 +76,15 @@ def test_full_method_is_deterministic(store, tmp_path: Path) -> None:
 
 
 def test_mip_loss_without_mip_folder_is_one_line(store, tmp_path: Path) -> None:
-    proc = _train3d(store, tmp_path / "x", "ce:1,mip:1")
+    proc = _train3d(store, tmp_path / "x", "ce:1,mip:1", module=VESSELS)
     assert proc.returncode == 2 and "--mip" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_core_trainer_knows_no_vessel_option_nor_loss(store, tmp_path: Path) -> None:
+    """The MIP loss, mip_dice and the weak-supervision options are the vessel trainer's."""
+    for extra, said in ((("--mip", "m"),  "unrecognized arguments: --mip"),
+                        (("--metrics", "dice,mip_dice"), "mip_dice")):  # fmt: skip
+        proc = _train3d(store, tmp_path / "y", "ce:1", *extra)
+        assert proc.returncode == 2 and said in proc.stderr, proc.stderr[-2000:]
+    proc = _train3d(store, tmp_path / "z", "ce:1,mip:1")
+    assert proc.returncode == 2 and "mip" in proc.stderr and "Traceback" not in proc.stderr

@@ -9,9 +9,10 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from segline.experiments.vertebrae import train as vt
+from segline.experiments.vessels import train as vessels
 from segline.train import cli
 from segline.train.loop import TrainConfig, Trainer
-from segline.vertebrae import train as vt
 
 CONVERTED_ONLY = {"net_kwargs", "precision"}
 """Fields no option of the same name gives: ``--net-opt`` pairs, the chosen precision."""
@@ -45,6 +46,20 @@ def test_every_field_but_the_converted_is_an_option() -> None:
     vnames = {f.name for f in fields(vt.VertebraConfig)}
     assert vnames - names == {"method"}
     assert vnames - _dests(vt.build_parser()) == CONVERTED_ONLY
+    wnames = {f.name for f in fields(vessels.VesselConfig)}
+    assert wnames - names == {"label_source", "pseudo", "mip"}
+    assert wnames - _dests(vessels.build_parser()) == CONVERTED_ONLY
+
+
+def test_the_vessel_options_are_taken_by_name() -> None:
+    """The weak-supervision options fill :class:`VesselConfig`; the core trainer has none."""
+    argv = ["--cases", "c", "--dist", "d", "--out", "o", "--device", "cpu",
+            "--label-source", "pseudo", "--pseudo", "p", "--mip", "m"]  # fmt: skip
+    args = vessels.build_parser().parse_args(argv)
+    cli.check_numbers(args)
+    cfg = _built(vessels.VesselConfig, args)
+    assert (cfg.label_source, cfg.pseudo, cfg.mip) == ("pseudo", "p", "m")
+    assert not {"label_source", "pseudo", "mip"} & _dests(cli.build_parser())
 
 
 def test_every_option_reaches_the_configuration() -> None:
@@ -56,8 +71,7 @@ def test_every_option_reaches_the_configuration() -> None:
         "--dist-kind", "3d", "--context", "1", "--device", "cpu", "--amp", "off",
         "--threads", "3", "--lineage", "x.lineage", "--compile", "1", "--workers", "0",
         "--patch", "16,40,40", "--samples-per-epoch", "9", "--fg-ratio", "0.5",
-        "--overlap", "0.25", "--label-source", "pseudo", "--pseudo", "p", "--mip", "m",
-        "--weight-map", "5,3", "--metrics", "dice,hd95", "--aug", "light",
+        "--overlap", "0.25", "--weight-map", "5,3", "--metrics", "dice,hd95", "--aug", "light",
         "--sched", "cosine", "--warmup", "2", "--wd", "0.01", "--debug",
     ]  # fmt: skip
     args = cli.build_parser().parse_args(argv)
@@ -69,8 +83,7 @@ def test_every_option_reaches_the_configuration() -> None:
         "context": 1, "debug": True, "net_kwargs": {"base": 4, "depth": 3},
         "lineage": "x.lineage", "device": "cpu", "amp": "off", "precision": "cpu fp32",
         "threads": 3, "patch": (16, 40, 40), "samples_per_epoch": 9, "fg_ratio": 0.5,
-        "overlap": 0.25, "label_source": "pseudo", "pseudo": "p", "mip": "m",
-        "metrics": ("dice", "hd95"), "weight_map": (5.0, 3.0), "compile": "on",
+        "overlap": 0.25, "metrics": ("dice", "hd95"), "weight_map": (5.0, 3.0), "compile": "on",
         "aug": "light", "sched": "cosine", "warmup": 2, "wd": 0.01, "fold": 2,
     }  # fmt: skip
     assert {f.name: getattr(cfg, f.name) for f in fields(cfg)} == expected
@@ -90,7 +103,7 @@ def test_the_vertebrae_method_is_taken_by_name() -> None:
     """``--method`` fills :class:`VertebraConfig`'s ``method`` with no hand copy."""
     args = vt.build_parser().parse_args(["--cases", "c", "--dist", "d", "--out", "o",
                                          "--device", "cpu", "--method", "semantic"])  # fmt: skip
-    vt.check_supported(args)
+    vt.TRAINERS["semantic"].check_options(args)
     cli.check_numbers(args)
     cfg = _built(vt.VertebraConfig, args)
     assert isinstance(cfg, vt.VertebraConfig)

@@ -1,6 +1,7 @@
 """The vertebra methods in the evaluation stage and cross-validated (``vertebrae.make``).
 
-A unit test scores two tiny NIfTI files with :func:`segline.eval_stage.score_instances`
+A unit test scores two tiny NIfTI files with
+:func:`segline.experiments.vertebrae.evaluate.score_instances`
 (VerSe values in the label, instance ids in the prediction). One make-level run for
 the rest: the toy with ``FOLDS=2``, the iterative method alone, one epoch of 8 patches
 of a small network (``channels=4 depth=2``), ``DEBUG=1`` (one validation and one
@@ -25,7 +26,7 @@ import pytest
 from conftest import copy_project
 from segline.casestore import CaseStore, sorted_cases
 from segline.errors import InputError
-from segline.eval_stage import score_instances
+from segline.experiments.vertebrae.evaluate import score_instances
 from segline.metrics.instances import instance_rows
 
 ARGS = ("-f", "vertebrae.make", "TOY=1", "FOLDS=2", "METHODS=iterative", "EPC=1", "DEBUG=1",
@@ -176,6 +177,6 @@ def test_predict_refuses_the_folds_of_an_instance_method(folds: Path, run_make) 
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("segline: ")]
     assert len(lines) == 1, proc.stderr
     assert lines[0] == (
-        f"segline: {RES}/iterative: the folds of a vertebra method are not ensembled "
-        "(instance maps, no class probabilities): predict with one fold's folder instead "
+        f"segline: {RES}/iterative: the folds of this method are not ensembled (vertebra "
+        "instance maps, no class probabilities): predict with one fold's folder instead "
         f"(segline-predict --method {RES}/iterative/fold0)")

@@ -1,10 +1,10 @@
-"""The iterative sweep (segline.vertebrae.inference) with fake networks."""
+"""The iterative sweep (segline.experiments.vertebrae.inference) with fake networks."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from segline.vertebrae.inference import iterative_segment
+from segline.experiments.vertebrae.inference import iterative_segment
 
 BOXES = {1: (2, 6), 2: (12, 16), 3: (22, 26)}  # id: z range [lo, hi), 30 slices
 

@@ -1,4 +1,4 @@
-"""The iterative method's loss (segline.vertebrae.loss) on a hand case."""
+"""The iterative method's loss (segline.experiments.vertebrae.loss) on a hand case."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from segline.vertebrae.loss import IterativeLoss
+from segline.experiments.vertebrae.loss import IterativeLoss
 
 
 def bce(logit: float, target: float) -> float:

@@ -1,12 +1,13 @@
-"""segline.vertebrae.postprocess: the semantic method's largest-component clean-up."""
+"""segline.experiments.vertebrae.postprocess: the semantic method's largest-component
+clean-up."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from segline.experiments.vertebrae.postprocess import largest_component_per_class
 from segline.metrics.instances import instance_rows, summary
-from segline.vertebrae.postprocess import largest_component_per_class
 
 
 def _two_vertebrae() -> np.ndarray:

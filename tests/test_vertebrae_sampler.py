@@ -1,4 +1,4 @@
-"""Training patches of the iterative method (segline.vertebrae.sampler)."""
+"""Training patches of the iterative method (segline.experiments.vertebrae.sampler)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from segline.casestore import CaseStore
-from segline.vertebrae.order import vertebra_order
-from segline.vertebrae.sampler import IterativeSampler, is_negative, window
+from segline.experiments.vertebrae.order import vertebra_order
+from segline.experiments.vertebrae.sampler import IterativeSampler, is_negative, window
 from vertebrae_fixtures import spine_store
 
 PATCH = (10, 12, 12)

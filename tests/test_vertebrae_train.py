@@ -1,5 +1,6 @@
-"""``python -m segline.vertebrae.train``: one tiny run of each method on a fixture store
-writes the method-folder contract; unsupported options are refused in one line."""
+"""``python -m segline.experiments.vertebrae.train``: one tiny run of each method on a
+fixture store writes the method-folder contract (its trainer class recorded in
+``args.json``); unsupported options are refused in one line."""
 
 from __future__ import annotations
 
@@ -17,9 +18,9 @@ import pytest
 from conftest import with_test_hooks
 from segline.casestore import CaseStore
 from segline.errors import InputError
+from segline.experiments.vertebrae.apply import predict_volume
+from segline.experiments.vertebrae.train import main
 from segline.train.loop import EPOCH_COLUMNS, RECORD_COLUMNS
-from segline.vertebrae.apply import predict_volume
-from segline.vertebrae.train import main
 from vertebrae_fixtures import VALUES, spine_store
 
 COMMON = ["--epochs", "2", "--batch-size", "2", "--amp", "off", "--seed", "1"]
@@ -66,7 +67,11 @@ def test_tiny_run_writes_the_contract(
     assert timing["images"].tolist() == [6, 6] if method == "iterative" else [4, 4]
     args = json.loads((out / "args.json").read_text())
     assert args["method"] == method and args["patch"] == [12, 12, 12]
-    assert "segline.vertebrae.train" in (out / "provenance" / "command.txt").read_text()
+    assert args["trainer"] == (
+        f"segline.experiments.vertebrae.train:{method.capitalize()}Trainer"
+    )
+    assert args["selected_on"] == ["val_id_rate", "val_dice"]
+    assert "segline.experiments.vertebrae.train" in (out / "provenance" / "command.txt").read_text()
     metrics = pd.read_csv(out / "metrics.csv")
     assert list(metrics.columns) == RECORD_COLUMNS
     test = metrics[metrics["split"] == "test"]
@@ -117,7 +122,7 @@ def test_killed_run_resumes_to_the_same_tables(store: tuple[Path, Path], tmp_pat
     env = with_test_hooks({**os.environ, "SEGLINE_TEST_KILL_AFTER_EPOCH": "1"})
     out = tmp_path / "iterative"
     argv = [*args_for(store, out, "iterative"), *COMMON, *TINY["iterative"]]
-    cmd = [sys.executable, "-m", "segline.vertebrae.train", *argv]
+    cmd = [sys.executable, "-m", "segline.experiments.vertebrae.train", *argv]
     killed = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert killed.returncode == -9 and not out.exists()
     assert Path(f"{out}_tmp", "train_state.pt").is_file()
@@ -126,6 +131,9 @@ def test_killed_run_resumes_to_the_same_tables(store: tuple[Path, Path], tmp_pat
     resumed = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming after epoch 1 (of 2)" in (out / "train.log").read_text()
+    # run as python -m: the class is recorded by its importable module name
+    trainer = json.loads((out / "args.json").read_text())["trainer"]
+    assert trainer == "segline.experiments.vertebrae.train:IterativeTrainer"
     fresh = tmp_path / "fresh"
     # the trainer computes with its configured thread count (1) here as in the subprocesses
     assert main([*args_for(store, fresh, "iterative"), *COMMON, *TINY["iterative"]]) == 0

@@ -1,4 +1,4 @@
-"""A tiny vertebra case store for the tests of segline.vertebrae: a few boxes
+"""A tiny vertebra case store for the tests of segline.experiments.vertebrae: a few boxes
 ("vertebrae") stacked along z, one class each, on a noisy background."""
 
 from __future__ import annotations

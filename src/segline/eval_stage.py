@@ -28,32 +28,29 @@ atomic folder:
   ``predict`` writes them.
 
 The report, the statistics, ``report_cases.csv`` and the test box plot read this
-``metrics.csv`` (``--eval``, :mod:`segline.plots`); the training grid's numbers stay
+``metrics.csv`` (``--eval``, :mod:`segline.results`); the training grid's numbers stay
 in the training's ``test/metrics.csv`` (the report's secondary table). A training
 metric this stage cannot compute (not in :mod:`segline.metrics.registry` as a mask or
-surface metric, ``mip_dice`` without ``--mip-axis``) is refused with one line (a
-dataset makefile of the user's opts out with ``SOURCE_EVAL := no``).
+surface metric, nor among its trainer's scorer's metrics, below) is refused with one
+line (a dataset makefile of the user's opts out with ``SOURCE_EVAL := no``).
 
-``mip_dice`` (vessels) is computed here when ``--mip-axis`` gives the projection axis
-of the stored (Z, Y, X) volume (make ``MIP_AXIS``): the store keeps the source's axes
-(only transposed from NIfTI's (X, Y, Z)), so the same axis of the source-geometry
-prediction and of the original 3D label is projected, and their Dice is the MIP Dice
-on the source grid (:mod:`segline.metrics.projection`; the training scores against
-the store's 2D labels, the projection of its resampled, cropped 3D label).
-
-A vertebra method's training (``args.json`` ``method`` iterative or semantic,
-:data:`INSTANCE_METHODS`) writes instance maps: its predictions are written back like
-any other (the labels mapped to the source grid as they are, no probabilities) and
-scored by :func:`score_instances`, the matched-instance metrics of its training
-(:func:`segline.metrics.instances.instance_rows`) against the original VerSe mask,
-its values mapped to the store's classes; the rows carry the training's class names.
+A training whose predictions are no class maps (an experiment's trainer, e.g. the
+vertebra methods' instance maps) is scored as its trainer class says: the class its
+``args.json`` records (:func:`segline.predicting.infer.recorded_trainer`) returns a
+scorer (:meth:`segline.train.loop.Trainer.source_scorer`) whose ``score`` gives the
+rows of each written prediction against its original label file and whose
+``metrics`` are the metrics the training's ``test/metrics.csv`` may hold; its
+predictions are written back like any other (the labels mapped to the source grid as
+they are, no probabilities). A scorer may add metrics of its own to the per-class
+ones (:func:`score_file`'s ``extra``, e.g. the vessels experiment's ``mip_dice``) and
+facts to ``grid.json`` (its optional ``record`` dict).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,26 +62,21 @@ from segline.casestore import CaseStore
 from segline.cli import HelpFormatter, cli_of, entry, prog
 from segline.errors import InputError
 from segline.labelpairs import check_values, read_pair
-from segline.metrics import projection
-from segline.metrics.instances import CASE_METRICS, instance_rows
 from segline.metrics.table import METRICS, case_metrics
 from segline.predict import _write_case, store_of
 from segline.predicting import output
-from segline.predicting.infer import load_predictor, read_args
+from segline.predicting.infer import load_predictor, recorded_trainer
 from segline.predicting.labels import write_label_files
 from segline.preprocess.slicing import remap_classes
 
 COLUMNS = ["epoch", "split", "case", "class", "metric", "value"]
-INSTANCE_METHODS = ("iterative", "semantic")
-"""``args.json`` ``method`` of the vertebra trainings (instance maps, scored by
-:func:`score_instances`)."""
 GRID = "source geometry"
 
 
-def training_metrics(method: Path, mip_axis: int | None = None) -> tuple[int, list[str]]:
+def training_metrics(method: Path) -> tuple[int, list[str]]:
     """The best epoch (``best_epoch.txt``) and the metrics of the training's
-    ``test/metrics.csv`` in order of first appearance (``mip_dice`` only with a
-    ``mip_axis``; a vertebra method's: the instance metrics, :func:`score_instances`).
+    ``test/metrics.csv`` in order of first appearance (a training with a scorer of
+    its own, :func:`source_scorer`: the scorer's metrics).
 
     Raises:
         InputError: a file missing or unreadable; a metric this stage cannot compute in
@@ -101,18 +93,17 @@ def training_metrics(method: Path, mip_axis: int | None = None) -> tuple[int, li
         names = [str(m) for m in pd.unique(table["metric"])]
     except (OSError, ValueError, KeyError) as err:
         raise InputError(path, f"unreadable test metrics ({err}); train first") from err
-    if instance_names(method) is not None:  # a vertebra method: score_instances's rows
-        if [m for m in names if m not in CASE_METRICS] or not names:
+    scorer = source_scorer(method)
+    if scorer is not None:  # the trainer's own rows (e.g. instance metrics)
+        if [m for m in names if m not in scorer.metrics] or not names:
             raise InputError(path, f"metrics {', '.join(names) or '(none)'} are not the "
-                             "instance metrics " + ", ".join(CASE_METRICS))
+                             "metrics its trainer scores: " + ", ".join(scorer.metrics))
         return best, names
-    known = (*METRICS, projection.NAME) if mip_axis is not None else METRICS
-    other = [m for m in names if m not in known]
+    other = [m for m in names if m not in METRICS]
     if other or not names:
         raise InputError(
             path, f"metric(s) {', '.join(other) or '(none)'} exist only on the training "
-            "grid; this stage computes " + ", ".join(known) + (
-                "" if mip_axis is not None else f" ({projection.NAME} with --mip-axis)")
+            "grid; this stage computes " + ", ".join(METRICS)
             + " (a dataset makefile opts out with SOURCE_EVAL := no)")  # fmt: skip
     return best, names
 
@@ -138,6 +129,12 @@ def source_label(raw: Path, store: CaseStore, case: str) -> Path:
     return path
 
 
+ExtraRows = Callable[[np.ndarray, np.ndarray, Mapping[int, str]], list[dict[str, Any]]]
+"""A scorer's own rows of one case: ``extra(pred, truth, classes)`` with the written
+prediction and the original label as class-index maps of the source grid, and the
+store's classes -> ``[{"class", "metric", "value"}, ...]``."""
+
+
 def score_file(
     case: str,
     pred: Path,
@@ -145,98 +142,34 @@ def score_file(
     store: CaseStore,
     metrics: Sequence[str],
     epoch: int,
-    mip_axis: int | None = None,
+    extra: ExtraRows | None = None,
 ) -> list[dict[str, Any]]:
     """Long rows of one written prediction against its original label file: the
-    volume metrics of :func:`case_metrics`, then ``mip_dice`` (projections along
-    ``mip_axis``) when asked for, the order of the training's rows."""
+    volume ``metrics`` of :func:`case_metrics`, then the rows of ``extra`` (a
+    trainer's scorer's own metrics), the order of the training's rows."""
     ref, got = read_pair(pred, label)
     source, lut = label_lut(store)
     check_values(ref.data, label, source)
     classes = {int(k): str(v) for k, v in store.dataset["labels"].items()}
     check_values(got.data, pred, classes)
     truth = lut[ref.data]
-    volume = tuple(m for m in metrics if m != projection.NAME)
-    rows = case_metrics(got.data, truth, ref.spacing, classes, metrics=volume)
-    if projection.NAME in metrics:
-        if mip_axis is None:
-            raise InputError(pred, f"{projection.NAME} needs the projection axis (--mip-axis)")
-        rows += projection.projection_rows(got.data, truth, classes, mip_axis)
+    rows = case_metrics(got.data, truth, ref.spacing, classes, metrics=tuple(metrics))
+    if extra is not None:
+        rows += extra(got.data, truth, classes)
     return [{"epoch": epoch, "split": "test", "case": case, **r} for r in rows]
 
 
-def instance_names(method: Path) -> dict[int, str] | None:
-    """Class index -> vertebra name of a vertebra method's training (``args.json``
-    ``method`` iterative or semantic, ``segline.vertebrae.train``): its
-    ``classes.json``, the names of its test rows; None for any other training.
+def source_scorer(method: Path) -> Any:
+    """How the trainer class of ``method`` (its ``args.json``,
+    :func:`segline.predicting.infer.recorded_trainer`) scores its predictions here:
+    None for class maps (:func:`score_file`), else an object with ``metrics`` and
+    ``score(case, pred, label, store, epoch) -> rows``
+    (:meth:`segline.train.loop.Trainer.source_scorer`).
 
     Raises:
-        InputError: the training is unfinished, or its ``classes.json`` unreadable.
+        InputError: the training is unfinished, or its trainer class not found.
     """
-    if read_args(method).get("method") not in INSTANCE_METHODS:
-        return None
-    path = method / "classes.json"
-    try:
-        classes = json.loads(path.read_text())["classes"]
-        return {int(k): str(v) for k, v in classes.items()}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
-        raise InputError(path, f"unreadable vertebra classes ({err}); train again") from err
-
-
-def source_values(store: CaseStore) -> tuple[dict[int, str], np.ndarray]:
-    """The values an original label file of an instance task holds, and the value ->
-    stored class table the slicing stage applied.
-
-    The VerSe adapter maps each mask value (VerSe's vertebra number, e.g. 20 for L1) to
-    its class index (``dataset.json`` ``source_info.label_values``: class index ->
-    value); the store's label map (:func:`label_lut`) then applies. Without
-    ``label_values`` the file holds the adapter's class indices.
-
-    Returns:
-        ({value: class name}, uint8 table of 256 entries: ``table[value]`` = class).
-    """
-    source, lut = label_lut(store)
-    info = (store.dataset.get("source_info") or {}).get("label_values")
-    values = {int(k): int(v) for k, v in info.items()} if info else {k: k for k in source}
-    table = np.zeros(256, dtype=np.uint8)
-    names: dict[int, str] = {}
-    for index, value in values.items():
-        if index not in source or not 0 <= value <= 255:
-            raise InputError(store.root / "dataset.json", f"label value {value} of class "
-                             f"{index}: not a declared class or outside 0..255")
-        table[value] = lut[index]
-        names[value] = source[index]
-    return names, table
-
-
-def score_instances(
-    case: str,
-    pred: Path,
-    label: Path,
-    store: CaseStore,
-    names: dict[int, str],
-    epoch: int,
-) -> list[dict[str, Any]]:
-    """Long rows of one written instance map against its original label file.
-
-    The label's values (VerSe's) become the store's class indices as the slicing stage
-    mapped them (:func:`source_values`); the prediction's values (instance ids of the
-    iterative method, VerSe values of the semantic one) are matched to them by overlap
-    whatever they are. :func:`segline.metrics.instances.instance_rows` in the label's
-    spacing (mm): per vertebra, named by ``names`` (the training's ``classes.json``, so
-    the rows are the classes of its ``test/metrics.csv``), ``dice`` and ``assd``; per
-    case (class ``spine``) ``dice``, ``assd``, ``id_rate``, ``false_positives``,
-    ``misses``.
-    """
-    ref, got = read_pair(pred, label)
-    values, table = source_values(store)
-    check_values(ref.data, label, values)
-    check_values(got.data, pred, None)
-    try:
-        rows = instance_rows(got.data, table[ref.data], ref.spacing, names)
-    except ValueError as err:
-        raise InputError(label, f"case {case}: {err}") from err
-    return [{"epoch": epoch, "split": "test", "case": case, **r} for r in rows]
+    return recorded_trainer(method).source_scorer(method)
 
 
 def evaluate_method(
@@ -246,16 +179,12 @@ def evaluate_method(
     cases: Path | None = None,
     device: str = "auto",
     amp: str = "auto",
-    mip_axis: int | None = None,
 ) -> pd.DataFrame:
-    """Write the eval folder ``out`` of ``method`` (module docstring); returns its rows.
-    ``mip_axis``: the projection axis of ``mip_dice`` (a training that reports it)."""
+    """Write the eval folder ``out`` of ``method`` (module docstring); returns its rows."""
     store = store_of(method, cases)
     output.check_apart(out, [("method", method), ("case store", store.root), ("raw", raw)])
-    if mip_axis is not None and mip_axis not in (0, 1, 2):
-        raise InputError(method, f"--mip-axis {mip_axis}: an axis of (Z, Y, X) is 0, 1 or 2")
-    best, metrics = training_metrics(method, mip_axis)
-    names = instance_names(method)  # a vertebra method's classes, else None
+    best, metrics = training_metrics(method)
+    scorer = source_scorer(method)  # the trainer's own scores, else None
     ids = store.case_ids("test")
     if not ids:
         raise InputError(store.root, "no test case to evaluate")
@@ -268,10 +197,10 @@ def evaluate_method(
             prediction = predictor.predict(np.asarray(store.image(case)))
             name = f"{case}.nii.gz"
             _write_case(tmp, out, name, case, prediction, False, meta)
-            if names is not None:
-                rows += score_instances(case, tmp / name, labels[case], store, names, best)
+            if scorer is not None:
+                rows += scorer.score(case, tmp / name, labels[case], store, best)
             else:
-                rows += score_file(case, tmp / name, labels[case], store, metrics, best, mip_axis)
+                rows += score_file(case, tmp / name, labels[case], store, metrics, best)
         write_label_files(tmp, predictor.label_names(store))
         table = pd.DataFrame(rows, columns=COLUMNS)
         atomic.write_text(tmp / "metrics.csv", csvio.csv_text(table))
@@ -280,7 +209,7 @@ def evaluate_method(
             "method": str(method),
             "best_epoch": best,
             "metrics": metrics,
-            **({} if mip_axis is None else {"mip_axis": mip_axis}),
+            **(getattr(scorer, "record", None) or {}),
             "cases": ids,
             "labels": {c: str(p.relative_to(raw)) for c, p in labels.items()},
         }
@@ -304,10 +233,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--cases", type=Path, default=None,
         help="the case store (default: the one of the method's args.json)",
     )  # fmt: skip
-    p.add_argument(
-        "--mip-axis", type=int, default=None,
-        help="projection axis of the stored (Z, Y, X) volume for mip_dice (vessels)",
-    )  # fmt: skip
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument(
         "--amp", default="auto", choices=["auto", "off", "bf16", "fp16"],
@@ -319,9 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Predict and score the test cases; print one line per case's Dice."""
     args = build_parser().parse_args(argv)
-    table = evaluate_method(
-        args.method, args.out, args.raw, args.cases, args.device, args.amp, args.mip_axis
-    )
+    table = evaluate_method(args.method, args.out, args.raw, args.cases, args.device, args.amp)
     dice = table[table["metric"] == "dice"].groupby("case", sort=False)["value"].mean()
     print(f"{args.out}: {len(dice)} test case(s) in {GRID}, mean Dice {dice.mean():.4f}")
     return 0

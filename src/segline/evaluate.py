@@ -16,8 +16,9 @@ rule as the trainer's test metrics and the report:
   CSV): means and sds are over the defined cases and the number of undefined cases is
   given next to them, never dropped; ``value_for_statistics`` (CSV) and
   ``mean_for_statistics`` (summary) count an undefined distance as the worst possible
-  value, the case's field-of-view diagonal in mm (:func:`segline.report.fov_diagonal`
-  of the label's shape and spacing), as the report's statistics do;
+  value, the case's field-of-view diagonal in mm
+  (:func:`segline.report.statistics.fov_diagonal` of the label's shape and spacing),
+  as the report's statistics do;
 * the mean over classes is, per case, the mean over the foreground classes (undefined
   when any class is), then mean ± sd over cases, as the report's ``mean`` row.
 
@@ -54,8 +55,10 @@ from segline.datasets.nnunet import READABLE_ENDINGS, parse_labels, read_dataset
 from segline.errors import InputError
 from segline.labelpairs import check_values, read_pair
 from segline.metrics.table import METRICS, case_metrics, class_name_map
-from segline.plots import METRIC_INFO, Stat, class_mean, metric_label
-from segline.report import TEST_METRICS, fmt_number, fmt_stat, fov_diagonal, is_distance
+from segline.report.model import TEST_METRICS
+from segline.report.statistics import fov_diagonal
+from segline.report.tables import fmt_number, fmt_stat
+from segline.results import METRIC_INFO, Stat, class_mean, is_distance, metric_label
 
 #: Files beside the predictions that are not predictions: segline-predict's viewer
 #: files and nnU-Net's records of a prediction run.

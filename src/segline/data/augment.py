@@ -145,7 +145,7 @@ def elastic_coordinates(
 ) -> np.ndarray:
     """Sampling coordinates (ndim, *shape) in voxels of the ``strong`` level's elastic
     deformation alone (no zoom), for :func:`scipy.ndimage.map_coordinates`; used by
-    :mod:`segline.vertebrae.sampler`."""
+    :mod:`segline.experiments.vertebrae.sampler`."""
     return _warp_coordinates(shape, spacing, 1.0, rng)
 
 

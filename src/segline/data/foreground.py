@@ -24,9 +24,8 @@ from typing import TextIO
 import numpy as np
 
 from segline.casestore import CaseStore
-from segline.data.patches import PSEUDO
 
-IGNORED = 255  # pseudo-label value for "unlabelled" voxels (not foreground)
+IGNORED = 255  # training-label value of "unlabelled" voxels (segline.data.patches.IGNORE)
 _CHUNK = 1 << 24  # voxels counted at a time: the counts never copy a whole volume
 
 
@@ -45,14 +44,18 @@ def classes_present(label: np.ndarray) -> set[int]:
 
 
 def missing_classes(
-    store: CaseStore, cases: Sequence[str], pseudo_root: str | Path | None = None
+    store: CaseStore,
+    cases: Sequence[str],
+    label_of: Callable[[str], np.ndarray] | None = None,
 ) -> tuple[list[int], bool]:
     """The declared foreground classes that no training label holds.
 
     Args:
         store: the case store (its ``dataset.json`` declares the classes).
         cases: the training case ids.
-        pseudo_root: read ``<pseudo_root>/<case>/pseudo.npy`` instead of the labels.
+        label_of: a case's training label map (e.g. a trainer's
+            :class:`segline.data.patches.TrainingLabels` ``label``), instead of the
+            store's labels.
 
     Returns:
         ``(absent classes in order, whether any foreground voxel was seen at all)``.
@@ -60,8 +63,8 @@ def missing_classes(
     wanted = set(range(1, store.n_classes))
     seen: set[int] = set()
     for case in cases:
-        if pseudo_root is not None:
-            label = np.load(Path(pseudo_root) / case / PSEUDO, mmap_mode="r")
+        if label_of is not None:
+            label = label_of(case)
         elif store.has_label(case):
             label = store.label(case)
         else:
@@ -82,7 +85,7 @@ def warn_if_no_foreground(
     store: CaseStore,
     cases: Sequence[str],
     *,
-    pseudo_root: str | Path | None = None,
+    label_of: Callable[[str], np.ndarray] | None = None,
     where: str | Path | None = None,
     stream: TextIO | None = None,
     say: Callable[[str], None] | None = None,
@@ -93,8 +96,8 @@ def warn_if_no_foreground(
     Args:
         store: the case store.
         cases: the training case ids.
-        pseudo_root: read ``<pseudo_root>/<case>/pseudo.npy`` instead of the store's
-            labels (training on pseudo-labels).
+        label_of: a case's training label map instead of the store's labels (a
+            trainer whose training labels come from elsewhere).
         where: the path named in the warning (default: the store's folder).
         stream: where the line goes (default: stderr).
         say: prints the line instead (the trainer's, which tags it with the method).
@@ -102,7 +105,7 @@ def warn_if_no_foreground(
     Returns:
         True when a warning was printed.
     """
-    absent, any_foreground = missing_classes(store, cases, pseudo_root)
+    absent, any_foreground = missing_classes(store, cases, label_of)
     if not absent:
         return False
     name = where if where is not None else store.root

@@ -4,16 +4,17 @@ One item is one patch of ``patch_size = (D, H, W)`` voxels of one case:
 
 - ``image`` float32 (C, D, H, W);
 - ``target`` float32 one-hot (K, D, H, W) of the *training target*, either the true
-  3D label (``label_source="label"``) or a pseudo-label (``"pseudo"``:
-  ``<pseudo_root>/<case>/pseudo.npy``, where 255 means "unlabelled");
+  3D label of the case store or, with ``labels`` (a :class:`TrainingLabels`, where a
+  trainer's training labels come from), that source's label map, where
+  :data:`IGNORE` (255) means "unlabelled";
 - ``mask`` float32 (D, H, W): 1 where a voxel counts in the losses, 0 where it is
-  ignored (pseudo-label 255, and padding when the volume is smaller than the patch);
+  ignored (:data:`IGNORE` of a ``labels`` source, and padding when the volume is
+  smaller than the patch);
 - ``dist`` float32 (K, D, H, W), signed distances in mm, when ``dist_source`` is
-  ``"dist3d"`` (the case store's ``dist3d.npy``) or ``"pseudo"``
-  (``<pseudo_root>/<case>/pseudo_dist3d.npy``);
-- with ``mip_root``, the patch's footprint in the maximum intensity projection (MIP)
-  plane (see below): ``mip_label`` int64, ``mip_depth`` int64, ``mip_valid`` float32,
-  each (H', W'), plus ``mip_axis`` (int);
+  ``"dist3d"`` (the case store's ``dist3d.npy``) or ``"labels"`` (the ``labels``
+  source's own distance maps);
+- with ``inputs`` (a :class:`BatchInputs`), the extra keys it gives for the patch's
+  window (see below), e.g. an experiment's inputs of a loss;
 - ``spacing`` float32 (3,): the case's (z, y, x) voxel spacing in mm (from its
   ``meta.json``), for losses that measure distances on the prediction;
 - ``case`` (str) and ``start`` (the patch origin (z, y, x) in the volume, voxels).
@@ -38,16 +39,12 @@ Foreground voxel positions are found once per case and worker by scanning the wh
 target (kept as linear indices, at most ``max_fg_voxels`` per class, evenly
 subsampled); every other read is a memory-mapped read of the patch window only.
 
-MIP keys. ``<mip_root>/mip.json`` gives the projection ``axis`` of the stored
-(Z, Y, X) volume (0 = z); ``<mip_root>/<case>/`` holds ``mip_label.npy`` (uint8,
-the 2D annotation) and ``depth.npy`` (int16, argmax index along the axis), each of
-the volume's shape with that axis removed. For a patch with origin ``s`` and size
-``p``, the footprint is the window of the two other axes; ``mip_depth = depth -
-s[axis]`` (relative to the patch), and ``mip_valid`` is 1 only where
-``0 <= mip_depth < p[axis]`` (the ray's brightest voxel lies inside the patch, so this
-patch can be supervised by the 2D label there), the pixel is inside the volume, and
-``mip_label != 255``. ``mip_depth`` is 0 where ``mip_valid`` is 0 (a safe
-``torch.gather`` index). All three axes are supported.
+Extra inputs. A trainer whose loss reads batch keys the case store does not hold
+gives them through ``inputs``: :meth:`BatchInputs.window` returns, for a case, a
+patch origin and size and the volume's shape, a dict of numpy arrays (converted to
+tensors here, stacked by :func:`patch_collate`) and integers (an int64 tensor (B,)
+after collation). The same object gives a whole volume's keys for a validation loss
+(:func:`segline.train.evaluate.volume_batch`: origin 0, size the volume's shape).
 
 Example:
     >>> ds = PatchDataset(store, store.case_ids("train"), (32, 48, 48), seed=0)  # doctest: +SKIP
@@ -58,10 +55,8 @@ Example:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -74,25 +69,63 @@ from segline.errors import InputError
 
 __all__ = [
     "IGNORE",
-    "LABEL_SOURCES",
     "DIST_SOURCES",
+    "BatchInputs",
     "PatchDataset",
+    "TrainingLabels",
     "fg_flags",
-    "mip_window",
     "patch_collate",
-    "read_mip_axis",
 ]
 
 IGNORE = 255
-"""Pseudo-label value of unlabelled voxels (target background, ``mask`` 0)."""
+"""Label value of unlabelled voxels of a :class:`TrainingLabels` source (target
+background, ``mask`` 0)."""
 
-LABEL_SOURCES = ("label", "pseudo")
-DIST_SOURCES = (None, "dist3d", "pseudo")
-PSEUDO = "pseudo.npy"
-PSEUDO_DIST = "pseudo_dist3d.npy"
-MIP_JSON = "mip.json"
-MIP_LABEL = "mip_label.npy"
-MIP_DEPTH = "depth.npy"
+DIST_SOURCES = (None, "dist3d", "labels")
+
+
+@runtime_checkable
+class TrainingLabels(Protocol):
+    """Where a trainer's training labels come from when not from the case store (a
+    trainer's hook, :meth:`segline.train.loop.Trainer._training_labels`).
+
+    Attributes:
+        name: the source's name in messages (e.g. ``"pseudo"``).
+
+    ``label(case)`` is the (Z, Y, X) uint8 label map of a case, of the case's volume
+    shape, :data:`IGNORE` where unlabelled; ``dist(case)`` its signed distance maps
+    (K, Z, Y, X) float32 in mm (``dist_source="labels"``). Both may be memory-mapped;
+    a missing file raises :class:`~segline.errors.InputError`. The object is pickled
+    to DataLoader workers.
+    """
+
+    name: str
+
+    def label(self, case: str) -> np.ndarray: ...
+
+    def dist(self, case: str) -> np.ndarray: ...
+
+
+@runtime_checkable
+class BatchInputs(Protocol):
+    """Extra batch keys of a trainer for what its loss ``requires`` beyond the case
+    store's (a trainer's hook, :meth:`segline.train.loop.Trainer._batch_inputs`).
+
+    Attributes:
+        keys: the batch keys :meth:`window` returns.
+
+    ``window(case, start, size, volume)``: the keys for the window of origin ``start``
+    and size ``size`` (z, y, x voxels, the window may reach past the volume's end: a
+    padded patch) of a case whose volume shape is ``volume``; numpy arrays (without
+    the batch dimension) and integers. Bad input files raise
+    :class:`~segline.errors.InputError`. The object is pickled to DataLoader workers.
+    """
+
+    keys: frozenset[str]
+
+    def window(
+        self, case: str, start: Sequence[int], size: Sequence[int], volume: Sequence[int]
+    ) -> dict[str, Any]: ...
 
 
 def fg_flags(n: int, fg_ratio: float) -> np.ndarray:
@@ -118,84 +151,6 @@ def fg_flags(n: int, fg_ratio: float) -> np.ndarray:
     return np.floor((i + 1) * fg_ratio + 1e-9) - np.floor(i * fg_ratio + 1e-9) >= 1
 
 
-def read_mip_axis(mip_root: str | Path) -> int:
-    """The projection axis (0, 1 or 2 of the stored (Z, Y, X) volume) in ``mip.json``.
-
-    Args:
-        mip_root: the ``mip`` folder (holding ``mip.json`` and one folder per case).
-
-    Returns:
-        The axis.
-
-    Raises:
-        InputError: ``mip.json`` missing, unreadable or without a valid ``axis``.
-
-    Example:
-        >>> import json, tempfile, pathlib
-        >>> d = pathlib.Path(tempfile.mkdtemp())
-        >>> _ = (d / "mip.json").write_text(json.dumps({"axis": 1}))
-        >>> read_mip_axis(d)
-        1
-    """
-    path = Path(mip_root) / MIP_JSON
-    if not path.is_file():
-        raise InputError(path, "missing; run the MIP stage (it records the projection axis)")
-    try:
-        axis = json.loads(path.read_text()).get("axis")
-    except (json.JSONDecodeError, AttributeError) as err:
-        raise InputError(path, f"not a JSON object: {err}") from None
-    if isinstance(axis, bool) or axis not in (0, 1, 2):
-        raise InputError(path, f"'axis' must be 0, 1 or 2, got {axis!r}")
-    return int(axis)
-
-
-def mip_window(
-    mip_label: np.ndarray,
-    depth: np.ndarray,
-    axis: int,
-    start: Sequence[int],
-    size: Sequence[int],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The MIP supervision of one patch: its footprint, relative depths, valid rays.
-
-    Args:
-        mip_label: (A, B) 2D annotation of the whole case (the volume's shape without
-            ``axis``); may be memory-mapped, only the footprint is read.
-        depth: (A, B) argmax index of each ray along ``axis`` (whole case).
-        axis: projection axis of the (Z, Y, X) volume, 0, 1 or 2.
-        start: patch origin (z, y, x) in voxels (>= 0).
-        size: patch size (z, y, x) in voxels.
-
-    Returns:
-        ``(label, rel_depth, valid)``, each of shape ``size`` without ``axis``:
-        ``label`` int64 (0 outside the volume), ``rel_depth`` int64 = depth minus
-        ``start[axis]`` where valid else 0, ``valid`` float32, 1 where the pixel is
-        inside the volume, ``0 <= rel_depth < size[axis]`` and ``label != 255``.
-
-    Example:
-        >>> lab = np.array([[1, 0, 1]], np.uint8); dep = np.array([[2, 5, 3]], np.int16)
-        >>> l, d, v = mip_window(lab, dep, 0, (2, 0, 1), (3, 1, 3))
-        >>> l.tolist(), d.tolist(), v.tolist()
-        ([[0, 1, 0]], [[0, 1, 0]], [[0.0, 1.0, 0.0]])
-    """
-    if axis not in (0, 1, 2):
-        raise ValueError(f"axis must be 0, 1 or 2, got {axis!r}")
-    others = [a for a in range(3) if a != axis]
-    plane = tuple(int(size[a]) for a in others)
-    windows = tuple(slice(int(start[a]), int(start[a]) + int(size[a])) for a in others)
-    lab = np.asarray(mip_label[windows]).astype(np.int64)
-    dep = np.asarray(depth[windows]).astype(np.int64) - int(start[axis])
-    inside = (dep >= 0) & (dep < int(size[axis])) & (lab != IGNORE)
-    out_label = np.zeros(plane, np.int64)
-    out_depth = np.zeros(plane, np.int64)
-    out_valid = np.zeros(plane, np.float32)
-    real = tuple(slice(0, n) for n in lab.shape)
-    out_label[real] = np.where(lab == IGNORE, 0, lab)
-    out_depth[real] = np.where(inside, dep, 0)
-    out_valid[real] = inside
-    return out_label, out_depth, out_valid
-
-
 def _pad_end(a: np.ndarray, shape: Sequence[int], mode: str, value: float = 0.0) -> np.ndarray:
     """Pad the last ``len(shape)`` axes of ``a`` at their high end up to ``shape``."""
     lead = a.ndim - len(shape)
@@ -217,20 +172,18 @@ class PatchDataset(Dataset):
         samples_per_epoch: the dataset's length; default 8 per case.
         fg_ratio: fraction of foreground-centred patches, in [0, 1] (nnU-Net: 0.33).
         seed: base seed; sample ``i`` of epoch ``e`` uses ``default_rng([seed, e, i])``.
-        label_source: ``"label"`` (true 3D labels) or ``"pseudo"`` (pseudo-labels,
-            255 = ignored).
-        pseudo_root: folder holding ``<case>/pseudo.npy`` and
-            ``<case>/pseudo_dist3d.npy`` (needed for the ``"pseudo"`` sources).
-        dist_source: None, ``"dist3d"`` or ``"pseudo"`` (signed distances, mm).
-        mip_root: the MIP folder; adds the ``mip_*`` keys (see module docstring).
-        mip_axis: overrides the axis recorded in ``<mip_root>/mip.json``.
+        labels: where the training targets come from (:class:`TrainingLabels`,
+            :data:`IGNORE` = ignored); None: the case store's true 3D labels.
+        dist_source: None, ``"dist3d"`` (the store's) or ``"labels"`` (the ``labels``
+            source's own) signed distances, mm.
+        inputs: extra batch keys per patch (:class:`BatchInputs`, module docstring).
         pad_value: image value of padded voxels (volumes smaller than the patch).
         max_fg_voxels: at most this many voxel positions kept per foreground class
             and case (evenly subsampled) for centring foreground patches.
         aug: ``"none"``, ``"light"`` or ``"strong"`` (:mod:`segline.data.augment`),
             applied to the padded patch (image, label, ``mask``, ``dist``), drawn from
-            ``item_rng(seed, epoch, i)``; not with ``mip_root`` (the MIP footprint
-            would no longer match the patch).
+            ``item_rng(seed, epoch, i)``; not with ``inputs`` (their window would no
+            longer match the patch).
 
     Example:
         >>> ds = PatchDataset(store, ["case_1"], (16, 16, 16), fg_ratio=1.0)  # doctest: +SKIP
@@ -247,11 +200,9 @@ class PatchDataset(Dataset):
         samples_per_epoch: int | None = None,
         fg_ratio: float = 0.33,
         seed: int = 0,
-        label_source: str = "label",
-        pseudo_root: str | Path | None = None,
+        labels: TrainingLabels | None = None,
         dist_source: str | None = None,
-        mip_root: str | Path | None = None,
-        mip_axis: int | None = None,
+        inputs: BatchInputs | None = None,
         pad_value: float = 0.0,
         max_fg_voxels: int = 200_000,
         aug: str = "none",
@@ -275,26 +226,22 @@ class PatchDataset(Dataset):
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         self.seed = seed
         self.epoch = 0
-        if label_source not in LABEL_SOURCES:
-            raise ValueError(f"label_source must be one of {LABEL_SOURCES}, got {label_source!r}")
         if dist_source not in DIST_SOURCES:
             raise ValueError(f"dist_source must be one of {DIST_SOURCES}, got {dist_source!r}")
-        if "pseudo" in (label_source, dist_source) and pseudo_root is None:
-            raise ValueError("pseudo_root is needed for label_source/dist_source 'pseudo'")
+        if dist_source == "labels" and labels is None:
+            raise ValueError("dist_source='labels' needs labels (a TrainingLabels source)")
         if dist_source == "dist3d" and store.dist_root is None:
             raise ValueError("dist_source='dist3d' needs a CaseStore opened with dist_root")
-        self.label_source = label_source
+        self.labels = labels
+        self.label_name = "label" if labels is None else labels.name
         self.dist_source = dist_source
-        self.pseudo_root = Path(pseudo_root) if pseudo_root is not None else None
-        self.mip_root = Path(mip_root) if mip_root is not None else None
-        self.mip_axis: int | None = None
-        if self.mip_root is not None:
-            self.mip_axis = read_mip_axis(self.mip_root) if mip_axis is None else int(mip_axis)
-            if self.mip_axis not in (0, 1, 2):
-                raise ValueError(f"mip_axis must be 0, 1 or 2, got {mip_axis!r}")
+        self.inputs = inputs
         self.pad_value = float(pad_value)
-        if aug != "none" and mip_root is not None:
-            raise ValueError("augmentation (AUG) is not implemented with MIP supervision")
+        if aug != "none" and inputs is not None:
+            raise ValueError(
+                "augmentation (AUG) is not implemented with extra batch inputs "
+                f"({', '.join(sorted(inputs.keys))}): their window would not follow the patch"
+            )
         self.aug = aug
         self.max_fg_voxels = int(max_fg_voxels)
         self.n_classes = store.n_classes
@@ -325,33 +272,23 @@ class PatchDataset(Dataset):
             return arrays
         image = self.store.image(case)
         arrays = {"image": image}
-        if self.label_source == "label":
+        if self.labels is None:
             if not self.store.has_label(case):
                 raise InputError(self.store.root / case, "no label.npy (an unlabelled case)")
             arrays["label"] = self.store.label(case)
         else:
-            assert self.pseudo_root is not None
-            arrays["label"] = self._load(self.pseudo_root / case / PSEUDO)
+            arrays["label"] = self.labels.label(case)
         if self.dist_source == "dist3d":
             arrays["dist"] = self.store.dist(case, "3d")
-        elif self.dist_source == "pseudo":
-            assert self.pseudo_root is not None
-            arrays["dist"] = self._load(self.pseudo_root / case / PSEUDO_DIST)
+        elif self.dist_source == "labels":
+            assert self.labels is not None
+            arrays["dist"] = self.labels.dist(case)
         meta = self.store.meta(case)
         if "spacing" in meta:
             arrays["spacing"] = np.asarray(meta["spacing"], dtype=np.float64)  # mm
-        if self.mip_root is not None:
-            arrays["mip_label"] = self._load(self.mip_root / case / MIP_LABEL)
-            arrays["mip_depth"] = self._load(self.mip_root / case / MIP_DEPTH)
         self._check(case, arrays)
         self._arrays_cache[case] = arrays
         return arrays
-
-    @staticmethod
-    def _load(path: Path) -> np.ndarray:
-        if not path.is_file():
-            raise InputError(path, "missing")
-        return np.load(path, mmap_mode="r")
 
     def _check(self, case: str, arrays: dict[str, np.ndarray]) -> None:
         """Shapes of one case's arrays against its image (InputError on mismatch)."""
@@ -360,21 +297,11 @@ class PatchDataset(Dataset):
         if arrays["image"].ndim != 4:
             raise InputError(where, f"image must be (C, Z, Y, X), got {arrays['image'].shape}")
         if tuple(arrays["label"].shape) != vol:
-            raise InputError(where, f"{self.label_source} shape {arrays['label'].shape} != {vol}")
+            raise InputError(where, f"{self.label_name} shape {arrays['label'].shape} != {vol}")
         if "dist" in arrays and tuple(arrays["dist"].shape) != (self.n_classes, *vol):
             raise InputError(
                 where, f"distance maps {arrays['dist'].shape} != {(self.n_classes, *vol)}"
             )
-        if "mip_label" in arrays:
-            assert self.mip_axis is not None
-            plane = tuple(n for a, n in enumerate(vol) if a != self.mip_axis)
-            for key in ("mip_label", "mip_depth"):
-                if tuple(arrays[key].shape) != plane:
-                    raise InputError(
-                        self.mip_root / case,  # type: ignore[operator]
-                        f"{key} shape {arrays[key].shape} != {plane} (volume {vol}"
-                        f" projected along axis {self.mip_axis})",
-                    )
 
     def fg_voxels(self, case: str) -> list[np.ndarray]:
         """Linear voxel indices of each foreground class 1..K-1 in the case's target.
@@ -440,14 +367,14 @@ class PatchDataset(Dataset):
         label = np.array(arrays["label"][win])
         real = label.shape
         mask = np.ones(real, np.float32)
-        if self.label_source == "pseudo":
+        if self.labels is not None:
             ignored = label == IGNORE
             mask[ignored] = 0.0
             label[ignored] = 0
         if label.size and int(label.max()) >= self.n_classes:
             raise InputError(
                 self.store.root / case,
-                f"{self.label_source} value {int(label.max())} >= {self.n_classes} classes",
+                f"{self.label_name} value {int(label.max())} >= {self.n_classes} classes",
             )
         if self.aug != "none":
             return self._augmented(i, case, start, image, label, mask, arrays, win)
@@ -464,17 +391,10 @@ class PatchDataset(Dataset):
         if "dist" in arrays:
             dist = np.array(arrays["dist"][(slice(None), *win)], dtype=np.float32)
             item["dist"] = torch.from_numpy(_pad_end(dist, size, "edge"))
-        if self.mip_root is not None:
-            assert self.mip_axis is not None
-            lab2, dep2, val2 = mip_window(
-                arrays["mip_label"], arrays["mip_depth"], self.mip_axis, start, size
-            )
-            item.update(
-                mip_label=torch.from_numpy(lab2),
-                mip_depth=torch.from_numpy(dep2),
-                mip_valid=torch.from_numpy(val2),
-                mip_axis=self.mip_axis,
-            )
+        if self.inputs is not None:
+            volume = tuple(arrays["image"].shape[1:])
+            for key, value in self.inputs.window(case, start, size, volume).items():
+                item[key] = torch.from_numpy(value) if isinstance(value, np.ndarray) else value
         return item
 
     def _augmented(
@@ -525,15 +445,15 @@ def patch_collate(items: list[dict[str, Any]]) -> dict[str, Any]:
     """Stack patch items into a batch (all patches of a dataset share one size).
 
     Tensors are stacked along a new batch dimension; ``case`` becomes a list,
-    ``start`` an int64 tensor (B, 3) and ``mip_axis`` an int64 tensor (B,).
+    ``start`` an int64 tensor (B, 3) and an integer key (of the extra inputs,
+    :class:`BatchInputs`) an int64 tensor (B,).
 
     Args:
         items: items of a :class:`PatchDataset`.
 
     Returns:
         The batch dict (``image`` (B, C, D, H, W), ``target`` (B, K, D, H, W),
-        ``mask`` (B, D, H, W), optional ``dist``, ``mip_label``, ``mip_depth``,
-        ``mip_valid`` (B, H', W'), ``mip_axis``).
+        ``mask`` (B, D, H, W), optional ``dist`` and the extra inputs' keys).
 
     Example:
         >>> it = {"image": torch.zeros(1, 2, 2, 2), "case": "a", "start": (0, 0, 0)}
@@ -547,7 +467,7 @@ def patch_collate(items: list[dict[str, Any]]) -> dict[str, Any]:
         values = [it[key] for it in items]
         if isinstance(value, torch.Tensor):
             out[key] = torch.stack(values)
-        elif key in ("start", "mip_axis"):
+        elif key == "start" or (isinstance(value, int) and not isinstance(value, bool)):
             out[key] = torch.tensor(values, dtype=torch.int64)
         else:
             out[key] = values

@@ -10,6 +10,10 @@ Registered names (aliases in brackets):
 - ``hausdorff_gt``: :class:`HausdorffGT` (one-sided: distance to the ground truth only)
 - ``focal``: :class:`Focal`
 
+An experiment registers its own losses with :func:`register` in its package (e.g. the
+vessels experiment's ``mip``, :mod:`segline.experiments.vessels.loss`), imported by
+its trainer before the spec is parsed.
+
 A method's losses are a spec string (``gdl:1,boundary:0.01[schedule=rebalance]``,
 see :mod:`segline.losses.spec`) turned into a :class:`CombinedLoss`.
 
@@ -30,7 +34,6 @@ from segline.losses.crossentropy import CrossEntropy
 from segline.losses.dice import Dice, GeneralizedDice
 from segline.losses.focal import Focal
 from segline.losses.hausdorff import HausdorffDT, HausdorffGT
-from segline.losses.mip import MIPLoss as MIPLoss  # registers "mip"
 from segline.losses.registry import SegLoss, get_loss, known_losses, loss_class, register
 from segline.losses.schedule import SCHEDULE_KINDS, Schedule
 from segline.losses.spec import LossTerm, parse_spec, terms_to_json

@@ -36,8 +36,8 @@ a 2D network trained with 3D maps (``DIST=3d``) gets ``d_t`` from the volume (th
 neighbouring slices) but ``d_p`` in-plane only.
 Pixels not counted (``batch["mask"]`` 0: ignore label 255, patch padding) are
 treated as not predicted when thresholding (as the pseudo-labels' maps count
-unlabelled voxels as background, ``segline.vessels.pseudo``) and contribute nothing
-to the loss.
+unlabelled voxels as background, ``segline.experiments.vessels.pseudo``) and
+contribute nothing to the loss.
 
 Cost: ``d_p`` is computed on the CPU (the ``edt`` package through
 :func:`segline.distmaps.signed_distance`) from a detached copy of the probabilities,

@@ -16,8 +16,9 @@ A record says:
     (:data:`MASK`), computed by :func:`~segline.metrics.table.case_metrics`;
   - ``"surface"``: from the two masks' surface distances in mm, computed once per
     class and shared by every surface metric (``hd95``, ``assd``, ``hd``);
-  - ``"projection"``: a function of the two masks and a projection axis (vessels'
-    ``mip_dice``, :mod:`segline.metrics.projection`);
+  - ``"projection"``: a function of the two masks and a projection axis, computed
+    by the trainer and the evaluation stage of the experiment that registers it
+    (e.g. ``mip_dice``, :mod:`segline.experiments.vessels.mipdice`);
   - ``"instance"``: a per-case value of matched instances
     (:mod:`segline.metrics.instances`, vertebrae), computed by their own code;
 
@@ -33,7 +34,10 @@ it. A metric outside segline (a package of the user's, or a test) plugs in throu
 the entry-point group :data:`ENTRY_POINTS` (``segline.metrics``): each entry point
 loads to a :class:`Metric` record, registered when this module is first imported, in
 entry-point name order, so every CLI (the trainer's ``--metrics``, the evaluation
-stage, the report, the plots) knows it without another change.
+stage, the report, the plots) knows it without another change. An experiment's own
+metric (``segline.experiments``) is registered with :func:`register` by its module,
+which the experiment's stages import before the core's: an entry point would load it
+into every stage of every dataset (and into their code dependencies).
 
 Example:
     >>> get("hd95").unit, get("dice").higher_is_better, get("assd").digits
@@ -41,7 +45,7 @@ Example:
     >>> [m.name for m in by_kind("surface")]
     ['hd95', 'assd', 'hd']
     >>> names("mask", "surface")
-    ('dice', 'cldice', 'hd95', 'assd', 'hd')
+    ('dice', 'cldice', 'precision', 'recall', 'hd95', 'assd', 'hd')
 """
 
 from __future__ import annotations
@@ -143,11 +147,14 @@ for _metric in (
         " Dice.\n",
     ),
     Metric(
-        "mip_dice", "MIP Dice", True, "projection",
-        function="segline.metrics.projection:projection_dice",
-        convention="- MIP Dice: Dice of the maximum-intensity projection of the predicted"
-        " mask\n  against the 2D MIP label (in the source geometry: the projection of the"
-        " original\n  3D label along the same axis); empty-mask conventions as Dice.\n",
+        "precision", "Precision", True, "mask", function="segline.metrics.voxelwise:precision",
+        convention="- Precision: |P ∩ G| / |P| (voxels); 1 when both masks are empty,\n"
+        "  undefined when only the prediction is.\n",
+    ),
+    Metric(
+        "recall", "Recall", True, "mask", function="segline.metrics.voxelwise:recall",
+        convention="- Recall (sensitivity): |P ∩ G| / |G| (voxels); 1 when both masks are\n"
+        "  empty, undefined when only the reference is.\n",
     ),
     Metric("hd95", "HD95", False, "surface", "mm", 2),
     Metric("assd", "ASSD", False, "surface", "mm", 2),

@@ -4,9 +4,9 @@ channel count at every level, two inputs and two outputs.
 Inputs (B, C + 1, Z, Y, X): the image patch (C channels) and the instance-memory
 patch (1 where a vertebra was already segmented, else 0). Outputs: the mask logits
 (B, 1, Z, Y, X) of the first vertebra not yet in the memory
-(:mod:`segline.vertebrae.order`), and one completeness logit (B,) per patch — does
-that vertebra lie completely inside the patch — from the bottleneck features by
-global average pooling and a linear layer.
+(:mod:`segline.experiments.vertebrae.order`), and one completeness logit (B,) per
+patch — does that vertebra lie completely inside the patch — from the bottleneck
+features by global average pooling and a linear layer.
 
 A constant width (``channels``, default 16; the paper uses 64 on GPUs) keeps the
 net small enough for toy training on one CPU core; ``depth`` 2×2×2 poolings

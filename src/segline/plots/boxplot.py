@@ -3,7 +3,7 @@
 Values come from each method's ``test/metrics.csv`` (the test split at the method's
 best epoch); ``--metric`` is any metric of those rows (``dice``, ``hd95``, ``assd``,
 ``hd``, ``cldice``, ``mip_dice``, ...; distances in mm, see
-:data:`segline.plots.METRIC_INFO`). With one foreground class the box holds that
+:data:`segline.results.METRIC_INFO`). With one foreground class the box holds that
 class's per-case value; with several there is one panel per class. Undefined values
 (NaN, e.g. HD95 with exactly one empty mask) cannot be drawn; their count goes into
 the tick label so they are never silently missing.
@@ -14,7 +14,7 @@ so the same inputs give the same bytes.
 With several seeds per method (``SEEDS``, folders ``<method>/seed<k>``) the seeds are
 pooled per case: each point is a case's mean over the method's seeds (each seed at its
 own best epoch), undefined when the case is undefined in any seed (the strict rule of
-:mod:`segline.plots`); the title says how many seeds were pooled
+:mod:`segline.results`); the title says how many seeds were pooled
 (:func:`pooled_table`).
 
 Usage (one Make recipe)::
@@ -37,20 +37,18 @@ import pandas as pd
 
 from segline.casestore import case_sort_key
 from segline.cli import HelpFormatter, cli_of, entry, prog
-from segline.plots import (
+from segline.plots import figure_style, method_colours, save_png
+from segline.results import (
     GRID_TRAINING,
     METRIC_INFO,
     MethodGroup,
     MethodResults,
     add_eval_folders,
     add_training_folders,
-    figure_style,
     group_methods,
     load_methods,
-    method_colours,
     metric_label,
     require_metric,
-    save_png,
 )
 
 
@@ -77,7 +75,7 @@ def spread(n: int, width: float = 0.25) -> np.ndarray:
 def pooled_table(group: MethodGroup, metric: str) -> pd.DataFrame:
     """A method's test ``metric`` per case × foreground class, its seeds pooled per case.
 
-    One training: its :meth:`~segline.plots.MethodResults.test_table`. Several seeds:
+    One training: its :meth:`~segline.results.MethodResults.test_table`. Several seeds:
     per case and class the mean over the seeds; NaN when any seed's value is NaN or the
     case is missing from a seed (strict, so an undefined value is never averaged away).
     Folds (``FOLDS``): each case's mean over the trainings that tested it (the fold

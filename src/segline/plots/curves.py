@@ -5,7 +5,7 @@
 ``val_mip_dice``, ... It is recomputed per case: per case the mean over foreground
 classes, then per epoch the mean over cases (cases with an undefined value are left
 out of that epoch's mean and sd). The axis label carries the unit (mm for HD95, ASSD,
-HD; see :data:`segline.plots.METRIC_INFO`). Columns of ``epochs.csv`` (``tra_loss``,
+HD; see :data:`segline.results.METRIC_INFO`). Columns of ``epochs.csv`` (``tra_loss``,
 ``val_loss``, ``tra_dice``, ``lr``, ``alpha``) and the wall time per epoch
 (``epoch_time``: ``seconds`` of ``timing.csv``) have no spread over cases.
 
@@ -64,22 +64,20 @@ import pandas as pd
 
 from segline.cli import HelpFormatter, cli_of, entry, prog
 from segline.errors import InputError
-from segline.plots import (
+from segline.plots import figure_style, method_colours, save_png
+from segline.results import (
     METRIC_INFO,
     MethodGroup,
     MethodResults,
     add_training_folders,
     epoch_series,
-    figure_style,
     group_methods,
     load_methods,
-    method_colours,
     metric_label,
     metric_title,
     numeric_column,
     read_csv,
     require_metric,
-    save_png,
 )
 from segline.seeds import trainings_word
 

@@ -26,10 +26,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from segline.cli import HelpFormatter, cli_of, entry, prog
-from segline.plots import add_eval_folders, add_training_folders, group_methods, load_methods
 from segline.plots.boxplot import plot_boxes
 from segline.plots.curves import curve_metric, plot_curves
 from segline.plots.progress import plot_progress
+from segline.results import add_eval_folders, add_training_folders, group_methods, load_methods
 
 
 def _names(text: str) -> list[str]:

@@ -58,14 +58,8 @@ from segline.cli import HelpFormatter, cli_of, entry, prog
 from segline.errors import InputError
 from segline.metrics.instances import ID_DICE, dice_matrix, match_instances
 from segline.metrics.overlap import dice
-from segline.plots import (
-    MethodResults,
-    add_training_folders,
-    figure_style,
-    group_methods,
-    load_methods,
-    save_png,
-)
+from segline.plots import figure_style, save_png
+from segline.results import MethodResults, add_training_folders, group_methods, load_methods
 
 CLASS_PALETTE = (
     (0.89, 0.10, 0.11),

@@ -42,17 +42,16 @@ import pandas as pd
 
 from segline.cli import HelpFormatter, cli_of, entry, prog
 from segline.errors import InputError
-from segline.plots import (
+from segline.plots import figure_style, save_png
+from segline.plots.curves import curve_series, seed_series
+from segline.results import (
     MethodGroup,
     MethodResults,
     add_training_folders,
-    figure_style,
     group_methods,
     load_methods,
     metric_label,
-    save_png,
 )
-from segline.plots.curves import curve_series, seed_series
 from segline.seeds import sub_label, trainings_word
 
 if TYPE_CHECKING:

@@ -1,9 +1,12 @@
 """A trained method's network applied to one preprocessed volume, as evaluation does.
 
-:func:`load_predictor` builds the network named in the method's ``args.json`` (net,
-options, 2.5D context, 3D patch size and overlap, batch size) with the case store's
-channel and class counts, and loads ``best.pt``. :meth:`Predictor.predict` then
-predicts one image (C, Z, Y, X) on the training grid:
+:func:`load_predictor` asks the trainer class the method's ``args.json`` records
+(``trainer``, :mod:`segline.train.trainers`; the core trainer when it records none)
+for its predictor (:meth:`segline.train.loop.Trainer.predictor`). The core trainer's
+is :func:`network_predictor`: the network named in ``args.json`` (net, options, 2.5D
+context, 3D patch size and overlap, batch size) with the case store's channel and
+class counts, ``best.pt`` loaded. :meth:`Predictor.predict` then predicts one image
+(C, Z, Y, X) on the training grid:
 
 * 2D networks slice by slice along z, ``batch_size`` slices per forward pass, each
   slice with its ``context`` neighbours on each side as extra channels (edge slices
@@ -21,8 +24,8 @@ A cross-validated method (``FOLDS``: its folder holds ``fold<i>`` trainings, wit
 seeds ``fold<i>/seed<k>``, :func:`fold_trainings`) predicts with all its models, as
 nnU-Net ensembles its folds: :class:`EnsemblePredictor` averages their softmax
 probabilities and labels each voxel with the first class of highest mean probability.
-A vertebra method's folds are refused in one line (instance maps: no probabilities to
-average; predict with one fold's folder).
+A method whose predictor gives no class probabilities (an experiment's, e.g. instance
+maps) has its folds refused in one line: predict with one fold's folder.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
@@ -44,6 +47,9 @@ from segline.train import device as dev
 from segline.train.device import Precision
 from segline.train.labels import class_index
 from segline.train.sliding import sliding_window_predict
+
+if TYPE_CHECKING:
+    from segline.train.loop import Trainer
 
 FOLD_FOLDER = re.compile(r"fold(0|[1-9][0-9]*)")
 SEED_FOLDER = re.compile(r"seed(0|[1-9][0-9]*)")
@@ -160,34 +166,6 @@ class Predictor:
 
 
 @dataclass
-class InstancePredictor:
-    """A vertebra method's folder (``args.json`` ``method``: iterative or semantic,
-    written by ``segline.vertebrae.train``): label maps from
-    :func:`segline.vertebrae.apply.predict_volume` (instance ids or VerSe values), no
-    class probabilities (an instance id is not a class)."""
-
-    method: Path
-    device: str
-
-    def predict(self, image: np.ndarray) -> tuple[np.ndarray, None]:
-        """Labels (Z, Y, X) and ``None`` in place of the probabilities."""
-        from segline.vertebrae.apply import predict_volume
-
-        return predict_volume(self.method, image, self.device), None
-
-    def label_names(self, store: CaseStore) -> dict[int, str]:
-        """Names of the label values the predictions hold, for the viewers' label files:
-        VerSe values named as the store's classes (semantic), or instance ids 1..K,
-        K = the number of vertebra classes, in the order found (iterative)."""
-        classes = json.loads((self.method / "classes.json").read_text())
-        names = {int(i): str(n) for i, n in classes["classes"].items()}
-        if classes.get("method") == "iterative":
-            return {0: "background"} | {k: f"instance {k}" for k in range(1, len(names) + 1)}
-        values = {int(i): int(v) for i, v in classes["label_values"].items()}
-        return {0: "background"} | {values[i]: names[i] for i in sorted(names) if i in values}
-
-
-@dataclass
 class EnsemblePredictor:
     """A cross-validated method's fold models applied together (nnU-Net's ensemble).
 
@@ -213,26 +191,64 @@ class EnsemblePredictor:
         return class_index(torch.from_numpy(mean), 0).to(torch.uint8).numpy(), mean
 
 
+class MethodPredictor(Protocol):
+    """What a trainer's predictor offers (:meth:`segline.train.loop.Trainer.predictor`)."""
+
+    def predict(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Labels (Z, Y, X) and class probabilities (K, Z, Y, X), or None without."""
+        ...
+
+    def label_names(self, store: CaseStore) -> dict[int, str]:
+        """Names of the label values the predictions hold."""
+        ...
+
+
+def recorded_trainer(method: Path) -> type[Trainer]:
+    """The trainer class of a trained method folder (a cross-validated one: its first
+    fold's), as its ``args.json`` records it (:func:`segline.train.trainers.trainer_class`)."""
+    from segline.train.trainers import trainer_class
+
+    trainings = fold_trainings(method)
+    where = (trainings[0] if trainings else method) / "args.json"
+    return trainer_class(read_args(method), where)
+
+
 def load_predictor(
     method: Path, store: CaseStore, device: str = "auto", amp: str = "auto"
-) -> Predictor | InstancePredictor | EnsemblePredictor:
-    """The method's best model on ``device`` (``auto``: the trainer's choice), this
+) -> MethodPredictor:
+    """The method's best model on ``device`` (``auto``: the trainer's choice), built by
+    the trainer class its ``args.json`` records (:func:`recorded_trainer`), this
     process computing with the training's thread count (``args.json`` ``threads``):
     the threads change the last bits of the logits, so with the training's count a
     near-tie between two classes is decided as in its test predictions. A
-    cross-validated method's folder: the :class:`EnsemblePredictor` of its folds."""
+    cross-validated method's folder: the :class:`EnsemblePredictor` of its folds,
+    refused (one line) when their predictor gives no class probabilities."""
     trainings = fold_trainings(method)
     if trainings:
         members = [load_predictor(t, store, device, amp) for t in trainings]
-        if not all(isinstance(m, Predictor) for m in members):
-            raise InputError(method, "the folds of a vertebra method are not ensembled "
-                             "(instance maps, no class probabilities): predict with one "
-                             f"fold's folder instead (segline-predict --method {trainings[0]})")
+        for member in members:
+            if not isinstance(member, Predictor):
+                why = getattr(member, "no_ensemble", "no class probabilities")
+                raise InputError(method, f"the folds of this method are not ensembled ({why}): "
+                                 "predict with one fold's folder instead "
+                                 f"(segline-predict --method {trainings[0]})")  # fmt: skip
         return EnsemblePredictor([m for m in members if isinstance(m, Predictor)])
     args = read_args(method)
     dev.use_threads(dev.recorded_threads(args))
-    if args.get("method") in ("iterative", "semantic"):
-        return InstancePredictor(method, device)
+    return recorded_trainer(method).predictor(method, store, device, amp)
+
+
+def network_predictor(
+    method: Path, store: CaseStore, device: str = "auto", amp: str = "auto"
+) -> Predictor:
+    """The core trainer's predictor of a trained folder: the network of its
+    ``args.json`` with ``best.pt`` loaded (module docstring).
+
+    Raises:
+        InputError: ``best.pt`` does not fit the network and the store's channels and
+            classes.
+    """
+    args = read_args(method)
     precision = dev.choose(device, amp)
     context = int(args.get("context", 0))
     in_ch = store.n_channels * (2 * context + 1)

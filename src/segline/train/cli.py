@@ -70,12 +70,13 @@ def weight_pair(text: str | None) -> tuple[float, float] | None:
     return (w0, sigma)
 
 
-def metric_names(text: str) -> tuple[str, ...]:
-    """Validated metric list: the registry's per-class metrics
-    (:mod:`segline.metrics.registry`: mask, surface and projection kinds), with dice."""
+def metric_names(text: str, own: Sequence[str] = ()) -> tuple[str, ...]:
+    """Validated metric list, with dice: the registry's per-class metrics the core
+    computes (:mod:`segline.metrics.registry`: mask and surface kinds) and ``own``, the
+    metrics the trainer computes itself (:attr:`Trainer.own_metrics`)."""
     from segline.metrics.registry import names as registered
 
-    known = registered("mask", "surface", "projection")
+    known = (*registered("mask", "surface"), *own)
     names = tuple(m.strip() for m in text.split(",") if m.strip())
     unknown = [m for m in names if m not in known]
     if unknown or "dice" not in names:
@@ -202,7 +203,9 @@ def catalogue() -> str:
     return "\n".join(lines)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(own_metrics: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The trainer's options; ``own_metrics``: the metrics a subclass of
+    :class:`Trainer` computes itself (``--metrics`` help)."""
     from segline.metrics.registry import names as registered_metrics
 
     p = argparse.ArgumentParser(
@@ -284,17 +287,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--fg-ratio", type=float, default=0.33, help="share of foreground-centred patches"
     )
     g.add_argument("--overlap", type=float, default=0.5, help="sliding-window overlap (0..1)")
-    w = p.add_argument_group("weak supervision (vessels)")
-    w.add_argument(
-        "--label-source",
-        default="label",
-        choices=["label", "pseudo"],
-        help="train on the true labels or on pseudo-labels (255 = ignored)",
-    )
-    w.add_argument("--pseudo", default=None, help="pseudo-label folder (data/<ds>/pseudo)")
-    w.add_argument(
-        "--mip", default=None, help="MIP folder (data/<ds>/mip), for the MIP loss/metric"
-    )
     p.add_argument(
         "--weight-map",
         default=None,
@@ -305,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--metrics",
         default="dice,hd95,assd",
         help="per-case metrics, with dice: "
-        + ",".join(registered_metrics("mask", "surface", "projection")),
+        + ",".join((*registered_metrics("mask", "surface"), *own_metrics)),
     )
     r = p.add_argument_group("recipe (all off by default; recorded)")
     r.add_argument("--aug", default="none", help="training augmentation: none, light, strong")
@@ -318,12 +310,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the arguments and train; warnings are printed tagged with the method's name."""
-    args = build_parser().parse_args(argv)
+    return run_trainer(build_parser().parse_args(argv), argv)
+
+
+def run_trainer(
+    args: argparse.Namespace, argv: Sequence[str] | None, trainer_cls: type[Trainer] = Trainer
+) -> int:
+    """Train ``trainer_cls`` on parsed arguments: the path of every training command
+    line (this module's and an experiment's, e.g.
+    ``python -m segline.experiments.vertebrae.train``, whose parser extends
+    :func:`build_parser`). The trainer checks its options first
+    (:meth:`Trainer.check_options`), then the numbers (:func:`check_numbers`); the
+    training's warnings are printed tagged with the method's name."""
+    trainer_cls.check_options(args)
     check_numbers(args)
     voice = Voice(training_label(args.out), keep=True)  # its lines also go to train.log
     # a GPU token (GPUS) is held from before the network is built until the end
     with voice.warnings(), gpus.assigned(args.device, args.out, voice.say) as gpu:
-        return _train(args, argv, gpu, voice)
+        return _train(args, argv, gpu, voice, trainer_cls=trainer_cls)
 
 
 def config_fields(config_cls: type[TrainConfig], args: argparse.Namespace) -> dict[str, Any]:
@@ -347,8 +351,8 @@ def _train(
 
     The configuration takes every field of ``trainer_cls.config_cls`` that an option
     of the same ``dest`` gives (:func:`config_fields`; a subclass's own options too,
-    e.g. :mod:`segline.vertebrae.train`'s ``--method``), the options converted below,
-    then ``extra`` (fields set otherwise, overriding both)."""
+    e.g. :mod:`segline.experiments.vertebrae.train`'s ``--method``), the options
+    converted below, then ``extra`` (fields set otherwise, overriding both)."""
     try:
         precision = dev.choose(gpu.device if gpu else args.device, args.amp)
     except (ValueError, RuntimeError) as err:
@@ -371,7 +375,7 @@ def _train(
         "precision": precision.describe(),
         "threads": dev.training_threads(args.threads),
         "patch": int_tuple(args.patch, "--patch", 3),
-        "metrics": metric_names(args.metrics),
+        "metrics": metric_names(args.metrics, trainer_cls.own_metrics),
         "weight_map": weight_pair(args.weight_map),
         "compile": compile_mode,
     }

@@ -9,7 +9,6 @@ slices.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,14 +16,12 @@ import torch
 from torch.utils.data import DataLoader
 
 from segline.casestore import CaseStore
-from segline.data.patches import mip_window
+from segline.data.patches import BatchInputs
 from segline.data.slices import SliceDataset, one_hot, pad_collate
-from segline.metrics.overlap import dice
 from segline.metrics.table import case_metrics
 from segline.train.device import Precision
 from segline.train.labels import class_index
 from segline.train.sliding import sliding_window_predict
-from segline.vessels.mip import project_labels
 
 
 def predict_cases(
@@ -126,14 +123,15 @@ def volume_batch(
     needs: frozenset[str],
     *,
     dist_kind: str | None = "3d",
-    mip_root: Path | None = None,
-    mip_axis: int = 0,
+    inputs: BatchInputs | None = None,
 ) -> dict[str, Any]:
     """A batch of one whole case (B = 1) for a validation loss of a 3D network.
 
     Holds the one-hot true label, a mask of ones, the 3D distance maps and the
-    (z, y, x) spacing in mm when a loss needs them, and the MIP keys of the whole
-    volume when a loss needs them.
+    (z, y, x) spacing in mm when a loss needs them, and the keys of a trainer's extra
+    ``inputs`` (:class:`segline.data.patches.BatchInputs`) for the whole volume when a
+    loss needs one of them: arrays with a batch dimension added, integers as int64
+    tensors (1,).
     """
     label = np.asarray(store.label(case))
     batch: dict[str, Any] = {
@@ -145,16 +143,12 @@ def volume_batch(
         batch["spacing"] = torch.tensor([spacing], dtype=torch.float32)  # (1, 3) mm
     if "dist" in needs and dist_kind:
         batch["dist"] = torch.from_numpy(np.array(store.dist(case, dist_kind)))[None]
-    if "mip_label" in needs and mip_root is not None:
-        lab2d = np.load(mip_root / case / "mip_label.npy")
-        depth = np.load(mip_root / case / "depth.npy")
-        lab, rel, valid = mip_window(lab2d, depth, mip_axis, (0, 0, 0), label.shape)
-        batch |= {
-            "mip_label": torch.from_numpy(lab)[None],
-            "mip_depth": torch.from_numpy(rel)[None],
-            "mip_valid": torch.from_numpy(valid)[None],
-            "mip_axis": torch.tensor([mip_axis]),
-        }
+    if inputs is not None and needs & inputs.keys:
+        for key, value in inputs.window(case, (0, 0, 0), label.shape, label.shape).items():
+            if isinstance(value, np.ndarray):
+                batch[key] = torch.from_numpy(value)[None]
+            else:
+                batch[key] = torch.tensor([value], dtype=torch.int64)
     return batch
 
 
@@ -198,17 +192,3 @@ def predict_cases_3d(
                 loss = (float(loss_fn(logits, batch)), 1)
             yield case, pred, loss
 
-
-def mip_dice_rows(
-    store: CaseStore, case: str, pred: np.ndarray, mip_root: Path, axis: int
-) -> list[dict[str, Any]]:
-    """``mip_dice`` per foreground class: Dice of the projected prediction vs the 2D label."""
-    lab2d = np.load(mip_root / case / "mip_label.npy")
-    names = {int(k): v for k, v in store.dataset["labels"].items()}
-    rows = []
-    for k in sorted(names):
-        if k == 0:
-            continue
-        proj = project_labels(pred == k, axis).astype(bool)
-        rows.append({"class": names[k], "metric": "mip_dice", "value": dice(proj, lab2d == k)})
-    return rows

@@ -6,7 +6,8 @@ holds three parts:
 - ``args``: every argument of the run (:meth:`TrainConfig.identity`: net, losses,
   epochs, learning rate, seed, device, precision, ...);
 - ``inputs``: the content digest (sha256, :mod:`segline.digest`) of each store it
-  reads: ``cases``, ``dist`` and, for weak supervision, ``mip`` and ``pseudo``;
+  reads (:meth:`segline.train.loop.Trainer._input_stores`): ``cases``, ``dist`` and
+  those of an experiment's trainer (the vessels': ``mip`` and ``pseudo``);
 - ``code``: ``{source file: sha256}`` of every project module imported when training
   starts (:func:`segline.stage.code_digests`).
 

@@ -42,7 +42,7 @@ from segline import atomic
 from segline.casestore import CaseStore
 from segline.csvio import csv_text
 from segline.data.foreground import warn_if_no_foreground
-from segline.data.patches import PatchDataset, patch_collate, read_mip_axis
+from segline.data.patches import BatchInputs, PatchDataset, TrainingLabels, patch_collate
 from segline.data.slices import SliceDataset, pad_collate
 from segline.losses import CombinedLoss
 from segline.nets import get_net
@@ -62,11 +62,15 @@ from segline.train.evaluate import (
 )
 from segline.train.labels import class_index
 from segline.train.loader import loader_options, resolve_workers
-from segline.train.metricpool import MetricPool, metric_processes
+from segline.train.metricpool import CaseRows, MetricPool, metric_processes
 from segline.train.schedule import lr_at
+from segline.train.trainers import TRAINER_KEY, trainer_name
 from segline.train.voice import Voice
 
 METRICS = ("dice", "hd95", "assd")
+CORE_INPUTS = frozenset({"target", "mask", "dist", "spacing", "weight"})
+"""Batch keys the core datasets give a loss (slices and patches of the case store);
+any other key a loss ``requires`` comes from the trainer's :meth:`Trainer._batch_inputs`."""
 RECORD_COLUMNS = ["epoch", "split", "case", "class", "metric", "value"]
 EPOCH_COLUMNS = [
     "epoch",
@@ -124,10 +128,6 @@ class TrainConfig:
     samples_per_epoch: int | None = None
     fg_ratio: float = 0.33
     overlap: float = 0.5
-    # weak supervision (vessels): train on pseudo-labels, MIP supervision
-    label_source: str = "label"
-    pseudo: str | None = None
-    mip: str | None = None
     metrics: tuple[str, ...] = METRICS
     # per-pixel boundary weights (w0, sigma mm) for weighted losses, 2D nets
     weight_map: tuple[float, float] | None = None
@@ -215,11 +215,20 @@ class Trainer:
         metric_workers: processes computing per-case metrics beside the device (None:
             ``auto``, :mod:`segline.train.metricpool`); results identical too.
 
-    Subclasses (:mod:`segline.vertebrae.train`) change what is trained and validated
-    through the hooks :meth:`_build_net`, :meth:`_build_criterion`,
-    :meth:`_count_dice`, :meth:`_validate`, :meth:`_written` and the class attributes
-    below; the loop itself (seeding, device, resume, lineage, provenance, the atomic
-    folder, timing) stays here.
+    Subclasses (the trainers of ``segline.experiments``) change what is trained and
+    validated through the hooks :meth:`_build_net`, :meth:`_build_criterion`,
+    :meth:`_count_dice`, :meth:`_train_dataset`, :meth:`_train_loader`,
+    :meth:`_evaluate`, :meth:`_validate`, :meth:`_written`, the data hooks
+    :meth:`_training_labels` (where the training labels come from),
+    :meth:`_batch_inputs` (extra batch keys by name, for what a loss ``requires``),
+    :meth:`_case_rows` (per-case metrics of its own, :attr:`own_metrics`) and
+    :meth:`_input_stores` (the folders it reads, in the lineage), and the class
+    attributes below; the loop itself (seeding, device, resume, lineage, provenance, the atomic
+    folder, timing) stays here. The class records itself in ``args.json``
+    (``trainer``, :mod:`segline.train.trainers`), so the stages that apply the trained
+    folder ask it how: the class methods :meth:`check_options` (its command line),
+    :meth:`predictor` (``segline-predict``, the evaluation stage) and
+    :meth:`source_scorer` (the evaluation stage's scores).
     """
 
     config_cls: type[TrainConfig] = TrainConfig
@@ -230,6 +239,44 @@ class Trainer:
     """Columns of ``epochs.csv``."""
     weights_3d = False
     """Whether a 3D network may use ``--weight-map`` (the subclass's own loss does)."""
+    own_metrics: tuple[str, ...] = ()
+    """Metric names of ``--metrics`` this trainer computes itself (:meth:`_case_rows`),
+    beyond the registry's mask and surface metrics the core computes."""
+    selected_on: tuple[str, ...] = ("val_dice",)
+    """The ``epochs.csv`` columns the best epoch maximises (:meth:`_validate`'s score),
+    in order: the first decides, the next breaks its ties. Recorded in ``args.json``
+    (``selected_on``), so a reader of the folder (the report) knows the rule without
+    knowing the trainer."""
+
+    @classmethod
+    def check_options(cls, args: Any) -> None:
+        """Check the parsed command line (``argparse.Namespace``) before its numbers
+        are checked and anything is read: fill this trainer's own option defaults and
+        refuse, with one :class:`segline.errors.InputError` line, options it does not
+        support. The core trainer takes every option as parsed."""
+
+    @classmethod
+    def predictor(cls, method: Path, store: CaseStore, device: str, amp: str) -> Any:
+        """The trained ``method`` folder loaded for prediction on ``device`` with mixed
+        precision ``amp``: an object with ``predict(image (C, Z, Y, X)) -> (labels
+        (Z, Y, X), probabilities (K, Z, Y, X) or None)`` and ``label_names(store)``,
+        as ``segline-predict`` and the evaluation stage use it. The core trainer's:
+        its network (:func:`segline.predicting.infer.network_predictor`)."""
+        from segline.predicting.infer import network_predictor
+
+        return network_predictor(method, store, device, amp)
+
+    @classmethod
+    def source_scorer(cls, method: Path) -> Any:
+        """How the evaluation stage scores the trained ``method``'s predictions in
+        their source geometry: ``None`` for the per-class metrics of its
+        ``test/metrics.csv`` (:func:`segline.eval_stage.score_file`), as here; a
+        trainer whose predictions are no class maps, or with metrics of its own
+        (:attr:`own_metrics`), returns an object with ``metrics`` (the metric names it
+        computes) and ``score(case, pred, label, store, epoch) -> rows`` (written
+        prediction and original label files), optionally ``record`` (a dict added to
+        the evaluation's ``grid.json``)."""
+        return None
 
     def __init__(
         self,
@@ -276,18 +323,17 @@ class Trainer:
         self.criterion = self._build_criterion()
         # distance maps are read only when a loss uses them
         self.dist_kind = cfg.dist_kind if self.criterion.needs_dist else None
-        self.mip_root = Path(cfg.mip) if cfg.mip else None
-        self.mip_axis = read_mip_axis(self.mip_root) if self.mip_root else 0
-        if "mip_label" in self.criterion.requires and self.mip_root is None:
-            raise ValueError("the MIP loss needs --mip (the MIP stage's folder)")
-        if cfg.label_source == "pseudo" and not cfg.pseudo:
-            raise ValueError("--label-source pseudo needs --pseudo (the pseudo-label folder)")
+        # a loss's batch keys beyond the case store's come from the trainer's hook
+        self.batch_inputs = self._batch_inputs()
+        given = CORE_INPUTS | (self.batch_inputs.keys if self.batch_inputs else frozenset())
+        if missing := sorted(self.criterion.requires - given):
+            raise ValueError(f"the losses need batch keys {', '.join(missing)}, which "
+                             f"{type(self).__name__} does not provide")
+        self.training_labels = self._training_labels()
         if self.dims == 3 and cfg.context:
             raise ValueError("--context (2.5D) is for 2D networks")
         if self.dims == 3 and cfg.weight_map and not self.weights_3d:
             raise ValueError("--weight-map is implemented for 2D networks only")
-        if cfg.aug != "none" and "mip_label" in self.criterion.requires:
-            raise ValueError("--aug (AUG) is not implemented with the MIP loss")
         if "weight" in self.criterion.requires and not cfg.weight_map:
             raise ValueError("a weighted loss needs --weight-map w0,sigma_mm")
         self.train_cases = self.store.case_ids("train")
@@ -297,11 +343,10 @@ class Trainer:
             self.val_cases, self.test_cases = self.val_cases[:1], self.test_cases[:1]
         if not self.train_cases or not self.val_cases:
             raise ValueError(f"{cfg.cases}: the split needs train and validation cases")
-        pseudo = cfg.pseudo if cfg.label_source == "pseudo" else None
         warn_if_no_foreground(
             self.store,
             self.train_cases,
-            pseudo_root=pseudo,
+            label_of=self.training_labels.label if self.training_labels else None,
             where=cfg.cases,
             say=lambda line: self.voice.say(line, file=sys.stderr),
         )
@@ -318,6 +363,31 @@ class Trainer:
         """The loss (``--losses`` spec); it has ``requires``, ``needs_dist`` and
         ``alpha_at`` like :class:`CombinedLoss`."""
         return CombinedLoss.from_spec(self.cfg.losses, self.n_classes)
+
+    def _training_labels(self) -> TrainingLabels | None:
+        """Where the 3D training patches' labels (and, for a loss that needs them,
+        their distance maps) come from: None for the case store's labels, as here.
+        Called once the loss is built (``self.criterion``)."""
+        return None
+
+    def _batch_inputs(self) -> BatchInputs | None:
+        """The batch keys a loss ``requires`` beyond :data:`CORE_INPUTS`, for 3D
+        training patches and whole validation volumes
+        (:class:`segline.data.patches.BatchInputs`): None here. Called once the loss
+        is built (``self.criterion``); a key the loss requires that neither gives is
+        refused (ValueError)."""
+        return None
+
+    def _case_rows(self) -> CaseRows | None:
+        """This trainer's own per-case metric rows (:attr:`own_metrics` asked for in
+        ``--metrics``), added after the volume metrics' rows of every validated and
+        tested case (:mod:`segline.train.metricpool`; picklable): None here."""
+        return None
+
+    def _input_stores(self) -> dict[str, str | None]:
+        """The folders the training reads, by name: their content digests are part of
+        its lineage (``lineage.json`` ``inputs``, :mod:`segline.train.fingerprint`)."""
+        return {"cases": self.cfg.cases, "dist": self.cfg.dist}
 
     def _count_dice(
         self, logits: Any, batch: dict[str, Any], inter: torch.Tensor, sums: torch.Tensor
@@ -396,8 +466,9 @@ class Trainer:
 
     @property
     def volume_metrics(self) -> tuple[str, ...]:
-        """Metrics computed on the 3D volumes (``mip_dice`` is computed apart)."""
-        return tuple(m for m in self.cfg.metrics if m != "mip_dice")
+        """Metrics computed on the 3D volumes (the trainer's :attr:`own_metrics` are
+        computed apart, :meth:`_case_rows`)."""
+        return tuple(m for m in self.cfg.metrics if m not in self.own_metrics)
 
     def _predictions(self, cases: list[str], loss_fn: Any = None) -> Any:
         """Per case ``(case, predicted labels (Z, Y, X), (loss sum, n))``, 2D or 3D net."""
@@ -410,8 +481,7 @@ class Trainer:
                     case,
                     needs,
                     dist_kind="3d",
-                    mip_root=self.mip_root,
-                    mip_axis=self.mip_axis,
+                    inputs=self.batch_inputs,
                 )
 
             return predict_cases_3d(
@@ -443,7 +513,7 @@ class Trainer:
         if self.dims == 3:
             dist_source = None
             if self.criterion.needs_dist:
-                dist_source = "pseudo" if cfg.label_source == "pseudo" else "dist3d"
+                dist_source = "dist3d" if self.training_labels is None else "labels"
             samples = cfg.samples_per_epoch or (8 if cfg.debug else None)
             return PatchDataset(
                 self.store,
@@ -452,10 +522,9 @@ class Trainer:
                 samples_per_epoch=samples,
                 fg_ratio=cfg.fg_ratio,
                 seed=cfg.seed,
-                label_source=cfg.label_source,
-                pseudo_root=cfg.pseudo,
+                labels=self.training_labels,
                 dist_source=dist_source,
-                mip_root=self.mip_root if "mip_label" in self.criterion.requires else None,
+                inputs=self.batch_inputs,
                 aug=cfg.aug,
             )
         return SliceDataset(
@@ -560,8 +629,15 @@ class Trainer:
         """Reuse ``<out>_tmp`` only when its lineage (arguments, content of the input
         stores, imported code) equals this run's; otherwise start afresh and say why."""
         cfg = self.cfg
-        stores = {"cases": cfg.cases, "dist": cfg.dist, "mip": cfg.mip, "pseudo": cfg.pseudo}
-        lineage = fp.training_lineage(cfg.identity(), stores)
+        stores = self._input_stores()
+        # the arguments, the trainer class that reads them (segline.train.trainers)
+        # and what it selects the best epoch on
+        identity = {
+            **cfg.identity(),
+            TRAINER_KEY: trainer_name(type(self)),
+            "selected_on": list(self.selected_on),
+        }
+        lineage = fp.training_lineage(identity, stores)
         if self.work.is_dir():
             old = fp.read_lineage(self.work)
             state = st.load_state(self.work)
@@ -577,7 +653,7 @@ class Trainer:
             shutil.rmtree(self.work)
         self.work.mkdir(parents=True)
         self.voice.log_to(self.work / LOG)
-        atomic.write_json(self.work / "args.json", cfg.identity())
+        atomic.write_json(self.work / "args.json", identity)
         atomic.write_json(self.work / fp.LINEAGE_FILE, lineage)
         return None
 
@@ -587,8 +663,7 @@ class Trainer:
             self.cfg.cases,
             self.cfg.dist,
             self.volume_metrics,
-            mip_root=self.mip_root if "mip_dice" in self.cfg.metrics else None,
-            mip_axis=self.mip_axis,
+            extra=self._case_rows(),
             processes=self.metric_workers,
         )
         with self.metric_pool:

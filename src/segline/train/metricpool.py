@@ -10,15 +10,18 @@ are identical to an inline computation (``tests/test_metricpool.py``).
 
 ``processes=0`` computes inline (the same code path, no pool): the default on the CPU
 below 8 cores per training, where the workers would take cores from the compute threads.
+
+A trainer computing metrics of its own beside the volume metrics (a subclass's hook,
+:meth:`segline.train.loop.Trainer._case_rows`) passes them as ``extra``: a picklable
+callable ``extra(store, case, pred) -> rows``, whose rows follow the volume metrics'.
 """
 
 from __future__ import annotations
 
 import functools
 import multiprocessing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -29,6 +32,10 @@ from segline.casestore import CaseStore
 from segline.train.loader import helper_processes
 
 MAX_PROCESSES = 4
+
+CaseRows = Callable[[CaseStore, str, np.ndarray], list[dict[str, Any]]]
+"""A trainer's own per-case metric rows: ``extra(store, case, pred)`` ->
+``[{"class", "metric", "value"}, ...]`` (module-level or a picklable object)."""
 
 
 def metric_processes(requested: int | None, device: torch.device) -> int:
@@ -50,19 +57,19 @@ def case_rows(
     case: str,
     pred: np.ndarray,
     metrics: Sequence[str],
-    mip_root: str | None,
-    mip_axis: int,
+    extra: CaseRows | None = None,
 ) -> list[dict[str, Any]]:
-    """The metric rows (class, metric, value) of one predicted case (Z, Y, X labels).
+    """The metric rows (class, metric, value) of one predicted case (Z, Y, X labels):
+    the volume ``metrics``, then the rows of ``extra`` (a trainer's own metrics).
 
     Module-level so that it pickles to a worker; also the inline path.
     """
-    from segline.train.evaluate import metric_rows, mip_dice_rows
+    from segline.train.evaluate import metric_rows
 
     store = _store(cases, dist)
     rows = metric_rows(store, case, pred, tuple(metrics))
-    if mip_root is not None:
-        rows += mip_dice_rows(store, case, pred, Path(mip_root), mip_axis)
+    if extra is not None:
+        rows += extra(store, case, pred)
     return rows
 
 
@@ -75,8 +82,7 @@ class MetricPool:
     Args:
         cases, dist: the case and distance-map stores of the training.
         metrics: volume metrics (``dice``, ``hd95``, ...).
-        mip_root: the MIP folder when ``mip_dice`` is wanted, else None.
-        mip_axis: the projection axis of the stored volume.
+        extra: a trainer's own per-case rows (:data:`CaseRows`), or None.
         processes: worker processes; 0 computes inline.
     """
 
@@ -86,20 +92,18 @@ class MetricPool:
         dist: str,
         metrics: Sequence[str],
         *,
-        mip_root: Path | None = None,
-        mip_axis: int = 0,
+        extra: CaseRows | None = None,
         processes: int = 0,
     ) -> None:
         self.args = (str(cases), str(dist))
         self.metrics = tuple(metrics)
-        self.mip_root = str(mip_root) if mip_root is not None else None
-        self.mip_axis = mip_axis
+        self.extra = extra
         self.processes = processes
         self._pool: ProcessPoolExecutor | None = None
 
     def submit(self, case: str, pred: np.ndarray) -> Future:
         """Start the metrics of ``case`` (its predicted labels ``pred``)."""
-        args = (*self.args, case, pred, self.metrics, self.mip_root, self.mip_axis)
+        args = (*self.args, case, pred, self.metrics, self.extra)
         if self.processes <= 0:
             future: Future = Future()
             try:

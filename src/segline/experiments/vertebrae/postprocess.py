@@ -12,7 +12,7 @@ foreground/background decision: a vertebra whose voxels the net split among two 
 three classes becomes one label region of the class that held its largest part.
 
 Measured on the toy's test split (37 vertebrae; ``UNet3D base=4 depth=3`` of
-:data:`segline.vertebrae.train.DEFAULTS`, epoch 12 of 15 of 36 whole-spine
+:data:`segline.experiments.vertebrae.train.DEFAULTS`, epoch 12 of 15 of 36 whole-spine
 patches, ``dice:1``): the raw argmax identifies 5/37 (Dice 0.21, 7.0 false positives per
 case), this step 26/37 (Dice 0.54, 2.8); dropping the removed voxels to background
 instead of relabelling them gives 14/37 (Dice 0.33, 5.2), as most vertebrae lose

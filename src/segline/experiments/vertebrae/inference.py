@@ -3,7 +3,7 @@
 The patch covers the whole cross-section (y, x) and ``patch_z`` slices; only z moves.
 Positions are z origins ``z0`` in ``0 .. last = Z - patch_z`` (a volume shorter than the
 patch is padded at the high end). Starting at ``z0 = 0`` (the low end, where the order
-of :mod:`segline.vertebrae.order` starts), each step feeds the image patch and the
+of :mod:`segline.experiments.vertebrae.order` starts), each step feeds the image patch and the
 memory patch to the network (``step``) and gets a mask of the first vertebra not in the
 memory and the probability that it lies completely inside the patch:
 

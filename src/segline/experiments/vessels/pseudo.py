@@ -4,7 +4,7 @@ A 2D label on the maximum intensity projection (MIP) says, for every ray through
 volume, whether it meets a vessel. Together with the image this fixes part of the 3D
 label; the rest is left *unlabelled* (255) and ignored by the losses. Per case, from
 the image's channel 0 (I), the 2D label L and the argmax depths of the MIP stage
-(:mod:`segline.vessels.mip`), with ``fg_class`` = 1 (vessel):
+(:mod:`segline.experiments.vessels.mip`), with ``fg_class`` = 1 (vessel):
 
 1. **Seeds**: for every pixel with ``L == fg_class``, the voxel at its argmax depth
    (the voxel the annotator saw). ``s`` = mean image value of the seeds, i.e. the
@@ -61,7 +61,7 @@ The store (``data/<ds>/pseudo``, written atomically)::
 Example:
     >>> img = np.zeros((3, 1, 4), np.float32); img[1, 0, 1:3] = 1.0; img[2, 0, 3] = 0.9
     >>> lab2d = np.array([[0, 1, 1, 0]], np.uint8)
-    >>> from segline.vessels.mip import mip_and_depth
+    >>> from segline.experiments.vessels.mip import mip_and_depth
     >>> _, depth = mip_and_depth(img, 0)
     >>> res = pseudo_label(img, lab2d, depth, 0, PseudoParams(min_size=1))
     >>> res.label[:, 0, :].tolist()   # the bright voxel at x=3 is on an unlabelled ray
@@ -89,8 +89,8 @@ from segline.cli import HelpFormatter, cli_of, non_negative_float, positive_int,
 from segline.csvio import csv_text
 from segline.distmaps import volume_signed_distance
 from segline.errors import InputError
+from segline.experiments.vessels import mip as mipmod
 from segline.parallel import map_cases
-from segline.vessels import mip as mipmod
 
 IGNORE = 255
 FG, BG = 1, 0

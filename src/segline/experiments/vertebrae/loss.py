@@ -3,7 +3,7 @@ cross-entropy on the mask logits plus a binary cross-entropy on the completeness
 
 ``loss = a * mean_v(w_v * BCE(m_v, t_v)) + b * mean_patches(BCE(c, complete))`` where
 ``m`` are the mask logits, ``t`` the target mask, ``w`` the per-voxel weights of the
-sampler (:mod:`segline.vertebrae.sampler`: ``1 + w0 exp(-d^2 / 2 sigma^2)``), ``c`` the
+sampler (:mod:`segline.experiments.vertebrae.sampler`: ``1 + w0 exp(-d^2 / 2 sigma^2)``), ``c`` the
 completeness logits; means over all voxels of the batch, and over its patches.
 The weights ``a`` and ``b`` come from the spec ``wbce:a,complete:b`` (``--losses``;
 default ``wbce:1,complete:1``).

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from segline.errors import InputError
-from segline.plots import MethodGroup, MethodResults, numeric_column, read_csv
+from segline.results import MethodGroup, MethodResults, numeric_column, read_csv
 from segline.seeds import sub_label
 
 KNOWN_KEYS = (

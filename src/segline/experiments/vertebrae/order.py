@@ -4,8 +4,8 @@ A vertebra's place in the order is its **centroid's z index** (mean z voxel inde
 its voxels in the whole case, z along the spine), lowest first; equal centroids are
 ordered by label value. "The first vertebra not in the memory" is the first one of
 this order that the memory does not hold. The training sampler
-(:mod:`segline.vertebrae.sampler`) puts exactly the vertebrae before the target
-into the memory; the inference (:mod:`segline.vertebrae.inference`) sweeps from
+(:mod:`segline.experiments.vertebrae.sampler`) puts exactly the vertebrae before the target
+into the memory; the inference (:mod:`segline.experiments.vertebrae.inference`) sweeps from
 z = 0 upwards, so the vertebra it meets first is the lowest one left, the same order.
 
 Example:

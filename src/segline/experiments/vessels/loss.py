@@ -14,7 +14,8 @@ compared with the 2D label by a soft Dice over the valid rays:
   ``I = sum v q t``, ``P = sum v q``, ``T = sum v t``,
   ``dice_b = (2 I + s) / (P + T + s)``; the loss is ``1 - mean_b dice_b``.
 
-Batch keys (from :class:`segline.data.patches.PatchDataset`): ``mip_label`` (B, H', W')
+Batch keys (from :class:`segline.experiments.vessels.inputs.MipInputs`, the vessel
+trainer's batch inputs): ``mip_label`` (B, H', W')
 integer class of each ray, ``mip_depth`` (B, H', W') integer argmax index *relative
 to the patch*, ``mip_valid`` (B, H', W') 1 where the ray's brightest voxel lies in
 the patch (else 0: neither the value nor the gradient depends on that ray, and its

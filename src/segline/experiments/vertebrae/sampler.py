@@ -14,9 +14,9 @@ memory holds when it gets there); when the case has no such patch, and for the o
 half, a patch at a uniformly random z whose vertebrae are all in the memory (the
 memory holds the vertebrae of the order up to the last one present in the patch).
 
-**Positives.** A vertebra ``k`` of the case is drawn uniformly; the memory holds
-exactly the vertebrae before ``k`` in the order of :mod:`segline.vertebrae.order`, so
-``k`` is the first vertebra not in the memory and the target is ``k``'s voxels inside
+**Positives.** A vertebra ``k`` of the case is drawn uniformly; the memory holds exactly
+the vertebrae before ``k`` in the order of :mod:`segline.experiments.vertebrae.order`,
+so ``k`` is the first vertebra not in the memory and the target is ``k``'s voxels inside
 the patch. The patch's z origin is the random crop along z: with probability
 :data:`COMPLETE_SHARE` uniform among the origins where ``k`` lies completely inside the
 patch (when there are any), else uniform among all origins where the patch holds at
@@ -61,7 +61,7 @@ from segline.casestore import CaseStore
 from segline.data.augment import AUGS, elastic_coordinates
 from segline.data.patches import fg_flags
 from segline.data.slices import boundary_weight
-from segline.vertebrae.order import vertebra_order
+from segline.experiments.vertebrae.order import vertebra_order
 
 __all__ = [
     "COMPLETE_SHARE",
