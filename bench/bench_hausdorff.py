@@ -31,8 +31,7 @@ import numpy as np
 import torch
 
 from segline.distmaps import one_hot_signed_distance
-from segline.losses import HausdorffDT, HausdorffGT
-from segline.losses.hausdorff import prediction_distance
+from segline.losses.hausdorff import HausdorffDT, HausdorffGT, prediction_distance
 
 
 def batch_of(shape: tuple[int, ...], spacing: tuple[float, ...], seed: int) -> dict:

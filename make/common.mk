@@ -32,7 +32,6 @@
 #   PLOTTER         the figures module (default segline.plots.figures), same options
 #                   (vessels.make: its modules register mip_dice, then run the core's)
 #   OVERLAY_ARGS    extra overlay options (e.g. --instances: vertebrae, sagittal)
-#   EVAL_OPTS       extra evaluation-stage options
 
 SHELL := bash
 .SHELLFLAGS := -eo pipefail -c
@@ -93,6 +92,9 @@ COMPILE ?=
 # THREADS is passed to the trainer (recorded: changing it retrains). make -jN with the
 # default 1 runs N one-thread trainings side by side; THREADS=N for one training alone.
 THREADS ?= 1
+# Test-only metrics: scored by the evaluation stage in source geometry, not by the
+# training (e.g. precision,recall); recorded in the evaluation stage's command.
+EVAL_METRICS ?=
 # DataLoader processes per training: auto (from the cores and -j) or N. Scheduling only:
 # results are byte-identical for any value, so it is not recorded (never retrains).
 WORKERS ?= auto
@@ -100,11 +102,19 @@ export SEGLINE_WORKERS := $(WORKERS)
 CONTEXT ?=
 WEIGHT_MAP ?=
 # Training recipe (all off by default; recorded): augmentation none|light|strong, LR
-# schedule const|poly|cosine, epochs of linear warm-up, decoupled weight decay.
+# schedule const|poly|cosine|halve, epochs of linear warm-up, decoupled weight decay.
 AUG ?= none
 SCHED ?= const
 WARMUP ?= 0
 WD ?= 0
+# An absent class's signed distance map (the distance-map stage; recorded): diagonal
+# (+ the field-of-view diagonal in mm) or zero (0 everywhere, the boundary-loss
+# reference code's: no gradient from that class). Changing it rebuilds $(DATA)/dist
+# and everything after it.
+ABSENT ?= diagonal
+ifneq ($(filter-out diagonal zero,$(ABSENT))$(word 2,$(ABSENT)),)
+$(error ABSENT=$(strip $(ABSENT)): use ABSENT=diagonal (+ field-of-view diagonal) or ABSENT=zero (0, as the reference code))
+endif
 # Crop each case before storing it: none, body (CT above -500 HU) or label, + margin mm.
 CROP ?= none
 CROP_MARGIN ?= 10
@@ -296,6 +306,8 @@ export PYTHONPATH := $(CURDIR)/src$(if $(PYTHONPATH),:$(PYTHONPATH))
 
 # Kervadec et al.'s rebalanced schedule, for loss specs: (1-a)*regional + a*term with
 # a = 0.01*epoch, epochs counted from 1, capped at 0.99 (usage: boundary:0.01$(REBALANCE)).
+# The published code's StealWeight instead: REBALANCE='[schedule=steal;step=0.01]' on
+# make's command line (max(0.1, 1-0.01e)*regional + (0.01+0.01e)*term, no cap).
 REBALANCE := [schedule=rebalance;step=0.01;cap=0.99]
 
 # ---------------------------------------------------------------------------
@@ -408,6 +420,8 @@ $(DATA)/cases: private CMD += $(if $(strip $(FOLDS)),--folds $(strip $(FOLDS)))
 $(DATA)/dist: private CMD = preprocess/distmaps.py --cases $(DATA)/cases --out $(DATA)/dist $(DIST_ARGS)
 $(DATA)/dist: $(DATA)/cases $$(stale) | $(VENV_DEP)
 	$(PY) $(CMD)
+# ABSENT: an absent class's value in the maps (recorded in distmaps.json).
+$(DATA)/dist: private CMD += $(if $(filter-out diagonal,$(ABSENT)),--absent $(ABSENT))
 
 data: $(DATA)/dist $(DATA_EXTRA)
 
@@ -443,9 +457,10 @@ train: $(METHOD_DIRS)
 # read it; the training grid's test/metrics.csv stays the report's secondary table and
 # validation (selection) stays on the training grid. Metric code that training does not
 # import is in these stages' .d files only: changing it re-evaluates, never retrains.
-# EVAL_OPTS (a dataset makefile's hook): extra options of segline.eval_stage. A
-# training's own metrics (vessels' mip_dice) are scored as its trainer class says
-# (args.json trainer): no option names them.
+# EVAL_METRICS=a,b (a knob): per-class metrics of the registry
+# (src/segline/metrics/registry.py) scored by this stage only, after the training's,
+# and reported: their code is in the evaluation stages' .d files only. A training's own
+# metrics (vessels' mip_dice) are scored as its trainer class says (args.json trainer).
 # SOURCE_EVAL := no (a dataset makefile's hook, set before including this file) keeps
 # the test numbers on the training grid, for a dataset of yours whose test metrics the
 # evaluation stage cannot compute (every shipped pipeline is evaluated here).
@@ -454,7 +469,8 @@ EVAL_DIRS := $(if $(filter no,$(SOURCE_EVAL)),,$(patsubst $(RES)/%,$(RES)/eval/%
 EVAL_ARGS := $(addprefix --eval ,$(EVAL_DIRS))
 ifneq ($(EVAL_DIRS),)
 $(EVAL_DIRS): private CMD = -m segline.eval_stage --cases $(DATA)/cases --raw $(DATA)/raw \
-  --method $(patsubst $(RES)/eval/%,$(RES)/%,$@) --out $@ --device $(DEVICE) --amp $(AMP) $(EVAL_OPTS)
+  --method $(patsubst $(RES)/eval/%,$(RES)/%,$@) --out $@ --device $(DEVICE) --amp $(AMP) \
+  $(if $(EVAL_METRICS),--extra-metrics $(EVAL_METRICS))
 $(EVAL_DIRS): $(RES)/eval/%: $(RES)/% $(DATA)/cases $(DATA)/raw $$(stale) | $(VENV_DEP)
 	$(PY) $(CMD)
 endif
@@ -513,7 +529,8 @@ endif
 REPORTS := $(RES)/report.md $(RES)/report.csv $(RES)/report_cases.csv
 $(REPORTS): private CMD = -m $(REPORTER) --dataset $(NAME) --out $(RES)/report.md \
   --csv $(RES)/report.csv --cases-csv $(RES)/report_cases.csv --cases $(DATA)/cases \
-  --stat-reference $(REFERENCE) $(addprefix --plot ,$(notdir $(PLOTS))) $(REPORT_ARGS) $(METHOD_DIRS) $(EVAL_ARGS)
+  --stat-reference $(REFERENCE) $(addprefix --plot ,$(notdir $(PLOTS))) $(REPORT_ARGS) \
+  $(if $(and $(EVAL_DIRS),$(EVAL_METRICS)),--extra-metrics $(EVAL_METRICS)) $(METHOD_DIRS) $(EVAL_ARGS)
 $(REPORTS): private TARGETS = $(REPORTS)
 $(REPORTS) &: $(METHOD_DIRS) $(EVAL_DIRS) $(DATA)/cases $$(stale) | $(PLOTS) $(VENV_DEP)
 	$(PY) $(CMD)
@@ -654,9 +671,11 @@ help:
 	  "  AMP=auto|off|bf16|fp16       mixed precision ($(AMP)); fp16 trains with loss scaling" \
 	  "  COMPILE=1|graphs   torch.compile the network (graphs: CUDA graphs); recorded ($(COMPILE))" \
 	  "  AUG=none|light|strong  training augmentation: flips, rot90, intensity (+ zoom, elastic) ($(AUG))" \
-	  "  SCHED=const|poly|cosine  LR per epoch ($(SCHED)); WARMUP=N epochs of linear warm-up ($(WARMUP))" \
+	  "  SCHED=const|poly|cosine|halve  LR per epoch ($(SCHED)); halve: the boundary-loss reference's halving; WARMUP=N epochs of linear warm-up ($(WARMUP))" \
+	  "  ABSENT=diagonal|zero  an absent class's distance map: + field-of-view diagonal, or 0 as the boundary-loss reference; rebuilds the maps ($(ABSENT))" \
 	  "  WD=x               decoupled weight decay, AdamW ($(WD))" \
 	  "  THREADS=N          torch threads per training, whatever -j; recorded, changing it retrains ($(THREADS))" \
+	  "  EVAL_METRICS=a,b   test-only metrics (e.g. precision,recall): scored by the evaluation stage, reported; changing them re-evaluates, never retrains ($(EVAL_METRICS))" \
 	  "  WORKERS=auto|N     DataLoader processes per training; results identical for any N ($(WORKERS))" \
 	  "  GPUS=0,1,2,3       with -jN: each training on a free GPU of the list, one per listing; not recorded ($(GPUS))" \
 	  "  GPU_LOCKS=dir      GPUS token folder (/tmp/segline-gpus-<uid>, for every make of this user) ($(GPU_LOCKS))" \

@@ -6,8 +6,9 @@ Two checks: the imports of every core module, read from its source (``ast``), na
 ``segline.experiments`` (nor the former ``segline.vessels`` / ``segline.vertebrae``);
 and on built spleen and ISLES toys (one method each, one epoch, a tiny network) no
 dependency file (``.d``: the modules a stage imported) lists an experiment's file, and
-touching every file of ``src/segline/experiments/vessels`` leaves both pipelines up to
-date (``make -q``) while touching a core module they import does not.
+touching every file of ``src/segline/experiments/vessels`` and ``.../vertebrae``
+leaves both pipelines up to date (``make -q``) while touching a core module they
+import does not.
 """
 
 from __future__ import annotations
@@ -130,7 +131,9 @@ def _touch_all(paths: list[Path]) -> None:
 def test_an_experiment_edit_rebuilds_no_spleen_or_isles_target(built: Path, run_make) -> None:
     files = sorted((built / "src/segline/experiments/vessels").rglob("*.py"))
     assert len(files) >= 8
-    _touch_all(files)
+    vertebrae = sorted((built / "src/segline/experiments/vertebrae").rglob("*.py"))
+    assert len(vertebrae) >= 6
+    _touch_all([*files, *vertebrae])
     for args in (SPLEEN, ISLES):
         question = run_make(built, "-q", *args, "report")
         plan = run_make(built, "-n", *args, "report")

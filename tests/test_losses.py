@@ -11,20 +11,18 @@ import torch
 import torch.nn.functional as F
 
 from segline.losses import (
-    Boundary,
     CombinedLoss,
-    CrossEntropy,
-    Dice,
-    Focal,
-    GeneralizedDice,
-    HausdorffDT,
-    HausdorffGT,
     SegLoss,
     get_loss,
-    known_losses,
-    loss_class,
-    register,
+    get_loss_class,
+    loss_names,
+    register_loss,
 )
+from segline.losses.boundary import Boundary
+from segline.losses.crossentropy import CrossEntropy
+from segline.losses.dice import Dice, GeneralizedDice
+from segline.losses.focal import Focal
+from segline.losses.hausdorff import HausdorffDT, HausdorffGT
 
 
 def one_hot(labels: list[list[int]] | torch.Tensor, k: int = 2) -> torch.Tensor:
@@ -340,16 +338,16 @@ def test_registry_names_and_aliases() -> None:
     names = "boundary ce dice focal gdl hausdorff hausdorff_gt".split()
     # an experiment's loss registers itself when its module is imported (the vessel
     # trainer's "mip": this test process may have imported it, a fresh one has not)
-    assert [n for n in known_losses() if n != "mip"] == names
+    assert [n for n in loss_names() if n != "mip"] == names
     fresh = subprocess.run(
-        [sys.executable, "-c", "from segline.losses import known_losses; print(known_losses())"],
+        [sys.executable, "-c", "from segline.losses import loss_names; print(loss_names())"],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     assert fresh.strip() == repr(names)
-    assert loss_class("surface") is Boundary
-    assert loss_class("generalized_dice") is GeneralizedDice
+    assert get_loss_class("surface") is Boundary
+    assert get_loss_class("generalized_dice") is GeneralizedDice
     assert isinstance(get_loss("hd", idc=[1], alpha=1.0), HausdorffDT)
-    assert loss_class("hausdorff_dt") is HausdorffDT
+    assert get_loss_class("hausdorff_dt") is HausdorffDT
     assert isinstance(get_loss("hausdorff_gt", idc=[1], alpha=1.0), HausdorffGT)
     with pytest.raises(ValueError, match="known losses: boundary, ce, dice"):
         get_loss("lovasz", idc=[1])
@@ -358,12 +356,12 @@ def test_registry_names_and_aliases() -> None:
 def test_register_rejects_duplicates_and_non_losses() -> None:
     with pytest.raises(ValueError, match="already registered"):
 
-        @register("dice")
+        @register_loss("dice")
         class Again(SegLoss):
             pass
 
     with pytest.raises(TypeError):
-        register("thing")(int)  # type: ignore[arg-type]
+        register_loss("thing")(int)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("idc", [[], [-1], [1, 1], "1", [1.0], [True]])

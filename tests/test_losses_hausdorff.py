@@ -15,8 +15,8 @@ from segline.casestore import CaseStore, write_case
 from segline.data.patches import PatchDataset, patch_collate
 from segline.data.slices import SliceDataset, pad_collate
 from segline.distmaps import one_hot_signed_distance
-from segline.losses import CombinedLoss, HausdorffDT, HausdorffGT
-from segline.losses.hausdorff import prediction_distance
+from segline.losses import CombinedLoss
+from segline.losses.hausdorff import HausdorffDT, HausdorffGT, prediction_distance
 from segline.train.evaluate import volume_batch
 
 # One row of 6 pixels, spacing (y, x) = (1, 2) mm, two classes; class 1:

@@ -67,8 +67,10 @@ def knob_table(ds: str) -> dict[str, tuple[str, str | None]]:
         "SCHED": ("poly", "--sched poly"),
         "WARMUP": ("1", "--warmup 1"),
         "WD": ("1e-4", "--wd 1e-4"),
+        "ABSENT": ("zero", "--absent zero"),  # an absent class's map: rebuilds the dist store
         "THREADS": ("2", "--threads 2"),  # torch threads: they change the last bits
         "WORKERS": ("2", None),  # scheduling only: results are identical for any value
+        "EVAL_METRICS": ("precision", "--extra-metrics precision"),  # test-only metrics
         "DEBUG": ("", f"--out results/{toy}/{method} "),
         "RUN": ("other", f"--out results/{toy}/other/{method} "),
         "CFLAGS": ("-O", "-O preprocess/make_toy.py"),

@@ -109,3 +109,12 @@ def test_vessel_pieces_come_from_the_experiment(built: Path) -> None:
     report = (res / "report.md").read_text()
     assert "MIP Dice" in report and "- MIP Dice: Dice of the maximum-intensity" in report
     assert "src/segline/experiments/vessels/mipdice.py" in (res / ".report.md.d").read_text()
+
+
+def test_no_vessels_stage_depends_on_the_vertebrae_experiment(built: Path) -> None:
+    """Touching src/segline/experiments/vertebrae replans nothing here: no dependency
+    file of the vessels pipeline lists it (they list what each stage imported)."""
+    deps = [p for p in built.rglob(".*.d") if ".venv" not in p.parts]
+    assert len(deps) >= 10
+    for dep in deps:
+        assert "src/segline/experiments/vertebrae" not in dep.read_text(), dep

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from segline.experiments.vessels.loss import MIPLoss, gather_rays
-from segline.losses import CombinedLoss, get_loss, known_losses, loss_class, parse_spec
+from segline.losses import CombinedLoss, get_loss, get_loss_class, loss_names, parse_spec
 
 # (D=3, H=2, W=2) foreground probabilities; rays (h, w) look along D
 P1 = torch.tensor([
@@ -133,7 +133,7 @@ def test_autocast_bf16_matches_fp32_of_the_same_inputs() -> None:
 
 
 def test_registry_spec_and_requires() -> None:
-    assert "mip" in known_losses() and loss_class("mip") is MIPLoss
+    assert "mip" in loss_names() and get_loss_class("mip") is MIPLoss
     assert get_loss("mip", idc=[1], axis=2).axis == 2
     assert MIPLoss.default_idc(2) == [1] and MIPLoss.default_idc(3) == [1, 2]
     term = parse_spec("ce:1,dice:1,mip:0.5[axis=1]", n_classes=2)[2]

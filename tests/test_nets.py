@@ -10,17 +10,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from segline.nets import (
-    NETS,
-    Dimwit,
-    ENet,
-    UNet3D,
-    get_net,
-    get_net_class,
-    net_names,
-)
+from segline.nets import get_net, get_net_class, net_names
 from segline.nets.blocks import crop_to, make_norm, pad_to_multiple
-from segline.nets.enet import max_unpool2x
+from segline.nets.dimwit import Dimwit
+from segline.nets.enet import ENet, max_unpool2x
+from segline.nets.unet3d import UNet3D
 
 SHAPE_2D = (1, 5, 37, 45)
 SHAPE_3D = (1, 1, 20, 24, 28)
@@ -84,7 +78,7 @@ def test_registry_lists_all_names() -> None:
         "UNet3D",
     ]
     # IterativeFCN has two outputs (mask, completeness): tests/test_vertebrae_net.py
-    assert set(NETS) - {"IterativeFCN"} == set(PARAMS)
+    assert set(net_names()) - {"IterativeFCN"} == set(PARAMS)
 
 
 @pytest.mark.parametrize("name", ["unet3d", "UNET3D", "UNet3D", "uNeT3d"])

@@ -48,7 +48,8 @@ WARMUP_RANGE = "--warmup (WARMUP): must be an integer >= 0 and below the epochs 
     ("extra", "message"),
     [
         (["--aug", "heavy"], "--aug (AUG): must be one of none, light, strong, got 'heavy'"),
-        (["--sched", "step"], "--sched (SCHED): must be one of const, poly, cosine, got 'step'"),
+        (["--sched", "step"],
+         "--sched (SCHED): must be one of const, poly, cosine, halve, got 'step'"),
         (["--warmup", "two"], "--warmup (WARMUP): must be an integer, got 'two'"),
         (["--warmup", "3"], f"{WARMUP_RANGE}, got 3"),
         (["--warmup", "-1"], f"{WARMUP_RANGE}, got -1"),

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from segline.nets import UNet3D
+from segline.nets.unet3d import UNet3D
 from segline.train.device import Precision
 from segline.train.sliding import (
     MIN_WEIGHT,

@@ -110,10 +110,7 @@ def test_make_toy_registration(tmp_path: Path) -> None:
     spec = importlib.util.spec_from_file_location("make_toy", ROOT / "preprocess" / "make_toy.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    assert module.GENERATORS["vertebrae"] == (
-        "segline.datasets.toy_vertebrae",
-        "write_toy_archives",
-    )
+    assert module.get_toy("vertebrae") is write_toy_archives
     with pytest.raises(ValueError, match="one archive"):
         write_toy_archives([tmp_path / "a.tar", tmp_path / "b.tar"])
 

@@ -19,12 +19,12 @@ subtracts one (in the units of its ``resolution``, i.e. 1 mm, not one voxel) fro
 inside distance: inside it reads ``-(d - 1)``, exactly 1 mm above ours, which adds
 1 mm x the mean inside probability to the loss. At 1 mm spacing its inside boundary
 voxels read 0; at 0.8 mm they read ``-(0.8 - 1) = +0.2``, the wrong sign, which ours
-avoids at any spacing. It also leaves an absent class at 0 everywhere (no gradient)
-and allocates the result with the label's dtype unless told otherwise: with an
-integer label the maps become integers, distances truncated to whole millimetres, so
-at sub-millimetre spacing the voxels near a boundary all read 0 and the loss loses
-its signal there. Ours are always float32 (``tests/test_distmaps.py`` checks dtype
-and values against scipy).
+avoids at any spacing. It also leaves an absent class at 0 everywhere (no gradient;
+``absent="zero"`` here, below) and allocates the result with the label's dtype unless
+told otherwise: with an integer label the maps become integers, distances truncated
+to whole millimetres, so at sub-millimetre spacing the voxels near a boundary all
+read 0 and the loss loses its signal there. Ours are always float32
+(``tests/test_distmaps.py`` checks dtype and values against scipy).
 
 **Absent or full masks.** A distance to a region that does not exist is undefined
 (``edt`` returns inf, scipy distances to a phantom point off the array). We use a
@@ -36,7 +36,15 @@ largest is the diagonal between corner centres, ``sqrt(sum(((n_i - 1) * s_i)**2)
 D``), so an absent class is "farther than anything": the boundary loss, the mean of
 ``p_k * phi_k``, then penalises every bit of probability put on an absent class (and
 rewards it on a class filling the image) instead of ignoring it, and never sees inf
-or NaN.
+or NaN. This is ``absent="diagonal"``, the default (make ``ABSENT=diagonal``).
+
+``absent="zero"`` (make ``ABSENT=zero``) is the reference code's convention instead: an
+absent class reads 0 everywhere, so the boundary loss gets no gradient from it on
+that slice (one-hot: another class's map supervises those pixels), and neither do the
+Hausdorff-DT losses (``|0|``; :mod:`segline.losses.hausdorff` applies the same rule to
+an empty prediction). A class filling the slice or volume keeps ``-D`` under both (the
+reference's value there is an artefact of scipy's transform of an array with no
+background). The choice is recorded in ``distmaps.json`` (``absent``).
 
 Backends: ``"edt"`` (the ``edt`` package, multi-threaded with ``parallel``) and
 ``"scipy"`` (``scipy.ndimage.distance_transform_edt``, single-threaded). They agree
@@ -56,6 +64,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import math
 import sys
 import time
@@ -75,6 +84,9 @@ from segline.parallel import map_cases
 
 Backend = Literal["edt", "scipy"]
 BACKENDS: tuple[str, ...] = ("edt", "scipy")
+Absent = Literal["diagonal", "zero"]
+ABSENTS: tuple[str, ...] = ("diagonal", "zero")
+"""The value of an absent class's map: ``+D`` (the default) or 0 (the reference code's)."""
 
 #: Written to ``distmaps.json`` so that readers of a distance store know what it holds.
 CONVENTION = {
@@ -92,6 +104,45 @@ CONVENTION = {
     "dist2d": "each axial slice on its own, in-plane spacing (y, x); z neighbours ignored",
     "dist3d": "the whole volume with spacing (z, y, x)",
 }
+EMPTY_CLASS_ZERO = (
+    "0 everywhere (absent=zero, as Kervadec et al.'s reference code): no gradient from "
+    "an absent class"
+)
+
+
+def convention(absent: str = "diagonal") -> dict[str, str]:
+    """:data:`CONVENTION` with the ``empty_class`` entry of ``absent``."""
+    _check_absent(absent)
+    return CONVENTION if absent == "diagonal" else {**CONVENTION, "empty_class": EMPTY_CLASS_ZERO}
+
+
+def _check_absent(absent: str) -> None:
+    """ValueError unless ``absent`` is one of :data:`ABSENTS`."""
+    if absent not in ABSENTS:
+        raise ValueError(f"absent must be one of {ABSENTS}, got {absent!r}")
+
+
+def store_absent(dist_root: str | Path | None) -> Absent:
+    """The ``absent`` convention of a distance-map store (``distmaps.json``).
+
+    A store written before the choice existed, or without ``distmaps.json``, holds
+    ``+D`` maps: ``"diagonal"``.
+
+    Raises:
+        InputError: ``distmaps.json`` unreadable or its ``absent`` unknown.
+    """
+    if dist_root is None:
+        return "diagonal"
+    path = Path(dist_root) / STORE_JSON
+    if not path.is_file():
+        return "diagonal"
+    try:
+        value = json.loads(path.read_text()).get("absent", "diagonal")
+    except (OSError, ValueError, AttributeError) as err:
+        raise InputError(path, f"unreadable: {err}") from None
+    if value not in ABSENTS:
+        raise InputError(path, f"absent must be one of {', '.join(ABSENTS)}, got {value!r}")
+    return "zero" if value == "zero" else "diagonal"
 
 
 def diagonal_mm(shape: Sequence[int], spacing: Sequence[float]) -> float:
@@ -195,6 +246,7 @@ def signed_distance(
     spacing: Sequence[float],
     backend: Backend = "edt",
     parallel: int = 1,
+    absent: Absent = "diagonal",
 ) -> np.ndarray:
     """Signed distance map of a binary 2D or 3D mask, in mm (module docstring convention).
 
@@ -203,10 +255,12 @@ def signed_distance(
         spacing: mm per voxel in the array's axis order, e.g. (z, y, x).
         backend: "edt" (default, threaded) or "scipy".
         parallel: threads for the edt backend (ignored by scipy).
+        absent: an empty mask reads ``+D`` (``"diagonal"``) or 0 (``"zero"``).
 
     Returns:
-        float32 array of ``mask.shape``: negative inside, positive outside, ``+D`` if
-        the mask is empty and ``-D`` if it is full (D = :func:`diagonal_mm`).
+        float32 array of ``mask.shape``: negative inside, positive outside, ``+D`` (or
+        0, ``absent="zero"``) if the mask is empty and ``-D`` if it is full
+        (D = :func:`diagonal_mm`).
 
     Example:
         >>> m = np.zeros((3, 1, 1), bool); m[0] = True
@@ -215,12 +269,15 @@ def signed_distance(
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    _check_absent(absent)
     mask = np.asarray(mask)
     if mask.ndim not in (2, 3):
         raise ValueError(f"mask must be 2D or 3D, got shape {mask.shape}")
     sp = _check_spacing(spacing, mask.ndim)
     inside = mask.astype(bool, copy=False)
     n_in = int(np.count_nonzero(inside))
+    if n_in == 0 and absent == "zero":
+        return np.zeros(inside.shape, dtype=np.float32)
     if n_in == 0 or n_in == inside.size:
         value = diagonal_mm(inside.shape, sp) * (1.0 if n_in == 0 else -1.0)
         return np.full(inside.shape, value, dtype=np.float32)
@@ -265,11 +322,13 @@ def one_hot_signed_distance(
     spacing: Sequence[float],
     backend: Backend = "edt",
     parallel: int = 1,
+    absent: Absent = "diagonal",
 ) -> np.ndarray:
     """Signed distance map of every class of a label map: shape (K, *label.shape).
 
     Class k's map is :func:`signed_distance` of ``label == k``. With K = 2 the
-    background map is exactly minus the foreground map, so only one is computed.
+    background map is exactly minus the foreground map, so only one is computed
+    (both, when ``absent="zero"`` and one class is absent: 0 and ``-D``).
 
     Args:
         label: 2D or 3D integer class indices in ``[0, n_classes)``.
@@ -277,6 +336,7 @@ def one_hot_signed_distance(
         spacing: mm per voxel in the label's axis order.
         backend: "edt" or "scipy".
         parallel: threads for edt.
+        absent: an absent class reads ``+D`` (``"diagonal"``) or 0 (``"zero"``).
 
     Returns:
         float32 (K, ...) in mm.
@@ -287,13 +347,16 @@ def one_hot_signed_distance(
     """
     label = np.asarray(label)
     _check_label(label, n_classes)
+    _check_absent(absent)
     out = np.empty((n_classes, *label.shape), dtype=np.float32)
     if n_classes == 2:
-        out[1] = signed_distance(label == 1, spacing, backend, parallel)
-        np.negative(out[1], out=out[0])
-        return out
+        fg = label == 1
+        out[1] = signed_distance(fg, spacing, backend, parallel, absent)
+        if absent == "diagonal" or 0 < int(np.count_nonzero(fg)) < fg.size:
+            np.negative(out[1], out=out[0])
+            return out
     for k in range(n_classes):
-        out[k] = signed_distance(label == k, spacing, backend, parallel)
+        out[k] = signed_distance(label == k, spacing, backend, parallel, absent)
     return out
 
 
@@ -303,12 +366,14 @@ def slicewise_signed_distance(
     spacing_yx: Sequence[float],
     backend: Backend = "edt",
     parallel: int = 1,
+    absent: Absent = "diagonal",
 ) -> np.ndarray:
     """Per-axial-slice signed distance maps (for 2D training): shape (K, Z, Y, X).
 
     Each slice is treated as its own image with in-plane spacing; neighbouring slices
     are ignored, and a class absent from (filling) a slice gets ``+D`` (``-D``) with
-    D the slice diagonal ``sqrt((Y*sy)**2 + (X*sx)**2)`` mm.
+    D the slice diagonal ``sqrt((Y*sy)**2 + (X*sx)**2)`` mm; absent: 0 with
+    ``absent="zero"``.
 
     Args:
         label_zyx: (Z, Y, X) integer class indices.
@@ -317,6 +382,7 @@ def slicewise_signed_distance(
         backend: "edt" or "scipy".
         parallel: threads per slice for edt (no gain measured on 512x512 slices, see
             bench/RESULTS.md; parallelise over cases instead).
+        absent: an absent class reads ``+D`` (``"diagonal"``) or 0 (``"zero"``).
 
     Returns:
         float32 (K, Z, Y, X) in mm.
@@ -328,7 +394,9 @@ def slicewise_signed_distance(
     sp = _check_spacing(spacing_yx, 2)
     out = np.empty((n_classes, *label_zyx.shape), dtype=np.float32)
     for z in range(label_zyx.shape[0]):
-        out[:, z] = one_hot_signed_distance(label_zyx[z], n_classes, sp, backend, parallel)
+        out[:, z] = one_hot_signed_distance(
+            label_zyx[z], n_classes, sp, backend, parallel, absent
+        )
     return out
 
 
@@ -338,6 +406,7 @@ def volume_signed_distance(
     spacing_zyx: Sequence[float],
     backend: Backend = "edt",
     parallel: int = 1,
+    absent: Absent = "diagonal",
 ) -> np.ndarray:
     """Whole-volume signed distance maps (for 3D training): shape (K, Z, Y, X).
 
@@ -347,15 +416,16 @@ def volume_signed_distance(
         spacing_zyx: spacing (z, y, x) in mm.
         backend: "edt" or "scipy".
         parallel: threads for edt.
+        absent: an absent class reads ``+D`` (``"diagonal"``) or 0 (``"zero"``).
 
     Returns:
         float32 (K, Z, Y, X) in mm; an absent (full) class is ``+D`` (``-D``) with D
-        the volume diagonal.
+        the volume diagonal (absent: 0 with ``absent="zero"``).
     """
     label_zyx = np.asarray(label_zyx)
     if label_zyx.ndim != 3:
         raise ValueError(f"label must be (Z, Y, X), got shape {label_zyx.shape}")
-    return one_hot_signed_distance(label_zyx, n_classes, spacing_zyx, backend, parallel)
+    return one_hot_signed_distance(label_zyx, n_classes, spacing_zyx, backend, parallel, absent)
 
 
 KINDS: tuple[str, ...] = ("2d", "3d")
@@ -378,11 +448,12 @@ def _write_case(
     backend: Backend,
     parallel: int,
     merge_foreground: bool = False,
+    absent: Absent = "diagonal",
 ) -> dict[str, Any]:
     """Compute and write one case's maps below ``out``; its entry for ``distmaps.json``.
 
     ``merge_foreground``: the maps of (background, union of every foreground class),
-    K = 2, instead of one per class.
+    K = 2, instead of one per class. ``absent``: an absent class's value (+D or 0).
     """
     store = CaseStore(cases)
     sp = _case_spacing(store, case_id)
@@ -403,10 +474,10 @@ def _write_case(
     folder = Path(out) / case_id
     folder.mkdir(parents=True, exist_ok=True)
     if "2d" in kinds:
-        maps = slicewise_signed_distance(label, k, sp[1:], backend, parallel)
+        maps = slicewise_signed_distance(label, k, sp[1:], backend, parallel, absent)
         atomic.save_npy(folder / DIST2D, maps)
     if "3d" in kinds:
-        maps = volume_signed_distance(label, k, sp, backend, parallel)
+        maps = volume_signed_distance(label, k, sp, backend, parallel, absent)
         atomic.save_npy(folder / DIST3D, maps)
     return {
         "case_id": case_id,
@@ -425,6 +496,7 @@ def write_dist_store(
     backend: Backend = "edt",
     parallel: int = 1,
     merge_foreground: bool = False,
+    absent: Absent = "diagonal",
 ) -> dict[str, Any]:
     """Write the distance-map store ``out`` for every labelled case of ``cases``.
 
@@ -445,6 +517,9 @@ def write_dist_store(
             data sets with many classes (vertebrae: one class per vertebra would make
             K maps of the whole volume per case); ``distmaps.json`` then has
             ``merge_foreground: true``, ``n_classes`` 2 and ``source_n_classes``.
+        absent: an absent class's map, ``"diagonal"`` (``+D``) or ``"zero"`` (0, the
+            reference code's); ``distmaps.json`` records it (``absent``, and the
+            convention's ``empty_class``).
 
     Returns:
         The contents written to ``distmaps.json``.
@@ -457,6 +532,7 @@ def write_dist_store(
         raise ValueError(f"kinds must be a non-empty subset of {KINDS}, got {tuple(kinds)}")
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    _check_absent(absent)
     store = CaseStore(cases)
     try:
         n_classes = store.n_classes
@@ -473,13 +549,14 @@ def write_dist_store(
     used: Backend = "edt" if backend == "edt" and _edt_module() is not None else "scipy"
     with atomic.atomic_dir(out) as tmp:
         args = [
-            (str(store.root), c, str(tmp), kinds_t, used, parallel, merge_foreground)
+            (str(store.root), c, str(tmp), kinds_t, used, parallel, merge_foreground, absent)
             for c in labelled
         ]
         entries = map_cases(_write_case, args, jobs)
         merged = {"0": class_names.get("0", "background"), "1": "foreground (all classes merged)"}
         info: dict[str, Any] = {
-            "convention": CONVENTION,
+            "convention": convention(absent),
+            "absent": absent,
             "kinds": list(kinds_t),
             "backend": used,
             "parallel": parallel,
@@ -512,7 +589,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=prog("distmaps.py"),
         description="Signed distance maps in mm (negative inside, positive outside; "
-        "absent class = +diagonal) for every labelled case of a case store.",
+        "absent class = +diagonal, or 0 with --absent zero) for every labelled case of a "
+        "case store.",
         formatter_class=HelpFormatter,
     )
     p.add_argument("--cases", required=True, help="case store folder (data/<ds>/cases)")
@@ -526,6 +604,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--backend", choices=BACKENDS, default="edt", help="distance transform")
     p.add_argument("--threads", type=positive_int, default=1, help="edt threads per transform")
+    p.add_argument(
+        "--absent",
+        choices=ABSENTS,
+        default="diagonal",
+        help="an absent class's map: +diagonal of the field of view (mm), or zero "
+        "everywhere (the reference code's; no gradient from it)",
+    )
     p.add_argument(
         "--merge-foreground",
         action="store_true",
@@ -553,11 +638,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.backend,
         args.threads,
         merge_foreground=args.merge_foreground,
+        absent=args.absent,
     )
     skipped = len(info["skipped_unlabelled"])
     print(
         f"distmaps: {len(info['cases'])} cases ({','.join(info['kinds'])}, "
         f"K={info['n_classes']}, {info['backend']}"
+        + (f", absent class {args.absent}" if args.absent != "diagonal" else "")
         + (f", {skipped} unlabelled skipped" if skipped else "")
         + f") -> {args.out} in {time.perf_counter() - start:.1f} s",
         file=sys.stdout,

@@ -172,6 +172,16 @@ def source_scorer(method: Path) -> Any:
     return recorded_trainer(method).source_scorer(method)
 
 
+def extra_metric_names(text: str) -> tuple[str, ...]:
+    """``--extra-metrics``: per-class metrics of the registry (mask or surface kinds),
+    comma-separated, no repeats; one :class:`InputError` line otherwise."""
+    names = tuple(m.strip() for m in text.split(",") if m.strip())
+    unknown = [m for m in names if m not in METRICS]
+    if unknown or len(set(names)) != len(names):
+        raise InputError("--extra-metrics", f"{text!r}: each once, among " + ", ".join(METRICS))
+    return names
+
+
 def evaluate_method(
     method: Path,
     out: Path,
@@ -179,12 +189,27 @@ def evaluate_method(
     cases: Path | None = None,
     device: str = "auto",
     amp: str = "auto",
+    extra_metrics: Sequence[str] = (),
 ) -> pd.DataFrame:
-    """Write the eval folder ``out`` of ``method`` (module docstring); returns its rows."""
+    """Write the eval folder ``out`` of ``method`` (module docstring); returns its rows.
+
+    ``extra_metrics`` (make ``EVAL_METRICS``): per-class metrics scored here in
+    addition to the training's, after them (those the training has are not repeated).
+    Only this stage imports their code, so a change to it re-evaluates and never
+    retrains. A trainer's own scorer takes them through its ``extend`` method; one
+    without it refuses them in one line."""
     store = store_of(method, cases)
     output.check_apart(out, [("method", method), ("case store", store.root), ("raw", raw)])
     best, metrics = training_metrics(method)
     scorer = source_scorer(method)  # the trainer's own scores, else None
+    extra = [m for m in extra_metrics if m not in metrics]
+    if extra:
+        if scorer is not None and not hasattr(scorer, "extend"):
+            raise InputError(method, f"its trainer scores its own metrics; extra metrics "
+                             f"{', '.join(extra)} cannot be added (EVAL_METRICS)")
+        if scorer is not None:
+            scorer.extend(extra)
+        metrics = [*metrics, *extra]
     ids = store.case_ids("test")
     if not ids:
         raise InputError(store.root, "no test case to evaluate")
@@ -233,6 +258,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--cases", type=Path, default=None,
         help="the case store (default: the one of the method's args.json)",
     )  # fmt: skip
+    p.add_argument(
+        "--extra-metrics", type=extra_metric_names, default=(),
+        help="per-class metrics scored here only, in addition to the training's "
+        "(comma-separated; make EVAL_METRICS)",
+    )  # fmt: skip
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument(
         "--amp", default="auto", choices=["auto", "off", "bf16", "fp16"],
@@ -244,7 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Predict and score the test cases; print one line per case's Dice."""
     args = build_parser().parse_args(argv)
-    table = evaluate_method(args.method, args.out, args.raw, args.cases, args.device, args.amp)
+    table = evaluate_method(args.method, args.out, args.raw, args.cases, args.device, args.amp,
+                            args.extra_metrics)
     dice = table[table["metric"] == "dice"].groupby("case", sort=False)["value"].mean()
     print(f"{args.out}: {len(dice)} test case(s) in {GRID}, mean Dice {dice.mean():.4f}")
     return 0

@@ -40,7 +40,7 @@ warp do not; two ways are used:
 - per-slice 2D maps (``recompute`` with the slice's spacing: ``DIST=2d`` training,
   weight maps): the maps are recomputed from the warped label with
   :func:`segline.distmaps.one_hot_signed_distance`, exactly what the distance-map
-  stage would have stored for that slice;
+  stage would have stored for that slice (with the store's ``absent`` convention);
 - 3D maps (patches, or slices of the volume's maps): they cannot be recomputed from
   a patch or a slice (the nearest boundary may lie outside it), so the maps are
   warped linearly like the image (edge values repeated outside) and multiplied by
@@ -74,7 +74,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
-from segline.distmaps import one_hot_signed_distance
+from segline.distmaps import Absent, one_hot_signed_distance
 
 __all__ = [
     "AUGS",
@@ -160,6 +160,7 @@ def augment(
     mask: np.ndarray | None = None,
     recompute: bool = False,
     n_classes: int | None = None,
+    absent: Absent = "diagonal",
 ) -> dict[str, np.ndarray]:
     """Augment one item's arrays (see the module docstring for the levels).
 
@@ -174,6 +175,8 @@ def augment(
         recompute: recompute ``dist`` from the warped label (per-slice 2D maps only,
             see the module docstring); needs ``n_classes``.
         n_classes: K, for ``recompute``.
+        absent: the stored maps' value of an absent class (``"diagonal"`` or
+            ``"zero"``, :mod:`segline.distmaps`), for ``recompute``.
 
     Returns:
         dict with ``image``, ``label`` and, when given, ``dist`` and ``mask``; all
@@ -221,7 +224,7 @@ def augment(
                     raise ValueError("recompute needs n_classes")
                 lab = out["label"]
                 known = np.where(lab < n_classes, lab, 0)  # 255: not a class of its own
-                out["dist"] = one_hot_signed_distance(known, n_classes, spacing)
+                out["dist"] = one_hot_signed_distance(known, n_classes, spacing, absent=absent)
             else:
                 out["dist"] = (
                     np.stack(

@@ -23,6 +23,7 @@ from torch.utils.data import Dataset
 
 from segline.casestore import CaseStore
 from segline.data.augment import augment, item_rng
+from segline.distmaps import Absent, store_absent
 
 
 def one_hot(label: np.ndarray, n_classes: int) -> np.ndarray:
@@ -88,6 +89,7 @@ class SliceDataset(Dataset):
             picks = np.linspace(0, len(self.index) - 1, limit).round().astype(int)
             self.index = [self.index[i] for i in picks]
         self._cache: dict[str, dict[str, np.ndarray]] = {}
+        self._absent_value: Absent | None = None
 
     def __len__(self) -> int:
         return len(self.index)
@@ -138,6 +140,13 @@ class SliceDataset(Dataset):
                     item["weight"] = torch.from_numpy(boundary_weight(dist, *self.weight_map))
         return item
 
+    def _absent(self) -> Absent:
+        """The distance-map store's value of an absent class (``distmaps.json``),
+        read once: recomputed maps must match the stored ones."""
+        if self._absent_value is None:
+            self._absent_value = store_absent(self.store.dist_root)
+        return self._absent_value
+
     def _augmented(
         self, item: dict[str, Any], arrays: dict[str, np.ndarray], i: int
     ) -> dict[str, Any]:
@@ -159,6 +168,7 @@ class SliceDataset(Dataset):
             dist=dist,
             recompute=(self.dist_kind or "2d") == "2d",
             n_classes=self.n_classes,
+            absent=self._absent(),
         )
         item["image"] = torch.from_numpy(out["image"])
         item["target"] = torch.from_numpy(one_hot(out["label"], self.n_classes))
@@ -178,7 +188,11 @@ def boundary_weight(dist: np.ndarray, w0: float, sigma_mm: float) -> np.ndarray:
     nearest boundary of any foreground class, taken from the signed distance maps
     (``|dist|`` of classes 1..K-1; class 0 is the complement of the others). Pixels on a
     boundary weigh ``1 + w0``, far ones 1. Slices without foreground get weight 1
-    (their maps hold the constant slice diagonal, far from any boundary).
+    (their maps hold the constant slice diagonal, far from any boundary). A class
+    whose map is 0 everywhere is absent (a store written with ``absent="zero"``: no
+    real distance is 0) and is skipped, so the weights do not depend on that choice
+    (with no foreground class left the weight is exactly 1, against
+    ``1 + w0 exp(-D**2 / (2 sigma**2))``, about 1, from the diagonal maps).
 
     Args:
         dist: (K, H, W) signed distance maps in mm.
@@ -190,7 +204,11 @@ def boundary_weight(dist: np.ndarray, w0: float, sigma_mm: float) -> np.ndarray:
         >>> boundary_weight(d, 4.0, 1.0).round(3).tolist()
         [[5.0, 1.0]]
     """
-    near = np.abs(dist[1:]).min(axis=0) if dist.shape[0] > 1 else np.abs(dist[0])
+    maps = dist[1:] if dist.shape[0] > 1 else dist
+    present = [m for m in maps if m.any()]
+    if not present:  # no foreground at all, under either convention
+        return np.ones(dist.shape[1:], dtype=np.float32)
+    near = np.abs(np.stack(present)).min(axis=0)
     return (1.0 + w0 * np.exp(-(near.astype(np.float64) ** 2) / (2.0 * sigma_mm**2))).astype(
         np.float32
     )

@@ -63,6 +63,7 @@ from segline.datasets.deterministic import (
     smooth_noise,
     zip_bytes,
 )
+from segline.datasets.toys import register_toy
 
 PREFIX = "SMIR.Brain.XX.O."
 TRAIN_DIR, TEST_DIR = "TRAINING", "TESTING"
@@ -485,6 +486,7 @@ def _write(outs: list[Path], seed: int, params: ToyIslesParams) -> None:
     atomic.write_bytes(Path(outs[1]), test)
 
 
+@register_toy("isles")
 def write_toy_archives(outs: list[Path], seed: int = 0) -> None:
     """``preprocess/make_toy.py --dataset isles``: write the training and testing zips.
 
@@ -496,6 +498,7 @@ def write_toy_archives(outs: list[Path], seed: int = 0) -> None:
     _write(outs, seed, ISLES_TOY)
 
 
+@register_toy("isles-hard")
 def write_hard_toy_archives(outs: list[Path], seed: int = 0) -> None:
     """``preprocess/make_toy.py --dataset isles-hard``: the hard variant's two zips.
 

@@ -48,6 +48,7 @@ from segline.datasets.deterministic import (
     tar_bytes,
 )
 from segline.datasets.toy_msd import MsdToyCase, msd_dataset_json, msd_entries
+from segline.datasets.toys import register_toy
 
 TASK_DIR = "Task09_Spleen"
 CASE_PREFIX = "spleen_"
@@ -281,6 +282,7 @@ def write_toy_spleen(path: Path, seed: int = 0, n_cases: int = 12, n_test: int =
     atomic.write_bytes(Path(path), toy_spleen_bytes(seed, n_cases, n_test))
 
 
+@register_toy("spleen")
 def write_toy_archives(outs: list[Path], seed: int = 0) -> None:
     """``preprocess/make_toy.py`` entry point: the one spleen archive at ``outs[0]``."""
     if len(outs) != 1:

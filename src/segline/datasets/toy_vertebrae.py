@@ -67,6 +67,7 @@ from segline.datasets.deterministic import (
     smooth_noise,
     tar_bytes,
 )
+from segline.datasets.toys import register_toy
 
 TRAIN_DIR = "dataset-vertebrae-toy-training"
 TEST_DIR = "dataset-vertebrae-toy-test"
@@ -355,6 +356,7 @@ def toy_vertebrae_bytes(seed: int = 0) -> bytes:
     return tar_bytes(toy_vertebrae_entries(seed))
 
 
+@register_toy("vertebrae")
 def write_toy_archives(outs: list[Path], seed: int = 0) -> None:
     """``preprocess/make_toy.py`` entry point: the one archive at ``outs[0]`` (atomic)."""
     if len(outs) != 1:

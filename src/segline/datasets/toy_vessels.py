@@ -70,6 +70,7 @@ from segline.datasets.deterministic import (
     tar_bytes,
 )
 from segline.datasets.toy_msd import MsdToyCase, msd_dataset_json, msd_entries
+from segline.datasets.toys import register_toy
 
 TASK_DIR = "Task08_HepaticVessel"
 CASE_PREFIX = "hepaticvessel_"
@@ -484,6 +485,7 @@ def write_toy_vessels(
     atomic.write_bytes(Path(path), toy_vessel_bytes(seed, n_cases, n_test))
 
 
+@register_toy("vessels")
 def write_toy_archives(outs: list[Path], seed: int = 0) -> None:
     """``preprocess/make_toy.py`` entry point: the one vessel archive at ``outs[0]``."""
     if len(outs) != 1:

@@ -2,9 +2,11 @@
 ``segline-make-toy`` command (``--dataset spleen --out data/spleen-toy.tar``).
 
 The toy archive has the format of the real download and is checked against its
-lineage md5 by the unpack stage like any other archive. Generators are looked up by
-name in :data:`GENERATORS` (module and function, imported on demand: no eval); the
-generators live beside this module (``toy_<name>.py``). A data set with several
+lineage md5 by the unpack stage like any other archive. A generator is a function
+``writer(outs: list[Path], seed: int)`` that writes every archive of its data set
+atomically, registered with ``@register_toy("<name>")`` in its module beside this one
+(``toy_<name>.py``; a variant is one more function, ``isles-hard``); :func:`get_toy`
+imports only that module (:class:`segline.registry.Registry`). A data set with several
 archives (ISLES: the training and the testing zip) takes one ``--out`` per archive,
 in lineage order.
 """
@@ -12,21 +14,41 @@ in lineage order.
 from __future__ import annotations
 
 import argparse
-import importlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from segline.cli import HelpFormatter, cli_of, prog
+from segline.registry import Registry
 
-# name -> (module, function); the function is writer(outs: list[Path], seed: int) and
-# writes every archive of the data set atomically.
-GENERATORS: dict[str, tuple[str, str]] = {
-    "spleen": ("segline.datasets.toy_spleen", "write_toy_archives"),
-    "isles": ("segline.datasets.toy_isles", "write_toy_archives"),
-    "isles-hard": ("segline.datasets.toy_isles", "write_hard_toy_archives"),
-    "vessels": ("segline.datasets.toy_vessels", "write_toy_archives"),
-    "vertebrae": ("segline.datasets.toy_vertebrae", "write_toy_archives"),
-}
+Writer = Callable[[list[Path], int], None]
+W = TypeVar("W", bound=Writer)
+
+TOYS: Registry[Writer] = Registry(
+    "toy", "toys", "segline.datasets", "register_toy", pattern=r"[a-z][a-z0-9_-]*",
+)
+"""The toy generators: each registered by :func:`register_toy` in its module of
+``segline.datasets``, imported when asked for."""
+
+
+def register_toy(name: str) -> Callable[[W], W]:
+    """Function decorator: make a writer ``writer(outs, seed)`` available as
+    ``--dataset name`` (make's ``TOY_GENERATOR``)."""
+    return TOYS.register(name)
+
+
+def toy_names() -> list[str]:
+    """Names of the toy generators, sorted (read from the sources: imports none)."""
+    return TOYS.names()
+
+
+def get_toy(name: str) -> Writer:
+    """The writer registered as ``name``, importing only its module.
+
+    Raises:
+        UnknownName: (a ``ValueError``) unknown name; the message lists the known ones.
+    """
+    return TOYS.get(name)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=HelpFormatter,
     )
     parser.add_argument(
-        "--dataset", required=True, choices=sorted(GENERATORS), help="which toy to write"
+        "--dataset", required=True, choices=toy_names(), help="which toy to write"
     )
     parser.add_argument(
         "--out",
@@ -60,9 +82,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Write the archive named by ``--dataset`` to ``--out``; return 0."""
     args = parse_args(argv)
-    module, function = GENERATORS[args.dataset]
-    writer = getattr(importlib.import_module(module), function)
-    writer(list(args.out), args.seed)
+    get_toy(args.dataset)(list(args.out), args.seed)
     for out in args.out:
         print(
             f"make_toy: wrote {out} ({out.stat().st_size} bytes, "

@@ -1,5 +1,8 @@
 """Segmentation losses, one class per loss, found by name.
 
+Each loss registers itself with :func:`register_loss` in its own module; the package
+imports none of them: :func:`get_loss` imports the one asked for (so a training's
+lineage lists only the losses its spec names), :func:`loss_names` lists them all.
 Registered names (aliases in brackets):
 
 - ``ce`` (crossentropy, cross_entropy): :class:`CrossEntropy`
@@ -10,7 +13,7 @@ Registered names (aliases in brackets):
 - ``hausdorff_gt``: :class:`HausdorffGT` (one-sided: distance to the ground truth only)
 - ``focal``: :class:`Focal`
 
-An experiment registers its own losses with :func:`register` in its package (e.g. the
+An experiment registers its own losses with :func:`register_loss` in its package (e.g. the
 vessels experiment's ``mip``, :mod:`segline.experiments.vessels.loss`), imported by
 its trainer before the spec is parsed.
 
@@ -28,33 +31,29 @@ Example:
     ['boundary', 'gdl']
 """
 
-from segline.losses.boundary import Boundary
 from segline.losses.combined import CombinedLoss
-from segline.losses.crossentropy import CrossEntropy
-from segline.losses.dice import Dice, GeneralizedDice
-from segline.losses.focal import Focal
-from segline.losses.hausdorff import HausdorffDT, HausdorffGT
-from segline.losses.registry import SegLoss, get_loss, known_losses, loss_class, register
+from segline.losses.registry import (
+    LOSSES,
+    SegLoss,
+    get_loss,
+    get_loss_class,
+    loss_names,
+    register_loss,
+)
 from segline.losses.schedule import SCHEDULE_KINDS, Schedule
 from segline.losses.spec import LossTerm, parse_spec, terms_to_json
 
 __all__ = [
+    "LOSSES",
     "SCHEDULE_KINDS",
-    "Boundary",
     "CombinedLoss",
-    "CrossEntropy",
-    "Dice",
-    "Focal",
-    "GeneralizedDice",
-    "HausdorffDT",
-    "HausdorffGT",
     "LossTerm",
     "Schedule",
     "SegLoss",
     "get_loss",
-    "known_losses",
-    "loss_class",
+    "get_loss_class",
+    "loss_names",
     "parse_spec",
-    "register",
+    "register_loss",
     "terms_to_json",
 ]

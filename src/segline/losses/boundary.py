@@ -25,12 +25,12 @@ from segline.losses.registry import (
     check_inputs,
     counted,
     full_precision,
-    register,
+    register_loss,
     select,
 )
 
 
-@register("boundary", "surface")
+@register_loss("boundary", "surface")
 class Boundary(SegLoss):
     """Boundary loss ``mean_{b, k in idc, n} p * dist`` over counted pixels.
 

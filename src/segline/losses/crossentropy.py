@@ -23,12 +23,12 @@ from segline.losses.registry import (
     counted,
     full_precision,
     pixel_mean,
-    register,
+    register_loss,
     select,
 )
 
 
-@register("ce", "crossentropy", "cross_entropy")
+@register_loss("ce", "crossentropy", "cross_entropy")
 class CrossEntropy(SegLoss):
     """Cross-entropy ``-sum_k t_k log p_k`` over classes ``idc``, mean over counted pixels.
 

@@ -17,7 +17,14 @@ from collections.abc import Mapping, Sequence
 
 from torch import Tensor
 
-from segline.losses.registry import SegLoss, check_inputs, counted, full_precision, register, select
+from segline.losses.registry import (
+    SegLoss,
+    check_inputs,
+    counted,
+    full_precision,
+    register_loss,
+    select,
+)
 
 
 def _sums(probs: Tensor, batch: Mapping[str, Tensor], idc: Sequence[int]) -> tuple[Tensor, ...]:
@@ -36,7 +43,7 @@ def _positive(value: float, what: str) -> float:
     return float(value)
 
 
-@register("dice")
+@register_loss("dice")
 class Dice(SegLoss):
     """Soft Dice loss: ``1 - mean over (sample, class in idc) of (2I + s)/(P + T + s)``.
 
@@ -75,7 +82,7 @@ class Dice(SegLoss):
             return 1.0 - dice.mean()
 
 
-@register("gdl", "generalized_dice", "generalised_dice")
+@register_loss("gdl", "generalized_dice", "generalised_dice")
 class GeneralizedDice(SegLoss):
     """Generalised Dice loss (Sudre et al. 2017), class weights ``1 / (T_k + eps)^2``.
 

@@ -20,12 +20,12 @@ from segline.losses.registry import (
     counted,
     full_precision,
     pixel_mean,
-    register,
+    register_loss,
     select,
 )
 
 
-@register("focal")
+@register_loss("focal")
 class Focal(SegLoss):
     """Focal loss ``-sum_k t_k (1 - p_k)^gamma log p_k``, mean over counted pixels.
 

@@ -14,7 +14,8 @@ read from the precomputed signed map ``batch["dist"]`` (:mod:`segline.distmaps`)
 ``p_k > 0.5``, recomputed at every call by :func:`prediction_distance` with the
 same convention (``|signed_distance|`` of the thresholded mask: voxel centre to the
 nearest voxel centre on the other side, the field-of-view diagonal ``D`` for an empty
-or a full mask), so both terms are in mm and comparable. ``d_p`` is a weight, not a
+or a full mask; 0 for an empty one when the distance-map store was written with
+``absent="zero"``, see below), so both terms are in mm and comparable. ``d_p`` is a weight, not a
 function of the parameters: it is computed without gradient, so
 ``dloss/dp_k = 2 (p_k - t_k) (d_t^alpha + d_p^alpha) / n``. With ``d_p`` a false-positive
 blob far from the true object is weighted by its own extent too (its inner pixels are
@@ -51,6 +52,14 @@ while the whole one-sided loss (forward + backward) takes about 1 ms and 3-12 ms
 Distances are in mm, so the scale of either loss depends on the spacing
 (``mm^alpha``); weight it accordingly in the spec (the spleen and ISLES methods use
 ``alpha=1``, see spleen.make).
+
+Absent classes (make ``ABSENT``, :mod:`segline.distmaps`). ``d_t`` is read from the
+store, so it follows the store's convention: ``D`` for a class absent from the slice
+(patch: volume) by default, 0 with ``absent="zero"`` (the reference code's
+``one_hot2hd_dist``). ``d_p`` of an empty prediction follows the same rule: the trainer
+reads the store's ``absent`` and sets it on every :class:`HausdorffDT` of its loss
+(:func:`use_absent`), so with ``zero`` a class absent from both the truth and the
+prediction weighs nothing.
 """
 
 from __future__ import annotations
@@ -62,14 +71,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from segline.distmaps import signed_distance
+from segline.distmaps import ABSENTS, Absent, signed_distance
 from segline.losses.registry import (
     BOUNDARY,
     SegLoss,
     check_inputs,
     counted,
     full_precision,
-    register,
+    register_loss,
     select,
 )
 
@@ -107,20 +116,26 @@ def batch_spacing(batch: Mapping[str, Tensor], probs: Tensor, who: str) -> np.nd
 
 
 def prediction_distance(
-    probs: Tensor, spacing: np.ndarray, mask: Tensor | None = None, threshold: float = 0.5
+    probs: Tensor,
+    spacing: np.ndarray,
+    mask: Tensor | None = None,
+    threshold: float = 0.5,
+    absent: Absent = "diagonal",
 ) -> Tensor:
     """Unsigned distance (mm) to the boundary of each thresholded prediction, no gradient.
 
     For every (b, c): the mask ``probs[b, c] > threshold`` (and counted, when ``mask``
     is given), then ``|signed_distance(mask, spacing[b])|`` (:mod:`segline.distmaps`):
     inside, the distance to the nearest voxel outside; outside, to the nearest voxel
-    inside; the field-of-view diagonal everywhere when the mask is empty or full.
+    inside; the field-of-view diagonal everywhere when the mask is empty or full (0
+    when it is empty and ``absent="zero"``).
 
     Args:
         probs: (B, C, H, W) slices or (B, C, D, H, W) patches (any float dtype/device).
         spacing: (B, 2) or (B, 3) mm per voxel, the spatial axis order of ``probs``.
         mask: optional (B, *spatial), nonzero where a pixel counts.
         threshold: probability above which a pixel is predicted in the class.
+        absent: an empty mask reads ``D`` (``"diagonal"``) or 0 (``"zero"``).
 
     Returns:
         float32 tensor of ``probs``' shape on ``probs``' device, detached.
@@ -140,7 +155,7 @@ def prediction_distance(
     out = np.empty(fg_np.shape, dtype=np.float32)
     for b in range(fg_np.shape[0]):
         for c in range(fg_np.shape[1]):
-            np.abs(signed_distance(fg_np[b, c], spacing[b]), out=out[b, c])
+            np.abs(signed_distance(fg_np[b, c], spacing[b], absent=absent), out=out[b, c])
     return torch.from_numpy(out).to(probs.device)
 
 
@@ -152,12 +167,34 @@ def _check_spatial(who: str, probs: Tensor) -> None:
         )
 
 
-@register("hausdorff", "hd", "hausdorff_dt")
+def use_absent(criterion: torch.nn.Module, absent: str) -> int:
+    """Set the empty-prediction value of every :class:`HausdorffDT` in ``criterion``.
+
+    The trainer calls it with its distance-map store's ``absent``
+    (:func:`segline.distmaps.store_absent`), so ``d_p`` and ``d_t`` share one convention.
+
+    Returns:
+        How many losses were set.
+
+    Raises:
+        ValueError: ``absent`` not one of :data:`segline.distmaps.ABSENTS`.
+    """
+    if absent not in ABSENTS:
+        raise ValueError(f"absent must be one of {ABSENTS}, got {absent!r}")
+    found = [m for m in criterion.modules() if isinstance(m, HausdorffDT)]
+    for m in found:
+        m.absent = absent
+    return len(found)
+
+
+@register_loss("hausdorff", "hd", "hausdorff_dt")
 class HausdorffDT(SegLoss):
     """Two-sided HD_DT loss ``mean (p - t)^2 (d_t^alpha + d_p^alpha)`` (module docstring).
 
     Needs ``batch["dist"]`` (signed GT maps, mm) and ``batch["spacing"]`` (mm);
-    ``d_p`` is recomputed on the CPU at every call, without gradient.
+    ``d_p`` is recomputed on the CPU at every call, without gradient. Its value for an
+    empty prediction is :attr:`absent` (set by the trainer from the store,
+    :func:`use_absent`).
 
     Args:
         idc: classes used (foreground 1..K-1 by default in specs).
@@ -178,6 +215,8 @@ class HausdorffDT(SegLoss):
 
     kind = BOUNDARY
     needs_dist = True
+    absent: str = "diagonal"
+    """``d_p`` of an empty prediction: ``"diagonal"`` (D) or ``"zero"``, as the store."""
 
     def __init__(self, idc: Sequence[int], alpha: float = 2.0) -> None:
         super().__init__(idc)
@@ -197,7 +236,7 @@ class HausdorffDT(SegLoss):
         _check_spatial(who, probs)
         spacing = batch_spacing(batch, probs, who)
         mask = batch.get("mask")
-        d_p = prediction_distance(probs[:, list(self.idc)], spacing, mask)
+        d_p = prediction_distance(probs[:, list(self.idc)], spacing, mask, absent=self.absent)
         with full_precision(probs):
             p = select(probs, self.idc)
             t = select(batch["target"], self.idc)
@@ -207,7 +246,7 @@ class HausdorffDT(SegLoss):
             return ((p - t) ** 2 * w * m).sum() / (m.sum().clamp_min(1.0) * len(self.idc))
 
 
-@register("hausdorff_gt")
+@register_loss("hausdorff_gt")
 class HausdorffGT(SegLoss):
     """One-sided HD_DT loss ``mean (p - t)^2 |dist_gt|^alpha``: distance to the ground
     truth only (the ``d_p`` term dropped, no per-step distance transform).

@@ -1,8 +1,10 @@
 """The loss registry and the interface every registered loss implements.
 
-A loss is a small :class:`SegLoss` subclass found by name (nnU-Net style)::
+A loss is a small :class:`SegLoss` subclass in its own module of ``segline.losses``,
+found by name (:class:`segline.registry.Registry`: the module is imported when its
+name is asked for)::
 
-    @register("boundary", "surface")
+    @register_loss("boundary", "surface")
     class Boundary(SegLoss): ...
 
     get_loss("boundary", idc=[1])      # -> Boundary(idc=(1,))
@@ -30,7 +32,7 @@ same value (to rounding of the inputs) under bf16/fp16 autocast as in fp32.
 
 Example:
     >>> import torch
-    >>> sorted(known_losses())[:3]
+    >>> loss_names()[:3]
     ['boundary', 'ce', 'dice']
     >>> loss = get_loss("dice", idc=[0, 1])
     >>> t = torch.tensor([[[[1.0, 0.0]], [[0.0, 1.0]]]])   # (B=1, K=2, H=1, W=2)
@@ -47,11 +49,10 @@ from typing import ClassVar, TypeVar
 import torch
 from torch import Tensor, nn
 
+from segline.registry import Registry
+
 REGIONAL = "regional"
 BOUNDARY = "boundary"
-
-_REGISTRY: dict[str, type[SegLoss]] = {}
-_ALIASES: dict[str, str] = {}
 
 L = TypeVar("L", bound="type[SegLoss]")
 
@@ -64,7 +65,7 @@ class SegLoss(nn.Module):
             distinct, non-negative. Checked against K when the loss is called.
 
     Class attributes (set by subclasses):
-        name: the registry name (set by :func:`register`).
+        name: the registry name (set by :func:`register_loss`).
         kind: ``"regional"`` (default idc = all classes) or ``"boundary"`` (default
             idc = foreground classes 1..K-1), used by the spec parser.
         needs_logits: the loss reads ``logits`` (cross-entropy, focal).
@@ -73,7 +74,7 @@ class SegLoss(nn.Module):
     Example:
         >>> get_loss("boundary", idc=[1]).idc
         (1,)
-        >>> loss_class("gdl").default_idc(3), loss_class("boundary").default_idc(3)
+        >>> get_loss_class("gdl").default_idc(3), get_loss_class("boundary").default_idc(3)
         ([0, 1, 2], [1, 2])
     """
 
@@ -144,7 +145,15 @@ def check_idc(idc: Sequence[int]) -> tuple[int, ...]:
     return tuple(out)
 
 
-def register(name: str, *aliases: str) -> Callable[[L], L]:
+LOSSES: Registry[type[SegLoss]] = Registry(
+    "loss", "losses", "segline.losses", "register_loss",
+    pattern=r"[a-z][a-z0-9_]*", base=SegLoss, name_attribute="name",
+)
+"""The losses: each registered by :func:`register_loss` in its module of
+``segline.losses`` (or an experiment's module, once imported), imported when asked for."""
+
+
+def register_loss(name: str, *aliases: str) -> Callable[[L], L]:
     """Class decorator: make a :class:`SegLoss` subclass available under ``name``.
 
     Args:
@@ -154,54 +163,35 @@ def register(name: str, *aliases: str) -> Callable[[L], L]:
     Returns:
         The decorator, which returns the class unchanged (with ``cls.name`` set).
     """
-
-    def decorator(cls: L) -> L:
-        if not (isinstance(cls, type) and issubclass(cls, SegLoss)):
-            raise TypeError(f"{cls!r} is not a SegLoss subclass")
-        for n in (name, *aliases):
-            if n in _REGISTRY or n in _ALIASES:
-                raise ValueError(f"loss name {n!r} is already registered")
-        cls.name = name
-        _REGISTRY[name] = cls
-        for a in aliases:
-            _ALIASES[a] = name
-        return cls
-
-    return decorator
+    return LOSSES.register(name, *aliases)
 
 
-def known_losses() -> list[str]:
+def loss_names() -> list[str]:
     """Canonical names of the registered losses, sorted (aliases not included)."""
-    return sorted(_REGISTRY)
+    return LOSSES.names()
 
 
 def loss_aliases() -> dict[str, str]:
     """Alias → canonical name of every registered alias, sorted by alias
     (``{"surface": "boundary", ...}``; listed by ``segline-train --help``)."""
-    return dict(sorted(_ALIASES.items()))
+    return LOSSES.aliases()
 
 
 def canonical_name(name: str) -> str:
-    """Resolve an alias to its canonical name; unknown name -> ``ValueError``.
+    """Resolve an alias to its canonical name; unknown name ->
+    :class:`~segline.registry.UnknownName` (a ``ValueError``).
 
     Example:
         >>> canonical_name("surface")
         'boundary'
     """
-    if name in _REGISTRY:
-        return name
-    if name in _ALIASES:
-        return _ALIASES[name]
-    aliases = ", ".join(f"{a}->{c}" for a, c in sorted(_ALIASES.items()))
-    raise ValueError(
-        f"unknown loss {name!r}; known losses: {', '.join(known_losses())}"
-        + (f" (aliases: {aliases})" if aliases else "")
-    )
+    return LOSSES.canonical(name)
 
 
-def loss_class(name: str) -> type[SegLoss]:
-    """The class registered under ``name`` (or an alias); unknown -> ``ValueError``."""
-    return _REGISTRY[canonical_name(name)]
+def get_loss_class(name: str) -> type[SegLoss]:
+    """The class registered under ``name`` (or an alias), importing only its module;
+    unknown -> :class:`~segline.registry.UnknownName` (a ``ValueError``)."""
+    return LOSSES.get(name)
 
 
 def get_loss(name: str, **kwargs: object) -> SegLoss:
@@ -218,7 +208,7 @@ def get_loss(name: str, **kwargs: object) -> SegLoss:
         >>> get_loss("focal", idc=[0, 1], gamma=2.0)
         Focal(idc=[0, 1], gamma=2.0)
     """
-    return loss_class(name)(**kwargs)
+    return get_loss_class(name)(**kwargs)
 
 
 # --------------------------------------------------------------------------------------

@@ -13,15 +13,31 @@ In the formulas below ``epoch`` is that index:
   weights (``total = regional + α·boundary``).
 - ``rebalance``: same α, and the other terms are multiplied by ``1 − α``
   (``total = (1 − α)·regional + α·boundary``).
+- ``steal``: the published code's ``StealWeight`` scheduler. α = ``start + step·epoch``
+  with **no cap**, and the other terms are multiplied by
+  ``max(STEAL_FLOOR, 1 − step·epoch)``, ``STEAL_FLOOR = 0.1``
+  (``total = max(0.1, 1 − 0.01·e)·regional + (0.01 + 0.01·e)·boundary`` with the
+  defaults). ``cap`` is ignored.
 
-Defaults ``start = 0.01, step = 0.01, cap = 0.99``. The MIDL 2019 paper writes the
-combination as ``α·L_GDL + (1 − α)·L_B`` with its α starting at 1 and decreased by 0.01
-per epoch until 0.01: in our notation (α on the boundary term) a boundary weight
-growing by 0.01 per epoch until 0.99, where the regional term keeps 1% of its weight.
-Its first epoch has boundary weight 0 (``start=0``); the default ``start = 0.01``
-follows the published code and the MedIA 2021 version, whose runs begin with weight
-0.01 on the boundary term. With 0.01 per epoch, the cap is reached at index 98
-(epoch 99 as counted from 1): on shorter trainings the cap never binds.
+Defaults ``start = 0.01, step = 0.01, cap = 0.99``. ``rebalance`` follows the MIDL
+2019 paper's text, which writes the combination as ``α·L_GDL + (1 − α)·L_B`` with its
+α starting at 1 and decreased by 0.01 per epoch until 0.01: in our notation (α on the
+boundary term) a boundary weight growing by 0.01 per epoch until 0.99, where the
+regional term keeps 1% of its weight. Its first epoch has boundary weight 0
+(``start=0``); the default ``start = 0.01`` is the first boundary weight of the
+published code's runs. With 0.01 per epoch, the cap is reached at index 98 (epoch 99
+as counted from 1): on shorter trainings the cap never binds.
+
+The published code does not rebalance: its ``StealWeight`` (called after each epoch
+index ``i``, from 0, so epoch index ``e`` trains with the weights of ``e`` calls) takes
+0.01 per epoch from the regional weight, down to 0.1, and adds it to the boundary
+weight without limit: ``steal``. Both give the boundary term α = 0.01 + 0.01·e up to
+index 98, where ``rebalance`` caps it at 0.99 and ``steal`` lets it grow past 1 (2.0 at
+index 199, the last of 200 epochs). The regional factor differs at every epoch:
+``rebalance`` 1 − α = 0.99 − 0.01·e down to 0.01, ``steal`` 1 − 0.01·e (0.01 more) down
+to 0.1, reached at index 90. The reference subtracts from the regional weight; ``steal``
+multiplies the written weight by the factor: the same for the published runs' GDL
+weight 1.
 
 Example:
     >>> s = Schedule("rebalance")
@@ -37,7 +53,9 @@ import math
 from dataclasses import dataclass
 from numbers import Integral
 
-SCHEDULE_KINDS = ("constant", "increase", "rebalance")
+SCHEDULE_KINDS = ("constant", "increase", "rebalance", "steal")
+STEAL_FLOOR = 0.1
+"""``steal``: the smallest factor left on the unscheduled terms (the reference's 0.1)."""
 
 
 def _number(value: object, what: str) -> float:
@@ -51,11 +69,13 @@ class Schedule:
     """α as a function of the epoch, and how it reweights a combined loss.
 
     Args:
-        kind: ``"constant"``, ``"increase"`` or ``"rebalance"``.
-        start: α at index 0, the first epoch (>= 0; <= cap except for ``constant``).
-        step: added to α after each epoch (>= 0; ignored by ``constant``).
+        kind: ``"constant"``, ``"increase"``, ``"rebalance"`` or ``"steal"``.
+        start: α at index 0, the first epoch (>= 0; <= cap for ``increase`` and
+            ``rebalance``).
+        step: added to α after each epoch (>= 0; ignored by ``constant``; ``steal``
+            also takes it from the other terms' factor).
         cap: largest α (``rebalance``: <= 1, so that ``1 − α`` stays >= 0; ignored by
-            ``constant``).
+            ``constant`` and ``steal``).
 
     Example:
         >>> Schedule("increase", start=0.1, step=0.5, cap=1.0).alpha_at(3)
@@ -82,7 +102,7 @@ class Schedule:
         object.__setattr__(self, "cap", cap)
         if start < 0 or step < 0:
             raise ValueError(f"schedule: start and step must be >= 0, got {start}, {step}")
-        if self.kind != "constant" and cap < start:
+        if self.kind in ("increase", "rebalance") and cap < start:
             raise ValueError(f"schedule: cap ({cap}) must be >= start ({start})")
         if self.kind == "rebalance" and cap > 1:
             raise ValueError(f"schedule: rebalance needs cap <= 1 (1 - α >= 0), got {cap}")
@@ -94,13 +114,16 @@ class Schedule:
             epoch: the epoch index, >= 0 (epoch counted from 1, minus 1).
 
         Returns:
-            ``start`` for ``constant``, else ``min(start + step·epoch, cap)``.
+            ``start`` for ``constant``, ``start + step·epoch`` for ``steal``, else
+            ``min(start + step·epoch, cap)``.
         """
         if isinstance(epoch, bool) or not isinstance(epoch, Integral) or epoch < 0:
             raise ValueError(f"schedule: epoch must be an integer >= 0, got {epoch!r}")
         epoch = int(epoch)
         if self.kind == "constant":
             return self.start
+        if self.kind == "steal":
+            return round(self.start + self.step * epoch, 12)
         return round(min(self.start + self.step * epoch, self.cap), 12)
 
     def factors_at(self, epoch: int) -> tuple[float, float]:
@@ -110,8 +133,16 @@ class Schedule:
             epoch: the epoch index, >= 0 (epoch counted from 1, minus 1).
 
         Returns:
-            ``(1 − α, α)`` for ``rebalance``, ``(1.0, α)`` otherwise.
+            ``(1 − α, α)`` for ``rebalance``, ``(max(0.1, 1 − step·epoch), α)`` for
+            ``steal``, ``(1.0, α)`` otherwise.
+
+        Example:
+            >>> [Schedule("steal").factors_at(e) for e in (1, 50, 90, 200)]
+            [(0.99, 0.02), (0.5, 0.51), (0.1, 0.91), (0.1, 2.01)]
         """
         alpha = self.alpha_at(epoch)
-        other = round(1.0 - alpha, 12) if self.kind == "rebalance" else 1.0
-        return other, alpha
+        if self.kind == "rebalance":
+            return round(1.0 - alpha, 12), alpha
+        if self.kind == "steal":
+            return round(max(STEAL_FLOOR, 1.0 - self.step * int(epoch)), 12), alpha
+        return 1.0, alpha

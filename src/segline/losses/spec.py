@@ -21,7 +21,7 @@ JSON form (the string starts with ``[``), one object per term::
 
 Keys common to both forms: ``idc`` (default: all classes 0..K-1 for regional losses,
 foreground 1..K-1 for boundary/hausdorff), ``schedule`` (``constant``, ``increase``,
-``rebalance``, see :mod:`segline.losses.schedule`), ``step`` and ``cap`` (schedule
+``rebalance``, ``steal``, see :mod:`segline.losses.schedule`), ``step`` and ``cap`` (schedule
 parameters, only with ``schedule``). Every other key is passed to the loss's
 constructor (``smooth``, ``eps``, ``alpha``, ``gamma``, ``weighted``) and must be one
 of its parameters.
@@ -50,7 +50,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from segline.losses.registry import SegLoss, canonical_name, check_idc, loss_class
+from segline.losses.registry import SegLoss, canonical_name, check_idc, get_loss_class
 from segline.losses.schedule import Schedule
 
 DEFAULT_SCHEDULED_START = 0.01
@@ -94,7 +94,7 @@ class LossTerm:
 
     def build(self) -> SegLoss:
         """Instantiate the loss module (``get_loss(name, idc=..., **options)``)."""
-        return loss_class(self.name)(idc=list(self.idc), **dict(self.options))
+        return get_loss_class(self.name)(idc=list(self.idc), **dict(self.options))
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-form object of this term (for ``args.json`` / provenance)."""
@@ -270,7 +270,7 @@ def _make_term(entry: dict[str, Any], n_classes: int, where: str) -> LossTerm:
         name = canonical_name(name)
     except ValueError as err:
         raise ValueError(f"{where}: {err}") from None
-    cls = loss_class(name)
+    cls = get_loss_class(name)
 
     weight = entry.get("weight")
     if weight is not None and not (math.isfinite(weight) and weight >= 0):

@@ -1,8 +1,11 @@
 """Segmentation networks, picked by name (:func:`get_net`).
 
-2D: ``ENet``, ``UNet``, ``ResidualUNet``, ``Dimwit``; 3D: ``UNet3D``, ``Dimwit3D``.
-Each outputs raw logits with the input's spatial size, whatever that size is, and
-has a ``dims`` class attribute (2 or 3).
+2D: ``ENet``, ``UNet``, ``ResidualUNet``, ``Dimwit``; 3D: ``UNet3D``, ``Dimwit3D``,
+``IterativeFCN``. Each outputs raw logits with the input's spatial size, whatever that
+size is, and has a ``dims`` class attribute (2 or 3). Each registers itself with
+``@register_net("Name")`` in its own module; this package imports none of them
+(:func:`get_net` imports the one asked for), so import a class from its module
+(``segline.nets.unet3d.UNet3D``).
 
 Example:
     >>> import torch
@@ -11,22 +14,6 @@ Example:
     (1, 2, 37, 45)
 """
 
-from segline.nets.dimwit import Dimwit, Dimwit3D
-from segline.nets.enet import ENet
-from segline.nets.registry import NETS, get_net, get_net_class, net_names
-from segline.nets.resunet import ResidualUNet
-from segline.nets.unet import UNet
-from segline.nets.unet3d import UNet3D
+from segline.nets.registry import NETS, get_net, get_net_class, net_names, register_net
 
-__all__ = [
-    "NETS",
-    "Dimwit",
-    "Dimwit3D",
-    "ENet",
-    "ResidualUNet",
-    "UNet",
-    "UNet3D",
-    "get_net",
-    "get_net_class",
-    "net_names",
-]
+__all__ = ["NETS", "get_net", "get_net_class", "net_names", "register_net"]

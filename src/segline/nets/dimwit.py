@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from segline.nets.blocks import conv_cls, init_weights
+from segline.nets.registry import register_net
 
 __all__ = ["Dimwit", "Dimwit3D"]
 
@@ -56,6 +57,7 @@ class _Tiny(nn.Module):
         return self.body(x).to(x.dtype)
 
 
+@register_net("Dimwit")
 class Dimwit(_Tiny):
     """Tiny 2D net (~2.6 k parameters at ``base=16``, 1 input, 2 classes).
 
@@ -78,6 +80,7 @@ class Dimwit(_Tiny):
         super().__init__(in_channels, n_classes, base, dropout)
 
 
+@register_net("Dimwit3D")
 class Dimwit3D(_Tiny):
     """Tiny 3D net for tests (~2 k parameters at ``base=8``, 1 input, 2 classes).
 

@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from segline.nets.blocks import crop_to, init_weights, make_norm, pad_to_multiple
+from segline.nets.registry import register_net
 
 __all__ = ["ENet", "max_unpool2x"]
 
@@ -194,6 +195,7 @@ def _stage23(ch: int, norm: str, dropout: float) -> nn.Sequential:
     )
 
 
+@register_net("ENet")
 class ENet(nn.Module):
     """ENet for 2D segmentation (~0.35 M parameters at ``width=1``).
 

@@ -28,10 +28,12 @@ import torch
 from torch import nn
 
 from segline.nets.blocks import DoubleConv, UNetBackbone
+from segline.nets.registry import register_net
 
 __all__ = ["IterativeFCN"]
 
 
+@register_net("IterativeFCN")
 class IterativeFCN(UNetBackbone):
     """Constant-width 3D U-Net with a completeness head on the bottleneck.
 

@@ -1,5 +1,8 @@
 """Networks found by name: ``get_net("UNet", in_channels=1, n_classes=2)``.
 
+Each network class registers itself in its own module of ``segline.nets`` with
+``@register_net("Name")`` (:class:`segline.registry.Registry`); a lookup imports only
+that module, so a training's lineage lists only the network it built.
 Names are case-insensitive. Every class has a ``dims`` class attribute (2 or 3),
 so a caller can tell 2D from 3D nets before building one
 (``get_net_class(name).dims``).
@@ -13,23 +16,35 @@ Example:
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from torch import nn
 
-from segline.nets.dimwit import Dimwit, Dimwit3D
-from segline.nets.enet import ENet
-from segline.nets.iterative_fcn import IterativeFCN
-from segline.nets.resunet import ResidualUNet
-from segline.nets.unet import UNet
-from segline.nets.unet3d import UNet3D
+from segline.registry import Registry
 
-__all__ = ["NETS", "get_net", "get_net_class", "net_names"]
+__all__ = ["NETS", "get_net", "get_net_class", "net_names", "register_net"]
 
-NETS: dict[str, type[nn.Module]] = {
-    cls.__name__: cls for cls in (ENet, UNet, ResidualUNet, Dimwit, UNet3D, Dimwit3D, IterativeFCN)
-}
-"""Canonical name → class."""
+N = TypeVar("N", bound="type[nn.Module]")
+
+NETS: Registry[type[nn.Module]] = Registry(
+    "network", "networks", "segline.nets", "register_net",
+    pattern=r"[A-Za-z][A-Za-z0-9_]*", ignore_case=True, base=nn.Module,
+)
+"""The networks: each registered by :func:`register_net` in its module of
+``segline.nets``, imported when asked for."""
+
+
+def register_net(name: str) -> Callable[[N], N]:
+    """Class decorator: make a network class available as ``NET=name`` (any case).
+
+    Args:
+        name: the canonical name, conventionally the class name (``"UNet3D"``).
+
+    Returns:
+        The decorator, which returns the class unchanged.
+    """
+    return NETS.register(name)
 
 
 def net_names() -> list[str]:
@@ -42,7 +57,7 @@ def net_names() -> list[str]:
         >>> net_names()
         ['Dimwit', 'Dimwit3D', 'ENet', 'IterativeFCN', 'ResidualUNet', 'UNet', 'UNet3D']
     """
-    return sorted(NETS)
+    return NETS.names()
 
 
 def get_net_class(name: str) -> type[nn.Module]:
@@ -55,17 +70,13 @@ def get_net_class(name: str) -> type[nn.Module]:
         The class (with its ``dims`` attribute).
 
     Raises:
-        ValueError: unknown name; the message lists the known ones.
+        UnknownName: (a ``ValueError``) unknown name; the message lists the known ones.
 
     Example:
         >>> get_net_class("UNET3D").dims
         3
     """
-    by_lower = {k.lower(): v for k, v in NETS.items()}
-    try:
-        return by_lower[name.lower()]
-    except KeyError:
-        raise ValueError(f"unknown network {name!r}; known: {', '.join(net_names())}") from None
+    return NETS.get(name)
 
 
 def get_net(name: str, in_channels: int, n_classes: int, **kw: Any) -> nn.Module:

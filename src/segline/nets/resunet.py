@@ -20,10 +20,12 @@ from typing import ClassVar
 from torch import nn
 
 from segline.nets.blocks import ResBlock, UNetBackbone
+from segline.nets.registry import register_net
 
 __all__ = ["ResidualUNet"]
 
 
+@register_net("ResidualUNet")
 class ResidualUNet(UNetBackbone):
     """2D U-Net built from residual blocks.
 

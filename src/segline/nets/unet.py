@@ -27,10 +27,12 @@ from typing import ClassVar
 from torch import nn
 
 from segline.nets.blocks import DoubleConv, UNetBackbone
+from segline.nets.registry import register_net
 
 __all__ = ["UNet"]
 
 
+@register_net("UNet")
 class UNet(UNetBackbone):
     """2D U-Net with GroupNorm and transposed-conv upsampling.
 

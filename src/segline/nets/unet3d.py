@@ -31,10 +31,12 @@ from typing import ClassVar
 from torch import nn
 
 from segline.nets.blocks import DoubleConv, UNetBackbone
+from segline.nets.registry import register_net
 
 __all__ = ["UNet3D"]
 
 
+@register_net("UNet3D")
 class UNet3D(UNetBackbone):
     """3D U-Net with GroupNorm and transposed-conv upsampling.
 

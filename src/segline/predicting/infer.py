@@ -1,24 +1,30 @@
-"""A trained method's network applied to one preprocessed volume, as evaluation does.
+"""A trained method's network applied to one preprocessed volume: the one place
+where an image becomes labels and probabilities.
 
 :func:`load_predictor` asks the trainer class the method's ``args.json`` records
 (``trainer``, :mod:`segline.train.trainers`; the core trainer when it records none)
 for its predictor (:meth:`segline.train.loop.Trainer.predictor`). The core trainer's
 is :func:`network_predictor`: the network named in ``args.json`` (net, options, 2.5D
 context, 3D patch size and overlap, batch size) with the case store's channel and
-class counts, ``best.pt`` loaded. :meth:`Predictor.predict` then predicts one image
-(C, Z, Y, X) on the training grid:
+class counts, ``best.pt`` loaded, applied as :meth:`Predictor.of` says. The training
+itself predicts its test cases (and a 3D network its validation cases) with the same
+object built on the network in memory (:meth:`segline.train.loop.Trainer._model_predictor`),
+so ``test/preds_zyx`` are the labels ``segline-predict`` gives on the training's device
+and thread count. :meth:`Predictor.predict` predicts one image (C, Z, Y, X) on the
+training grid:
 
 * 2D networks slice by slice along z, ``batch_size`` slices per forward pass, each
   slice with its ``context`` neighbours on each side as extra channels (edge slices
-  repeated), exactly as :class:`segline.data.slices.SliceDataset` feeds
-  :func:`segline.train.evaluate.predict_cases`; labels are the first class of highest
-  logit (:func:`segline.train.labels.class_index`), probabilities their softmax;
+  repeated), as :class:`segline.data.slices.SliceDataset` builds a training slice;
+  labels are the first class of highest logit (:func:`segline.train.labels.class_index`),
+  probabilities their softmax;
 * 3D networks by Gaussian-weighted sliding windows of the training patch size
-  (:func:`segline.train.sliding.sliding_window_predict`, as
-  :func:`segline.train.evaluate.predict_cases_3d`).
+  (:func:`segline.train.sliding.sliding_window_predict`).
 
 Batches never mix two cases, so a case's prediction does not depend on which other
-cases are predicted with it.
+cases are predicted with it. (The validation of a 2D network is the one prediction
+made otherwise: :func:`segline.train.evaluate.predict_cases` batches the slices of
+consecutive cases together, as its loss is a mean over those batches.)
 
 A cross-validated method (``FOLDS``: its folder holds ``fold<i>`` trainings, with
 seeds ``fold<i>/seed<k>``, :func:`fold_trainings`) predicts with all its models, as
@@ -113,12 +119,36 @@ class Predictor:
     patch: tuple[int, ...] = ()
     overlap: float = 0.5
 
+    @classmethod
+    def of(
+        cls, model: torch.nn.Module, precision: Precision, args: dict[str, Any], dims: int
+    ) -> Predictor:
+        """How a network trained with ``args`` (its ``args.json``, or the training's
+        :meth:`segline.train.loop.TrainConfig.identity`) is applied: its batch size,
+        2.5D context, 3D patch and overlap. ``model`` is on ``precision.device`` in its
+        memory format; ``dims`` is the network's (2 or 3)."""
+        return cls(
+            model,
+            precision,
+            dims,
+            int(args["batch_size"]),
+            int(args.get("context", 0)),
+            tuple(int(p) for p in args.get("patch", ())),
+            float(args.get("overlap", 0.5)),
+        )
+
     def label_names(self, store: CaseStore) -> dict[int, str]:
         """Names of the label values the predictions hold: the store's classes."""
         return {int(k): str(v) for k, v in store.dataset["labels"].items()}
 
-    def predict(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Labels (Z, Y, X) uint8 and softmax probabilities (K, Z, Y, X) float32."""
+    def predict(
+        self, image: np.ndarray, *, probabilities: bool = True
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Labels (Z, Y, X) uint8 and softmax probabilities (K, Z, Y, X) float32 of
+        ``image`` (C, Z, Y, X); the network is put in eval mode first. Without
+        ``probabilities`` a 2D network's are not computed (None; a 3D network's
+        labels come from them, so they are returned anyway)."""
+        self.model.eval()
         if self.dims == 3:
             with torch.inference_mode():
                 probs = sliding_window_predict(
@@ -130,14 +160,17 @@ class Predictor:
                     precision=self.precision,
                 )
             return class_index(probs, 0).to(torch.uint8).numpy(), probs.numpy()
-        return self._predict_2d(np.asarray(image, dtype=np.float32))
+        return self._predict_2d(np.asarray(image, dtype=np.float32), probabilities)
 
-    def _predict_2d(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _predict_2d(
+        self, image: np.ndarray, probabilities: bool
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Slice batches of one case; the labels stay on the device until the case is
+        done (one host synchronisation per case, the probabilities apart)."""
         depth, shape = image.shape[1], image.shape[2:]
         device = self.precision.device
-        labels = np.empty((depth, *shape), dtype=np.uint8)
+        labels = torch.empty((depth, *shape), dtype=torch.uint8, device=device)
         probs: np.ndarray | None = None
-        self.model.eval()
         with torch.inference_mode():
             for start in range(0, depth, self.batch_size):
                 zs = range(start, min(start + self.batch_size, depth))
@@ -156,13 +189,15 @@ class Predictor:
                 with self.precision.autocast():
                     logits = self.model(x)
                 logits = logits.float()
-                labels[start : start + len(zs)] = class_index(logits).to(torch.uint8).cpu().numpy()
+                labels[start : start + len(zs)] = class_index(logits).to(torch.uint8)
+                if not probabilities:
+                    continue
                 soft = logits.softmax(dim=1).cpu().numpy()
                 if probs is None:
                     probs = np.empty((soft.shape[1], depth, *shape), dtype=np.float32)
                 probs[:, start : start + len(zs)] = soft.transpose(1, 0, 2, 3)
-        assert probs is not None
-        return labels, probs
+        assert probs is not None or not probabilities
+        return labels.cpu().numpy(), probs
 
 
 @dataclass
@@ -185,6 +220,7 @@ class EnsemblePredictor:
         total: np.ndarray | None = None
         for member in self.members:
             _, probs = member.predict(image)
+            assert probs is not None
             total = probs.astype(np.float64) if total is None else total + probs
         assert total is not None
         mean = (total / len(self.members)).astype(np.float32)
@@ -268,15 +304,7 @@ def network_predictor(
     dims = int(getattr(model, "dims", 2))
     model = model.to(memory_format=precision.memory_format(dims))
     model.eval()
-    return Predictor(
-        model,
-        precision,
-        dims,
-        int(args["batch_size"]),
-        context,
-        tuple(int(p) for p in args.get("patch", ())),
-        float(args.get("overlap", 0.5)),
-    )
+    return Predictor.of(model, precision, args, dims)
 
 
 def probabilities_to_source(probs: np.ndarray, meta: dict[str, Any]) -> np.ndarray:

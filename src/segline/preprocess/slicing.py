@@ -1,10 +1,10 @@
 """The slicing stage: an unpacked raw dataset -> a case store (``data/<ds>/cases``).
 
 Source formats differ only in how cases are found and read, so they are handled by
-small *adapters* (``segline.datasets.<name>``) registered by name with
-:func:`register_adapter`. An adapter lists the cases and yields one
-:class:`CaseRecord` per case (NIfTI-layout arrays, affine, spacing, file names);
-this driver does everything else, identically for every source:
+small *adapters* (modules of ``segline.datasets``) registered by name with
+:func:`register_adapter` (:class:`segline.registry.Registry`). An adapter lists the
+cases and yields one :class:`CaseRecord` per case (NIfTI-layout arrays, affine,
+spacing, file names); this driver does everything else, identically for every source:
 
 1. checks each record (grid, finite values, label values within the classes);
 2. intensities: CT channels windowed (level/width HU -> [0, 1]), other modalities
@@ -36,9 +36,7 @@ CLI (``preprocess/slice.py``)::
 from __future__ import annotations
 
 import argparse
-import importlib
 import math
-import pkgutil
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -54,6 +52,7 @@ from segline.cli import HelpFormatter, cli_of, count, non_negative_float, positi
 from segline.errors import InputError
 from segline.preprocess import cropping, geometry, resample, split
 from segline.preprocess import window as win
+from segline.registry import Registry, UnknownName
 
 # ------------------------------------------------------------------ adapter protocol
 
@@ -114,51 +113,40 @@ class Adapter(Protocol):
 
 
 A = TypeVar("A", bound=type)
-_ADAPTERS: dict[str, type] = {}
-_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+ADAPTERS: Registry[type] = Registry(
+    "adapter", "adapters", "segline.datasets", "register_adapter",
+    pattern=r"[a-z][a-z0-9_]*",
+)
+"""The source formats: each registered by :func:`register_adapter` in its module of
+``segline.datasets``, imported when asked for."""
 
 
 def register_adapter(name: str) -> Callable[[A], A]:
     """Class decorator: make an adapter available as ``--adapter name``.
 
-    An adapter living in ``segline/datasets/<name>.py`` is found without any other
+    An adapter in a module of ``segline/datasets/`` is found without any other
     registration: :func:`get_adapter` imports that module on first use.
     """
-    if not _NAME.match(name):
-        raise ValueError(f"bad adapter name {name!r}")
-
-    def deco(cls: A) -> A:
-        _ADAPTERS[name] = cls
-        return cls
-
-    return deco
+    return ADAPTERS.register(name)
 
 
-def known_adapters() -> list[str]:
-    """Names of the adapters found in ``segline.datasets`` (imports those modules)."""
-    import segline.datasets as pkg
-
-    for mod in pkgutil.iter_modules(pkg.__path__):
-        if _NAME.match(mod.name):
-            try:
-                importlib.import_module(f"segline.datasets.{mod.name}")
-            except ImportError:
-                continue
-    return sorted(_ADAPTERS)
+def adapter_names() -> list[str]:
+    """Names of the adapters registered in ``segline.datasets``, sorted (read from
+    the sources: imports none of them)."""
+    return ADAPTERS.names()
 
 
 def get_adapter(name: str) -> type:
-    """The adapter class registered as ``name`` (importing ``segline.datasets.<name>``)."""
-    if name not in _ADAPTERS and _NAME.match(name):
-        try:
-            importlib.import_module(f"segline.datasets.{name}")
-        except ModuleNotFoundError as err:
-            if err.name != f"segline.datasets.{name}":
-                raise
-    if name not in _ADAPTERS:
-        raise InputError("--adapter", f"unknown adapter {name!r}; known: "
-                         f"{', '.join(known_adapters()) or 'none'}")
-    return _ADAPTERS[name]
+    """The adapter class registered as ``name``, importing only its module.
+
+    Raises:
+        InputError: (``--adapter``) unknown name; the message lists the known ones.
+    """
+    try:
+        return ADAPTERS.get(name)
+    except UnknownName as err:
+        raise InputError("--adapter", str(err)) from None
 
 
 # ------------------------------------------------------------------------ parameters
@@ -601,7 +589,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog=prog("slice.py"),
         description="Slice an unpacked raw dataset into a case store "
         "(normalised (C,Z,Y,X) volumes + geometry + split).")
-    p.add_argument("--adapter", default="msd", help="source format (default: msd)")
+    p.add_argument("--adapter", default="msd",
+                   help=f"source format: {', '.join(adapter_names())} (default: msd)")
     p.add_argument("--raw", required=True, type=Path, help="unpacked raw folder")
     p.add_argument("--out", required=True, type=Path, help="case store to write")
     p.add_argument("--window", type=_window_arg, default=(win.DEFAULT_LEVEL,

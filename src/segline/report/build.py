@@ -212,6 +212,12 @@ def build_parser() -> argparse.ArgumentParser:
         "default %(default)s",
     )
     p.add_argument(
+        "--extra-metrics",
+        default="",
+        help="more test metrics after --metrics (make EVAL_METRICS: scored by the "
+        "evaluation stage only), comma-separated",
+    )
+    p.add_argument(
         "--reference",
         metavar="METHOD",
         help="a method's name (e.g. full): every method's higher-is-better means are also "
@@ -225,7 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point: write the report and CSVs, print the table; 0 on success."""
     args = build_parser().parse_args(argv)
-    metrics = parse_metrics(args.metrics)
+    extra = [m.strip() for m in args.extra_metrics.split(",") if m.strip()]
+    metrics = parse_metrics(",".join([args.metrics, *extra]))
     bad = [name for name in args.plot if not name or "/" in name or name.startswith(".")]
     if bad:
         raise InputError("--plot", f"{bad[0]!r}: a file name beside the report, no folder")

@@ -81,7 +81,11 @@ def training_grid_section(
 ) -> str:
     """The secondary table: the same test cases scored on the training grid (the
     trainings' ``test/metrics.csv``: the case store's resampled or cropped arrays),
-    for comparison with the source-geometry numbers above it."""
+    for comparison with the source-geometry numbers above it. Only the metrics every
+    training scored itself: test-only metrics (``EVAL_METRICS``) exist in source
+    geometry alone."""
+    metrics = [m for m in metrics
+               if all(m in set(run.grid_test["metric"]) for g in groups for run in g.runs)]
     cases = [group_cases(g, metrics, grid=True) for g in groups]
     rows = [row for gc in cases for row in group_rows(gc, metrics)]
     if reference is not None:

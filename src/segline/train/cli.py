@@ -177,8 +177,7 @@ def _options(cls: type, skip: tuple[str, ...]) -> str:
 def catalogue() -> str:
     """The nets and losses ``--net`` / ``--losses`` accept, with their options and
     defaults, read from the registries (the epilog of ``--help``)."""
-    from segline.losses import known_losses, loss_class
-    from segline.losses.registry import loss_aliases
+    from segline.losses.registry import get_loss_class, loss_aliases, loss_names
     from segline.losses.schedule import SCHEDULE_KINDS
     from segline.nets.registry import get_net_class, net_names
 
@@ -195,12 +194,23 @@ def catalogue() -> str:
         + "|".join(SCHEDULE_KINDS)
         + ";step=...;cap=...):",
     ]
-    for name in known_losses():
-        cls = loss_class(name)
+    for name in loss_names():
+        cls = get_loss_class(name)
         also = [a for a, c in aliases.items() if c == name]
         alias = f" (alias {', '.join(also)})" if also else ""
         lines.append(f"  {name:<13} {cls.kind:<8}  {_options(cls, ('idc',))}{alias}")
     return "\n".join(lines)
+
+
+class _CatalogueParser(argparse.ArgumentParser):
+    """An argument parser whose epilog is :func:`catalogue`, built only when the help is
+    shown: building it imports every net and loss module, which a training that only
+    parses its options must not do (its lineage, the ``.d`` file, would list them all)."""
+
+    def format_help(self) -> str:
+        if self.epilog is None:
+            self.epilog = catalogue()
+        return super().format_help()
 
 
 def build_parser(own_metrics: Sequence[str] = ()) -> argparse.ArgumentParser:
@@ -208,8 +218,7 @@ def build_parser(own_metrics: Sequence[str] = ()) -> argparse.ArgumentParser:
     :class:`Trainer` computes itself (``--metrics`` help)."""
     from segline.metrics.registry import names as registered_metrics
 
-    p = argparse.ArgumentParser(
-        epilog=catalogue(),
+    p = _CatalogueParser(
         prog=prog("python -m segline.train"),
         description=__doc__.split("\n")[0],
         formatter_class=HelpFormatter,
@@ -301,7 +310,12 @@ def build_parser(own_metrics: Sequence[str] = ()) -> argparse.ArgumentParser:
     )
     r = p.add_argument_group("recipe (all off by default; recorded)")
     r.add_argument("--aug", default="none", help="training augmentation: none, light, strong")
-    r.add_argument("--sched", default="const", help="LR schedule per epoch: const, poly, cosine")
+    r.add_argument(
+        "--sched",
+        default="const",
+        help="LR schedule per epoch: const, poly, cosine, halve (the boundary-loss "
+        "reference's: halved after epoch index i when i %% (best index + 20) == 0)",
+    )
     r.add_argument("--warmup", default="0", help="epochs of linear LR warm-up (< epochs)")
     r.add_argument("--wd", default="0", help="decoupled weight decay (AdamW when > 0)")
     p.add_argument("--debug", action="store_true", help="tiny subset per loader")

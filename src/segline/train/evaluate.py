@@ -1,4 +1,12 @@
-"""Whole-case evaluation: 2D networks slice by slice, 3D networks by sliding window.
+"""Whole-case evaluation pieces of the trainer: metric rows and validation losses.
+
+Images become labels in one place, the predictor of
+:mod:`segline.predicting.infer` (:meth:`segline.train.loop.Trainer._model_predictor`),
+for the test cases and a 3D network's validation cases; :func:`volume_loss` is the
+validation loss of a 3D network from its stitched probabilities. The validation of a
+2D network is the exception, :func:`predict_cases`: its loss is a mean over slice
+batches that run across consecutive cases, so it keeps its own loop over the same
+forward pass.
 
 Slice predictions of a case are reassembled into its (Z, Y, X) volume so that
 metrics are computed per case in 3D with the case's physical spacing (mm), as the
@@ -8,7 +16,7 @@ slices.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -21,7 +29,6 @@ from segline.data.slices import SliceDataset, one_hot, pad_collate
 from segline.metrics.table import case_metrics
 from segline.train.device import Precision
 from segline.train.labels import class_index
-from segline.train.sliding import sliding_window_predict
 
 
 def predict_cases(
@@ -39,10 +46,13 @@ def predict_cases(
 ) -> Iterator[tuple[str, np.ndarray, tuple[float, int]]]:
     """Yield ``(case_id, predicted labels (Z, Y, X) uint8, (loss sum, n slices))`` per case.
 
-    Slices are visited in (case, z) order. With ``loss_fn``, each batch's mean loss
-    times its size is added to the case that finishes the batch, so the sums over all
-    cases give the exact mean loss over slices (per-case values are approximate when
-    a batch straddles two cases).
+    The validation of a 2D network (the trainer's other predictions go through its
+    predictor, :mod:`segline.predicting.infer`). Slices are visited in (case, z)
+    order, ``batch_size`` per forward pass across case boundaries (a batch of slices of
+    different in-plane sizes zero-padded, :func:`segline.data.slices.pad_collate`).
+    With ``loss_fn``, each batch's mean loss times its size is added to the case that
+    finishes the batch, so the sums over all cases give the exact mean loss over
+    slices (per-case values are approximate when a batch straddles two cases).
     """
     model.eval()
     ds = SliceDataset(
@@ -152,43 +162,19 @@ def volume_batch(
     return batch
 
 
-def predict_cases_3d(
-    model: torch.nn.Module,
-    store: CaseStore,
-    case_ids: list[str],
-    precision: Precision,
-    *,
-    patch_size: Sequence[int],
-    overlap: float = 0.5,
-    batch_size: int = 2,
-    loss_fn: Callable[[torch.Tensor, dict[str, Any]], torch.Tensor] | None = None,
-    batch_of: Callable[[str], dict[str, Any]] | None = None,
-) -> Iterator[tuple[str, np.ndarray, tuple[float, int]]]:
-    """Like :func:`predict_cases` for a 3D network: sliding-window inference per case.
-
-    With ``loss_fn`` (and ``batch_of(case)`` giving the whole-volume batch), the loss
-    is computed on the whole volume from the log of the stitched probabilities.
-    """
-    model.eval()
+def volume_loss(
+    probs: np.ndarray,
+    batch: dict[str, Any],
+    loss_fn: Callable[[torch.Tensor, dict[str, Any]], torch.Tensor],
+    device: torch.device,
+) -> float:
+    """The validation loss of one whole case of a 3D network: ``loss_fn`` of the log
+    of its stitched probabilities (K, Z, Y, X) (floored at 1e-12, so the softmax of
+    the loss's input gives them back) against ``batch`` (:func:`volume_batch`), on
+    ``device``."""
     with torch.inference_mode():
-        for case in case_ids:
-            image = torch.from_numpy(np.array(store.image(case), dtype=np.float32))
-            probs = sliding_window_predict(
-                model,
-                image,
-                patch_size,
-                overlap=overlap,
-                batch_size=batch_size,
-                precision=precision,
-            )
-            pred = class_index(probs, 0).to(torch.uint8).numpy()
-            loss = (0.0, 0)
-            if loss_fn is not None and batch_of is not None:
-                batch = {
-                    k: v.to(precision.device) if isinstance(v, torch.Tensor) else v
-                    for k, v in batch_of(case).items()
-                }
-                logits = probs.to(precision.device).clamp_min(1e-12).log()[None]
-                loss = (float(loss_fn(logits, batch)), 1)
-            yield case, pred, loss
-
+        on_device = {
+            k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()
+        }
+        logits = torch.from_numpy(probs).to(device).clamp_min(1e-12).log()[None]
+        return float(loss_fn(logits, on_device))

@@ -28,6 +28,7 @@ import random
 import shutil
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,8 +45,10 @@ from segline.csvio import csv_text
 from segline.data.foreground import warn_if_no_foreground
 from segline.data.patches import BatchInputs, PatchDataset, TrainingLabels, patch_collate
 from segline.data.slices import SliceDataset, pad_collate
+from segline.distmaps import store_absent
 from segline.losses import CombinedLoss
 from segline.nets import get_net
+from segline.predicting.infer import Predictor
 from segline.preprocess.geometry import to_source, write_nifti_like
 from segline.provenance import write_provenance
 from segline.seeds import training_label
@@ -55,11 +58,7 @@ from segline.train import layout
 from segline.train import state as st
 from segline.train.compile import compiled
 from segline.train.device import Precision
-from segline.train.evaluate import (
-    predict_cases,
-    predict_cases_3d,
-    volume_batch,
-)
+from segline.train.evaluate import predict_cases, volume_batch, volume_loss
 from segline.train.labels import class_index
 from segline.train.loader import loader_options, resolve_workers
 from segline.train.metricpool import CaseRows, MetricPool, metric_processes
@@ -218,7 +217,9 @@ class Trainer:
     Subclasses (the trainers of ``segline.experiments``) change what is trained and
     validated through the hooks :meth:`_build_net`, :meth:`_build_criterion`,
     :meth:`_count_dice`, :meth:`_train_dataset`, :meth:`_train_loader`,
-    :meth:`_evaluate`, :meth:`_validate`, :meth:`_written`, the data hooks
+    :meth:`_evaluate`, :meth:`_validate`, :meth:`_written`, :meth:`_model_predictor`
+    (how its network in memory predicts a case, as :meth:`predictor` a trained
+    folder), the data hooks
     :meth:`_training_labels` (where the training labels come from),
     :meth:`_batch_inputs` (extra batch keys by name, for what a loss ``requires``),
     :meth:`_case_rows` (per-case metrics of its own, :attr:`own_metrics`) and
@@ -261,7 +262,9 @@ class Trainer:
         precision ``amp``: an object with ``predict(image (C, Z, Y, X)) -> (labels
         (Z, Y, X), probabilities (K, Z, Y, X) or None)`` and ``label_names(store)``,
         as ``segline-predict`` and the evaluation stage use it. The core trainer's:
-        its network (:func:`segline.predicting.infer.network_predictor`)."""
+        its network (:func:`segline.predicting.infer.network_predictor`). The same
+        object on the network in memory (:meth:`_model_predictor`) predicts the
+        training's test cases."""
         from segline.predicting.infer import network_predictor
 
         return network_predictor(method, store, device, amp)
@@ -321,6 +324,13 @@ class Trainer:
         self.loader_opts = loader_options(self.workers, precision.device)
         self.metric_workers = metric_processes(metric_workers, precision.device)
         self.criterion = self._build_criterion()
+        # the two-sided Hausdorff-DT loss's map of an empty prediction follows the
+        # store's value of an absent class (ABSENT, segline.distmaps); its module is
+        # loaded only when the loss spec names it, so other trainings' code
+        # dependencies (.d) do not list it
+        hausdorff = sys.modules.get("segline.losses.hausdorff")
+        if hausdorff is not None and isinstance(self.criterion, torch.nn.Module):
+            hausdorff.use_absent(self.criterion, store_absent(cfg.dist))
         # distance maps are read only when a loss uses them
         self.dist_kind = cfg.dist_kind if self.criterion.needs_dist else None
         # a loss's batch keys beyond the case store's come from the trainer's hook
@@ -470,31 +480,27 @@ class Trainer:
         computed apart, :meth:`_case_rows`)."""
         return tuple(m for m in self.cfg.metrics if m not in self.own_metrics)
 
+    def _model_predictor(self) -> Any:
+        """The predictor of the network being trained, as it is in memory: the object
+        :meth:`predictor` loads from the trained folder, built on the training's
+        (possibly compiled) network, precision and configuration, so the training's
+        test predictions are those ``segline-predict`` and the evaluation stage make.
+        The core trainer's: a :class:`segline.predicting.infer.Predictor`
+        (:meth:`~segline.predicting.infer.Predictor.of`), which :meth:`_predictions`
+        applies; a subclass whose predictor is of another kind applies it in its own
+        :meth:`_evaluate`."""
+        return Predictor.of(self.forward_model, self.precision, self.cfg.identity(), self.dims)
+
     def _predictions(self, cases: list[str], loss_fn: Any = None) -> Any:
-        """Per case ``(case, predicted labels (Z, Y, X), (loss sum, n))``, 2D or 3D net."""
-        if self.dims == 3:
-            needs = self.criterion.requires
+        """Per case ``(case, predicted labels (Z, Y, X), (loss sum, n))``, 2D or 3D net.
 
-            def batch_of(case: str) -> dict[str, Any]:
-                return volume_batch(
-                    self.store,
-                    case,
-                    needs,
-                    dist_kind="3d",
-                    inputs=self.batch_inputs,
-                )
-
-            return predict_cases_3d(
-                self.forward_model,
-                self.store,
-                cases,
-                self.precision,
-                patch_size=self.cfg.patch,
-                overlap=self.cfg.overlap,
-                batch_size=self.cfg.batch_size,
-                loss_fn=loss_fn,
-                batch_of=batch_of,
-            )
+        By :meth:`_model_predictor`, one case at a time; with ``loss_fn`` a 3D
+        network's loss is that of the whole case (:func:`volume_loss`). A 2D network's
+        validation (``loss_fn``) is predicted by
+        :func:`segline.train.evaluate.predict_cases`, whose slice batches run across
+        cases as its loss (a mean per batch) needs."""
+        if loss_fn is None or self.dims == 3:
+            return self._predicted(cases, loss_fn)
         return predict_cases(
             self.forward_model,
             self.store,
@@ -506,6 +512,23 @@ class Trainer:
             loss_fn=loss_fn,
             weight_map=self.cfg.weight_map,
         )
+
+    def _predicted(
+        self, cases: list[str], loss_fn: Any
+    ) -> Iterator[tuple[str, np.ndarray, tuple[float, int]]]:
+        """:meth:`_predictions` by the trainer's predictor, case by case."""
+        predictor = self._model_predictor()
+        needs = self.criterion.requires
+        for case in cases:
+            image = np.array(self.store.image(case), dtype=np.float32)
+            labels, probs = predictor.predict(image, probabilities=loss_fn is not None)
+            loss = (0.0, 0)
+            if loss_fn is not None:
+                assert probs is not None
+                batch = volume_batch(self.store, case, needs, dist_kind="3d",
+                                     inputs=self.batch_inputs)  # fmt: skip
+                loss = (volume_loss(probs, batch, loss_fn, self.precision.device), 1)
+            yield case, labels, loss
 
     def _train_dataset(self) -> SliceDataset | PatchDataset:
         """2D slices, or 3D patches with foreground oversampling."""
@@ -675,6 +698,8 @@ class Trainer:
         start_epoch, best_epoch, best_score = 1, -1, -math.inf
         records: list[dict[str, Any]] = []
         epochs: list[dict[str, Any]] = []
+        # the best epoch once each epoch completed (SCHED=halve reads it)
+        best_history: list[int] = []
         if state is not None:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
@@ -684,6 +709,7 @@ class Trainer:
             start_epoch = int(state["epoch"]) + 1
             best_epoch, best_score = int(state["best_epoch"]), float(state["best_score"])
             records, epochs = state["records"], state["epochs"]
+            best_history = list(state.get("best_history", []))
             self.voice.say(f"resuming after epoch {start_epoch - 1} (of {cfg.epochs})")
 
         train_ds = self._train_dataset()
@@ -699,7 +725,7 @@ class Trainer:
         )
         for epoch in range(start_epoch, cfg.epochs + 1):
             t0 = time.perf_counter()
-            lr = lr_at(epoch, cfg.epochs, cfg.lr, cfg.sched, cfg.warmup)
+            lr = lr_at(epoch, cfg.epochs, cfg.lr, cfg.sched, cfg.warmup, best_history)
             for group in self.optimizer.param_groups:  # a function of the epoch: resumable
                 group["lr"] = lr
             loader = self._train_loader(train_ds, epoch)
@@ -709,6 +735,7 @@ class Trainer:
             if not math.isnan(score) and score > best_score:
                 best_epoch, best_score = epoch, score
                 st.save_tensor_file(self.work / "best.pt", self.model.state_dict())
+            best_history.append(best_epoch)
             seconds = time.perf_counter() - t0
             epochs.append(
                 {
@@ -734,6 +761,7 @@ class Trainer:
                 scaler=self.scaler,
                 best_epoch=best_epoch,
                 best_score=best_score,
+                best_history=best_history,
                 records=records,
                 epochs=epochs,
             )

@@ -13,7 +13,16 @@ is ``WARMUP`` (0 by default) and ``lr`` is ``LR``.
 
   - ``const``: ``lr`` (the default; with ``W = 0`` exactly today's training);
   - ``poly``: ``lr * (1 - t / (E - W)) ** 0.9`` (nnU-Net's polynomial decay);
-  - ``cosine``: ``lr * (1 + cos(pi * t / (E - W))) / 2``, from ``lr`` towards 0.
+  - ``cosine``: ``lr * (1 + cos(pi * t / (E - W))) / 2``, from ``lr`` towards 0;
+  - ``halve``: the boundary-loss reference code's rule (its ``--schedule`` flag): the
+    LR is halved after every completed epoch ``c > W`` whose index as that code counts
+    it, ``i = c - 1``, satisfies ``i % (b + 20) == 0``, where ``b`` is the index of
+    the best epoch so far (the best epoch counted from 1, minus 1; 0 while there is
+    none, the reference's initial value). So ``lr * 0.5 ** h`` with ``h`` such
+    halvings before ``epoch``. As in the reference the first one follows the very
+    first epoch (``0 % (b + 20) == 0``), and while the best epoch stays index ``b``
+    the LR halves every ``b + 20`` epochs. It depends on the best-epoch history
+    (``best``), which the trainer keeps in its resume state.
 
 Example:
     >>> [round(lr_at(e, 4, 1.0, "poly"), 4) for e in (1, 2, 3, 4)]
@@ -25,21 +34,58 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
-SCHEDS = ("const", "poly", "cosine")
+SCHEDS = ("const", "poly", "cosine", "halve")
 """The schedules (``SCHED`` / ``--sched``)."""
 POLY_EXPONENT = 0.9
+HALVE_PATIENCE = 20
+"""``halve``: the 20 of the reference's ``epoch % (best_epoch + 20) == 0``."""
 
 
-def lr_at(epoch: int, epochs: int, lr: float, sched: str = "const", warmup: int = 0) -> float:
+def halvings(epoch: int, best: Sequence[int], warmup: int = 0) -> int:
+    """``halve``: how many times the LR was halved before ``epoch`` (counted from 1).
+
+    Args:
+        epoch: the epoch about to train, counted from 1.
+        best: ``best[c - 1]`` is the best epoch (counted from 1; < 1: none yet) once
+            epoch ``c`` completed, for at least ``c = 1 .. epoch - 1``.
+        warmup: warm-up epochs W; they never halve.
+
+    Example:
+        >>> halvings(2, [1]), halvings(21, [1] * 20), halvings(22, [1] * 21)
+        (1, 1, 2)
+    """
+    if len(best) < epoch - 1:
+        raise ValueError(
+            f"halve: the best epoch after each of epochs 1..{epoch - 1} is needed, "
+            f"got {len(best)}"
+        )
+    count = 0
+    for c in range(warmup + 1, epoch):
+        b = max(int(best[c - 1]) - 1, 0)
+        count += (c - 1) % (b + HALVE_PATIENCE) == 0
+    return count
+
+
+def lr_at(
+    epoch: int,
+    epochs: int,
+    lr: float,
+    sched: str = "const",
+    warmup: int = 0,
+    best: Sequence[int] = (),
+) -> float:
     """The learning rate of ``epoch`` (1..``epochs``); see the module docstring.
 
     Args:
         epoch: the epoch, counted from 1.
         epochs: the number of epochs E.
         lr: the base learning rate.
-        sched: ``"const"``, ``"poly"`` or ``"cosine"``.
+        sched: ``"const"``, ``"poly"``, ``"cosine"`` or ``"halve"``.
         warmup: epochs of linear warm-up W, ``0 <= W < E``.
+        best: ``halve`` only (ignored otherwise): the best epoch after each completed
+            epoch, :func:`halvings`.
 
     Raises:
         ValueError: unknown schedule, or epoch/warm-up out of range.
@@ -55,6 +101,8 @@ def lr_at(epoch: int, epochs: int, lr: float, sched: str = "const", warmup: int 
         return lr * epoch / (warmup + 1)
     if sched == "const":
         return lr
+    if sched == "halve":
+        return lr * 0.5 ** halvings(epoch, best, warmup)
     t, span = epoch - warmup - 1, epochs - warmup
     if sched == "poly":
         return lr * (1.0 - t / span) ** POLY_EXPONENT

@@ -48,8 +48,13 @@ def save_state(
     best_score: float,
     records: list[dict[str, Any]],
     epochs: list[dict[str, Any]],
+    best_history: list[int] | None = None,
 ) -> None:
-    """Write the resume state after ``epoch`` (counted from 1) completed."""
+    """Write the resume state after ``epoch`` (counted from 1) completed.
+
+    ``best_history``: the best epoch once each epoch completed (``SCHED=halve``'s
+    learning rate depends on it, :func:`segline.train.schedule.halvings`).
+    """
     state = {
         "epochs_from": EPOCHS_FROM,
         "epoch": epoch,
@@ -59,6 +64,7 @@ def save_state(
         "best_score": best_score,
         "records": json.dumps(records),
         "epochs": json.dumps(epochs),
+        "best_history": json.dumps(list(best_history or [])),
         "torch_rng": torch.get_rng_state(),
         # fp16 loss scale and its growth tracker ({} when loss scaling is off)
         "scaler": scaler.state_dict() if scaler is not None else {},
@@ -80,4 +86,5 @@ def load_state(work: Path) -> dict[str, Any] | None:
         return None
     state["records"] = json.loads(state["records"])
     state["epochs"] = json.loads(state["epochs"])
+    state["best_history"] = json.loads(state.get("best_history", "[]"))
     return state

@@ -7,7 +7,11 @@ VertebraTrainer.predictor`): ``args.json`` names the method, network and patch,
 The network is loaded once per folder and applied per image: instance ids 1, 2, ...
 (:class:`IterativePredictor`) or VerSe label values (:class:`SemanticPredictor`), as
 in the training's ``test/preds``; no class probabilities (an instance id is not a
-class), so the folds of a cross-validated vertebra method are not ensembled.
+class), so the folds of a cross-validated vertebra method are not ensembled. The
+training predicts its validation and test cases with the same classes built on its
+network in memory (:meth:`segline.experiments.vertebrae.train.VertebraTrainer._model_predictor`):
+:meth:`IterativePredictor.segment` and :meth:`SemanticPredictor.class_map` are the steps
+before the written labels that it scores.
 """
 
 from __future__ import annotations
@@ -111,6 +115,11 @@ class InstancePredictor:
             raise InputError(self.folder, f"image must be (C, Z, Y, X), got shape {image.shape}")
         return self._labels(np.asarray(image, dtype=np.float32)), None
 
+    def _volume(self, image: np.ndarray) -> np.ndarray:
+        """``image`` as float32, the network in eval mode (it may be a training's)."""
+        self.model.eval()
+        return np.asarray(image, dtype=np.float32)
+
     def _labels(self, volume: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
@@ -131,14 +140,18 @@ class IterativePredictor(InstancePredictor):
         """The image channels plus the instance memory in, one mask logit out."""
         return image_channels + 1, 1
 
-    def _labels(self, volume: np.ndarray) -> np.ndarray:
-        labels, _ = iterative_segment(
+    def segment(self, image: np.ndarray) -> tuple[np.ndarray, int]:
+        """Instance ids (Z, Y, X) of ``image`` (C, Z, Y, X) and the network calls the
+        sweep took."""
+        return iterative_segment(
             net_step(self.model, self.precision, (self.patch[1], self.patch[2])),
-            volume,
+            self._volume(image),
             self.patch[0],
             min_voxels=MIN_VOXELS,
         )
-        return labels
+
+    def _labels(self, volume: np.ndarray) -> np.ndarray:
+        return self.segment(volume)[0]
 
     def label_names(self, store: CaseStore) -> dict[int, str]:
         """Instance ids 1..K, K = the number of vertebra classes, in the order found."""
@@ -156,16 +169,24 @@ class SemanticPredictor(InstancePredictor):
         """The image channels in, one logit per vertebra class and background out."""
         return image_channels, n_classes + 1
 
+    def class_map(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Class indices (Z, Y, X) uint8 of ``image`` (C, Z, Y, X), each class's
+        largest component kept, and the stitched softmax probabilities (K, Z, Y, X)
+        float32 they come from."""
+        with torch.inference_mode():
+            probs = sliding_window_predict(
+                self.model,
+                torch.from_numpy(self._volume(image)),
+                self.patch,
+                overlap=float(self.args.get("overlap", 0.5)),
+                batch_size=int(self.args.get("batch_size", 2)),
+                precision=self.precision,
+            )
+        pred = class_index(probs, 0).to(torch.uint8).numpy()
+        return largest_component_per_class(pred), probs.numpy()
+
     def _labels(self, volume: np.ndarray) -> np.ndarray:
-        probs = sliding_window_predict(
-            self.model,
-            torch.from_numpy(volume),
-            self.patch,
-            overlap=float(self.args.get("overlap", 0.5)),
-            batch_size=int(self.args.get("batch_size", 2)),
-            precision=self.precision,
-        )
-        pred = largest_component_per_class(class_index(probs, 0).numpy())
+        pred, _ = self.class_map(volume)
         lut = np.zeros(len(self.classes["label_values"]), dtype=np.uint8)
         for i, v in self.classes["label_values"].items():
             lut[int(i)] = int(v)

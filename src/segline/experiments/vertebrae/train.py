@@ -23,7 +23,9 @@ takes the same options as ``python -m segline.train`` (make's ``TRAIN_PARAMS``),
 refusing with one line those it does not support (:meth:`VertebraTrainer.check_options`).
 ``args.json`` records the class (``trainer``), so ``segline-predict`` and the
 evaluation stage apply the folder through it (:meth:`VertebraTrainer.predictor`,
-:meth:`VertebraTrainer.source_scorer`). Differences:
+:meth:`VertebraTrainer.source_scorer`); the training predicts its validation and test
+cases with the same predictor classes on its network in memory
+(:meth:`VertebraTrainer._model_predictor`). Differences:
 
 - ``metrics.csv`` holds :func:`segline.metrics.instances.instance_rows` (per vertebra
   ``dice``/``assd``, per case class ``spine``: ``dice``, ``assd``, ``id_rate``,
@@ -65,14 +67,14 @@ from segline import atomic
 from segline.casestore import CaseStore
 from segline.cli import cli_of, entry, prog
 from segline.errors import InputError
-from segline.experiments.vertebrae.inference import MIN_VOXELS, iterative_segment, net_step
+from segline.experiments.vertebrae.apply import PREDICTORS
 from segline.experiments.vertebrae.loss import DEFAULT_SPEC, IterativeLoss
-from segline.experiments.vertebrae.postprocess import largest_component_per_class
 from segline.experiments.vertebrae.sampler import IterativeSampler
 from segline.metrics.instances import instance_rows, summary
 from segline.nets import get_net, get_net_class
 from segline.nets.iterative_fcn import IterativeFCN
 from segline.train import cli as train_cli
+from segline.train.evaluate import volume_batch, volume_loss
 from segline.train.loop import EPOCH_COLUMNS, TrainConfig, Trainer, epoch_index
 
 __all__ = [
@@ -200,17 +202,30 @@ class VertebraTrainer(Trainer):
         return InstanceScorer.of(method)
 
     # -- hooks of Trainer ----------------------------------------------------------
+    def _classes_record(self) -> dict[str, Any]:
+        """``classes.json``: the method, class names and written label values."""
+        return {
+            "method": self.cfg.method,
+            "classes": {str(i): n for i, n in sorted(self.names.items())},
+            "label_values": {str(i): v for i, v in sorted(self.values.items())},
+        }
+
     def _prepare_work(self) -> dict[str, Any] | None:
         state = super()._prepare_work()
-        atomic.write_json(
-            self.work / CLASSES_FILE,
-            {
-                "method": self.cfg.method,
-                "classes": {str(i): n for i, n in sorted(self.names.items())},
-                "label_values": {str(i): v for i, v in sorted(self.values.items())},
-            },
-        )
+        atomic.write_json(self.work / CLASSES_FILE, self._classes_record())
         return state
+
+    def _model_predictor(self) -> Any:
+        """The method's predictor (:data:`segline.experiments.vertebrae.apply.PREDICTORS`)
+        on the network in memory, as :meth:`predictor` loads it from the folder."""
+        return PREDICTORS[self.method](
+            self.work,
+            self.cfg.identity(),
+            self._classes_record(),
+            self.forward_model,
+            self.precision,
+            tuple(int(p) for p in self.cfg.patch),
+        )
 
     def _predict(
         self, epoch: int, cases: list[str], with_loss: bool
@@ -328,17 +343,17 @@ class IterativeTrainer(VertebraTrainer):
     def _predict(
         self, epoch: int, cases: list[str], with_loss: bool
     ) -> tuple[dict[str, np.ndarray], float, int]:
-        """The iterative sweep per case; the loss on the fixed validation patches."""
+        """The iterative sweep per case (:meth:`IterativePredictor.segment
+        <segline.experiments.vertebrae.apply.IterativePredictor.segment>`); the loss on
+        the fixed validation patches."""
         self.model.eval()
-        step = net_step(self.forward_model, self.precision, tuple(self.cfg.patch[1:]))
+        predictor = self._model_predictor()
         loss_sum, loss_n = self._patch_loss(epoch) if with_loss else (0.0, 0)
         preds: dict[str, np.ndarray] = {}
         calls = 0
         for case in cases:
             image = np.array(self.store.image(case), dtype=np.float32)
-            preds[case], n = iterative_segment(
-                step, image, self.cfg.patch[0], min_voxels=MIN_VOXELS
-            )
+            preds[case], n = predictor.segment(image)
             calls += n
         self.net_calls = calls
         return preds, loss_sum, loss_n
@@ -401,16 +416,25 @@ class SemanticTrainer(VertebraTrainer):
     def _predict(
         self, epoch: int, cases: list[str], with_loss: bool
     ) -> tuple[dict[str, np.ndarray], float, int]:
-        """Sliding windows per case, each class's largest component kept."""
+        """Sliding windows per case, each class's largest component kept
+        (:meth:`SemanticPredictor.class_map
+        <segline.experiments.vertebrae.apply.SemanticPredictor.class_map>`); the
+        validation loss of each whole case from its stitched probabilities."""
 
         def loss_fn(logits: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
             return self._loss(logits, batch, epoch)[0]
 
+        predictor = self._model_predictor()
         preds: dict[str, np.ndarray] = {}
         loss_sum, loss_n = 0.0, 0
-        for case, pred, (ls, ln) in self._predictions(cases, loss_fn if with_loss else None):
-            preds[case] = largest_component_per_class(pred)
-            loss_sum, loss_n = loss_sum + ls, loss_n + ln
+        for case in cases:
+            image = np.array(self.store.image(case), dtype=np.float32)
+            preds[case], probs = predictor.class_map(image)
+            if with_loss:
+                batch = volume_batch(self.store, case, self.criterion.requires,
+                                     dist_kind="3d", inputs=self.batch_inputs)  # fmt: skip
+                loss_sum += volume_loss(probs, batch, loss_fn, self.precision.device)
+                loss_n += 1
         return preds, loss_sum, loss_n
 
     def _written(self, pred: np.ndarray) -> np.ndarray:

@@ -39,7 +39,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor
 
-from segline.losses.registry import SegLoss, check_inputs, full_precision, register
+from segline.losses.registry import SegLoss, check_inputs, full_precision, register_loss
 
 MIP_KEYS = ("mip_label", "mip_depth", "mip_valid")
 
@@ -74,7 +74,7 @@ def gather_rays(p: Tensor, depth: Tensor, axis: int) -> Tensor:
     return moved.gather(1, depth.long().unsqueeze(1)).squeeze(1)
 
 
-@register("mip")
+@register_loss("mip")
 class MIPLoss(SegLoss):
     """Soft Dice between the 2D MIP label and the foreground probability at each ray's
     brightest voxel (see the module docstring for the formula and conventions).

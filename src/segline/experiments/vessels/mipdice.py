@@ -34,7 +34,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +153,11 @@ class SourceScorer:
                 raise InputError(method / "args.json", f"{NAME} needs the MIP store (--mip)")
             self.axis = read_mip_axis(mip)
             self.record = {"mip_axis": self.axis}
+
+    def extend(self, metrics: Sequence[str]) -> None:
+        """Score the per-class ``metrics`` too (the evaluation stage's extra metrics),
+        after the training's volume metrics and before ``mip_dice``."""
+        self.volume = (*self.volume, *(m for m in metrics if m not in self.volume))
 
     def _extra(
         self, pred: np.ndarray, truth: np.ndarray, classes: Mapping[int, str]
