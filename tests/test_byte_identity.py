@@ -1,4 +1,4 @@
-"""A refactoring leaves the results byte-identical: the spleen toy (two methods, one
+"""A refactoring leaves the results byte-identical: the spleen toy (one method, one
 epoch) built by the commit before the restructuring into one extension style and by
 this checkout gives the same metrics.csv, epochs.csv, best_epoch.txt, test and
 evaluation metrics and report_cases.csv, byte for byte (bench/byte_identity.py; all
@@ -34,8 +34,8 @@ def test_spleen_toy_results_are_byte_identical(tmp_path: Path) -> None:
     base = byte_identity.checkout(BASE, tmp_path / "base")
     head = byte_identity.checkout("WORKTREE", tmp_path / "head")
     differ = byte_identity.compare(base, head, "spleen", 2,
-                                   ["EPC=1", "METHODS=gdl gdl_boundary"])
+                                   ["EPC=1", "METHODS=gdl_boundary"])
     assert differ == []
     files = byte_identity.result_files(head)
-    assert len(files) >= 10  # metrics, epochs, best epoch, test and eval metrics, report
+    assert len(files) >= 6  # metrics, epochs, best epoch, test and eval metrics, report
     assert any(p.endswith("report_cases.csv") for p in files)

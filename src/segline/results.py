@@ -35,7 +35,7 @@ import argparse
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -75,10 +75,9 @@ class MetricInfo:
     digits: int = 3
 
 
-METRIC_INFO: dict[str, MetricInfo] = {
-    m.name: MetricInfo(m.title, m.higher_is_better, m.unit, m.digits)
-    for m in metric_registry.REGISTRY.values()
-}
+METRIC_INFO: Mapping[str, MetricInfo] = metric_registry.View(
+    lambda m: MetricInfo(m.title, m.higher_is_better, m.unit, m.digits)
+)
 """The metrics whose direction and unit are known (distances in mm, voxel spacing): the
 registry's records (:mod:`segline.metrics.registry`)."""
 

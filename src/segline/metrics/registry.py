@@ -51,7 +51,7 @@ Example:
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -59,6 +59,7 @@ __all__ = [
     "ENTRY_POINTS",
     "REGISTRY",
     "Metric",
+    "View",
     "by_kind",
     "function_of",
     "get",
@@ -88,6 +89,40 @@ class Metric:
 
 REGISTRY: dict[str, Metric] = {}
 """Metric name -> record, in registration order (the order of help texts)."""
+
+
+class View(Mapping[str, Any]):
+    """A read-only mapping derived from the registry *when read*: ``first`` (fixed
+    entries, in order), then ``make(metric)`` for every registered metric that ``keep``
+    accepts, in registration order. Consumers hold a view instead of a copy, so a metric
+    registered after they were imported (an experiment's, a plugin's) is known to them.
+    """
+
+    def __init__(
+        self,
+        make: Callable[[Metric], Any],
+        keep: Callable[[Metric], bool] = lambda m: True,
+        first: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._make, self._keep, self._first = make, keep, dict(first or {})
+
+    def _names(self) -> list[str]:
+        return [*self._first, *(n for n, m in REGISTRY.items()
+                                if self._keep(m) and n not in self._first)]
+
+    def __getitem__(self, name: str) -> Any:
+        if name in self._first:
+            return self._first[name]
+        metric = REGISTRY.get(name)
+        if metric is None or not self._keep(metric):
+            raise KeyError(name)
+        return self._make(metric)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    def __len__(self) -> int:
+        return len(self._names())
 
 
 def register(metric: Metric) -> Metric:

@@ -11,7 +11,7 @@ class, then the method's own row per class, with mean ± sd over the test cases
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,6 +19,7 @@ import pandas as pd
 
 from segline.casestore import sorted_cases
 from segline.errors import InputError
+from segline.metrics import registry as metric_registry
 from segline.results import (
     METRIC_INFO,
     MethodGroup,
@@ -36,9 +37,9 @@ MEAN_CLASS = "mean"
 TEST_METRICS = ("dice", "hd95", "assd")
 """The test metrics reported by default (``--metrics``)."""
 # column -> (higher is better, digits shown); the metrics' own table is METRIC_INFO
-RANKED = {"val_dice": (True, 3)} | {
-    m: (info.higher_is_better, info.digits) for m, info in METRIC_INFO.items()
-}
+RANKED: Mapping[str, tuple[bool, int]] = metric_registry.View(
+    lambda m: (m.higher_is_better, m.digits), first={"val_dice": (True, 3)}
+)
 
 
 def _per_case(wide: pd.DataFrame, cls: str) -> pd.Series:

@@ -7,7 +7,7 @@ A metric's own definition comes from its record in :mod:`segline.metrics.registr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from segline import stats
 from segline.metrics import registry as metric_registry
@@ -51,9 +51,9 @@ CONVENTIONS_HEAD = f"""\
   number of methods compared.
 """
 # definitions added to the conventions when the metric is reported
-METRIC_CONVENTIONS = {
-    m.name: m.convention for m in metric_registry.REGISTRY.values() if m.convention
-}
+METRIC_CONVENTIONS: Mapping[str, str] = metric_registry.View(
+    lambda m: m.convention, keep=lambda m: bool(m.convention)
+)
 INSTANCE_CONVENTIONS = (
     "- Instances (vertebrae): predicted instances are matched one-to-one to the\n"
     "  ground-truth vertebrae by overlap (Hungarian assignment maximising the summed\n"
