@@ -73,6 +73,17 @@ COLUMNS = ["epoch", "split", "case", "class", "metric", "value"]
 GRID = "source geometry"
 
 
+def reported_test_metrics(method: Path) -> list[str]:
+    """The metrics of the training's ``test/metrics.csv``, in order of first
+    appearance (one :class:`InputError` line when it is missing or unreadable)."""
+    path = method / "test" / "metrics.csv"
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        return [str(m) for m in pd.unique(table["metric"])]
+    except (OSError, ValueError, KeyError) as err:
+        raise InputError(path, f"unreadable test metrics ({err}); train first") from err
+
+
 def training_metrics(method: Path) -> tuple[int, list[str]]:
     """The best epoch (``best_epoch.txt``) and the metrics of the training's
     ``test/metrics.csv`` in order of first appearance (a training with a scorer of
@@ -88,11 +99,7 @@ def training_metrics(method: Path) -> tuple[int, list[str]]:
     except (OSError, ValueError) as err:
         raise InputError(best_path, f"missing or not an integer ({err}); train first") from err
     path = method / "test" / "metrics.csv"
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-        names = [str(m) for m in pd.unique(table["metric"])]
-    except (OSError, ValueError, KeyError) as err:
-        raise InputError(path, f"unreadable test metrics ({err}); train first") from err
+    names = reported_test_metrics(method)
     scorer = source_scorer(method)
     if scorer is not None:  # the trainer's own rows (e.g. instance metrics)
         if [m for m in names if m not in scorer.metrics] or not names:

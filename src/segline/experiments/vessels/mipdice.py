@@ -132,18 +132,12 @@ class SourceScorer:
     """
 
     def __init__(self, method: Path) -> None:
-        import pandas as pd
-
+        from segline.eval_stage import reported_test_metrics
         from segline.metrics.table import METRICS
         from segline.predicting.infer import read_args
 
         self.metrics: tuple[str, ...] = (*METRICS, NAME)
-        path = method / "test" / "metrics.csv"
-        try:
-            table = pd.read_csv(path, dtype=str, keep_default_na=False)
-            names = [str(m) for m in pd.unique(table["metric"])]
-        except (OSError, ValueError, KeyError) as err:
-            raise InputError(path, f"unreadable test metrics ({err}); train first") from err
+        names = reported_test_metrics(method)
         self.volume = tuple(m for m in names if m != NAME)
         self.axis: int | None = None
         self.record: dict[str, Any] = {}
