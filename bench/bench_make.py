@@ -91,7 +91,7 @@ def stage_group(targets: str) -> str:
     if parts[0] == "data":
         if len(parts) == 2:
             return "toy archive" if "-toy" in first.name else "download"
-        named = {"raw": "unpack", "cases": "slice", "dist": "distmaps"}
+        named = {"raw": "unpack", "cases": "slice", "dist": "distmaps", "dist-diagonal": "distmaps"}
         return named.get(parts[2], f"data: {'/'.join(parts[2:])}") if len(parts) > 2 else "data"
     if parts[0] == "results":
         if first.suffix == ".png":

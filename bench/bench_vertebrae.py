@@ -69,7 +69,7 @@ def bench_inference(model: torch.nn.Module, args: dict, store: CaseStore) -> Non
         image = np.asarray(store.image(case), dtype=np.float32)
         gt = np.asarray(store.label(case))
         start = time.perf_counter()
-        labels, calls = iterative_segment(step, image, patch[0], min_voxels=MIN_VOXELS)
+        labels, calls = iterative_segment(step, image, patch, min_voxels=MIN_VOXELS)
         took = time.perf_counter() - start
         rows = instance_rows(labels, gt, tuple(store.meta(case)["spacing"]), names)
         spine = {r["metric"]: r["value"] for r in rows if r["class"] == "spine"}

@@ -107,15 +107,22 @@ AUG ?= none
 SCHED ?= const
 WARMUP ?= 0
 WD ?= 0
-# An absent class's signed distance map (the distance-map stage; recorded): diagonal
-# (+ the field-of-view diagonal in mm) or zero (0 everywhere, the boundary-loss
-# reference code's: no gradient from that class). Changing it rebuilds $(DATA)/dist
-# and everything after it.
-ABSENT ?= diagonal
-ifneq ($(filter-out diagonal zero,$(ABSENT))$(word 2,$(ABSENT)),)
+# An absent class's signed distance map (the distance-map stage; recorded): zero (0
+# everywhere, the boundary-loss reference code's: no gradient from that class; the
+# default) or diagonal (+ the field-of-view diagonal in mm: on sparse lesions it can
+# collapse training to empty predictions, bench/RESULTS.md "Absent-class conventions"). Each convention has its own store,
+# $(DATA)/dist (zero) and $(DATA)/dist-diagonal (diagonal): ABSENT picks the store every
+# method trains on, and a method may pick its own in the dataset makefile
+# ($(call method,X): ABSENT := diagonal), so both conventions train in one run and
+# changing one method's retrains that method only.
+ABSENT ?= zero
+ABSENTS := diagonal zero
+ifneq ($(filter-out $(ABSENTS),$(ABSENT))$(word 2,$(ABSENT)),)
 $(error ABSENT=$(strip $(ABSENT)): use ABSENT=diagonal (+ field-of-view diagonal) or ABSENT=zero (0, as the reference code))
 endif
 # Crop each case before storing it: none, body (CT above -500 HU) or label, + margin mm.
+# label crops training and validation cases only; a test case (of any fold) is cropped
+# to the body from its image alone, so no test case is cropped by its ground truth.
 CROP ?= none
 CROP_MARGIN ?= 10
 # Normalisation per channel, overriding the dataset.json modality: ct (the WINDOW),
@@ -417,13 +424,18 @@ $(DATA)/cases: private CMD += $(if $(NORM),--norm $(NORM))
 # FOLDS: the k-fold assignment of the labelled cases (recorded in split.json).
 $(DATA)/cases: private CMD += $(if $(strip $(FOLDS)),--folds $(strip $(FOLDS)))
 
-$(DATA)/dist: private CMD = preprocess/distmaps.py --cases $(DATA)/cases --out $(DATA)/dist $(DIST_ARGS)
-$(DATA)/dist: $(DATA)/cases $$(stale) | $(VENV_DEP)
+# One store per ABSENT convention (recorded in distmaps.json): $(DATA)/dist holds the
+# zero maps, $(DATA)/dist-diagonal the diagonal ones; a store is built when a training
+# (or `data`, for the ABSENT knob's) reads it. $(call dist_store,CONVENTION): its folder
+# (an unknown convention, e.g. a method's ABSENT := none, stops make with one line).
+dist_store = $(if $(filter-out $(ABSENTS),$1)$(word 2,$1),$(error ABSENT=$(strip $1)$(if $@, (for $@)): use diagonal or zero),$(DATA)/dist$(if $(filter diagonal,$1),-diagonal))
+DIST_STORES := $(foreach a,$(ABSENTS),$(call dist_store,$(a)))
+$(DIST_STORES): private CMD = preprocess/distmaps.py --cases $(DATA)/cases --out $@ $(DIST_ARGS) \
+  --absent $(if $(filter $(DATA)/dist-diagonal,$@),diagonal,zero)
+$(DIST_STORES): $(DATA)/cases $$(stale) | $(VENV_DEP)
 	$(PY) $(CMD)
-# ABSENT: an absent class's value in the maps (recorded in distmaps.json).
-$(DATA)/dist: private CMD += $(if $(filter-out diagonal,$(ABSENT)),--absent $(ABSENT))
 
-data: $(DATA)/dist $(DATA_EXTRA)
+data: $(call dist_store,$(ABSENT)) $(DATA_EXTRA)
 
 # ---------------------------------------------------------------------------
 # Training: one generic recipe; each method sets LOSSES / DIST / OPTS as
@@ -440,9 +452,11 @@ TRAIN_PARAMS = --net $(NET) $(addprefix --net-opt ,$(NET_OPTS)) --epochs $(EPC) 
   $(if $(filter-out none,$(AUG)),--aug $(AUG)) $(if $(filter-out const,$(SCHED)),--sched $(SCHED)) \
   $(if $(filter-out 0,$(WARMUP)),--warmup $(WARMUP)) $(if $(filter-out 0 0.0,$(WD)),--wd $(WD)) \
   $(OPTS) $(TRAIN_ARGS) $(if $(IS_DEBUG),--debug)$(if $(strip $(FOLDS)), --fold $(RUN_FOLD))
-$(METHOD_DIRS): private CMD = -m $(TRAINER) --cases $(DATA)/cases --dist $(DATA)/dist --out $@ \
+# --dist: the store of the method's ABSENT (the knob's, or the method's own: a target-
+# specific variable, which reaches the prerequisites through secondary expansion).
+$(METHOD_DIRS): private CMD = -m $(TRAINER) --cases $(DATA)/cases --dist $(call dist_store,$(ABSENT)) --out $@ \
   --lineage $(LINEAGE) --device $(DEVICE) --amp $(AMP) $(TRAIN_PARAMS)
-$(METHOD_DIRS): $(RES)/%: $(DATA)/dist $(TRAIN_DEPS) $$(stale) | $(VENV_DEP)
+$(METHOD_DIRS): $(RES)/%: $$(call dist_store,$$(ABSENT)) $(TRAIN_DEPS) $$(stale) | $(VENV_DEP)
 	$(PY) $(CMD)
 
 train: $(METHOD_DIRS)
@@ -642,7 +656,7 @@ help:
 	  "  $(or $(ARCHIVES),$(LINEAGE))  $(if $(DATASET_DIR),the folder's md5 manifest: recomputed by every make; rewritten when it changes,$(if $(IS_TOY),generate the toy archive(s),download when the lineage file gives a URL, else say where to get it))" \
 	  "  $(DATA)/raw         $(if $(DATASET_DIR),copy the folder; each file md5-checked against $(LINEAGE),md5-verify (lineage: $(LINEAGE)) and unpack safely)" \
 	  "  $(DATA)/cases       normalise, keep geometry, split train/val/test" \
-	  "  $(DATA)/dist        signed distance maps (mm), 2D and 3D" \
+	  "  $(DATA)/dist        signed distance maps (mm), 2D and 3D ($(DATA)/dist-diagonal: ABSENT=diagonal's)" \
 	  "  data               everything up to the distance maps" \
 	  "  $(RES)/<method>$(if $(strip $(FOLDS)),/fold<i>)$(if $(strip $(SEEDS)),/seed<k>)   train one method$(if $(strip $(SEEDS)), with one seed); methods: $(ALL_METHODS)$(if $(OPTIONAL_METHODS), (optional: $(OPTIONAL_METHODS)))" \
 	  "  train              all selected methods (METHODS)" \
@@ -672,7 +686,7 @@ help:
 	  "  COMPILE=1|graphs   torch.compile the network (graphs: CUDA graphs); recorded ($(COMPILE))" \
 	  "  AUG=none|light|strong  training augmentation: flips, rot90, intensity (+ zoom, elastic) ($(AUG))" \
 	  "  SCHED=const|poly|cosine|halve  LR per epoch ($(SCHED)); halve: the boundary-loss reference's halving; WARMUP=N epochs of linear warm-up ($(WARMUP))" \
-	  "  ABSENT=diagonal|zero  an absent class's distance map: + field-of-view diagonal, or 0 as the boundary-loss reference; rebuilds the maps ($(ABSENT))" \
+	  "  ABSENT=diagonal|zero  an absent class's distance map: 0 as the boundary-loss reference ($(DATA)/dist), or + field-of-view diagonal ($(DATA)/dist-diagonal), for every method without its own ($(ABSENT))" \
 	  "  WD=x               decoupled weight decay, AdamW ($(WD))" \
 	  "  THREADS=N          torch threads per training, whatever -j; recorded, changing it retrains ($(THREADS))" \
 	  "  EVAL_METRICS=a,b   test-only metrics (e.g. precision,recall): scored by the evaluation stage, reported; changing them re-evaluates, never retrains ($(EVAL_METRICS))" \
@@ -685,7 +699,7 @@ help:
 	  "  CFLAGS=-O          flags for python (-O removes assertions)" \
 	  "  CC='srun ... python'  the python command ($(CC))" \
 	  "  TRAINER=module     the training module, taking segline.train's options ($(TRAINER))" \
-	  "  CROP=none|body|label  crop each case to the body or the labelled region ($(CROP)), CROP_MARGIN=mm ($(CROP_MARGIN))" \
+	  "  CROP=none|body|label  crop each case to the body or the labelled region (label: training and validation cases only, test cases to the body) ($(CROP)), CROP_MARGIN=mm ($(CROP_MARGIN))" \
 	  "  NORM=ct|zscore|percentile  normalisation per channel instead of dataset.json's modality; one for all or one per channel, e.g. NORM=ct,zscore ($(NORM))" \
 	  "  N_TEST=N N_VAL=N   split sizes: first N_TEST cases test, next N_VAL validation ($(N_TEST), $(N_VAL))" \
 	  "  SPLIT=ordered|random  the order the split takes cases in: natural order of the ids, or a permutation ($(SPLIT))" \

@@ -3,8 +3,8 @@
 Usage::
 
     python preprocess/pseudo.py --cases data/<ds>/cases --mip data/<ds>/mip \\
-        --out data/<ds>/pseudo [--fg-rel 0.7] [--bg-factor 0.5] [--min-size 10] \\
-        [--connectivity 26] [--jobs 1]
+        --out data/<ds>/pseudo [--rules segline|reference] [--fg-rel 0.7] \\
+        [--bg-factor 0.5] [--min-size 10] [--connectivity 26] [--jobs 1]
 
 Writes ``<out>/<case_id>/pseudo.npy`` (uint8: 0 bg, 1 vessel, 255 unlabelled),
 ``<out>/<case_id>/pseudo_dist3d.npy`` (float32 (2, Z, Y, X), mm), ``quality.csv``,

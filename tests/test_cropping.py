@@ -59,8 +59,14 @@ def test_modes_and_fallbacks() -> None:
     rec = _record()
     label_zyx = rec.label.T
     assert crop_mask("none", "c", rec.channels, ["CT"], label_zyx) == (None, "none")
-    mask, used = crop_mask("label", "c", rec.channels, ["CT"], label_zyx)
+    mask, used = crop_mask("label", "c", rec.channels, ["CT"], label_zyx, label_crop=True)
     assert used == "label" and np.array_equal(mask, label_zyx > 0)
+    # a test case: its label is never read, the box comes from the body
+    body = body_mask_zyx(rec.channels, ["CT"], -500.0)
+    mask, used = crop_mask("label", "c", rec.channels, ["CT"], label_zyx)
+    assert used == "body (image only)" and np.array_equal(mask, body)
+    assert crop_mask("label", "c", rec.channels, ["MR"], label_zyx) == (
+        None, "none (image only, no CT)")
     mask, used = crop_mask("label", "c", rec.channels, ["CT"], None)
     assert used == "body (no label)" and mask is not None
     assert crop_mask("label", "c", rec.channels, ["MR"], None) == (None, "none (no label, no CT)")
@@ -92,7 +98,7 @@ def test_body_crop_in_slicing_and_back_to_source() -> None:
 def test_label_crop_box_and_record() -> None:
     rec = _record()
     params = SliceParams(crop="label", crop_margin=0.0)
-    _, label, meta = process_case(rec, LABELS, ["CT"], params, LUT)
+    _, label, meta = process_case(rec, LABELS, ["CT"], params, LUT, label_crop=True)
     assert meta["crop"] == "label"
     assert label.shape == tuple(b - a for a, b in _box(rec.label.T > 0))
     assert params.record()["crop"] == "label" and params.record()["crop_margin_mm"] == 0.0

@@ -67,7 +67,7 @@ def knob_table(ds: str) -> dict[str, tuple[str, str | None]]:
         "SCHED": ("poly", "--sched poly"),
         "WARMUP": ("1", "--warmup 1"),
         "WD": ("1e-4", "--wd 1e-4"),
-        "ABSENT": ("zero", "--absent zero"),  # an absent class's map: rebuilds the dist store
+        "ABSENT": ("diagonal", "--absent diagonal"),  # an absent class's map: the other dist store
         "THREADS": ("2", "--threads 2"),  # torch threads: they change the last bits
         "WORKERS": ("2", None),  # scheduling only: results are identical for any value
         "EVAL_METRICS": ("precision", "--extra-metrics precision"),  # test-only metrics
@@ -116,6 +116,9 @@ def knob_table(ds: str) -> dict[str, tuple[str, str | None]]:
         "FG_REL": ("0.6", "--fg-rel 0.6"),
         "BG_FACTOR": ("0.4", "--bg-factor 0.4"),
         "MIN_SIZE": ("5", "--min-size 5"),
+        "OCCLUDER_HU": ("500", "--occluder-hu 500"),
+        "OCCLUDER_MARGIN": ("2", "--occluder-margin 2"),
+        "PSEUDO": ("reference", "--rules reference"),
         # `predict` only (not planned by `all`); tests/test_predict_folder.py runs them
         "INPUT": ("in", None),
         "OUTPUT": ("out", None),

@@ -49,7 +49,12 @@ def test_toy_data_stages(toy: Path) -> None:
         meta = json.loads((cases / case / "meta.json").read_text())
         assert all(abs(s - 2.0) < 0.04 for s in meta["spacing"]), (case, meta["spacing"])
         z, y, x = meta["shape"]
-        assert 64 <= z <= 96 and 32 <= y <= 48 and 32 <= x <= 48, (case, meta["shape"])
+        if case in split["test"]:  # cropped to the body from the CT alone, not to its label
+            assert meta["crop"] == "body (image only)", case
+            assert 64 <= z <= 96 and 48 < y <= 56 and 48 < x <= 56, (case, meta["shape"])
+        else:
+            assert meta["crop"] == "label", case
+            assert 64 <= z <= 96 and 32 <= y <= 48 and 32 <= x <= 48, (case, meta["shape"])
         label = np.load(cases / case / "label.npy")
         present = sorted(int(v) for v in np.unique(label) if v)
         assert 6 <= len(present) <= 10 and present == list(range(present[0], present[-1] + 1))

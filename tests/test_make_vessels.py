@@ -54,6 +54,25 @@ def test_pseudo_threshold_knob_rebuilds_pseudo_and_weak_methods_only(built: Path
     assert trained == METHODS  # every training depends on the pseudo-label stage
 
 
+def test_occluder_and_pseudo_rule_knobs_rebuild_their_stages(built: Path, run_make) -> None:
+    info = json.loads((built / "data" / "vessels-toy" / "mip" / "mip.json").read_text())
+    assert info["occluder"]["hu"] == 400.0 and info["occluder"]["margin_voxels"] == 1
+    rules = json.loads((built / "data" / "vessels-toy" / "pseudo" / "pseudo.json").read_text())
+    assert rules["rules"] == "segline"
+    for knob, mip_cmd in (("OCCLUDER_HU=500", "--occluder-hu 500 --occluder-margin 1"),
+                          ("OCCLUDER_MARGIN=2", "--occluder-margin 2"),
+                          ("OCCLUDER_HU=none", "--axis 0")):
+        plan = run_make(built, "-n", *ARGS, knob).stdout
+        line = next(ln for ln in plan.splitlines() if "preprocess/mip.py" in ln)
+        assert line.rstrip().endswith(mip_cmd) and "preprocess/pseudo.py" in plan, (knob, line)
+        trained = [m for m in METHODS if f"--out results/vessels-toy/{m} " in plan]
+        assert trained == METHODS, knob
+    plan = run_make(built, "-n", *ARGS, "PSEUDO=reference", "FG_REL=0.6").stdout
+    assert "--rules reference" in plan and "--fg-rel" not in plan
+    assert "preprocess/mip.py" not in plan
+    assert [m for m in METHODS if f"--out results/vessels-toy/{m} " in plan] == METHODS
+
+
 def test_eval_stage_scores_the_written_files_with_mip_dice(built: Path) -> None:
     """The evaluation stage scores each method's source-geometry NIfTI files against the
     original 3D labels, mip_dice included: here recomputed by hand (label 2, tumour, is

@@ -68,7 +68,9 @@ def deterministic() -> Iterator[None]:
 
 
 def test_registry_lists_all_names() -> None:
-    assert net_names() == [
+    # MipFused registers itself when the vessels experiment is imported (a test of
+    # this process may have done so)
+    assert [n for n in net_names() if n != "MipFused"] == [
         "Dimwit",
         "Dimwit3D",
         "ENet",

@@ -230,13 +230,15 @@ def _run(script: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The toy vessel set unpacked, sliced (vessel window 120,280, tumour -> background)
-    and projected by the MIP CLI: ``<root>/cases``, ``<root>/mip``."""
+    and projected by the MIP CLI with the pipeline's occluder removal (400 HU: the bone
+    bar): ``<root>/cases``, ``<root>/mip``."""
     root = tmp_path_factory.mktemp("vessels-toy")
     write_toy_archives([root / "vessels-toy.tar"])
     extract_archives([root / "vessels-toy.tar"], root / "raw")
     params = SliceParams(window=(120.0, 280.0), label_map={2: 0}, n_test=3, n_val=2)
     slice_dataset(MSDAdapter(root / "raw"), root / "cases", params)
-    res = _run(MIP_SCRIPT, "--cases", "cases", "--out", "mip", cwd=root)
+    res = _run(MIP_SCRIPT, "--cases", "cases", "--out", "mip", "--raw", "raw",
+               "--occluder-hu", "400", cwd=root)
     assert res.returncode == 0, res.stderr
     return root
 

@@ -40,11 +40,12 @@ def _built(config_cls: type[TrainConfig], args: argparse.Namespace) -> TrainConf
 
 def test_every_field_but_the_converted_is_an_option() -> None:
     """A field with no option of its name would silently keep its default: only
-    net_kwargs and precision may lack one (the vertebrae add ``method``)."""
+    net_kwargs and precision may lack one (the vertebrae add ``method`` and
+    ``complete_frac``)."""
     names = {f.name for f in fields(TrainConfig)}
     assert names - _dests(cli.build_parser()) == CONVERTED_ONLY
     vnames = {f.name for f in fields(vt.VertebraConfig)}
-    assert vnames - names == {"method"}
+    assert vnames - names == {"method", "complete_frac"}
     assert vnames - _dests(vt.build_parser()) == CONVERTED_ONLY
     wnames = {f.name for f in fields(vessels.VesselConfig)}
     assert wnames - names == {"label_source", "pseudo", "mip"}

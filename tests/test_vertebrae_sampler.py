@@ -64,7 +64,7 @@ def test_items_follow_the_contract(store: CaseStore) -> None:
         np.testing.assert_array_equal(target, lab == k)
         # the memory holds exactly the vertebrae before k in the order
         np.testing.assert_array_equal(memory, np.isin(lab, order[: order.index(k)]))
-        inside = int((lab == k).sum()) == int((label == k).sum())
+        inside = int((lab == k).sum()) >= 0.98 * int((label == k).sum())  # COMPLETE_FRAC
         assert float(it["complete"]) == float(inside)
         complete += inside
         edge = target[0].any() or target[-1].any()

@@ -36,15 +36,18 @@ largest is the diagonal between corner centres, ``sqrt(sum(((n_i - 1) * s_i)**2)
 D``), so an absent class is "farther than anything": the boundary loss, the mean of
 ``p_k * phi_k``, then penalises every bit of probability put on an absent class (and
 rewards it on a class filling the image) instead of ignoring it, and never sees inf
-or NaN. This is ``absent="diagonal"``, the default (make ``ABSENT=diagonal``).
+or NaN. This is ``absent="diagonal"``, this module's default (make ``ABSENT=diagonal``).
 
-``absent="zero"`` (make ``ABSENT=zero``) is the reference code's convention instead: an
+``absent="zero"`` (make's default, ``ABSENT=zero``) is the reference code's convention: an
 absent class reads 0 everywhere, so the boundary loss gets no gradient from it on
 that slice (one-hot: another class's map supervises those pixels), and neither do the
 Hausdorff-DT losses (``|0|``; :mod:`segline.losses.hausdorff` applies the same rule to
 an empty prediction). A class filling the slice or volume keeps ``-D`` under both (the
 reference's value there is an artefact of scipy's transform of an array with no
-background). The choice is recorded in ``distmaps.json`` (``absent``).
+background). The choice is recorded in ``distmaps.json`` (``absent``). On sparse
+lesions the diagonal's penalty on every lesion-free slice can collapse a network to
+empty predictions, which the zero convention does not (bench/RESULTS.md,
+"Absent-class conventions"); make therefore defaults to ``zero``.
 
 Backends: ``"edt"`` (the ``edt`` package, multi-threaded with ``parallel``) and
 ``"scipy"`` (``scipy.ndimage.distance_transform_edt``, single-threaded). They agree

@@ -189,7 +189,10 @@ def check_same_inputs(results: Path, rels: Sequence[str]) -> None:
     """Refuse to pack results trained on different data.
 
     Each training writes ``lineage.json`` with the content digests of the stores it
-    read (``inputs``); every packed method must agree on each input they share.
+    read (``inputs``); every packed method must agree on each input they share. The
+    two distance-map conventions are two inputs, ``dist`` and ``dist-diagonal``
+    (:meth:`segline.train.loop.Trainer._input_stores`), so methods of one run may
+    train on either.
     """
     seen: dict[str, tuple[str, str]] = {}
     for rel in rels:

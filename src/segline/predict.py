@@ -24,7 +24,10 @@ sum to 1 in every voxel). The labels are the argmax of those probabilities (the
 class of highest probability, ties to the lower class), with or without ``--probs``,
 so the two files agree in every voxel. Every output folder also gets ``labels.txt`` (ITK-SNAP
 label descriptions) and ``labels.ctbl`` (3D Slicer colour table)
-(:mod:`segline.predicting.labels`), and is written atomically.
+(:mod:`segline.predicting.labels`), and is written atomically. A predictor that
+describes each prediction in a table (``last_table``: the vertebra methods'
+``instances.csv``, :mod:`segline.experiments.vertebrae.instances`) has it written
+there too, one row per case and instance.
 
 ``-o`` is a folder segline owns (:mod:`segline.predicting.output`): new, empty or one
 it wrote before (its record ``.segline-predictions`` lists every file it wrote there),
@@ -161,6 +164,29 @@ def _write_case(
     return written
 
 
+def _describe(predictor: Any, case: str, tables: dict[str, Any]) -> None:
+    """Add the rows describing ``predictor``'s last prediction (its ``last_table``:
+    (file name, columns, rows), as the vertebra predictors keep it) to ``tables``
+    (file name -> (columns, rows)), each row with its ``case``."""
+    last = getattr(predictor, "last_table", None)
+    if last is None:
+        return
+    name, columns, rows = last
+    tables.setdefault(name, (tuple(columns), []))[1].extend({"case": case, **r} for r in rows)
+
+
+def _write_tables(tmp: Path, out: Path, tables: dict[str, Any]) -> list[Path]:
+    """Write each table of ``tables`` (:func:`_describe`) as CSV into ``tmp``; returns
+    the final paths (in ``out``)."""
+    import pandas as pd
+
+    from segline.csvio import csv_text
+
+    for name, (columns, rows) in tables.items():
+        atomic.write_text(tmp / name, csv_text(pd.DataFrame(rows, columns=list(columns))))
+    return [out / name for name in tables]
+
+
 def _nothing(tmp: Path, store: CaseStore, method: Path, why: str) -> list[Path]:
     """Say there is nothing to predict (one line) and write the label files only."""
     print(f"{training_label(method)}: nothing to predict: {why}", flush=True)
@@ -189,13 +215,15 @@ def write_store_cases(
     # a seed's training (SEEDS) is named <method>-seed<k>: dots separate fields
     result = training_label(method).replace("/", "-")
     written: list[Path] = []
+    tables: dict[str, Any] = {}
     for case in ids:
         meta = store.meta(case)
         prediction = predictor.predict(np.asarray(store.image(case)))
+        _describe(predictor, case, tables)
         name = name_of(meta, result) if name_of else f"{case}.nii.gz"
         written += _write_case(tmp, out, name, case, prediction, probs, meta)
     write_label_files(tmp, predictor.label_names(store))
-    return written
+    return written + _write_tables(tmp, out, tables)
 
 
 def predict_method(
@@ -264,11 +292,13 @@ def write_folder_cases(
     )
     predictor = load_predictor(method, store, device, amp)
     written: list[Path] = []
+    tables: dict[str, Any] = {}
     for case, image, meta in _preprocessed(found, store):
         prediction = predictor.predict(image)
+        _describe(predictor, case, tables)
         written += _write_case(tmp, out, f"{case}.nii.gz", case, prediction, probs, meta)
     write_label_files(tmp, predictor.label_names(store))
-    return written
+    return written + _write_tables(tmp, out, tables)
 
 
 def predict_folder(

@@ -43,6 +43,17 @@ centreline piece (point-to-segment distance); the image adds a partial-volume ri
 one voxel outside the tube at up to half the vessel contrast, and small vessels are
 slightly dimmer (×0.875 at radius 1), as partial volume makes them in real CT.
 
+**A bone-like occluder.** Every case also holds a straight bar of bone (700–1000 HU,
+radius 1.6–2.4 voxels, with the same one-voxel partial-volume rim), running along x
+through the whole field of view at one (y, z). Its y is drawn in the middle of the
+plane, so in a projection along z it crosses many vessel rays, and it is brighter
+than every vessel: on those rays the brightest voxel is bone, not vessel. Its z is
+the slice nearest a drawn depth at which the bar (rim included) touches no vessel,
+vessel rim or tumour voxel, so the bar hides vessels in the projection without
+touching them in 3D. It is labelled background (the MSD labels have no bone class).
+The MIP stage's occluder removal (:mod:`segline.experiments.vessels.mip`) exists for
+such structures.
+
 All voxel values come from integer noise (:class:`CounterRNG`, exact box sums) and
 element-wise float64 ``+ - * /``, ``sqrt``, ``min``/``max`` and comparisons, so the
 result is the same bytes on every platform (no sin/cos/exp/log, no float reductions).
@@ -104,6 +115,12 @@ Z_DAMP = 0.35  # multiplies the z component of every new direction
 MARGIN = 2.0  # centrelines stay this many voxels inside the volume
 RIM = 1.0  # partial-volume rim outside a tube, voxels
 
+# The bone-like occluder bar (module docstring).
+BONE_CONTRAST = (640.0, 940.0)  # HU above the liver: 700-1000 HU
+BONE_RADIUS = (1.6, 2.4)  # voxels
+BONE_ALONG_Y = (0.3, 0.7)  # position in y, fraction of the plane
+BONE_DEPTH = (0.1, 0.9)  # preferred position in z, fraction of the slices
+
 Vec = tuple[float, float, float]
 
 
@@ -135,10 +152,15 @@ class ToyCase(MsdToyCase):
             too, whose label is not written to the archive.
         affine: 4×4 float64 voxel → world (mm) map, as stored in the header.
         labelled: whether the case goes to imagesTr/labelsTr (else imagesTs).
+        occluder: (X, Y, Z) bool, the bone bar with its partial-volume rim (every
+            voxel it brightens); not written to the archive, for tests of the
+            occluder removal.
     """
 
     case_prefix: ClassVar[str] = CASE_PREFIX
     digits: ClassVar[int] = 3
+
+    occluder: np.ndarray | None = None
 
 
 def training_numbers(n: int) -> list[int]:
@@ -374,6 +396,41 @@ def _tumour(geo: CounterRNG, shape: tuple[int, int, int]) -> tuple[np.ndarray, n
     return q <= 1.0, np.clip((1.25 - q) / 0.25, 0.0, 1.0)
 
 
+def bone_bar(
+    geo: CounterRNG, shape: tuple[int, int, int], avoid: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The bone-like occluder: a bar along x (module docstring), away from ``avoid``.
+
+    Args:
+        geo: the bar's random stream.
+        shape: volume shape (X, Y, Z).
+        avoid: bool (X, Y, Z), voxels the bar and its rim must not touch (vessels,
+            their rims, the tumour).
+
+    Returns:
+        ``(inside, enhancement)`` as :func:`rasterise_tubes` gives them (HU over the
+        liver). Among the slices where the bar touches nothing in ``avoid``, the one
+        nearest the drawn depth (the lower one on a tie); where every slice touches
+        something (never in the pinned set), the one touching the fewest voxels.
+    """
+    nx, ny, nz = shape
+    radius = geo.uniform(*BONE_RADIUS)
+    contrast = geo.uniform(*BONE_CONTRAST)
+    j = ny * geo.uniform(*BONE_ALONG_Y)
+    want = nz * geo.uniform(*BONE_DEPTH)
+    best: tuple[int, float, int] | None = None
+    chosen: tuple[np.ndarray, np.ndarray] | None = None
+    for k in range(nz):
+        seg = Segment((-1.0, j, float(k)), (float(nx), j, float(k)), radius, radius, contrast)
+        inside, enhance = rasterise_tubes([seg], shape)
+        key = (int(np.count_nonzero((enhance > 0.0) & avoid)), abs(k - want), k)
+        if best is None or key < best:
+            best, chosen = key, (inside, enhance)
+    if chosen is None:
+        raise RuntimeError("toy vessel case: no slice for the bone bar")
+    return chosen
+
+
 def make_case(seed: int, number: int, labelled: bool = True) -> ToyCase:
     """Generate case ``number`` from ``seed`` (independent of every other case).
 
@@ -411,18 +468,21 @@ def make_case(seed: int, number: int, labelled: bool = True) -> ToyCase:
     if not vessel.any():
         raise RuntimeError(f"toy vessel case {number}: no vessel voxel")
     tumour, tumour_weight = _tumour(rng.child("tumour"), shape)
+    bone, bone_enhance = bone_bar(rng.child("bone"), shape,
+                                  (enhance > 0.0) | (tumour_weight > 0.0))
 
     tex = rng.child("texture")
     img = HU_LIVER + smooth_noise(tex.child("liver"), shape, (3, 3, 1), 2, std=LIVER_TEXTURE_STD)
     img = img + TUMOUR_CONTRAST * tumour_weight
-    img = img + enhance
+    img = img + np.maximum(enhance, bone_enhance)
     img = img + tex.child("white").normal(shape, terms=4) * WHITE_NOISE_STD
     image = np.clip(np.rint(img), HU_MIN, HU_MAX).astype(np.int16)
 
     label = np.zeros(shape, dtype=np.uint8)
     label[tumour] = 2
+    label[bone] = 0
     label[vessel] = 1
-    return ToyCase(number, image, label, affine, labelled)
+    return ToyCase(number, image, label, affine, labelled, bone_enhance > 0.0)
 
 
 def toy_vessel_cases(seed: int = 0, n_cases: int = N_CASES, n_test: int = N_TEST) -> list[ToyCase]:

@@ -12,12 +12,15 @@ Modes (``--crop``, the ``CROP`` knob):
   above ``body_hu`` (default −500 HU: soft tissue, fat and bone, not air, lung
   parenchyma aside), plus a margin in mm. Uses the image only, so it is the same for
   labelled and unlabelled cases.
-* ``label``: the bounding box of the (mapped) foreground classes, plus the margin.
-  Unlabelled cases fall back to ``body`` (or to no crop without a CT channel), and the
-  mode used is recorded per case. Caution: the box of a *test* case then comes from its
-  ground truth, so nothing can be predicted outside it and false positives far from
-  the target are never counted; use it for training-side experiments, ``body`` for
-  numbers to report.
+* ``label``: the bounding box of the (mapped) foreground classes, plus the margin, for
+  the training and validation cases only. A test case (in any fold of a
+  cross-validation; with ``FOLDS`` every labelled case is one, so every case is then
+  cropped as by ``body``) and an unlabelled case are cropped from the image alone, as
+  ``body`` (or not at all without a CT channel): a test case's ground truth never
+  decides what the network sees or where a prediction can lie, so false positives far
+  from the target count in the test numbers. The mode used is recorded per case (meta
+  ``crop``: ``label``, ``body (image only)``, ``none (image only, no CT)``, ``body (no
+  label)``, ``none (no label, no CT)``) and the report names the test cases' crop.
 """
 
 from __future__ import annotations
@@ -69,6 +72,8 @@ def crop_mask(
     channel_names: Sequence[str],
     label_zyx: np.ndarray | None,
     body_hu: float = DEFAULT_BODY_HU,
+    *,
+    label_crop: bool = False,
 ) -> tuple[np.ndarray | None, str]:
     """The region to crop to (Z, Y, X), and the mode actually used.
 
@@ -79,10 +84,14 @@ def crop_mask(
         channel_names: their modalities.
         label_zyx: mapped label (Z, Y, X) or None (unlabelled case).
         body_hu: threshold of the body mask in HU.
+        label_crop: whether mode ``label`` may use ``label_zyx`` (a training or
+            validation case); False (a test case, or a new case to predict): the
+            label is not read and the case is cropped from its image alone.
 
     Returns:
         (mask, used): mask None means "do not crop"; used is ``none``, ``body``,
-        ``label``, ``body (no label)`` or ``none (no label, no CT)``.
+        ``label``, ``body (image only)``, ``none (image only, no CT)`` (a test
+        case), ``body (no label)`` or ``none (no label, no CT)``.
 
     Raises:
         InputError: ``body`` asked for a case without a CT channel.
@@ -90,10 +99,14 @@ def crop_mask(
     if mode == "none":
         return None, "none"
     if mode == "label":
-        if label_zyx is not None and label_zyx.any():
+        if not label_crop:
+            why = "image only" if label_zyx is not None else "no label"
+        elif label_zyx is not None and label_zyx.any():
             return label_zyx > 0, "label"
+        else:
+            why = "no label"
         body = body_mask_zyx(channels_xyz, channel_names, body_hu)
-        return (body, "body (no label)") if body is not None else (None, "none (no label, no CT)")
+        return (body, f"body ({why})") if body is not None else (None, f"none ({why}, no CT)")
     if mode == "body":
         body = body_mask_zyx(channels_xyz, channel_names, body_hu)
         if body is None:

@@ -15,8 +15,9 @@ spacing, file names); this driver does everything else, identically for every so
    (classes > 0 after the label map); one warning line per channel at the end when
    more than :data:`~segline.preprocess.window.CLIP_WARN_SHARE` of them were clipped;
 3. optional label remapping (``--label-map 2:0``);
-4. (X, Y, Z) -> (Z, Y, X), optional resampling, meta.json
-   (:mod:`segline.preprocess.geometry`);
+4. (X, Y, Z) -> (Z, Y, X), optional crop (:mod:`segline.preprocess.cropping`: to the
+   body, or to the label for training and validation cases only, never for a test
+   case), optional resampling, meta.json (:mod:`segline.preprocess.geometry`);
 5. the split (:mod:`segline.preprocess.split`: natural order, random, stratified or
    an nnU-Net ``splits_final.json`` fold; written as ``split.json`` and, for nnU-Net,
    ``splits_final.json``), ``dataset.json``, and the whole
@@ -172,7 +173,8 @@ class SliceParams:
             ``stratify_file``, or a built-in one: :func:`split.builtin_attributes`).
         stratify_file: CSV ``case,<attribute>`` giving per-case values.
         label_map: source label value -> new value (e.g. {2: 0}).
-        crop: ``none``, ``body`` or ``label`` (:mod:`segline.preprocess.cropping`).
+        crop: ``none``, ``body`` or ``label`` (:mod:`segline.preprocess.cropping`;
+            ``label`` for training and validation cases only, :func:`label_crop_cases`).
         crop_margin: margin around the crop region, mm.
         body_hu: threshold of the body mask, HU.
         jobs: cases processed in parallel (each job holds one case in memory).
@@ -219,6 +221,8 @@ class SliceParams:
             "crop_margin_mm": self.crop_margin,
             "body_hu": self.body_hu,
         }
+        if self.crop == "label":
+            rec["crop_test"] = "body (image only), none without a CT channel"
         if self.norm is not None:
             rec["norm"] = list(self.norm)
             rec["zscore_over"] = "non-zero voxels"
@@ -352,8 +356,15 @@ def process_case(
     channel_names: Sequence[str],
     params: SliceParams,
     lut: np.ndarray,
+    *,
+    label_crop: bool = False,
 ) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any]]:
     """Turn one :class:`CaseRecord` into stored arrays and meta.
+
+    Only the crop could read the label for the image (``--crop label``), and only with
+    ``label_crop`` (a training or validation case, :func:`label_crop_cases`); without
+    it (a test case, a new case to predict) the image, its crop and the geometry are
+    computed from the channels alone. Normalisation never reads the label.
 
     Returns:
         image (C, Z, Y, X) float32, label (Z, Y, X) uint8 or None, meta dict.
@@ -379,7 +390,8 @@ def process_case(
         case_id=record.case_id, channels=list(channel_names), sources=sources)
     del chans
     mask, used = cropping.crop_mask(params.crop, record.case_id, record.channels,
-                                    channel_names, label_zyx, params.body_hu)
+                                    channel_names, label_zyx, params.body_hu,
+                                    label_crop=label_crop)
     if mask is not None:
         margin = geometry.margin_voxels(meta, params.crop_margin)
         image, label_zyx, meta = geometry.crop_to_bbox(image, label_zyx, meta, mask, margin)
@@ -393,8 +405,27 @@ def process_case(
     return image, label_zyx, meta
 
 
+def label_crop_cases(the_split: dict[str, Any]) -> set[str]:
+    """The cases ``--crop label`` may crop to their label: training and validation
+    cases that are a test case in no fold (``folds``: every labelled case is one fold's
+    test case, so none).
+
+    Example:
+        >>> sorted(label_crop_cases({"train": ["a", "b"], "val": ["c"], "test": ["d"]}))
+        ['a', 'b', 'c']
+        >>> label_crop_cases({"train": ["a"], "val": [], "test": ["b"],
+        ...                   "folds": [{"test": ["b"]}, {"test": ["a"]}]})
+        set()
+    """
+    tested = set(the_split.get("test", []))
+    for fold in the_split.get("folds") or []:
+        tested.update(fold.get("test", []))
+    return (set(the_split.get("train", [])) | set(the_split.get("val", []))) - tested
+
+
 def _slice_one(adapter: Any, case_id: str, params: SliceParams, lut: np.ndarray,
-               labels: dict[int, str], root: Path) -> tuple[str, Any, Any, Any]:
+               labels: dict[int, str], root: Path,
+               label_crop: bool = False) -> tuple[str, Any, Any, Any]:
     """Read, process and write one case; InputErrors are returned (they do not pickle).
 
     The fourth item is the case's :func:`clip_stats` (None on error), counted on the
@@ -402,7 +433,8 @@ def _slice_one(adapter: Any, case_id: str, params: SliceParams, lut: np.ndarray,
     """
     try:
         record = adapter.load(case_id)
-        image, label, meta = process_case(record, adapter.labels, adapter.channels, params, lut)
+        image, label, meta = process_case(record, adapter.labels, adapter.channels, params, lut,
+                                          label_crop=label_crop)
         meta["labels"] = {str(k): v for k, v in labels.items()}
         casestore.write_case(root, case_id, image, label, meta)
         del image, label
@@ -456,7 +488,8 @@ def slice_dataset(
     say = log or (lambda _line: None)
     clipped = [(0, 0)] * len(kinds)
     with atomic.atomic_dir(out) as tmp:
-        results = _run_cases(adapter, cases, params, lut, labels, tmp)
+        results = _run_cases(adapter, cases, params, lut, labels, tmp,
+                             label_crop_cases(the_split))
         try:
             for case_id in cases:
                 status, where, text, clips = next(results)
@@ -501,20 +534,23 @@ def choose_split(adapter: Any, params: SliceParams) -> dict[str, Any]:
 
 
 def _run_cases(adapter: Any, cases: list[str], params: SliceParams, lut: np.ndarray,
-               labels: dict[int, str], root: Path):
+               labels: dict[int, str], root: Path, label_crop: set[str]):
     """Yield each case's result in order; with ``jobs > 1`` a process pool works ahead.
+    ``label_crop``: the cases ``--crop label`` may crop to their label.
 
     Closing the generator (on an error) cancels pending cases and waits for running
     ones, so nothing writes into the temporary folder after it is removed.
     """
     if params.jobs <= 1:
         for case_id in cases:
-            yield _slice_one(adapter, case_id, params, lut, labels, root)
+            yield _slice_one(adapter, case_id, params, lut, labels, root,
+                             case_id in label_crop)
         return
     pool = ProcessPoolExecutor(max_workers=params.jobs)
     try:
         futures: list[Future[tuple[str, Any, Any, Any]]] = [
-            pool.submit(_slice_one, adapter, c, params, lut, labels, root) for c in cases]
+            pool.submit(_slice_one, adapter, c, params, lut, labels, root, c in label_crop)
+            for c in cases]
         for fut in futures:
             yield fut.result()
     finally:
@@ -646,7 +682,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="map source label A to B (e.g. 2:0 makes class 2 background)")
     p.add_argument("--crop", choices=cropping.MODES, default="none",
                    help="crop each case to the body (CT above --body-hu) or to the labelled "
-                   "region, plus --crop-margin (default none)")
+                   "region (training and validation cases only; test cases of any fold and "
+                   "unlabelled cases: the body), plus --crop-margin (default none)")
     p.add_argument("--crop-margin", type=non_negative_float,
                    default=cropping.DEFAULT_MARGIN_MM, metavar="MM",
                    help=f"margin around the crop region in mm (default "

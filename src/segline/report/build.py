@@ -24,7 +24,7 @@ from pathlib import Path
 from segline import atomic
 from segline.cli import HelpFormatter, cli_of, prog
 from segline.errors import InputError
-from segline.report.config import config_section
+from segline.report.config import config_section, cropped_tests_line
 from segline.report.csvout import cases_csv_text, csv_text
 from segline.report.model import (
     TEST_METRICS,
@@ -161,7 +161,7 @@ def build_report(
     parts += [
         stats_section(comparisons, stat_ref, len(groups)),
         per_case_section(cases, metrics),
-        config_section(groups),
+        config_section(groups, cropped_tests_line(cases_dir, test_ids) if cases_dir else ""),
     ]
     if plots:
         parts.append(plots_section(plots))

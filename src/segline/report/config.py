@@ -8,7 +8,8 @@ Per method (all its seeds' trainings): the training arguments of ``args.json``
 (``provenance/git-commit.txt``, marked *dirty* when ``provenance/git-status.txt`` lists
 changes), the md5s of the source archives (``provenance/lineage.md5``) and a short
 digest of the content digests of the stores read (``lineage.json`` ``inputs``: two
-trainings with the same digest read the same data).
+trainings with the same digest read the same data). Above the tables, with the case
+store (``--cases``), the crop the test cases used (:func:`cropped_tests_line`).
 
 Wall times are the only numbers here that differ between two runs of one experiment.
 
@@ -23,6 +24,7 @@ import hashlib
 import json
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from segline.errors import InputError
@@ -185,16 +187,55 @@ def _run_name(run: MethodResults) -> str:
     return f"seed {run.seed}" if run.fold is None else sub_label(run.fold, run.seed)
 
 
-def config_section(groups: Sequence[MethodGroup]) -> str:
-    """Markdown: the configuration and provenance of every method (:func:`config_tables`)."""
+CROP_TEXT = {
+    "none": "none (whole volume)",
+    "body": "body (image only)",
+    "label": "label (the box of the case's own ground truth: nothing outside it is "
+    "predicted or scored; slice again for image-only test crops)",
+}
+"""How a case's recorded crop (meta ``crop``; absent: none) is named in the report;
+other recorded values (``body (image only)`` ...) are shown as they are."""
+
+
+def cropped_tests_line(cases_dir: Path, test_ids: Sequence[str]) -> str:
+    """One line naming the crop the test cases used (their meta ``crop``, written by
+    the slicing stage: :mod:`segline.preprocess.cropping`), with the count of cases
+    per crop when they differ.
+
+    Example:
+        >>> cropped_tests_line(Path("no-store"), [])
+        ''
+    """
+    used: dict[str, int] = {}
+    for case in test_ids:
+        meta_file = cases_dir / case / "meta.json"
+        if not meta_file.is_file():
+            continue
+        crop = str(json.loads(meta_file.read_text()).get("crop", "none"))
+        text = CROP_TEXT.get(crop, crop)
+        used[text] = used.get(text, 0) + 1
+    if not used:
+        return ""
+    n = sum(used.values())
+    if len(used) == 1:
+        return f"Test cases cropped: {next(iter(used))}, {n} case{'s' * (n != 1)}.\n"
+    parts = ", ".join(f"{text}: {k} case{'s' * (k != 1)}" for text, k in used.items())
+    return f"Test cases cropped: {parts}.\n"
+
+
+def config_section(groups: Sequence[MethodGroup], data_line: str = "") -> str:
+    """Markdown: the configuration and provenance of every method (:func:`config_tables`),
+    after ``data_line`` (e.g. :func:`cropped_tests_line`) when given."""
     parts = [
         "## Configuration and provenance\n",
         "Training arguments (`args.json`), wall time (sum of `timing.csv` seconds), the "
         "code commit, the source archives' md5s and a digest of the stores read "
         "(`lineage.json` inputs). A value that differs between seeds is given per seed "
         "(` / `).\n",
-        config_tables({g.name: group_config(g) for g in groups}),
     ]
+    if data_line:
+        parts.append(data_line)
+    parts.append(config_tables({g.name: group_config(g) for g in groups}))
     return "\n".join(parts)
 
 

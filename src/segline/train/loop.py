@@ -396,8 +396,14 @@ class Trainer:
 
     def _input_stores(self) -> dict[str, str | None]:
         """The folders the training reads, by name: their content digests are part of
-        its lineage (``lineage.json`` ``inputs``, :mod:`segline.train.fingerprint`)."""
-        return {"cases": self.cfg.cases, "dist": self.cfg.dist}
+        its lineage (``lineage.json`` ``inputs``, :mod:`segline.train.fingerprint`).
+
+        The distance-map store is named for its ``absent`` convention: ``dist`` (zero,
+        make's default) or ``dist-diagonal`` (diagonal). Methods of one run may train on
+        either (make: a method's own ``ABSENT``), and the pack stage compares each name across the
+        packed methods, so each convention's store is checked against its own kind."""
+        dist = "dist" if store_absent(self.cfg.dist) == "zero" else "dist-diagonal"
+        return {"cases": self.cfg.cases, dist: self.cfg.dist}
 
     def _count_dice(
         self, logits: Any, batch: dict[str, Any], inter: torch.Tensor, sums: torch.Tensor

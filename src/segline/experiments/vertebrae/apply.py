@@ -12,6 +12,11 @@ training predicts its validation and test cases with the same classes built on i
 network in memory (:meth:`segline.experiments.vertebrae.train.VertebraTrainer._model_predictor`):
 :meth:`IterativePredictor.segment` and :meth:`SemanticPredictor.class_map` are the steps
 before the written labels that it scores.
+
+Each prediction is described in a table (:attr:`InstancePredictor.last_table`), which
+``segline-predict`` writes beside the predictions as ``instances.csv``
+(:mod:`segline.experiments.vertebrae.instances`: per instance its voxels, whether it
+touches the volume's border and the iterative method's completeness probability).
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ import torch
 
 from segline.casestore import CaseStore
 from segline.errors import InputError
-from segline.experiments.vertebrae.inference import MIN_VOXELS, iterative_segment, net_step
+from segline.experiments.vertebrae.inference import MIN_VOXELS, Sweep, net_step, sweep
+from segline.experiments.vertebrae.instances import COLUMNS, INSTANCES_FILE, instance_table
 from segline.experiments.vertebrae.postprocess import largest_component_per_class
 from segline.nets import get_net
 from segline.train import device as dev
@@ -66,6 +72,10 @@ class InstancePredictor:
 
     method: ClassVar[str] = ""
     """``args.json`` ``method`` of the folders this class applies."""
+    last_table: tuple[str, tuple[str, ...], list[dict[str, Any]]] | None = None
+    """(file name, columns, rows without ``case``) describing the last prediction of
+    :meth:`predict`: ``instances.csv`` rows
+    (:func:`segline.experiments.vertebrae.instances.instance_table`)."""
     no_ensemble: ClassVar[str] = "vertebra instance maps, no class probabilities"
     """Why the folds of such a method are not ensembled (segline.predicting.infer)."""
 
@@ -113,14 +123,19 @@ class InstancePredictor:
         ``None`` in place of the probabilities."""
         if image.ndim != 4:
             raise InputError(self.folder, f"image must be (C, Z, Y, X), got shape {image.shape}")
-        return self._labels(np.asarray(image, dtype=np.float32)), None
+        self.last_table = None
+        labels, completeness = self._labels(np.asarray(image, dtype=np.float32))
+        self.last_table = (INSTANCES_FILE, COLUMNS, instance_table(labels, completeness))
+        return labels, None
 
     def _volume(self, image: np.ndarray) -> np.ndarray:
         """``image`` as float32, the network in eval mode (it may be a training's)."""
         self.model.eval()
         return np.asarray(image, dtype=np.float32)
 
-    def _labels(self, volume: np.ndarray) -> np.ndarray:
+    def _labels(self, volume: np.ndarray) -> tuple[np.ndarray, dict[int, float] | None]:
+        """The written labels of ``volume`` and, per label, the completeness
+        probability (None without one)."""
         raise NotImplementedError
 
     def label_names(self, store: CaseStore) -> dict[int, str]:
@@ -131,7 +146,8 @@ class InstancePredictor:
 
 
 class IterativePredictor(InstancePredictor):
-    """The iterative sweep (:func:`iterative_segment`): instance ids 1..K."""
+    """The iterative sweep (:func:`~segline.experiments.vertebrae.inference.sweep`) with
+    windows of the training patch: instance ids 1..K."""
 
     method = "iterative"
 
@@ -140,18 +156,26 @@ class IterativePredictor(InstancePredictor):
         """The image channels plus the instance memory in, one mask logit out."""
         return image_channels + 1, 1
 
-    def segment(self, image: np.ndarray) -> tuple[np.ndarray, int]:
-        """Instance ids (Z, Y, X) of ``image`` (C, Z, Y, X) and the network calls the
-        sweep took."""
-        return iterative_segment(
+    def sweep(self, image: np.ndarray) -> Sweep:
+        """The sweep over ``image`` (C, Z, Y, X) with windows of the training patch
+        (:func:`~segline.experiments.vertebrae.inference.sweep`): instance ids, network
+        calls and each instance's completeness probability."""
+        return sweep(
             net_step(self.model, self.precision, (self.patch[1], self.patch[2])),
             self._volume(image),
-            self.patch[0],
+            self.patch,
             min_voxels=MIN_VOXELS,
         )
 
-    def _labels(self, volume: np.ndarray) -> np.ndarray:
-        return self.segment(volume)[0]
+    def segment(self, image: np.ndarray) -> tuple[np.ndarray, int]:
+        """Instance ids (Z, Y, X) of ``image`` (C, Z, Y, X) and the network calls the
+        sweep took."""
+        found = self.sweep(image)
+        return found.labels, found.calls
+
+    def _labels(self, volume: np.ndarray) -> tuple[np.ndarray, dict[int, float] | None]:
+        found = self.sweep(volume)
+        return found.labels, found.completeness
 
     def label_names(self, store: CaseStore) -> dict[int, str]:
         """Instance ids 1..K, K = the number of vertebra classes, in the order found."""
@@ -185,12 +209,12 @@ class SemanticPredictor(InstancePredictor):
         pred = class_index(probs, 0).to(torch.uint8).numpy()
         return largest_component_per_class(pred), probs.numpy()
 
-    def _labels(self, volume: np.ndarray) -> np.ndarray:
+    def _labels(self, volume: np.ndarray) -> tuple[np.ndarray, dict[int, float] | None]:
         pred, _ = self.class_map(volume)
         lut = np.zeros(len(self.classes["label_values"]), dtype=np.uint8)
         for i, v in self.classes["label_values"].items():
             lut[int(i)] = int(v)
-        return lut[pred]
+        return lut[pred], None
 
 
 PREDICTORS: dict[str, type[InstancePredictor]] = {

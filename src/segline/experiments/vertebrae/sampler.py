@@ -20,9 +20,11 @@ so ``k`` is the first vertebra not in the memory and the target is ``k``'s voxel
 the patch. The patch's z origin is the random crop along z: with probability
 :data:`COMPLETE_SHARE` uniform among the origins where ``k`` lies completely inside the
 patch (when there are any), else uniform among all origins where the patch holds at
-least one z slice of ``k``. ``complete`` is 1 exactly when every voxel of ``k`` lies
-inside the patch (voxel counts, so a vertebra cut by the volume's border is never
-complete).
+least one z slice of ``k``. ``complete`` is 1 when at least ``complete_frac`` (default
+:data:`COMPLETE_FRAC`, 0.98: the published code's rule) of ``k``'s voxels in the
+volume lie inside the patch (voxel counts; 1.0: every voxel). A vertebra cut by the
+volume's border counts only its voxels inside the volume, as the inference cannot see
+more.
 
 **Geometry.** Patches have ``patch = (pz, py, px)`` voxels. Along an axis where the
 volume is smaller than the patch, the patch starts at 0 and is padded at the high
@@ -64,6 +66,7 @@ from segline.data.slices import boundary_weight
 from segline.experiments.vertebrae.order import vertebra_order
 
 __all__ = [
+    "COMPLETE_FRAC",
     "COMPLETE_SHARE",
     "NEGATIVE_FRACTION",
     "IterativeSampler",
@@ -78,6 +81,9 @@ COMPLETE_SHARE = 0.5
 """Share of positives placed so that the target lies completely inside the patch (a
 uniform crop would make complete targets rare when vertebrae are tall against the
 patch, and the completeness output would learn mostly "incomplete")."""
+COMPLETE_FRAC = 0.98
+"""Share of a vertebra's voxels that must lie inside the patch for the completeness
+label 1 (the published code's rule: ``inside / all >= 0.98``)."""
 BLUR_MM = (0.5, 1.5)
 NOISE_SD = (0.0, 0.1)
 STREAM = 0x76657274
@@ -168,6 +174,8 @@ class IterativeSampler(Dataset):
         weight_map: (w0, sigma_mm) boundary weights, or None for weight 1.
         aug: ``none``, ``light`` or ``strong``.
         negative_fraction: share of negatives.
+        complete_frac: share of the target's voxels inside the patch for
+            ``complete`` = 1 (0 < f <= 1).
 
     Items: ``image`` float32 (C + 1, pz, py, px) = image channels and the memory;
     ``target`` float32 (1, pz, py, px); ``weight`` float32 (1, pz, py, px);
@@ -186,7 +194,10 @@ class IterativeSampler(Dataset):
         weight_map: tuple[float, float] | None = None,
         aug: str = "none",
         negative_fraction: float = NEGATIVE_FRACTION,
+        complete_frac: float = COMPLETE_FRAC,
     ) -> None:
+        if not 0.0 < complete_frac <= 1.0:
+            raise ValueError(f"complete_frac must be in (0, 1], got {complete_frac}")
         if aug not in AUGS:
             raise ValueError(f"augmentation must be one of {AUGS}, got {aug!r}")
         if samples_per_epoch < 1:
@@ -199,6 +210,7 @@ class IterativeSampler(Dataset):
         self.seed = seed
         self.aug = aug
         self.negative_fraction = negative_fraction
+        self.complete_frac = float(complete_frac)
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -277,7 +289,7 @@ class IterativeSampler(Dataset):
             if c.weight is not None
             else np.ones(self.patch, np.float32)
         )
-        complete = bool(k) and int((label == k).sum()) == c.count[k]
+        complete = bool(k) and int((label == k).sum()) >= self.complete_frac * c.count[k]
         if self.aug == "strong":
             coords = elastic_coordinates(self.patch, c.spacing, rng)
             image = np.stack(

@@ -39,7 +39,9 @@ cases with the same predictor classes on its network in memory
 - ``test/preds/<case>.nii.gz``: the iterative method's instance ids (1, 2, ... from
   the low end of z), the semantic method's VerSe label values (``dataset.json``
   ``label_values``); ``classes.json`` records the class names and values for
-  :mod:`segline.experiments.vertebrae.apply`;
+  :mod:`segline.experiments.vertebrae.apply`; ``test/instances.csv`` flags each
+  predicted instance that touches the volume's border or that the iterative network
+  found incomplete (:mod:`segline.experiments.vertebrae.instances`);
 - the iterative method's validation loss is its loss on fixed validation patches
   (:data:`VAL_PATCHES_PER_CASE`), as its inference is no single forward pass; the
   epoch line also prints the network calls per vertebra.
@@ -68,8 +70,9 @@ from segline.casestore import CaseStore
 from segline.cli import cli_of, entry, prog
 from segline.errors import InputError
 from segline.experiments.vertebrae.apply import PREDICTORS
+from segline.experiments.vertebrae.instances import INSTANCES_FILE, instances_csv
 from segline.experiments.vertebrae.loss import DEFAULT_SPEC, IterativeLoss
-from segline.experiments.vertebrae.sampler import IterativeSampler
+from segline.experiments.vertebrae.sampler import COMPLETE_FRAC, IterativeSampler
 from segline.metrics.instances import instance_rows, summary
 from segline.nets import get_net, get_net_class
 from segline.nets.iterative_fcn import IterativeFCN
@@ -119,9 +122,13 @@ CLASSES_FILE = "classes.json"
 
 @dataclass
 class VertebraConfig(TrainConfig):
-    """:class:`TrainConfig` plus the method (``args.json``)."""
+    """:class:`TrainConfig` plus the method and the iterative method's completeness
+    rule (``args.json``)."""
 
     method: str = "iterative"
+    complete_frac: float = COMPLETE_FRAC
+    """Share of the target vertebra's voxels inside a training patch for completeness
+    label 1 (:class:`~segline.experiments.vertebrae.sampler.IterativeSampler`)."""
 
 
 def _names(dataset: dict[str, Any]) -> dict[int, str]:
@@ -159,6 +166,10 @@ class VertebraTrainer(Trainer):
         self.names = _names(self.store.dataset)
         self.values = _values(self.store.dataset)
         self.gt_instances = 0  # ground-truth vertebrae of the last evaluation
+        # per case, instance id -> completeness probability of the last prediction
+        # (the iterative method's; empty for the semantic one)
+        self.completeness: dict[str, dict[int, float]] = {}
+        self.test_preds: dict[str, np.ndarray] = {}
 
     # -- class hooks of Trainer ----------------------------------------------------
     @classmethod
@@ -181,6 +192,9 @@ class VertebraTrainer(Trainer):
         for key, value in DEFAULTS[cls.method].items():
             if getattr(args, key) is None:
                 setattr(args, key, value)
+        frac = getattr(args, "complete_frac", COMPLETE_FRAC)
+        if not 0.0 < frac <= 1.0:
+            raise InputError("--complete-frac", f"must be in (0, 1], got {frac}")
         for option, refused, why in cls.refusals(args):
             if refused:
                 raise InputError(option, f"not supported by --method {cls.method}: {why}")
@@ -239,6 +253,8 @@ class VertebraTrainer(Trainer):
     ) -> tuple[list[dict[str, Any]], float, dict[str, np.ndarray]]:
         """Predict ``cases`` (:meth:`_predict`); :func:`instance_rows` per case."""
         preds, loss_sum, loss_n = self._predict(epoch, cases, with_loss)
+        if split == "test":
+            self.test_preds = preds
         rows: list[dict[str, Any]] = []
         n_gt = 0
         for case in cases:
@@ -249,6 +265,19 @@ class VertebraTrainer(Trainer):
                 rows.append({"epoch": epoch, "split": split, "case": case, **row})
         self.gt_instances = n_gt
         return rows, (loss_sum / loss_n if loss_n else math.nan), preds
+
+    def _test(
+        self, best_epoch: int, records: list[dict[str, Any]], epochs: list[dict[str, Any]]
+    ) -> None:
+        """The core trainer's test stage, then ``test/instances.csv``: per written
+        instance its voxels, whether it touches the volume's border and its
+        completeness probability (:mod:`segline.experiments.vertebrae.instances`)."""
+        super()._test(best_epoch, records, epochs)
+        labels = {case: self._written(pred) for case, pred in self.test_preds.items()}
+        atomic.write_text(
+            self.work / "test" / INSTANCES_FILE, instances_csv(labels, self.completeness)
+        )
+        self.test_preds = {}
 
     def _validate(self, epoch: int) -> tuple[list[dict[str, Any]], float, dict[str, float], float]:
         rows, val_loss, _ = self._evaluate(epoch, "val", self.val_cases, with_loss=True)
@@ -292,6 +321,7 @@ class IterativeTrainer(VertebraTrainer):
             samples_per_epoch=VAL_PATCHES_PER_CASE * len(self.val_cases),
             seed=cfg.seed,
             weight_map=cfg.weight_map,
+            complete_frac=cfg.complete_frac,
         )
 
     @classmethod
@@ -334,6 +364,7 @@ class IterativeTrainer(VertebraTrainer):
             seed=cfg.seed,
             weight_map=cfg.weight_map,
             aug=cfg.aug,
+            complete_frac=cfg.complete_frac,
         )
 
     def _train_loader(self, ds: Any, epoch: int) -> DataLoader:
@@ -351,10 +382,13 @@ class IterativeTrainer(VertebraTrainer):
         loss_sum, loss_n = self._patch_loss(epoch) if with_loss else (0.0, 0)
         preds: dict[str, np.ndarray] = {}
         calls = 0
+        self.completeness = {}
         for case in cases:
             image = np.array(self.store.image(case), dtype=np.float32)
-            preds[case], n = predictor.segment(image)
-            calls += n
+            found = predictor.sweep(image)
+            preds[case] = found.labels
+            self.completeness[case] = found.completeness
+            calls += found.calls
         self.net_calls = calls
         return preds, loss_sum, loss_n
 
@@ -397,6 +431,11 @@ class SemanticTrainer(VertebraTrainer):
                 "--weight-map (WEIGHT_MAP)",
                 args.weight_map is not None,
                 "boundary weights are the iterative method's",
+            ),
+            (
+                "--complete-frac",
+                getattr(args, "complete_frac", COMPLETE_FRAC) != COMPLETE_FRAC,
+                "the completeness label is the iterative method's",
             ),
         ]
 
@@ -459,6 +498,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.description = __doc__.split("\n")[0]
     p.add_argument(
         "--method", default="iterative", choices=METHODS, help="iterative (default) or semantic"
+    )
+    p.add_argument(
+        "--complete-frac",
+        type=float,
+        default=COMPLETE_FRAC,
+        help="iterative: completeness label 1 when this share of the vertebra's voxels lies "
+        f"inside the patch (default {COMPLETE_FRAC}, the published rule)",
     )
     p.set_defaults(net=None, losses=None, patch=None, dist_kind="3d")
     return p

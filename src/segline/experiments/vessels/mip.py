@@ -10,9 +10,16 @@ X) float32, label (Z, Y, X) uint8):
   annotator effectively labels). **Tie rule: the first (lowest) index** among equal
   maxima (numpy's ``argmax``), so the depth is well defined on flat, clipped regions
   (a CT window clips bright vessels to 1.0);
+- **occluders** (optional, :mod:`segline.experiments.vessels.occluders`): voxels
+  brighter than a threshold in HU (bone), grown by a margin, are removed before the
+  max (the reference sets them to the volume's minimum): ``mip`` and ``depth`` then
+  show each ray's brightest *non-occluder* voxel. A ray made only of occluders gets
+  the volume's minimum and depth 0 (what "set to the minimum" gives with the tie
+  rule); ``mip.json`` counts them;
 - ``mip_label.npy``: uint8 2D, the maximum of the 3D label along ``axis``. It stands
-  for the 2D annotation a person would draw on the MIP; only the ``full`` method and
-  the evaluation ever see the 3D labels. (For a binary label this is "the ray meets a
+  for the 2D annotation a person would draw on the MIP (with occluder removal: on
+  the *visible* MIP, the one without bone); only the ``full`` method and the
+  evaluation ever see the 3D labels. (For a binary label this is "the ray meets a
   vessel"; with several classes the highest index wins, which is why the vessel
   pipeline slices with ``--label-map 2:0``.)
 
@@ -23,7 +30,9 @@ without ``axis``.
 
 The store (``data/<ds>/mip``, written atomically)::
 
-    <out>/mip.json              axis, its name, conventions, per-case shapes/spacing
+    <out>/mip.json              axis, its name, conventions, occluder threshold and
+                                margin (null: none removed), per-case shapes/spacing
+                                and occluder counts
     <out>/<case_id>/mip.npy     float32 (A, B)
     <out>/<case_id>/depth.npy   int16 (A, B)
     <out>/<case_id>/mip_label.npy  uint8 (A, B), labelled cases only
@@ -52,6 +61,7 @@ from segline import atomic
 from segline.casestore import CaseStore
 from segline.cli import HelpFormatter, cli_of, prog
 from segline.errors import InputError
+from segline.experiments.vessels import occluders as occ
 
 AXIS_NAMES = ("z", "y", "x")
 MIP = "mip.npy"
@@ -80,12 +90,16 @@ def check_axis(axis: int, ndim: int = 3) -> int:
     return int(axis) % ndim
 
 
-def mip_and_depth(volume: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def mip_and_depth(volume: np.ndarray, axis: int = 0,
+                  exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Maximum intensity projection and argmax depth of a volume along ``axis``.
 
     Args:
         volume: array of any dimension >= 1 (e.g. (Z, Y, X)).
         axis: the projection axis.
+        exclude: optional bool mask of the volume's shape (occluders): these voxels
+            take no part in the max. A ray with every voxel excluded gets depth 0
+            and the volume's minimum.
 
     Returns:
         ``(mip, depth)``: the maxima (float32) and the index of each maximum along
@@ -103,9 +117,19 @@ def mip_and_depth(volume: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.nda
     if vol.shape[ax] - 1 > DEPTH_MAX:
         raise ValueError(f"axis {ax} has {vol.shape[ax]} samples; int16 depths hold at most "
                          f"{DEPTH_MAX + 1}")
-    depth = np.argmax(vol, axis=ax)
-    mip = values_at_depth(vol, depth, ax)
-    return mip.astype(np.float32, copy=False), depth.astype(np.int16)
+    if exclude is None:
+        depth = np.argmax(vol, axis=ax)
+        mip = values_at_depth(vol, depth, ax)
+        return mip.astype(np.float32, copy=False), depth.astype(np.int16)
+    mask = np.asarray(exclude, dtype=bool)
+    if mask.shape != vol.shape:
+        raise ValueError(f"exclude mask shape {mask.shape} != volume shape {vol.shape}")
+    depth = np.argmax(np.where(mask, -np.inf, vol.astype(np.float64)), axis=ax)
+    mip = values_at_depth(vol, depth, ax).astype(np.float32)
+    hidden = mask.all(axis=ax)
+    if hidden.any():
+        mip[hidden] = np.float32(vol.min())
+    return mip, depth.astype(np.int16)
 
 
 def values_at_depth(volume: np.ndarray, depth: np.ndarray, axis: int = 0) -> np.ndarray:
@@ -174,7 +198,8 @@ def project_labels(labels: np.ndarray, axis: int = 0) -> np.ndarray:
 
 
 def case_mip(
-    image: np.ndarray, label: np.ndarray | None, axis: int = 0
+    image: np.ndarray, label: np.ndarray | None, axis: int = 0,
+    exclude: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """The MIP stage's arrays for one case.
 
@@ -182,6 +207,7 @@ def case_mip(
         image: (C, Z, Y, X) float32 (channel 0 is projected).
         label: (Z, Y, X) class indices, or None for an unlabelled case.
         axis: axis of the (Z, Y, X) volume.
+        exclude: optional (Z, Y, X) bool occluder mask, removed before the max.
 
     Returns:
         ``{"mip": float32, "depth": int16[, "mip_label": uint8]}`` 2D arrays.
@@ -190,7 +216,7 @@ def case_mip(
     if img.ndim != 4:
         raise ValueError(f"image must be (C, Z, Y, X), got shape {img.shape}")
     ax = check_axis(axis, 3)
-    mip, depth = mip_and_depth(img[0], ax)
+    mip, depth = mip_and_depth(img[0], ax, exclude)
     out = {"mip": mip, "depth": depth}
     if label is not None:
         lab = np.asarray(label)
@@ -200,7 +226,9 @@ def case_mip(
     return out
 
 
-def write_mip_store(cases: str | Path, out: str | Path, axis: int = 0) -> dict[str, Any]:
+def write_mip_store(cases: str | Path, out: str | Path, axis: int = 0,
+                    occluder: occ.OccluderParams | None = None,
+                    raw: str | Path | None = None) -> dict[str, Any]:
     """Write the MIP store ``out`` for every case of the case store ``cases``.
 
     Every case gets ``mip.npy`` and ``depth.npy``; labelled ones also ``mip_label.npy``.
@@ -212,6 +240,11 @@ def write_mip_store(cases: str | Path, out: str | Path, axis: int = 0) -> dict[s
         cases: the case store (``data/<ds>/cases``).
         out: the folder to produce (``data/<ds>/mip``).
         axis: projection axis of the stored (Z, Y, X) volumes (0 = z).
+        occluder: remove voxels above this HU threshold (and its margin) before the
+            max; None removes nothing.
+        raw: the unpacked dataset holding the source images (needed with
+            ``occluder``: the HU are read there, see
+            :mod:`segline.experiments.vessels.occluders`).
 
     Returns:
         The contents written to ``mip.json``.
@@ -224,6 +257,10 @@ def write_mip_store(cases: str | Path, out: str | Path, axis: int = 0) -> dict[s
         ax = check_axis(axis, 3)
     except ValueError as err:
         raise InputError("--axis", str(err)) from None
+    if occluder is not None and raw is None:
+        raise InputError("--raw", "occluder removal reads the source images: give the raw folder")
+    if raw is not None and not Path(raw).is_dir():
+        raise InputError(raw, "not a folder (the unpacked dataset)")
     store = CaseStore(cases)
     ids = store.case_ids()
     if not ids:
@@ -238,8 +275,11 @@ def write_mip_store(cases: str | Path, out: str | Path, axis: int = 0) -> dict[s
                 image = np.asarray(store.image(case_id, mmap=False))
                 label = np.asarray(store.label(case_id, mmap=False)) if store.has_label(
                     case_id) else None
-                arrays = case_mip(image, label, ax)
-                spacing = [float(s) for s in store.meta(case_id)["spacing"]]
+                meta = store.meta(case_id)
+                mask = None if occluder is None or raw is None else occ.occluder_mask(
+                    occ.source_hu(raw, meta), occluder.hu, occluder.margin)
+                arrays = case_mip(image, label, ax, mask)
+                spacing = [float(s) for s in meta["spacing"]]
             except (OSError, ValueError, KeyError, TypeError) as err:
                 raise InputError(folder, f"cannot project: {err}") from None
             dest = tmp / case_id
@@ -248,12 +288,20 @@ def write_mip_store(cases: str | Path, out: str | Path, axis: int = 0) -> dict[s
             atomic.save_npy(dest / DEPTH, arrays["depth"])
             if "mip_label" in arrays:
                 atomic.save_npy(dest / MIP_LABEL, arrays["mip_label"])
-            entries.append({
+            entry: dict[str, Any] = {
                 "case_id": case_id,
                 "shape": list(arrays["mip"].shape),
                 "spacing_mm": [s for a, s in enumerate(spacing) if a != ax],
                 "labelled": "mip_label" in arrays,
-            })
+            }
+            if mask is not None:
+                plain = np.argmax(image[0], axis=ax)
+                entry.update({
+                    "occluder_voxels": int(np.count_nonzero(mask)),
+                    "rays_moved": int(np.count_nonzero(plain != arrays["depth"])),
+                    "rays_all_occluder": int(np.count_nonzero(mask.all(axis=ax))),
+                })
+            entries.append(entry)
         info: dict[str, Any] = {
             "axis": ax,
             "axis_name": AXIS_NAMES[ax],
@@ -261,6 +309,11 @@ def write_mip_store(cases: str | Path, out: str | Path, axis: int = 0) -> dict[s
             "channel": 0,
             "convention": CONVENTION,
             "tie_rule": "first index",
+            "occluder": None if occluder is None else {
+                "hu": float(occluder.hu),
+                "margin_voxels": int(occluder.margin),
+                "convention": occ.CONVENTION,
+            },
             "cases": entries,
         }
         atomic.write_json(tmp / STORE_JSON, info)
@@ -298,17 +351,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--axis", type=int, choices=(0, 1, 2), default=0,
                    help="projection axis of the stored (Z, Y, X) volume: 0 = z (axial MIP, "
                    "default), 1 = y, 2 = x")
+    p.add_argument("--occluder-hu", type=_hu_or_none, default=None, metavar="HU|none",
+                   help="remove voxels brighter than HU (bone; read from the source image "
+                   "in --raw) before the max; none (default) removes nothing")
+    p.add_argument("--occluder-margin", type=int, default=occ.OccluderParams.margin,
+                   help="grow the occluder mask by this many voxels (26-neighbourhood) "
+                   f"for the partial-volume rim (default {occ.OccluderParams.margin})")
+    p.add_argument("--raw", type=Path, default=None,
+                   help="the unpacked dataset (data/<ds>/raw), source of the HU for "
+                   "--occluder-hu")
     return p
+
+
+def _hu_or_none(text: str) -> float | None:
+    """``--occluder-hu``: a finite number of HU, or ``none``."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HU or none, got {text!r}") from None
+    if not np.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite HU, got {text!r}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Write the MIP store and print one summary line."""
     args = build_parser().parse_args(argv)
+    occluder = None
+    if args.occluder_hu is not None:
+        try:
+            occluder = occ.OccluderParams(args.occluder_hu, args.occluder_margin)
+        except ValueError as err:
+            raise InputError("--occluder-margin", str(err)) from None
     start = time.perf_counter()
-    info = write_mip_store(args.cases, args.out, args.axis)
+    info = write_mip_store(args.cases, args.out, args.axis, occluder, args.raw)
     n_lab = sum(1 for c in info["cases"] if c["labelled"])
+    removed = "" if occluder is None else (
+        f", occluders > {occluder.hu:g} HU (+{occluder.margin} voxels) removed, "
+        f"{sum(c['rays_moved'] for c in info['cases'])} rays moved")
     print(f"mip: {len(info['cases'])} cases ({n_lab} with a 2D label), axis {info['axis']} "
-          f"({info['axis_name']}) -> {args.out} in {time.perf_counter() - start:.1f} s")
+          f"({info['axis_name']}){removed} -> {args.out} in "
+          f"{time.perf_counter() - start:.1f} s")
     return 0
 
 

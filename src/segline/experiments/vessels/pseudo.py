@@ -25,9 +25,34 @@ the image's channel 0 (I), the 2D label L and the argmax depths of the MIP stage
 4. **Unlabelled (255)**: everything else (the rest of the labelled rays, bright voxels
    on unlabelled rays, rays whose 2D label is neither 0 nor ``fg_class``).
 
+**The reference's rules** (``rules="reference"``, make's ``PSEUDO=reference``;
+:func:`pseudo_label_reference`, :class:`ReferenceParams`), as the published code of
+Guo et al. grows them, with ``s`` the same seed mean:
+
+1. **Foreground (1)**: the *whole volume* thresholded at ``I > 1.0 · s`` (strictly
+   greater), components with 26-connectivity; a component is kept when it contains a
+   seed and has at least 10 voxels. **Seeds are always foreground**, even below the
+   threshold. Candidates are not restricted to the labelled rays, so a bright
+   structure touching a vessel off its rays joins it.
+2. **Background (0)**: the voxels on the rays of pixels labelled 0, except those
+   brighter than ``1.2 · s`` (``I > 1.2 · s`` leaves the background); *plus every
+   voxel of the volume*, on any ray, darker than ``0.2 · s`` (``I < 0.2 · s``). Both
+   factors multiply the seed mean ``s`` (the mean image value at the seeds), as the
+   foreground threshold does.
+3. Where a voxel meets both rules (a kept component on a ray labelled 0, a seed
+   darker than ``0.2 · s``), **foreground wins**. The reference keeps two separate
+   masks and applies both losses to such a voxel; one label map must choose, and the
+   seeds must stay foreground.
+4. **Unlabelled (255)**: everything else.
+
+Differences that remain: the reference thresholds its foreground on the image
+min-max normalised per volume (2.5 % of the range cut at both ends) and its
+background on the unnormalised image, each with its own seed mean; segline applies
+both rules to the case store's intensities (the windowed CT), one scale for both.
+
 A case whose 2D label is empty has no seeds: ``s`` is undefined (NaN in the table), no
 voxel is foreground and every voxel is background (all rays are unlabelled pixels;
-nothing to compare brightness with).
+nothing to compare brightness with), under either rule set.
 
 **Intensities.** The thresholds are fractions of ``s``, measured from 0, so they
 assume an intensity scale whose 0 means "dark" (MRA, or CT after windowing, where the
@@ -39,8 +64,10 @@ fractions separate it from the vessels. With the soft-tissue window 40,400 ([−
 ([−50, 250] HU: liver 0.37, vessels 0.83) or 120,280 suits the defaults. On the toy
 set (seed 0, defaults) the pooled foreground precision / background recall are 0.70 /
 0.003 with the window 40,400, 0.93 / 0.72 with 100,300 and 0.97 / 0.79 with 120,280
-(foreground recall 1.0 throughout). Raw HU (``--no-window``) must not be used:
-negative values break "fraction of".
+(foreground recall 1.0 throughout; measured before the toy had its bone bar: with
+the bar and the MIP stage's default occluder removal, 120,280 gives 0.97 / 0.78, and
+without the removal 0.85 / 0.79, the bar's voxels taken for vessel). Raw HU
+(``--no-window``) must not be used: negative values break "fraction of".
 
 The stage also writes, per case, the signed distance maps of the pseudo-label
 (:func:`segline.distmaps.volume_signed_distance`, K = 2, mm, unlabelled counted as
@@ -95,6 +122,7 @@ from segline.parallel import map_cases
 IGNORE = 255
 FG, BG = 1, 0
 CONNECTIVITIES = (6, 26)
+RULES = ("segline", "reference")
 PSEUDO = "pseudo.npy"
 PSEUDO_DIST = "pseudo_dist3d.npy"
 QUALITY_CSV = "quality.csv"
@@ -113,6 +141,15 @@ CONVENTION = (
     "rays of MIP pixels labelled 0 with I <= bg_factor*s; 255 = unlabelled (ignored); "
     "s = mean image value (channel 0) at the seeds; pseudo_dist3d.npy = signed distance "
     "maps (K=2, mm) of pseudo == 1 (unlabelled counted as background)"
+)
+REFERENCE_CONVENTION = (
+    "pseudo.npy uint8 (Z, Y, X), the reference's rules: 1 = seeds (argmax voxel of a "
+    "labelled MIP pixel) and voxels of the whole volume with I > fg_rel*s in a "
+    "26-connected component containing a seed and of >= min_size voxels; 0 = (voxels "
+    "on rays of MIP pixels labelled 0 with I <= bg_high*s) or (any voxel with "
+    "I < bg_low*s), unless 1; 255 = unlabelled (ignored); s = mean image value "
+    "(channel 0) at the seeds; pseudo_dist3d.npy = signed distance maps (K=2, mm) of "
+    "pseudo == 1 (unlabelled counted as background)"
 )
 
 
@@ -142,6 +179,26 @@ class PseudoParams:
             raise ValueError(f"min_size must be an integer >= 1, got {self.min_size!r}")
         if self.connectivity not in CONNECTIVITIES:
             raise ValueError(f"connectivity must be 6 or 26, got {self.connectivity!r}")
+
+
+@dataclass(frozen=True)
+class ReferenceParams:
+    """The published code's pseudo-label constants (module docstring, "the
+    reference's rules"); fixed, recorded in ``pseudo.json``.
+
+    Attributes:
+        fg_rel: foreground: ``I > fg_rel · s`` over the whole volume.
+        min_size: smallest kept component, voxels (a component of 9 is dropped).
+        bg_high: background on rays labelled 0 unless ``I > bg_high · s``.
+        bg_low: background anywhere when ``I < bg_low · s``.
+        connectivity: 26 (scikit-image's default for a 3D volume).
+    """
+
+    fg_rel: float = 1.0
+    min_size: int = 10
+    bg_high: float = 1.2
+    bg_low: float = 0.2
+    connectivity: int = 26
 
 
 @dataclass(frozen=True)
@@ -284,6 +341,74 @@ def pseudo_label(
     return PseudoLabel(out, n_seeds, seed_mean, fg_thr, bg_thr, int(n_comp), n_kept)
 
 
+def pseudo_label_reference(
+    volume: np.ndarray,
+    mip_label: np.ndarray,
+    depth: np.ndarray,
+    axis: int = 0,
+    params: ReferenceParams | None = None,
+    fg_class: int = FG,
+) -> PseudoLabel:
+    """Pseudo-label of one volume by the reference's rules (module docstring).
+
+    Args:
+        volume: (Z, Y, X) intensities (channel 0 of the case store's image).
+        mip_label: 2D annotation of the MIP (volume shape without ``axis``).
+        depth: 2D argmax depths of the image along ``axis`` (the MIP stage's).
+        axis: the projection axis.
+        params: the constants (defaults: the reference's, :class:`ReferenceParams`).
+        fg_class: the 2D label value meaning "vessel" (0 means "no vessel").
+
+    Returns:
+        The label (uint8, 0/1/255); ``fg_threshold`` is ``fg_rel · s`` and
+        ``bg_threshold`` the upper bound ``bg_high · s`` on the rays labelled 0.
+
+    Raises:
+        ValueError: mismatched shapes, bad axis or depths.
+
+    Example:
+        >>> img = np.zeros((3, 1, 4), np.float32); img[1, 0, 1:3] = 1.0
+        >>> img[0, 0, 3] = 0.5; img[2, 0, 0] = 0.1
+        >>> lab2d = np.array([[0, 1, 1, 0]], np.uint8)
+        >>> from segline.experiments.vessels.mip import mip_and_depth
+        >>> _, depth = mip_and_depth(img, 0)
+        >>> res = pseudo_label_reference(img, lab2d, depth, 0)
+        >>> res.label[:, 0, :].tolist()  # seeds fg; I < 0.2 s bg on every ray
+        [[0, 0, 0, 0], [0, 1, 1, 0], [0, 0, 0, 0]]
+    """
+    p = params or ReferenceParams()
+    vol = np.asarray(volume)
+    if vol.ndim != 3:
+        raise ValueError(f"volume must be 3D (Z, Y, X), got shape {vol.shape}")
+    ax = mipmod.check_axis(axis, 3)
+    lab2d = np.asarray(mip_label)
+    annotated = lab2d == fg_class
+    seeds = seed_mask(annotated, depth, ax, vol.shape)
+    n_seeds = int(np.count_nonzero(annotated))
+    out = np.full(vol.shape, IGNORE, dtype=np.uint8)
+    no_vessel = rays(lab2d == 0, ax, vol.shape)
+    if n_seeds == 0:
+        out[no_vessel] = BG
+        nan = float("nan")
+        return PseudoLabel(out, 0, nan, nan, nan, 0, 0)
+
+    seed_mean = float(np.mean(vol[seeds], dtype=np.float64))
+    fg_thr = p.fg_rel * seed_mean
+    structure = ndimage.generate_binary_structure(3, 1 if p.connectivity == 6 else 3)
+    comps, n_comp = ndimage.label(vol > fg_thr, structure=structure)
+    sizes = np.bincount(comps.ravel(), minlength=n_comp + 1)
+    keep = np.zeros(n_comp + 1, dtype=bool)
+    keep[comps[seeds]] = True
+    keep &= sizes >= p.min_size
+    keep[0] = False
+    fg = keep[comps] | seeds
+    bg = (no_vessel & (vol <= p.bg_high * seed_mean)) | (vol < p.bg_low * seed_mean)
+    out[bg] = BG
+    out[fg] = FG
+    return PseudoLabel(out, n_seeds, seed_mean, fg_thr, p.bg_high * seed_mean, int(n_comp),
+                       int(np.count_nonzero(keep)))
+
+
 # ---------------------------------------------------------------------------- quality
 
 
@@ -406,11 +531,13 @@ def _load_case(store: CaseStore, mip_root: Path, case_id: str,
 
 
 def _write_case(cases: str, mip_root: str, case_id: str, split: str, out: str, ax: int,
-                params: PseudoParams) -> dict[str, Any]:
+                params: PseudoParams | ReferenceParams) -> dict[str, Any]:
     """Compute and write one case's pseudo-label and maps; its quality row."""
     store = CaseStore(cases)
     volume, truth, lab2d, depth, spacing = _load_case(store, Path(mip_root), case_id, ax)
-    res = pseudo_label(volume, lab2d, depth, ax, params)
+    res = (pseudo_label_reference(volume, lab2d, depth, ax, params)
+           if isinstance(params, ReferenceParams) else pseudo_label(volume, lab2d, depth, ax,
+                                                                      params))
     folder = Path(out) / case_id
     folder.mkdir(parents=True, exist_ok=True)
     atomic.save_npy(folder / PSEUDO, res.label)
@@ -445,7 +572,7 @@ def write_pseudo_store(
     cases: str | Path,
     mip: str | Path,
     out: str | Path,
-    params: PseudoParams | None = None,
+    params: PseudoParams | ReferenceParams | None = None,
     jobs: int = 1,
 ) -> pd.DataFrame:
     """Write the pseudo-label store ``out`` for every labelled case of ``cases``.
@@ -458,7 +585,9 @@ def write_pseudo_store(
         cases: the case store (``data/<ds>/cases``).
         mip: the MIP store (``data/<ds>/mip``); its ``mip.json`` gives the axis.
         out: the folder to produce (``data/<ds>/pseudo``).
-        params: thresholds.
+        params: the segline rules' thresholds (:class:`PseudoParams`) or the
+            reference's rules (:class:`ReferenceParams`); recorded in ``pseudo.json``
+            with ``rules``.
         jobs: worker processes over cases.
 
     Returns:
@@ -486,8 +615,10 @@ def write_pseudo_store(
         frame = quality_frame(map_cases(_write_case, args, jobs))
         atomic.write_text(tmp / QUALITY_CSV, csv_text(frame))
         atomic.write_text(tmp / QUALITY_MD, quality_markdown(frame))
+        reference = isinstance(p, ReferenceParams)
         atomic.write_json(tmp / STORE_JSON, {
-            "convention": CONVENTION,
+            "rules": RULES[1] if reference else RULES[0],
+            "convention": REFERENCE_CONVENTION if reference else CONVENTION,
             "ignore_value": IGNORE,
             "axis": ax,
             "params": asdict(p),
@@ -514,14 +645,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cases", required=True, type=Path, help="case store (data/<ds>/cases)")
     p.add_argument("--mip", required=True, type=Path, help="MIP store (data/<ds>/mip)")
     p.add_argument("--out", required=True, type=Path, help="folder to write (data/<ds>/pseudo)")
-    p.add_argument("--fg-rel", type=non_negative_float, default=d.fg_rel,
+    p.add_argument("--rules", choices=RULES, default=RULES[0],
+                   help="segline (default): candidates on the labelled rays, the thresholds "
+                   "below; reference: the published code's rules with its fixed constants "
+                   "(whole volume > 1.0 x seed mean, components >= 10 voxels with a seed, "
+                   "seeds foreground, background <= 1.2 x on unlabelled rays or < 0.2 x "
+                   "anywhere); the four options below then do not apply")
+    p.add_argument("--fg-rel", type=non_negative_float, default=None,
                    help=f"foreground: I >= FG_REL x mean seed intensity (default {d.fg_rel})")
-    p.add_argument("--bg-factor", type=non_negative_float, default=d.bg_factor,
+    p.add_argument("--bg-factor", type=non_negative_float, default=None,
                    help="background: voxels on unlabelled rays with I <= BG_FACTOR x mean seed "
                    f"intensity (default {d.bg_factor})")
-    p.add_argument("--min-size", type=positive_int, default=d.min_size,
+    p.add_argument("--min-size", type=positive_int, default=None,
                    help=f"smallest foreground component kept, voxels (default {d.min_size})")
-    p.add_argument("--connectivity", type=int, choices=CONNECTIVITIES, default=d.connectivity,
+    p.add_argument("--connectivity", type=int, choices=CONNECTIVITIES, default=None,
                    help=f"component connectivity (default {d.connectivity})")
     p.add_argument("--jobs", type=positive_int, default=1, help="worker processes over cases")
     return p
@@ -530,10 +667,21 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Write the pseudo-label store; print the quality table and one summary line."""
     args = build_parser().parse_args(argv)
-    try:
-        params = PseudoParams(args.fg_rel, args.bg_factor, args.min_size, args.connectivity)
-    except ValueError as err:
-        raise InputError("arguments", str(err)) from None
+    given = {k: v for k, v in (("fg_rel", args.fg_rel), ("bg_factor", args.bg_factor),
+                               ("min_size", args.min_size),
+                               ("connectivity", args.connectivity)) if v is not None}
+    params: PseudoParams | ReferenceParams
+    if args.rules == "reference":
+        if given:
+            names = ", ".join("--" + k.replace("_", "-") for k in given)
+            raise InputError("arguments", f"{names}: the segline rules' options; --rules "
+                             "reference uses the published constants")
+        params = ReferenceParams()
+    else:
+        try:
+            params = PseudoParams(**given)
+        except ValueError as err:
+            raise InputError("arguments", str(err)) from None
     start = time.perf_counter()
     frame = write_pseudo_store(args.cases, args.mip, args.out, params, args.jobs)
     print(quality_markdown(frame), end="")

@@ -18,6 +18,14 @@ and provenance, and takes every option of ``python -m segline.train`` (make's
   (``--metrics ...,mip_dice``: :class:`~segline.experiments.vessels.mipdice.MipDiceRows`,
   the trainer's :meth:`~segline.train.loop.Trainer._case_rows`).
 
+The fused method (``--net MipFused --losses 'mip_fused:1[axis=A]'``): the network
+:class:`~segline.experiments.vessels.fused.MipFused` returns, in training, its 3D
+logits and its fused 2D outputs; the trainer hands the 3D logits to the training
+Dice and the loss, and the 2D outputs to the loss as batch keys
+(:meth:`VesselTrainer._loss`). Prediction (validation, test, ``segline-predict``, the
+evaluation stage) uses the network's 3D head only. The network's module is imported
+only when ``--net`` names it, so the other methods' lineage does not list it.
+
 Both folders are inputs of the training's lineage (``lineage.json``). The evaluation
 stage scores a vessel training's ``mip_dice`` in the source geometry through
 :meth:`VesselTrainer.source_scorer`. Pseudo-labels and the MIP loss are for 3D
@@ -37,7 +45,7 @@ import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from segline.cli import cli_of, entry, prog
 from segline.experiments.vessels import loss as _loss  # noqa: F401  registers the loss "mip"
@@ -47,10 +55,33 @@ from segline.experiments.vessels.mipdice import MipDiceRows, SourceScorer
 from segline.train import cli as train_cli
 from segline.train.loop import TrainConfig, Trainer
 
+if TYPE_CHECKING:
+    import torch
+
 __all__ = ["LABEL_SOURCES", "VesselConfig", "VesselTrainer", "build_parser", "main"]
 
 LABEL_SOURCES = ("label", "pseudo")
 """``--label-source``: the true 3D labels or the pseudo-labels."""
+FUSED_NET = "MipFused"
+"""The fused network's name (:data:`segline.experiments.vessels.fused.NAME`)."""
+FUSED_LOSS = "mip_fused"
+
+
+def register_fused_net(net: str) -> None:
+    """Import the fused network's module (registering ``MipFused``) when ``net`` names
+    it (any letter case): the network registry finds the core's nets by itself."""
+    if net.lower() == FUSED_NET.lower():
+        from segline.experiments.vessels import fused as _fused  # noqa: F401
+
+
+def _split_outputs(outputs: Any) -> tuple[Any, dict[str, Any]]:
+    """A network's training output as (3D logits, batch keys it adds): the fused
+    network's :class:`~segline.experiments.vessels.fused.FusedOutput` gives its 2D
+    outputs as keys; any other output is the logits."""
+    keys = getattr(outputs, "batch_keys", None)
+    if keys is None:
+        return outputs, {}
+    return outputs.logits, keys()
 
 
 @dataclass
@@ -77,6 +108,20 @@ class VesselTrainer(Trainer):
         if MIP_DICE in cfg.metrics and self.mip_root is None:
             raise ValueError(f"--metrics {MIP_DICE} needs --mip (the MIP stage's folder)")
         super().__init__(cfg, *args, **kwargs)
+        fused_net = type(self.model).__name__ == FUSED_NET
+        names = [getattr(term, "name", "") for term in getattr(self.criterion, "losses", ())]
+        if fused_net != (FUSED_LOSS in names):
+            raise ValueError(f"--net {FUSED_NET} and the loss {FUSED_LOSS} go together "
+                             f"(--net {cfg.net}, --losses {cfg.losses!r})")
+
+    @classmethod
+    def predictor(cls, method: Path, store: Any, device: str, amp: str) -> Any:
+        """The core's network predictor, the fused network registered first when the
+        folder's ``args.json`` names it (its 3D head predicts)."""
+        from segline.predicting.infer import read_args
+
+        register_fused_net(str(read_args(method).get("net", "")))
+        return super().predictor(method, store, device, amp)
 
     @classmethod
     def source_scorer(cls, method: Path) -> Any:
@@ -85,6 +130,28 @@ class VesselTrainer(Trainer):
         return SourceScorer(method)
 
     # -- hooks of Trainer -----------------------------------------------------------
+    def _build_net(self) -> torch.nn.Module:
+        """The core's network; the fused one pairs with the loss ``mip_fused`` and
+        projects along the MIP store's axis."""
+        register_fused_net(self.cfg.net)
+        model = super()._build_net()
+        if type(model).__name__ == FUSED_NET:
+            if self.mip_root is not None and model.axis != self.mip_axis:
+                raise ValueError(f"--net-opt axis={model.axis} of {FUSED_NET} differs from "
+                                 f"the MIP store's axis {self.mip_axis} (--net-opt axis=MIP_AXIS)")
+            if any(n % model.multiple for n in self.cfg.patch):
+                raise ValueError(f"--patch {self.cfg.patch} must be a multiple of "
+                                 f"{model.multiple} in every axis for {FUSED_NET} with "
+                                 f"{model.levels} levels (PATCH, or the network option levels=)")
+        return model
+
+    def _loss(self, logits: Any, batch: dict[str, Any], epoch: int) -> tuple[Any, dict]:
+        logits, keys = _split_outputs(logits)
+        return super()._loss(logits, {**batch, **keys} if keys else batch, epoch)
+
+    def _count_dice(self, logits: Any, batch: dict[str, Any], inter: Any, sums: Any) -> None:
+        super()._count_dice(_split_outputs(logits)[0], batch, inter, sums)
+
     def _training_labels(self) -> PseudoLabels | None:
         if self.cfg.label_source != "pseudo":
             return None
