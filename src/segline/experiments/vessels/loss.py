@@ -81,6 +81,22 @@ def gather_rays(p: Tensor, depth: Tensor, axis: int) -> Tensor:
     return moved.gather(1, depth.long().unsqueeze(1)).squeeze(1)
 
 
+def check_mip_batch(loss: str, what: str, volume: Tensor, batch: Mapping[str, Tensor],
+                    axis: int) -> list[int]:
+    """The projection plane's size (the two axes but ``axis``); ValueError unless
+    ``volume`` is (B, K, D, H, W) and every MIP batch key is (B, plane). ``loss`` and
+    ``what`` name the loss and the checked tensor in the message."""
+    if volume.ndim != 5:
+        raise ValueError(f"{loss}: {what} must be (B, K, D, H, W), got {tuple(volume.shape)}")
+    plane = [n for a, n in enumerate(volume.shape[2:]) if a != axis]
+    want = (volume.shape[0], *plane)
+    for key in MIP_KEYS:
+        if tuple(batch[key].shape) != want:
+            raise ValueError(f"{loss}: batch[{key!r}] has shape {tuple(batch[key].shape)},"
+                             f" expected {want} (axis {axis})")
+    return plane
+
+
 @register_loss("mip")
 class MIPLoss(SegLoss):
     """Soft Dice between the 2D MIP label and the foreground probability at each ray's
@@ -129,14 +145,7 @@ class MIPLoss(SegLoss):
 
     def forward(self, logits: Tensor | None, probs: Tensor, batch: Mapping[str, Tensor]) -> Tensor:
         check_inputs(self, probs, batch, MIP_KEYS)
-        if probs.ndim != 5:
-            raise ValueError(f"mip: probs must be (B, K, D, H, W), got {tuple(probs.shape)}")
-        plane = [n for a, n in enumerate(probs.shape[2:]) if a != self.axis]
-        want = (probs.shape[0], *plane)
-        for key in MIP_KEYS:
-            if tuple(batch[key].shape) != want:
-                raise ValueError(f"mip: batch[{key!r}] has shape {tuple(batch[key].shape)},"
-                                 f" expected {want} (axis {self.axis})")
+        check_mip_batch("mip", "probs", probs, batch, self.axis)
         axes = batch.get("mip_axis")
         if axes is not None and bool((torch.as_tensor(axes) != self.axis).any()):
             raise ValueError(f"mip: batch['mip_axis'] {torch.as_tensor(axes).tolist()} !="
@@ -286,15 +295,7 @@ class MIPFusedLoss(SegLoss):
     def terms(self, logits: Tensor, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """The five unweighted terms (float32 scalars), by name."""
         check_inputs(self, logits, batch, MIP_KEYS)
-        if logits.ndim != 5:
-            raise ValueError(
-                f"mip_fused: logits must be (B, K, D, H, W), got {tuple(logits.shape)}")
-        plane = [n for a, n in enumerate(logits.shape[2:]) if a != self.axis]
-        want = (logits.shape[0], *plane)
-        for key in MIP_KEYS:
-            if tuple(batch[key].shape) != want:
-                raise ValueError(f"mip_fused: batch[{key!r}] has shape {tuple(batch[key].shape)},"
-                                 f" expected {want} (axis {self.axis})")
+        plane = check_mip_batch("mip_fused", "logits", logits, batch, self.axis)
         if batch["mip_depth"].is_floating_point():
             raise ValueError("mip_fused: batch['mip_depth'] must be an integer tensor")
         fg = list(self.idc)

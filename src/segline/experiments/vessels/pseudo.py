@@ -280,6 +280,42 @@ def _bbox(mask: np.ndarray) -> tuple[slice, ...] | None:
     return tuple(box)
 
 
+@dataclass
+class _Start:
+    """What both rule sets start from: the checked volume and axis, the annotated MIP
+    pixels, the seeds (their voxels at the argmax depth), an all-unlabelled output and
+    the rays with no vessel in the 2D label."""
+
+    vol: np.ndarray
+    ax: int
+    annotated: np.ndarray
+    seeds: np.ndarray
+    n_seeds: int
+    out: np.ndarray
+    no_vessel: np.ndarray
+
+    @classmethod
+    def of(cls, volume: np.ndarray, mip_label: np.ndarray, depth: np.ndarray, axis: int,
+           fg_class: int) -> _Start:
+        """Check and derive the common inputs (ValueError: not 3D, bad axis or depths)."""
+        vol = np.asarray(volume)
+        if vol.ndim != 3:
+            raise ValueError(f"volume must be 3D (Z, Y, X), got shape {vol.shape}")
+        ax = mipmod.check_axis(axis, 3)
+        lab2d = np.asarray(mip_label)
+        annotated = lab2d == fg_class
+        return cls(vol, ax, annotated, seed_mask(annotated, depth, ax, vol.shape),
+                   int(np.count_nonzero(annotated)),
+                   np.full(vol.shape, IGNORE, dtype=np.uint8),
+                   rays(lab2d == 0, ax, vol.shape))
+
+    def no_seed_label(self) -> PseudoLabel:
+        """No annotated pixel: background on every ray, the rest unlabelled."""
+        self.out[self.no_vessel] = BG
+        nan = float("nan")
+        return PseudoLabel(self.out, 0, nan, nan, nan, 0, 0)
+
+
 def pseudo_label(
     volume: np.ndarray,
     mip_label: np.ndarray,
@@ -305,21 +341,11 @@ def pseudo_label(
         ValueError: mismatched shapes, bad axis or depths.
     """
     p = params or PseudoParams()
-    vol = np.asarray(volume)
-    if vol.ndim != 3:
-        raise ValueError(f"volume must be 3D (Z, Y, X), got shape {vol.shape}")
-    ax = mipmod.check_axis(axis, 3)
-    lab2d = np.asarray(mip_label)
-    annotated = lab2d == fg_class
-    seeds = seed_mask(annotated, depth, ax, vol.shape)
-    n_seeds = int(np.count_nonzero(annotated))
-    out = np.full(vol.shape, IGNORE, dtype=np.uint8)
-    no_vessel = rays(lab2d == 0, ax, vol.shape)
-    if n_seeds == 0:
-        out[no_vessel] = BG
-        nan = float("nan")
-        return PseudoLabel(out, 0, nan, nan, nan, 0, 0)
-
+    start = _Start.of(volume, mip_label, depth, axis, fg_class)
+    if start.n_seeds == 0:
+        return start.no_seed_label()
+    vol, ax, annotated, seeds = start.vol, start.ax, start.annotated, start.seeds
+    n_seeds, out, no_vessel = start.n_seeds, start.out, start.no_vessel
     seed_mean = float(np.mean(vol[seeds], dtype=np.float64))
     fg_thr = p.fg_rel * seed_mean
     bg_thr = p.bg_factor * seed_mean
@@ -377,21 +403,11 @@ def pseudo_label_reference(
         [[0, 0, 0, 0], [0, 1, 1, 0], [0, 0, 0, 0]]
     """
     p = params or ReferenceParams()
-    vol = np.asarray(volume)
-    if vol.ndim != 3:
-        raise ValueError(f"volume must be 3D (Z, Y, X), got shape {vol.shape}")
-    ax = mipmod.check_axis(axis, 3)
-    lab2d = np.asarray(mip_label)
-    annotated = lab2d == fg_class
-    seeds = seed_mask(annotated, depth, ax, vol.shape)
-    n_seeds = int(np.count_nonzero(annotated))
-    out = np.full(vol.shape, IGNORE, dtype=np.uint8)
-    no_vessel = rays(lab2d == 0, ax, vol.shape)
-    if n_seeds == 0:
-        out[no_vessel] = BG
-        nan = float("nan")
-        return PseudoLabel(out, 0, nan, nan, nan, 0, 0)
-
+    start = _Start.of(volume, mip_label, depth, axis, fg_class)
+    if start.n_seeds == 0:
+        return start.no_seed_label()
+    vol, seeds = start.vol, start.seeds
+    n_seeds, out, no_vessel = start.n_seeds, start.out, start.no_vessel
     seed_mean = float(np.mean(vol[seeds], dtype=np.float64))
     fg_thr = p.fg_rel * seed_mean
     structure = ndimage.generate_binary_structure(3, 1 if p.connectivity == 6 else 3)
