@@ -176,3 +176,36 @@ def test_cli_records_and_refuses(toy: Path, tmp_path: Path) -> None:
     assert "occluders > 400 HU (+1 voxels) removed" in res.stdout
     for name in ("mip.json", "hepaticvessel_002/depth.npy", "hepaticvessel_002/mip.npy"):
         assert (tmp_path / "o" / name).read_bytes() == (toy / "removed" / name).read_bytes()
+
+
+@pytest.mark.parametrize("rules", ["segline", "reference"])
+def test_occluders_are_background_in_the_pseudo_labels(toy: Path, tmp_path: Path,
+                                                       rules: str) -> None:
+    """The bar (the MIP stage's occluder mask) is background under both rule sets when
+    the MIP was projected with removal; without it the bar's voxels are not all
+    background (bright voxels off the labelled rays stay unlabelled)."""
+    from segline.experiments.vessels.pseudo import (
+        BG,
+        PseudoParams,
+        ReferenceParams,
+        write_pseudo_store,
+    )
+
+    params = ReferenceParams() if rules == "reference" else PseudoParams()
+    for store, want_all_bg in (("removed", True), ("plain", False)):
+        out = tmp_path / f"{rules}-{store}"
+        write_pseudo_store(toy / "cases", toy / store, out, params=params)
+        info = json.loads((out / "pseudo.json").read_text())
+        assert info["occluders"] == ("background" if want_all_bg else "none removed")
+        bg_on_bar = []
+        for case in toy_vessel_cases():
+            if not case.labelled:
+                continue
+            label = np.load(out / case.case_id / "pseudo.npy")
+            mask = np.load(toy / "removed" / case.case_id / mipmod.OCCLUDER) > 0
+            assert np.array_equal(mask, occluder_mask(
+                source_hu(toy / "raw", CaseStore(toy / "cases").meta(case.case_id)),
+                ON.hu, ON.margin))
+            assert mask[case.occluder.T].all()  # the bar is inside the saved mask
+            bg_on_bar.append(bool((label[mask] == BG).all()))
+        assert all(bg_on_bar) if want_all_bg else not all(bg_on_bar)

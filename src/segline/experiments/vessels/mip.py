@@ -67,6 +67,9 @@ AXIS_NAMES = ("z", "y", "x")
 MIP = "mip.npy"
 DEPTH = "depth.npy"
 MIP_LABEL = "mip_label.npy"
+OCCLUDER = "occluder.npy"
+"""The occluder mask (uint8 0/1, the store's (Z, Y, X) grid) of a case, when removal is on:
+the pseudo-label stage calls these voxels background."""
 STORE_JSON = "mip.json"
 DEPTH_MAX = int(np.iinfo(np.int16).max)
 CONVENTION = (
@@ -295,6 +298,7 @@ def write_mip_store(cases: str | Path, out: str | Path, axis: int = 0,
                 "labelled": "mip_label" in arrays,
             }
             if mask is not None:
+                atomic.save_npy(dest / OCCLUDER, mask.astype(np.uint8))
                 plain = np.argmax(image[0], axis=ax)
                 entry.update({
                     "occluder_voxels": int(np.count_nonzero(mask)),

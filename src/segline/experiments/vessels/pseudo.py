@@ -69,6 +69,10 @@ the bar and the MIP stage's default occluder removal, 120,280 gives 0.97 / 0.78,
 without the removal 0.85 / 0.79, the bar's voxels taken for vessel). Raw HU
 (``--no-window``) must not be used: negative values break "fraction of".
 
+Under both rule sets the occluders of the MIP stage (its ``occluder.npy``: bone above
+``OCCLUDER_HU``) are background: they are not vessel by definition, and left unlabelled
+(bright, off the labelled rays) they were learnt as vessel.
+
 The stage also writes, per case, the signed distance maps of the pseudo-label
 (:func:`segline.distmaps.volume_signed_distance`, K = 2, mm, unlabelled counted as
 background) for the boundary loss, and a quality table against the true 3D labels
@@ -546,6 +550,23 @@ def _load_case(store: CaseStore, mip_root: Path, case_id: str,
     return volume, truth, lab2d, depth, spacing
 
 
+def occluder_voxels(mfolder: Path, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The MIP stage's occluder mask of a case (bool, ``shape``), None when the MIP was
+    projected without occluder removal. Occluders (bone above the threshold) are not
+    vessel by definition, so both rule sets label them background: left unlabelled, the
+    bright bar of the toy was learnt as vessel by every weakly supervised method."""
+    path = mfolder / mipmod.OCCLUDER
+    if not path.is_file():
+        return None
+    try:
+        mask = np.load(path) > 0
+    except (OSError, ValueError) as err:
+        raise InputError(path, f"unreadable occluder mask: {err}") from None
+    if mask.shape != tuple(shape):
+        raise InputError(path, f"shape {mask.shape} != image {tuple(shape)}; rerun the MIP stage")
+    return mask
+
+
 def _write_case(cases: str, mip_root: str, case_id: str, split: str, out: str, ax: int,
                 params: PseudoParams | ReferenceParams) -> dict[str, Any]:
     """Compute and write one case's pseudo-label and maps; its quality row."""
@@ -554,6 +575,9 @@ def _write_case(cases: str, mip_root: str, case_id: str, split: str, out: str, a
     res = (pseudo_label_reference(volume, lab2d, depth, ax, params)
            if isinstance(params, ReferenceParams) else pseudo_label(volume, lab2d, depth, ax,
                                                                       params))
+    occluded = occluder_voxels(Path(mip_root) / case_id, volume.shape)
+    if occluded is not None:
+        res.label[occluded] = BG
     folder = Path(out) / case_id
     folder.mkdir(parents=True, exist_ok=True)
     atomic.save_npy(folder / PSEUDO, res.label)
@@ -641,6 +665,8 @@ def write_pseudo_store(
             "fg_class": FG,
             "cases": labelled,
             "skipped_unlabelled": [c for c in ids if not store.has_label(c)],
+            "occluders": ("background" if any((mip_root / c / mipmod.OCCLUDER).is_file()
+                                              for c in labelled) else "none removed"),
         })
     return frame
 
