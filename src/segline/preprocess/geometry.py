@@ -421,6 +421,25 @@ def pad(
 # ----------------------------------------------------------------------- inverse ops
 
 
+def replay(volume: np.ndarray, op: dict[str, Any], fill: float) -> np.ndarray:
+    """Apply one recorded op to a single volume on its way from the source grid to the
+    stored one (the inverse of :func:`_undo`): e.g. a source image's intensities that
+    the stored image no longer holds (the window clipped them), brought onto the
+    stored grid. A pad adds ``fill``; a resample is the image resampling of slicing."""
+    kind = op["op"]
+    if kind == "to_zyx":
+        return np.ascontiguousarray(volume.T)
+    if kind == "crop":
+        sl = tuple(slice(a, b) for a, b in zip(op["start"], op["stop"], strict=True))
+        return np.ascontiguousarray(volume[sl])
+    if kind == "pad":
+        widths = list(zip(op["before"], op["after"], strict=True))
+        return np.pad(volume, widths, constant_values=fill)
+    if kind == "resample":
+        return rs.resample_image(volume, op["shape_after"], antialias=True)
+    raise ValueError(f"unknown transform {kind!r}")
+
+
 def _undo(volume: np.ndarray, op: dict[str, Any], fill: float) -> np.ndarray:
     """Undo one op on a single volume (scores or, without resampling, labels)."""
     kind = op["op"]

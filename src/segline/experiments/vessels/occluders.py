@@ -88,24 +88,6 @@ def occluder_mask(hu: np.ndarray, threshold: float, margin: int = 1) -> np.ndarr
     return mask
 
 
-def _replay(volume: np.ndarray, op: dict[str, Any]) -> np.ndarray:
-    """Apply one recorded slicing op to a single (source-intensity) volume."""
-    from segline.preprocess import resample as rs
-
-    kind = op["op"]
-    if kind == "to_zyx":
-        return np.ascontiguousarray(volume.T)
-    if kind == "crop":
-        sl = tuple(slice(a, b) for a, b in zip(op["start"], op["stop"], strict=True))
-        return np.ascontiguousarray(volume[sl])
-    if kind == "pad":
-        widths = list(zip(op["before"], op["after"], strict=True))
-        return np.pad(volume, widths, constant_values=PAD_HU)
-    if kind == "resample":
-        return rs.resample_image(volume, op["shape_after"], antialias=True)
-    raise ValueError(f"unknown transform {kind!r}")
-
-
 def source_hu(raw: str | Path, meta: dict[str, Any]) -> np.ndarray:
     """Channel 0 of a case's source image, in HU, on the stored (Z, Y, X) grid.
 
@@ -139,7 +121,7 @@ def source_hu(raw: str | Path, meta: dict[str, Any]) -> np.ndarray:
     data = geometry.read_nifti(path, "image", channels=n).data
     volume = np.asarray(data if n == 1 else data[..., 0], dtype=np.float32)
     for op in meta.get("transforms") or []:
-        volume = _replay(volume, op)
+        volume = geometry.replay(volume, op, PAD_HU)
     if list(volume.shape) != [int(s) for s in meta["shape"]]:
         raise InputError(path, f"replaying the case's transforms gives shape "
                          f"{list(volume.shape)}, not the stored {meta['shape']}")
