@@ -44,6 +44,11 @@ predictions are written back like any other (the labels mapped to the source gri
 they are, no probabilities). A scorer may add metrics of its own to the per-class
 ones (:func:`score_file`'s ``extra``, e.g. the vessels experiment's ``mip_dice``) and
 facts to ``grid.json`` (its optional ``record`` dict).
+
+A predictor with the attribute ``reads_labels = True`` (an oracle variant, e.g. one
+told where the structure lies) is called as ``predict(image, label=...)`` with the case
+store's label of the case (uint8, (Z, Y, X), the store's grid); its training records
+``"oracle": true`` in ``args.json`` so the report marks it (:func:`predict_case`).
 """
 
 from __future__ import annotations
@@ -189,6 +194,18 @@ def extra_metric_names(text: str) -> tuple[str, ...]:
     return names
 
 
+def predict_case(predictor: Any, store: CaseStore, case: str) -> Any:
+    """``predictor.predict`` of the case's stored image (what it returns: labels and
+    probabilities, :meth:`segline.train.loop.Trainer.predictor`); with ``label=`` the
+    case store's label (np.uint8, (Z, Y, X)) when the predictor says ``reads_labels =
+    True`` (an oracle: its numbers use the test labels, and its ``args.json`` says so)."""
+    image = np.asarray(store.image(case))
+    if getattr(predictor, "reads_labels", False) is True:
+        label = np.asarray(store.label(case), dtype=np.uint8)
+        return predictor.predict(image, label=label)
+    return predictor.predict(image)
+
+
 def evaluate_method(
     method: Path,
     out: Path,
@@ -226,7 +243,7 @@ def evaluate_method(
     with atomic.atomic_dir(out) as tmp:
         for case in ids:
             meta = store.meta(case)
-            prediction = predictor.predict(np.asarray(store.image(case)))
+            prediction = predict_case(predictor, store, case)
             name = f"{case}.nii.gz"
             _write_case(tmp, out, name, case, prediction, False, meta)
             if scorer is not None:

@@ -401,6 +401,19 @@ class MethodResults:
             return ds or self._holder
         return f"{ds}/{self._holder}"
 
+    @cached_property
+    def oracle(self) -> bool:
+        """The training's test predictions used the test cases' labels: ``args.json``
+        ``"oracle": true`` (an oracle variant, e.g. one told where the organ lies). Its
+        numbers are not a fair comparison: the report marks its rows and leaves it out
+        of the statistics. False without the key, or without a readable ``args.json``.
+        """
+        try:
+            args = json.loads((self.path / "args.json").read_text())
+        except (OSError, ValueError):
+            return False
+        return isinstance(args, dict) and args.get("oracle") is True
+
     @property
     def label(self) -> str:
         """``method``, ``method/seed<k>``, ``method/fold<i>[/seed<k>]``: the training's
@@ -619,6 +632,11 @@ class MethodGroup:
     def seeds(self) -> list[int | None]:
         """The seeds of the runs (None for a training outside a ``seed<k>`` folder)."""
         return [r.seed for r in self.runs]
+
+    @property
+    def oracle(self) -> bool:
+        """Some training of the method used the test labels (:attr:`MethodResults.oracle`)."""
+        return any(r.oracle for r in self.runs)
 
 
 def group_methods(runs: Sequence[MethodResults]) -> list[MethodGroup]:

@@ -28,6 +28,12 @@ report only the class of those rows (``spine``: one row per case,
 lack; ``--metrics dice,assd,id_rate,false_positives,misses`` (false positives and
 misses are counts per case, lower is better).
 
+Oracle methods (``args.json`` ``"oracle": true``: the test predictions used the test
+cases' labels, :attr:`segline.results.MethodResults.oracle`) are marked
+``(oracle: uses test labels)`` in every table, with a line explaining the mark, and left
+out of the statistics (the section names them; ``--stat-reference`` refuses one) and of
+the CSV's ``best_*`` marks.
+
 ``--reference METHOD`` (vessels: the fully supervised ``full``) adds each method's
 mean of every higher-is-better metric as a percentage of that method's: columns
 ``<metric> / METHOD`` in markdown, ``<metric>_fraction_of_METHOD`` in the CSV. It is

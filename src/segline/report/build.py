@@ -110,12 +110,14 @@ def build_report(
         metrics: test metrics to report, with ``dice`` (see :func:`parse_metrics`).
         reference: a method name; adds each method as a fraction of it.
         stat_reference: the method the others are tested against (default: the first
-            method in name order).
+            method in name order). Oracle methods (``args.json`` ``"oracle": true``:
+            they used the test labels) are left out of the statistics and cannot be it.
         cases_dir: the case store, for the FOV diagonals of undefined distances.
         plots: plot file names beside the page, linked in order.
 
     Raises:
-        InputError: a reference is not among the methods; a metric is missing.
+        InputError: a reference is not among the methods, or the statistics' is an
+            oracle; a metric is missing.
     """
     groups = group_methods(runs)
     names = [g.name for g in groups]
@@ -124,7 +126,15 @@ def build_report(
             raise InputError(
                 option, f"{name!r} is not one of the methods reported ({', '.join(names)})"
             )
-    stat_ref = stat_reference if stat_reference is not None else names[0]
+    oracles = [g.name for g in groups if g.oracle]
+    fair = [n for n in names if n not in oracles]
+    if stat_reference in oracles:
+        raise InputError(
+            "--stat-reference",
+            f"{stat_reference!r} is an oracle (args.json oracle: its test predictions used "
+            f"the test labels): pick one of {', '.join(fair) or 'no method'}",
+        )
+    stat_ref = stat_reference if stat_reference is not None else (fair or [None])[0]
     cases = [group_cases(g, metrics) for g in groups]
     rows = [row for gc in cases for row in group_rows(gc, metrics)]
     mark_best(rows)
@@ -133,7 +143,8 @@ def build_report(
     test_ids = list(dict.fromkeys(c for gc in cases for c in gc.cases))
     on_source = any(r.eval_path is not None for r in runs)
     diagonals = fov_diagonals(cases_dir, test_ids, on_source) if cases_dir is not None else None
-    comparisons = compare(cases, stat_ref, metrics, diagonals)
+    compared = [gc for gc in cases if not gc.group.oracle]
+    comparisons = compare(compared, stat_ref, metrics, diagonals) if stat_ref else []
 
     notes = selection_notes(runs, rows)
     if reference:
@@ -159,7 +170,7 @@ def build_report(
     if on_source:
         parts.append(training_grid_section(groups, metrics, reference))
     parts += [
-        stats_section(comparisons, stat_ref, len(groups)),
+        stats_section(comparisons, stat_ref, len(compared), oracles),
         per_case_section(cases, metrics),
         config_section(groups, cropped_tests_line(cases_dir, test_ids) if cases_dir else ""),
     ]

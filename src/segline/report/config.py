@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from segline.errors import InputError
+from segline.report.text import shown_name
 from segline.results import MethodGroup, MethodResults, numeric_column, read_csv
 from segline.seeds import sub_label
 
@@ -235,7 +236,7 @@ def config_section(groups: Sequence[MethodGroup], data_line: str = "") -> str:
     ]
     if data_line:
         parts.append(data_line)
-    parts.append(config_tables({g.name: group_config(g) for g in groups}))
+    parts.append(config_tables({shown_name(g.name, g.oracle): group_config(g) for g in groups}))
     return "\n".join(parts)
 
 

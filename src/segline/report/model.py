@@ -227,6 +227,8 @@ class Row:
         pooled: the method's own row pools several seed or fold folders.
         best: columns where the row has the best mean (CSV ``best_*``).
         fraction: per higher-is-better metric, mean ÷ the ``--reference`` method's.
+        oracle: the method used the test labels (:attr:`MethodGroup.oracle`): the
+            tables mark its name and it never competes for ``best``.
     """
 
     method: str
@@ -241,6 +243,7 @@ class Row:
     best: set[str] = field(default_factory=set)
     fraction: dict[str, float] = field(default_factory=dict)
     fold: int | None = None
+    oracle: bool = False
 
     @property
     def label(self) -> str:
@@ -284,6 +287,7 @@ def group_rows(gc: GroupCases, metrics: Sequence[str]) -> list[Row]:
                         test={m: Stat.of(gc.values(m, cls, i).to_numpy()) for m in metrics},
                         seed=r.seed,
                         fold=r.fold,
+                        oracle=gc.group.oracle,
                     )
                 )
         rows.append(
@@ -296,6 +300,7 @@ def group_rows(gc: GroupCases, metrics: Sequence[str]) -> list[Row]:
                 val_dice=float(np.mean([v for _, v in val])),
                 test={m: Stat.of(gc.values(m, cls).to_numpy()) for m in metrics},
                 pooled=gc.several,
+                oracle=gc.group.oracle,
             )
         )
     # seeds' rows first, class by class, then the pooled rows: group per kind
@@ -309,10 +314,11 @@ def _value(row: Row, column: str) -> float:
 def mark_best(rows: Sequence[Row]) -> None:
     """Add to ``row.best`` every column in which a method's row is best in its class.
 
-    Only the methods' own rows compete (not single seeds). On a distance metric a row
-    with undefined cases never competes (an undefined case counts as the worst).
+    Only the methods' own rows compete (not single seeds, not an oracle's: it used the
+    test labels). On a distance metric a row with undefined cases never competes (an
+    undefined case counts as the worst).
     """
-    summary = [r for r in rows if r.summary]
+    summary = [r for r in rows if r.summary and not r.oracle]
     for cls in dict.fromkeys(r.cls for r in summary):
         group = [r for r in summary if r.cls == cls]
         for column, (higher, _) in RANKED.items():

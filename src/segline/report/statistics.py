@@ -158,18 +158,35 @@ def _stats_row(c: Comparison, digits: int, dist: bool) -> str:
     return f"| {c.method} | {text} | {fmt_p(c.p)} | {fmt_p(c.p_holm)} | {verdict} | {c.n} |" + tail
 
 
-def stats_section(comparisons: Sequence[Comparison], reference: str, n_methods: int) -> str:
+def stats_section(
+    comparisons: Sequence[Comparison],
+    reference: str | None,
+    n_methods: int,
+    left_out: Sequence[str] = (),
+) -> str:
     """Markdown: one table per metric (method | difference [CI] | BCa CI | p | Holm p |
     verdict | n).
+
+    ``n_methods`` counts the methods compared (the reference included); ``left_out``
+    names the oracle methods (:attr:`segline.results.MethodGroup.oracle`), which used the
+    test labels and are neither compared nor a reference: one line says so.
+    ``reference`` is None when every method is one.
 
     What the numbers can say is part of every table, not an option: CIs from fewer than
     :data:`segline.stats.INDICATIVE_N` cases are marked indicative, the BCa CI stands
     beside the percentile one, the verdict cell states when no data at its n could reach
     p < 0.05, and :data:`STATS_LIMITS_PROSE` explains these.
     """
-    parts = [f"## Statistics: each method against {reference} (paired over test cases)\n"]
+    parts = [f"## Statistics: each method against {reference} (paired over test cases)\n"
+             if reference is not None else "## Statistics\n"]
+    if left_out:
+        parts.append(
+            f"Left out: {', '.join(left_out)} (oracle: its test predictions used the test "
+            "cases' labels, so a comparison with it would say nothing about the methods).\n"
+        )
     if n_methods < 2:
-        return parts[0] + "\nOne method: nothing to compare.\n"
+        what = "One method" if n_methods == 1 else "No method left"
+        return "\n".join(parts) + f"\n{what}: nothing to compare.\n"
     parts.append(
         f"Difference = method − {reference}, per test case the mean over foreground "
         "classes (and over seeds); 95 % bootstrap CI; Wilcoxon signed-rank p (two-sided); "

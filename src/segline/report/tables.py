@@ -23,6 +23,7 @@ from segline.report.model import (
     group_rows,
     set_fractions,
 )
+from segline.report.text import ORACLE_NOTE, shown_name
 from segline.results import (
     GRID_SOURCE,
     GRID_TRAINING,
@@ -126,7 +127,7 @@ def markdown_table(rows: Sequence[Row], reference: str | None = None) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
         cells = [
-            r.label,
+            shown_name(r.label, r.oracle),
             r.cls,
             epochs_text(r.best_epochs),
             epochs_text(r.epochs_trained),
@@ -153,7 +154,7 @@ def seeds_table(rows: Sequence[Row]) -> str:
         per_seed = [r for r in per_seed if r.cls == p.cls]
         if len(per_seed) < 2:
             continue
-        cells = [p.method, p.cls, str(len(per_seed))]
+        cells = [shown_name(p.method, p.oracle), p.cls, str(len(per_seed))]
         for m in metrics:
             s = Stat.of([r.test[m].mean for r in per_seed])
             cells.append(fmt_stat(s, RANKED[m][1]))
@@ -172,7 +173,8 @@ def per_case_section(cases: Sequence[GroupCases], metrics: Sequence[str]) -> str
     """Markdown: test case × (method, Dice / HD95), class mean, seeds averaged."""
     shown = [m for m in CASE_METRICS if m in metrics]
     ids = list(dict.fromkeys(c for gc in cases for c in gc.cases))
-    header = ["case"] + [f"{gc.group.name} {metric_title(m)}" for gc in cases for m in shown]
+    header = ["case"] + [f"{shown_name(gc.group.name, gc.group.oracle)} {metric_title(m)}"
+                         for gc in cases for m in shown]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     columns = [(gc, m, gc.values(m, gc.stat_class)) for gc in cases for m in shown]
     for case in ids:
@@ -203,7 +205,8 @@ def plots_section(plots: Sequence[str]) -> str:
 
 
 def methods_line(groups: Sequence[MethodGroup]) -> str:
-    """The line under the title: the methods, each with its folds and seeds."""
+    """The line under the title: the methods, each with its folds and seeds (an
+    oracle's name marked, and :data:`ORACLE_NOTE` after the line)."""
 
     def one(g: MethodGroup) -> str:
         folds = sorted({r.fold for r in g.runs if r.fold is not None})
@@ -211,6 +214,10 @@ def methods_line(groups: Sequence[MethodGroup]) -> str:
         parts = ([f"folds {', '.join(str(f) for f in folds)}, pooled out of fold"]
                  if folds else []) + ([f"seeds {', '.join(str(s) for s in seeds)}"]
                                       if seeds else [])
-        return f"{g.name} ({'; '.join(parts)})" if parts else g.name
+        name = shown_name(g.name, g.oracle)
+        return f"{name} ({'; '.join(parts)})" if parts else name
 
-    return f"Methods ({len(groups)}): " + ", ".join(one(g) for g in groups) + ".\n"
+    line = f"Methods ({len(groups)}): " + ", ".join(one(g) for g in groups) + ".\n"
+    if any(g.oracle for g in groups):
+        line += "\n" + ORACLE_NOTE + "\n"
+    return line

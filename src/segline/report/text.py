@@ -88,6 +88,27 @@ STATS_LIMITS_PROSE = (
 )
 """Explanation under the statistics heading: what the notes, marks and BCa column mean."""
 
+ORACLE_MARK = " (oracle: uses test labels)"
+"""After an oracle method's name in every table: its training recorded ``"oracle":
+true`` in ``args.json`` (:attr:`segline.results.MethodResults.oracle`)."""
+ORACLE_NOTE = (
+    f"Oracle: a method marked *{ORACLE_MARK.strip()}* predicted the test cases with "
+    "their ground-truth labels at hand (its `args.json` says `\"oracle\": true`, "
+    "e.g. told where the structure lies): an upper bound, not a method one can run on "
+    "new cases. It is left out of the statistics and of the CSV's best marks."
+)
+"""The line under the methods line when some method is an oracle."""
+
+
+def shown_name(name: str, oracle: bool) -> str:
+    """A method's name in a table: followed by :data:`ORACLE_MARK` for an oracle.
+
+    Example:
+        >>> shown_name("ebp", True), shown_name("gdl", False)
+        ('ebp (oracle: uses test labels)', 'gdl')
+    """
+    return name + ORACLE_MARK if oracle else name
+
 
 def conventions(metrics: Sequence[str]) -> str:
     """The conventions section for the reported ``metrics`` (fixed text per metric)."""

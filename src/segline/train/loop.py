@@ -264,7 +264,12 @@ class Trainer:
         as ``segline-predict`` and the evaluation stage use it. The core trainer's:
         its network (:func:`segline.predicting.infer.network_predictor`). The same
         object on the network in memory (:meth:`_model_predictor`) predicts the
-        training's test cases."""
+        training's test cases. An oracle predictor (one that uses the ground truth, e.g.
+        to know where the structure lies) sets ``reads_labels = True``: the evaluation
+        stage then calls ``predict(image, label=...)`` with the case store's label
+        (np.uint8, (Z, Y, X)) (:func:`segline.eval_stage.predict_case`), and the
+        training records ``"oracle": true`` in ``args.json`` so the report marks its
+        rows and leaves it out of the statistics."""
         from segline.predicting.infer import network_predictor
 
         return network_predictor(method, store, device, amp)
