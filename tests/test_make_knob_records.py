@@ -122,6 +122,14 @@ def knob_table(ds: str) -> dict[str, tuple[str, str | None]]:
         "OCCLUDER_HU": ("500", "--occluder-hu 500"),
         "OCCLUDER_MARGIN": ("2", "--occluder-margin 2"),
         "PSEUDO": ("reference", "--rules reference"),
+        # spleen's EBP methods only (optional; tests/test_make_ebp.py plans them with
+        # METHODS='gdl ebp'): the base run trains no EBP method, so nothing is planned
+        "EBP_ROI": ("ce", None),
+        "EBP_DIRECTIONS": ("8,8", None),
+        "EBP_SAMPLES": ("64", None),
+        "EBP_BALANCE": ("natural", None),
+        "EBP_PERTURB": ("0.2", None),
+        "EBP_TAU": ("0.4", None),
         # `predict` only (not planned by `all`); tests/test_predict_folder.py runs them
         "INPUT": ("in", None),
         "OUTPUT": ("out", None),

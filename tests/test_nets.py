@@ -29,6 +29,7 @@ PARAMS = {
     "UNet": 7_762_498,
     "ResidualUNet": 8_113_634,
     "UNet3D": 3_844_594,
+    "VNet2D": 1_197_826,
 }
 
 # Small variants for the (many) forward/backward tests; the defaults are tested
@@ -40,6 +41,7 @@ SMALL: dict[str, dict[str, float]] = {
     "UNet": {"base": 8},
     "ResidualUNet": {"base": 8},
     "UNet3D": {"base": 4},
+    "VNet2D": {"base": 8},
 }
 
 
@@ -78,6 +80,7 @@ def test_registry_lists_all_names() -> None:
         "ResidualUNet",
         "UNet",
         "UNet3D",
+        "VNet2D",
     ]
     # IterativeFCN has two outputs (mask, completeness): tests/test_vertebrae_net.py
     assert set(net_names()) - {"IterativeFCN", "MipFused"} == set(PARAMS)

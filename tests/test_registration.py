@@ -29,7 +29,7 @@ KINDS: dict[str, tuple[Registry[object], Callable[[], list[str]], list[str]]] = 
     "loss": (LOSSES, loss_names,
              ["boundary", "ce", "dice", "focal", "gdl", "hausdorff", "hausdorff_gt"]),
     "network": (NETS, net_names, ["Dimwit", "Dimwit3D", "ENet", "IterativeFCN",
-                                  "ResidualUNet", "UNet", "UNet3D"]),
+                                  "ResidualUNet", "UNet", "UNet3D", "VNet2D"]),
     "adapter": (ADAPTERS, adapter_names, ["isles", "msd", "nnunet", "verse"]),
     "toy": (TOYS, toy_names, ["isles", "isles-hard", "spleen", "vertebrae", "vessels"]),
 }

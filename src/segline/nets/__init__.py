@@ -1,6 +1,6 @@
 """Segmentation networks, picked by name (:func:`get_net`).
 
-2D: ``ENet``, ``UNet``, ``ResidualUNet``, ``Dimwit``; 3D: ``UNet3D``, ``Dimwit3D``,
+2D: ``ENet``, ``UNet``, ``ResidualUNet``, ``VNet2D``, ``Dimwit``; 3D: ``UNet3D``, ``Dimwit3D``,
 ``IterativeFCN``. Each outputs raw logits with the input's spatial size, whatever that
 size is, and has a ``dims`` class attribute (2 or 3). Each registers itself with
 ``@register_net("Name")`` in its own module; this package imports none of them

@@ -55,7 +55,7 @@ def net_names() -> list[str]:
 
     Example:
         >>> net_names()
-        ['Dimwit', 'Dimwit3D', 'ENet', 'IterativeFCN', 'ResidualUNet', 'UNet', 'UNet3D']
+        ['Dimwit', 'Dimwit3D', 'ENet', 'IterativeFCN', 'ResidualUNet', 'UNet', 'UNet3D', 'VNet2D']
     """
     return NETS.names()
 
