@@ -96,6 +96,16 @@ def wall_seconds(run: MethodResults) -> float:
     return float(numeric_column(df, "seconds", path).sum())
 
 
+def test_seconds(run: MethodResults) -> float:
+    """Mean wall time in s of a test case's prediction during the training: the mean of
+    ``test/timing.csv`` ``seconds`` (NaN if absent: a trainer that does not time them)."""
+    path = run.path / "test" / "timing.csv"
+    if not path.is_file():
+        return math.nan
+    df = read_csv(path, ("seconds",))
+    return float(numeric_column(df, "seconds", path).mean())
+
+
 def fmt_seconds(seconds: float) -> str:
     """``42.1 s`` / ``12.5 min`` / ``3.20 h``; "–" when unknown."""
     if not math.isfinite(seconds):
@@ -177,6 +187,9 @@ def group_config(group: MethodGroup) -> dict[str, str]:
         rows["training wall time"] = f"{fmt_seconds(sum(seconds))} ({per})"
     else:
         rows["training wall time"] = fmt_seconds(seconds[0])
+    per_case = [test_seconds(r) for r in group.runs]
+    if any(math.isfinite(s) for s in per_case):
+        rows["test prediction per case (mean)"] = _joined([fmt_seconds(s) for s in per_case])
     rows["commit"] = _joined([commit(r) for r in group.runs])
     rows["archives (md5)"] = _joined([lineage_cell(r) for r in group.runs])
     rows["inputs digest"] = _joined([inputs_digest(r) for r in group.runs])
@@ -230,6 +243,7 @@ def config_section(groups: Sequence[MethodGroup], data_line: str = "") -> str:
     parts = [
         "## Configuration and provenance\n",
         "Training arguments (`args.json`), wall time (sum of `timing.csv` seconds), the "
+        "mean seconds of a test case's prediction (`test/timing.csv`), the "
         "code commit, the source archives' md5s and a digest of the stores read "
         "(`lineage.json` inputs). A value that differs between seeds is given per seed "
         "(` / `).\n",

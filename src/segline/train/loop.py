@@ -2,7 +2,8 @@
 
 Outputs (see docs/CONTRACTS.md): ``metrics.csv`` (long), ``epochs.csv`` (summary),
 ``best_epoch.txt``, ``best.pt`` / ``last.pt`` (state_dict), ``test/`` (metrics and
-NIfTI predictions of the best epoch in each case's source geometry),
+NIfTI predictions of the best epoch in each case's source geometry, ``timing.csv``: the
+wall time of each case's prediction, volatile like ``timing.csv``),
 ``provenance/``, ``args.json``, ``timing.csv`` and ``train.log`` (the lines the
 training printed; a resumed training continues it).
 
@@ -600,7 +601,8 @@ class Trainer:
         self, epoch: int, split: str, cases: list[str], with_loss: bool
     ) -> tuple[list[dict[str, Any]], float, dict[str, np.ndarray]]:
         """Predict ``cases`` on the device; their metrics are computed by the metric
-        pool meanwhile (in case order, so the rows are the same with or without it)."""
+        pool meanwhile (in case order, so the rows are the same with or without it).
+        Each case's prediction wall time is kept in :attr:`case_seconds`."""
         preds: dict[str, np.ndarray] = {}
         pending = []
         loss_sum, loss_n = 0.0, 0
@@ -608,10 +610,15 @@ class Trainer:
         def loss_fn(logits: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
             return self._loss(logits, batch, epoch)[0]
 
+        # wall time of each case's prediction (reading it included): test/timing.csv
+        self.case_seconds: dict[str, float] = {}
+        t0 = time.perf_counter()
         for case, pred, (ls, ln) in self._predictions(cases, loss_fn if with_loss else None):
+            self.case_seconds[case] = time.perf_counter() - t0
             loss_sum, loss_n = loss_sum + ls, loss_n + ln
             preds[case] = pred
             pending.append((case, self.metric_pool.submit(case, pred)))
+            t0 = time.perf_counter()
         rows: list[dict[str, Any]] = []
         for case, future in pending:
             for row in future.result():
@@ -831,3 +838,16 @@ class Trainer:
             test_dir / "metrics.csv",
             csv_text(pd.DataFrame(rows, columns=RECORD_COLUMNS)),
         )
+        timing = [
+            {"case": c, "seconds": round(self.case_seconds[c], 4), **self._case_timing(c)}
+            for c in self.test_cases
+            if c in self.case_seconds
+        ]
+        if timing:  # a trainer predicting through _predictions (all but the vertebrae's)
+            atomic.write_text(test_dir / "timing.csv", csv_text(pd.DataFrame(timing)))
+
+    def _case_timing(self, case: str) -> dict[str, float]:
+        """Columns of ``test/timing.csv`` beyond ``case`` and ``seconds`` (the wall time
+        of the case's prediction) for a test case: none here; a trainer whose
+        prediction has parts worth timing adds them (EBP: region, shells, vote)."""
+        return {}

@@ -30,8 +30,8 @@ What differs from the core trainer:
   (:data:`VAL_STATES_PER_CASE`, the draw of epoch 0); the validation and test metrics are
   those of whole cases segmented by :class:`segline.experiments.ebp.apply.ShellPredictor`
   (the core metrics, per class, in 3D, mm);
-- ``test/timing.csv`` adds per case the region-of-interest, shell and reconstruction
-  seconds and the pivots placed and kept.
+- ``test/timing.csv`` (the core's per-case prediction seconds) adds the seconds of the
+  region of interest, the shells and the reconstruction and the pivots placed and kept.
 
 Example:
     python -m segline.experiments.ebp.train --cases data/spleen-toy/cases \\
@@ -44,21 +44,17 @@ from __future__ import annotations
 import argparse
 import math
 import re
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
-from segline import atomic
 from segline.casestore import CaseStore
 from segline.cli import cli_of, entry, prog
-from segline.csvio import csv_text
 from segline.errors import InputError
 from segline.experiments.ebp import geometry as geo
 from segline.experiments.ebp.apply import TIMING_COLUMNS, ShellPredictor
@@ -237,9 +233,8 @@ class EBPTrainer(Trainer):
         for case in cases:
             image = np.asarray(self.store.image(case), dtype=np.float32)
             label = np.asarray(self.store.label(case)) if predictor.reads_labels else None
-            t0 = time.perf_counter()
             labels, _ = predictor.predict(image, label=label)
-            self.case_stats[case] = {"seconds": time.perf_counter() - t0, **predictor.last_stats}
+            self.case_stats[case] = dict(predictor.last_stats)
             yield case, labels, (0.0, 0)
 
     def _state_loss(self, epoch: int) -> float:
@@ -262,19 +257,11 @@ class EBPTrainer(Trainer):
         rows, _, columns, score = super()._validate(epoch)
         return rows, val_loss, columns, score
 
-    def _test(
-        self, best_epoch: int, records: list[dict[str, Any]], epochs: list[dict[str, Any]]
-    ) -> None:
-        """The core test stage, then ``test/timing.csv``: per case the seconds of its
-        segmentation and their parts (:data:`segline.experiments.ebp.apply.TIMING_COLUMNS`)."""
-        self.case_stats = {}
-        super()._test(best_epoch, records, epochs)
-        columns = ["case", "seconds", *TIMING_COLUMNS]
-        rows = [{"case": c, **{k: s.get(k, math.nan) for k in columns[1:]}}
-                for c, s in self.case_stats.items()]  # fmt: skip
-        atomic.write_text(
-            self.work / "test" / "timing.csv", csv_text(pd.DataFrame(rows, columns=columns))
-        )
+    def _case_timing(self, case: str) -> dict[str, float]:
+        """``test/timing.csv``'s parts of a case's segmentation
+        (:data:`segline.experiments.ebp.apply.TIMING_COLUMNS`)."""
+        stats = self.case_stats.get(case, {})
+        return {k: stats.get(k, math.nan) for k in TIMING_COLUMNS}
 
 
 def build_parser() -> argparse.ArgumentParser:
