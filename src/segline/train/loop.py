@@ -304,6 +304,8 @@ class Trainer:
         self.voice = voice or Voice(training_label(self.out), keep=True)
         self.work = atomic.tmp_path_for(self.out, folder=True)
         self.store = CaseStore(cfg.cases, cfg.dist, fold=cfg.fold)
+        # prediction wall time per case of the last _evaluate (test/timing.csv)
+        self.case_seconds: dict[str, float] = {}
         self.n_classes = self.store.n_classes
         dev.use_threads(cfg.threads)  # before anything computes: the recorded count
         seed_everything(cfg.seed, compiling=cfg.compile != "off")
@@ -611,7 +613,7 @@ class Trainer:
             return self._loss(logits, batch, epoch)[0]
 
         # wall time of each case's prediction (reading it included): test/timing.csv
-        self.case_seconds: dict[str, float] = {}
+        self.case_seconds = {}
         t0 = time.perf_counter()
         for case, pred, (ls, ln) in self._predictions(cases, loss_fn if with_loss else None):
             self.case_seconds[case] = time.perf_counter() - t0
@@ -826,6 +828,7 @@ class Trainer:
         test_dir = self.work / "test"
         (test_dir / "preds").mkdir(parents=True, exist_ok=True)
         (test_dir / "preds_zyx").mkdir(parents=True, exist_ok=True)
+        self.case_seconds = {}  # a trainer with its own _evaluate times none
         rows, _, preds = self._evaluate(best_epoch, "test", self.test_cases, with_loss=False)
         for case, pred in preds.items():
             meta = self.store.meta(case)
