@@ -124,12 +124,16 @@ $(call method,gdl3d): OPTS := --patch $(gdl3d_patch) --overlap 0.5 --samples-per
 EBP_ROI ?= gdl
 ifneq ($(IS_TOY),)
 EBP_DIRECTIONS ?= 16,16
+# the toy's spleen at 64x64 holds about 7 pivots of the published 3,6,6 grid; 3,3,3
+# (20 inside) raised the validation Dice of two seeds' models from 0.862 to 0.893
+EBP_PIVOT_STEP ?= 3,3,3
 ebp_net := UNet
 ebp_net_opts := base=8
 ebp_epc := 16
 ebp_wd := 0
 else
 EBP_DIRECTIONS ?= 32,32
+EBP_PIVOT_STEP ?= 3,6,6
 ebp_net := VNet2D
 ebp_net_opts :=
 ebp_epc := 50
@@ -140,7 +144,7 @@ EBP_BALANCE ?= 0.5
 EBP_PERTURB ?= 0.5
 EBP_TAU ?= 0.5
 DATASET_KNOBS_HELP += ; EBP_ROI=method whose prediction boxes ebp's pivots ($(EBP_ROI)); \
-  EBP_DIRECTIONS=H,W shell directions ($(EBP_DIRECTIONS)); EBP_SAMPLES=training states/epoch ($(EBP_SAMPLES)); \
+  EBP_DIRECTIONS=H,W shell directions ($(EBP_DIRECTIONS)); EBP_PIVOT_STEP=z,y,x voxels ($(EBP_PIVOT_STEP)); EBP_SAMPLES=training states/epoch ($(EBP_SAMPLES)); \
   EBP_BALANCE=inside-pivot share or natural ($(EBP_BALANCE)); EBP_PERTURB=perturbed-state probability ($(EBP_PERTURB)); \
   EBP_TAU=vote share ($(EBP_TAU))
 ebp_targets := $(foreach m,ebp ebp_oracle,$(call method,$(m)))
@@ -154,7 +158,7 @@ $(ebp_targets): LR := 2e-3
 $(ebp_targets): SCHED := cosine
 $(ebp_targets): WD := $(ebp_wd)
 $(ebp_targets): EPC := $(ebp_epc)
-ebp_opts = --directions $(EBP_DIRECTIONS) --balance $(EBP_BALANCE) --perturb $(EBP_PERTURB) \
+ebp_opts = --directions $(EBP_DIRECTIONS) --pivot-step $(EBP_PIVOT_STEP) --balance $(EBP_BALANCE) --perturb $(EBP_PERTURB) \
   --tau $(EBP_TAU) --samples-per-epoch $(EBP_SAMPLES)
 $(call method,ebp): OPTS = --roi pred:$(call ebp_roi_of,$@) $(ebp_opts)
 $(call method,ebp_oracle): OPTS = --roi gt $(ebp_opts)

@@ -60,7 +60,7 @@ def test_plans(tmp_path: Path) -> None:
     # every EBP knob reaches the EBP trainings' command lines (their records)
     plan = make(root, "METHODS=gdl ebp ebp_oracle", "SEEDS=0 1", "EBP_ROI=gdl", "-n",
                 "EBP_TAU=0.4", "EBP_BALANCE=natural", "EBP_PERTURB=0.2",
-                "EBP_DIRECTIONS=12,10", "EBP_SAMPLES=96")  # fmt: skip
+                "EBP_DIRECTIONS=12,10", "EBP_SAMPLES=96", "EBP_PIVOT_STEP=3,4,4")  # fmt: skip
     assert plan.returncode == 0, plan.stderr
     lines = plan.stdout.splitlines()
     ebp1 = next(ln for ln in lines if "--out results/spleen-toy/seeds/ebp/seed1 " in ln)
@@ -68,6 +68,7 @@ def test_plans(tmp_path: Path) -> None:
     assert "--tau 0.4" in ebp1 and "--balance natural" in ebp1 and "--perturb 0.2" in ebp1
     assert "-m segline.experiments.ebp.train" in ebp1
     assert "--directions 12,10" in ebp1 and "--samples-per-epoch 96" in ebp1
+    assert "--pivot-step 3,4,4" in ebp1
     other = make(root, "METHODS=ce ebp", "EBP_ROI=ce", "-n")
     assert "--roi pred:results/spleen-toy/ce " in other.stdout, other.stderr
     oracle = next(ln for ln in lines if "--out results/spleen-toy/seeds/ebp_oracle/seed0 " in ln)

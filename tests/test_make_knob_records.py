@@ -126,6 +126,7 @@ def knob_table(ds: str) -> dict[str, tuple[str, str | None]]:
         # METHODS='gdl ebp'): the base run trains no EBP method, so nothing is planned
         "EBP_ROI": ("ce", None),
         "EBP_DIRECTIONS": ("8,8", None),
+        "EBP_PIVOT_STEP": ("3,4,4", None),
         "EBP_SAMPLES": ("64", None),
         "EBP_BALANCE": ("natural", None),
         "EBP_PERTURB": ("0.2", None),

@@ -44,6 +44,7 @@ def shell_config(args: dict[str, Any]) -> ShellConfig:
         w=w,
         iterations=int(args.get("iterations", geo.TEST_ITERATIONS)),
         tau=float(args.get("tau", 0.5)),
+        pivot_step=tuple(int(v) for v in args.get("pivot_step", (3, 6, 6))),  # type: ignore[arg-type]
         batch=int(args.get("pivot_batch", 512)),
     )
 

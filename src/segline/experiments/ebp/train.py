@@ -10,6 +10,8 @@ device choice, resume, lineage, provenance and atomic rename, and takes the opti
   (:mod:`segline.experiments.ebp.roi`); a ``pred:`` folder's content is part of the
   training's lineage (``lineage.json`` inputs ``roi``);
 - ``--directions H,W`` (16,16): the direction grid of a shell;
+- ``--pivot-step z,y,x`` (3,6,6, the published): the pivot grid, for training states
+  and for the pivots of a case;
 - ``--balance`` (0.5, or ``natural``) and ``--perturb`` (0.5): the training states
   (:class:`segline.experiments.ebp.sampler.ShellStates`);
 - ``--tau`` (0.5): the vote's share (:func:`segline.experiments.ebp.vote.vote`);
@@ -84,6 +86,7 @@ class EBPConfig(TrainConfig):
     roi: str = ""
     oracle: bool = False
     directions: tuple[int, int] = (16, 16)
+    pivot_step: tuple[int, int, int] = (3, 6, 6)
     balance: float | None = 0.5
     perturb: float = 0.5
     tau: float = 0.5
@@ -127,6 +130,9 @@ class EBPTrainer(Trainer):
         args.oracle = args.roi == "gt"
         ohem_keep(args.losses)
         args.directions = train_cli.int_tuple(args.directions, "--directions", 2)
+        args.pivot_step = train_cli.int_tuple(args.pivot_step, "--pivot-step", 3)
+        if min(args.pivot_step) < 1:
+            raise InputError("--pivot-step", f"steps of at least 1 voxel, got {args.pivot_step}")
         if min(args.directions) < 4:
             raise InputError("--directions", f"need at least 4x4 directions, got {args.directions}")
         if args.balance == "natural":
@@ -167,6 +173,7 @@ class EBPTrainer(Trainer):
         self.val_states = ShellStates(
             self.store, self.val_cases, h, w, VAL_STATES_PER_CASE * len(self.val_cases),
             cfg.seed + 1_000_003, balance=cfg.balance, perturb=cfg.perturb,
+            step=tuple(cfg.pivot_step),
         )  # fmt: skip
         self._predictor: ShellPredictor | None = None
         self.case_stats: dict[str, dict[str, float]] = {}
@@ -193,7 +200,8 @@ class EBPTrainer(Trainer):
         h, w = cfg.directions
         n = cfg.samples_per_epoch or (64 if cfg.debug else SAMPLES)
         return ShellStates(self.store, self.train_cases, h, w, n, cfg.seed,
-                           balance=cfg.balance, perturb=cfg.perturb)  # fmt: skip
+                           balance=cfg.balance, perturb=cfg.perturb,
+                           step=tuple(cfg.pivot_step))  # fmt: skip
 
     def _train_loader(self, ds: Any, epoch: int) -> DataLoader:
         ds.set_epoch(epoch_index(epoch))
@@ -274,6 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="test pivots' region: pred:<method folder> (the box of its "
                    "prediction's largest component) or gt (oracle: the label's box)")
     g.add_argument("--directions", default="16,16", help="direction grid H,W (default 16,16)")
+    g.add_argument("--pivot-step", default="3,6,6",
+                   help="pivot grid step z,y,x in voxels (default 3,6,6, the published)")
     g.add_argument("--balance", default="0.5",
                    help="share of inside pivots among training states (0.5), or natural")
     g.add_argument("--perturb", type=float, default=0.5,
