@@ -26,7 +26,7 @@ PORT=${SEGLINE_SLURM_PORT:-6917}     # slurmctld; slurmd listens on PORT+1
 # enough epochs that scancel (0.2 s after the first epoch is saved) lands mid-training
 # also on a machine several times faster than 2 cores
 EPOCHS=${SEGLINE_SLURM_EPC:-8}
-METHODS_EXPECTED="ce gdl gdl_boundary gdl_boundary3d gdl_hausdorff gdl3d ebp"
+METHODS_EXPECTED="ce gdl gdl_boundary gdl_boundary3d gdl_hausdorff gdl3d"
 DAEMONS="slurmd slurmctld munged"     # stop order
 T0=$SECONDS
 
