@@ -150,3 +150,35 @@ def test_reads_labels_false_gets_no_label(store: tuple[Path, Path]) -> None:
     p = NotOracle()
     predict_case(p, cases, cases.case_ids("test")[0])
     assert len(p.calls) == 1
+
+
+def test_training_test_predictions_pass_the_label_to_an_oracle(store, tmp_path: Path) -> None:
+    """The trainer's own test predictions (Trainer._predicted) call an oracle predictor
+    with the case store's label, as the evaluation stage does; others without it."""
+    from segline.train import device as dev
+    from segline.train.loop import TrainConfig, Trainer
+
+    class Stub:
+        reads_labels = True
+
+        def __init__(self) -> None:
+            self.seen: list[np.ndarray | None] = []
+
+        def predict(self, image, *, probabilities=False, label=None):
+            self.seen.append(label)
+            return np.zeros(image.shape[1:], np.uint8), None
+
+    cases, dist = store
+    cfg = TrainConfig(str(cases), str(dist), str(tmp_path / "m"), net="Dimwit", losses="gdl:1")
+    trainer = Trainer(cfg, dev.choose("cpu", "off"), [])
+    stub = Stub()
+    trainer._model_predictor = lambda: stub  # type: ignore[method-assign]
+    ids = CaseStore(cases, dist).case_ids("test")
+    assert [c for c, _, _ in trainer._predicted(ids, None)] == ids
+    for case, label in zip(ids, stub.seen, strict=True):
+        assert label is not None and label.dtype == np.uint8
+        np.testing.assert_array_equal(label, np.asarray(CaseStore(cases, dist).label(case)))
+    stub.reads_labels = False
+    stub.seen.clear()
+    list(trainer._predicted(ids, None))
+    assert stub.seen == [None] * len(ids)

@@ -38,15 +38,19 @@ DEFAULT_MARGIN_MM = 10.0
 DEFAULT_BODY_HU = -500.0
 
 
-def largest_component(mask: np.ndarray) -> np.ndarray:
-    """The largest 6-connected component of ``mask`` (all False when empty).
+def largest_component(mask: np.ndarray, connectivity: int = 1) -> np.ndarray:
+    """The largest connected component of ``mask`` (all False when empty; ties: the
+    first in scan order). ``connectivity`` 1 joins face neighbours (6 in 3D), 3 also
+    edge and corner neighbours (26 in 3D), as :func:`scipy.ndimage.generate_binary_structure`.
 
     Example:
         >>> m = np.zeros((1, 1, 7), bool); m[0, 0, [0, 2, 3, 4]] = True
         >>> largest_component(m).astype(int).ravel().tolist()
         [0, 0, 1, 1, 1, 0, 0]
     """
-    labels, n = ndimage.label(mask)
+    mask = np.asarray(mask)
+    structure = ndimage.generate_binary_structure(mask.ndim, connectivity)
+    labels, n = ndimage.label(mask, structure=structure)
     if n <= 1:
         return labels > 0
     sizes = np.bincount(labels.ravel())

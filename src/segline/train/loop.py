@@ -267,8 +267,9 @@ class Trainer:
         object on the network in memory (:meth:`_model_predictor`) predicts the
         training's test cases. An oracle predictor (one that uses the ground truth, e.g.
         to know where the structure lies) sets ``reads_labels = True``: the evaluation
-        stage then calls ``predict(image, label=...)`` with the case store's label
-        (np.uint8, (Z, Y, X)) (:func:`segline.eval_stage.predict_case`), and the
+        stage (:func:`segline.eval_stage.predict_case`) and the training's own test
+        predictions (:meth:`_predicted`) then call ``predict(image, label=...)`` with the
+        case store's label (np.uint8, (Z, Y, X)), and the
         training records ``"oracle": true`` in ``args.json`` so the report marks its
         rows and leaves it out of the statistics."""
         from segline.predicting.infer import network_predictor
@@ -533,9 +534,12 @@ class Trainer:
         """:meth:`_predictions` by the trainer's predictor, case by case."""
         predictor = self._model_predictor()
         needs = self.criterion.requires
+        oracle = getattr(predictor, "reads_labels", False) is True
         for case in cases:
             image = np.array(self.store.image(case), dtype=np.float32)
-            labels, probs = predictor.predict(image, probabilities=loss_fn is not None)
+            # an oracle's predictor reads the case's label, as in the evaluation stage
+            extra = {"label": np.asarray(self.store.label(case), np.uint8)} if oracle else {}
+            labels, probs = predictor.predict(image, probabilities=loss_fn is not None, **extra)
             loss = (0.0, 0)
             if loss_fn is not None:
                 assert probs is not None
@@ -543,6 +547,23 @@ class Trainer:
                                      inputs=self.batch_inputs)  # fmt: skip
                 loss = (volume_loss(probs, batch, loss_fn, self.precision.device), 1)
             yield case, labels, loss
+
+    def _fixed_loss(self, items: Any, epoch: int) -> tuple[float, int]:
+        """Summed loss and count of a dataset of fixed items (dicts of tensors with an
+        ``image``), in batches of the training's size, in eval mode without gradients:
+        the validation loss of a trainer whose validation predicts no single forward
+        pass per case (the vertebrae's fixed patches, EBP's fixed shell states)."""
+        total, n = 0.0, 0
+        self.model.eval()
+        with torch.no_grad():
+            for batch in DataLoader(items, batch_size=self.cfg.batch_size, shuffle=False):
+                batch = {k: v.to(self.precision.device) for k, v in batch.items()}
+                with self.precision.autocast():
+                    outputs = self.forward_model(batch["image"])
+                b = int(batch["image"].shape[0])
+                total += float(self._loss(outputs, batch, epoch)[0]) * b
+                n += b
+        return total, n
 
     def _train_dataset(self) -> SliceDataset | PatchDataset:
         """2D slices, or 3D patches with foreground oversampling."""

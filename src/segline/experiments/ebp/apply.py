@@ -26,7 +26,7 @@ from segline.errors import InputError
 from segline.experiments.ebp import geometry as geo
 from segline.experiments.ebp.inference import ShellConfig, segment
 from segline.experiments.ebp.net import build_shell_model
-from segline.experiments.ebp.roi import PredictedRoi, largest_component_box, parse_roi
+from segline.experiments.ebp.roi import Box, PredictedRoi, largest_component_box, parse_roi
 from segline.train import device as dev
 from segline.train.device import Precision
 
@@ -142,23 +142,15 @@ class ShellPredictor:
 
         return step
 
-    def predict(
-        self,
-        image: np.ndarray,
-        *,
-        probabilities: bool = False,
-        label: np.ndarray | None = None,
-    ) -> tuple[np.ndarray, None]:
-        """Labels (Z, Y, X) uint8 of ``image`` (C, Z, Y, X, the case store's grid) and
-        None for the probabilities. ``label`` (the case's) is read by the oracle only.
+    def region(
+        self, image: np.ndarray, label: np.ndarray | None = None
+    ) -> tuple[Box | None, float]:
+        """The box the pivots of ``image`` go in (None: nothing found) and the seconds
+        it took: the region method's prediction, or the oracle's ``label``.
 
         Raises:
             InputError: the oracle without a label.
         """
-        del probabilities  # there are none
-        self.model.eval()
-        image = np.array(image, dtype=np.float32)  # a writable copy (a store's is mapped)
-        shape = image.shape[1:]
         t0 = time.perf_counter()
         if self.reads_labels:
             if label is None:
@@ -167,9 +159,31 @@ class ShellPredictor:
             box = largest_component_box(np.asarray(label) > 0)
         else:
             assert self.roi_source is not None
-            box = self.roi_source.box(image)
+            box = self.roi_source.box(np.asarray(image, dtype=np.float32))
             dev.use_threads(self.threads)
-        roi_seconds = time.perf_counter() - t0
+        return box, time.perf_counter() - t0
+
+    def predict(
+        self,
+        image: np.ndarray,
+        *,
+        probabilities: bool = False,
+        label: np.ndarray | None = None,
+        region: tuple[Box | None, float] | None = None,
+    ) -> tuple[np.ndarray, None]:
+        """Labels (Z, Y, X) uint8 of ``image`` (C, Z, Y, X, the case store's grid) and
+        None for the probabilities. ``label`` (the case's) is read by the oracle only;
+        ``region``: the image's :meth:`region` when already known (a training validates
+        the same cases every epoch with the same region method), else it is computed.
+
+        Raises:
+            InputError: the oracle without a label.
+        """
+        del probabilities  # there are none
+        self.model.eval()
+        image = np.array(image, dtype=np.float32)  # a writable copy (a store's is mapped)
+        shape = image.shape[1:]
+        box, roi_seconds = region if region is not None else self.region(image, label)
         if box is None:  # nothing to place pivots in: an empty prediction
             self.last_stats = {"roi_seconds": roi_seconds, "shell_seconds": 0.0,
                                "reconstruction_seconds": 0.0, "pivots": 0, "kept": 0}  # fmt: skip

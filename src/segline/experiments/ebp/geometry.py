@@ -34,6 +34,8 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
+from segline.preprocess.geometry import bounding_box
+
 __all__ = [
     "D0",
     "INNER",
@@ -115,12 +117,9 @@ def signed_target(mask: np.ndarray, clip: float = TARGET_CLIP) -> np.ndarray:
     if mask.all():
         out.fill(clip)
         return out
-    pad = int(math.ceil(clip)) + 1
-    idx = np.nonzero(mask)
-    box = tuple(
-        slice(max(int(a.min()) - pad, 0), min(int(a.max()) + 1 + pad, n))
-        for a, n in zip(idx, mask.shape, strict=True)
-    )
+    ranges = bounding_box(mask, margin=int(math.ceil(clip)) + 1)
+    assert ranges is not None  # the mask is not empty
+    box = tuple(slice(a, b) for a, b in ranges)
     m = mask[box]
     # The padded box holds background (else the mask would fill the volume), and the
     # nearest mask voxel of any voxel in it lies in the box: both transforms are exact.

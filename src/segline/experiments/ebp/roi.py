@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import ndimage
 
 from segline.errors import InputError
+from segline.preprocess.cropping import largest_component
+from segline.preprocess.geometry import bounding_box
 
 __all__ = ["Box", "largest_component_box", "parse_roi", "roi_folder"]
 
@@ -53,17 +54,11 @@ def roi_folder(spec: str) -> Path | None:
 def largest_component_box(mask: np.ndarray) -> Box | None:
     """The bounding box of the largest 26-connected component of ``mask`` (ties: the
     first in scan order); None when the mask is empty."""
-    mask = np.asarray(mask) > 0
-    if not mask.any():
+    ranges = bounding_box(largest_component(np.asarray(mask) > 0, connectivity=3))
+    if ranges is None:
         return None
-    labels, n = ndimage.label(mask, structure=np.ones((3, 3, 3), dtype=bool))
-    if n > 1:
-        sizes = np.bincount(labels.ravel())[1:]
-        mask = labels == int(np.argmax(sizes)) + 1
-    nz = np.nonzero(mask)
-    lo = np.array([int(a.min()) for a in nz], dtype=np.int64)
-    hi = np.array([int(a.max()) + 1 for a in nz], dtype=np.int64)
-    return lo, hi
+    lo, hi = zip(*ranges, strict=True)
+    return np.array(lo, dtype=np.int64), np.array(hi, dtype=np.int64)
 
 
 class PredictedRoi:

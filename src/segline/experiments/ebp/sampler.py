@@ -41,6 +41,7 @@ from torch.utils.data import Dataset
 
 from segline.casestore import CaseStore
 from segline.experiments.ebp import geometry as geo
+from segline.preprocess.geometry import bounding_box
 
 __all__ = ["PERTURBATIONS", "CaseCrop", "ShellStates", "crop_case", "inside_item", "item_rng"]
 
@@ -92,12 +93,12 @@ def crop_case(
     ``pad + margin`` voxels, and its pivots split by the label; None when the case
     has no foreground (nothing to learn a boundary from)."""
     label = np.asarray(store.label(case)) > 0
-    if not label.any():
+    ranges = bounding_box(label)
+    if ranges is None:
         return None
     shape = label.shape
-    nz = np.nonzero(label)
-    lo = np.array([int(a.min()) for a in nz])
-    hi = np.array([int(a.max()) + 1 for a in nz])
+    lo = np.array([a for a, _ in ranges])
+    hi = np.array([b for _, b in ranges])
     pivots = geo.pivot_grid(lo, hi, shape, step=step, pad=pad)
     c0 = np.maximum(lo - pad - margin, 0)
     c1 = np.minimum(hi + pad + margin, shape)

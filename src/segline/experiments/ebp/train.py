@@ -177,6 +177,8 @@ class EBPTrainer(Trainer):
         )  # fmt: skip
         self._predictor: ShellPredictor | None = None
         self.case_stats: dict[str, dict[str, float]] = {}
+        # per case, its region (box, seconds): the same every epoch (roi.py)
+        self.regions: dict[str, tuple[Any, float]] = {}
 
     # -- hooks of Trainer --------------------------------------------------------------
     def _build_net(self) -> torch.nn.Module:
@@ -241,27 +243,15 @@ class EBPTrainer(Trainer):
         for case in cases:
             image = np.asarray(self.store.image(case), dtype=np.float32)
             label = np.asarray(self.store.label(case)) if predictor.reads_labels else None
-            labels, _ = predictor.predict(image, label=label)
+            if case not in self.regions:  # the region method is fixed: once per case
+                self.regions[case] = predictor.region(image, label)
+            labels, _ = predictor.predict(image, label=label, region=self.regions[case])
             self.case_stats[case] = dict(predictor.last_stats)
             yield case, labels, (0.0, 0)
 
-    def _state_loss(self, epoch: int) -> float:
-        """Mean loss of the fixed validation states."""
-        total, n = 0.0, 0
-        loader = DataLoader(self.val_states, batch_size=self.cfg.batch_size, shuffle=False)
-        self.model.eval()
-        with torch.no_grad():
-            for batch in loader:
-                batch = {k: v.to(self.precision.device) for k, v in batch.items()}
-                with self.precision.autocast():
-                    out = self.forward_model(batch["image"])
-                b = int(batch["image"].shape[0])
-                total += float(self._loss(out, batch, epoch)[0]) * b
-                n += b
-        return total / n if n else math.nan
-
     def _validate(self, epoch: int) -> tuple[list[dict[str, Any]], float, dict[str, float], float]:
-        val_loss = self._state_loss(epoch)
+        total, n = self._fixed_loss(self.val_states, epoch)
+        val_loss = total / n if n else math.nan
         rows, _, columns, score = super()._validate(epoch)
         return rows, val_loss, columns, score
 

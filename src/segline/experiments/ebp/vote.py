@@ -34,6 +34,8 @@ import numpy as np
 from scipy import ndimage
 
 from segline.experiments.ebp.shells import nearest_direction
+from segline.preprocess.cropping import largest_component
+from segline.preprocess.geometry import bounding_box
 
 __all__ = ["lookup_cube", "reconstruct", "vote"]
 
@@ -112,16 +114,6 @@ def vote(
     return (held >= 1) & (held.astype(np.float32) >= np.float32(tau) * near)
 
 
-def _largest_component(mask: np.ndarray) -> np.ndarray:
-    """The largest 26-connected component of ``mask`` (empty stays empty)."""
-    lab, count = ndimage.label(mask, structure=np.ones((3, 3, 3), bool))
-    if count <= 1:
-        return mask
-    sizes = np.bincount(lab.ravel())
-    sizes[0] = 0
-    return lab == int(np.argmax(sizes))
-
-
 def reconstruct(
     shape: Sequence[int],
     pivots: np.ndarray,
@@ -135,13 +127,9 @@ def reconstruct(
     whole volume (everything outside the box is background connected to the border)."""
     fg = vote(shape, pivots, radii, tau, reach)
     out = np.zeros(fg.shape, bool)
-    idx = np.nonzero(fg)
-    if idx[0].size == 0:
+    ranges = bounding_box(fg, margin=1)
+    if ranges is None:
         return out
-    box = tuple(
-        slice(max(int(a.min()) - 1, 0), min(int(a.max()) + 2, n))
-        for a, n in zip(idx, fg.shape, strict=True)
-    )
-    sub = ndimage.binary_fill_holes(fg[box])
-    out[box] = _largest_component(sub)
+    box = tuple(slice(a, b) for a, b in ranges)
+    out[box] = largest_component(ndimage.binary_fill_holes(fg[box]), connectivity=3)
     return out

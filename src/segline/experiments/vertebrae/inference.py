@@ -60,8 +60,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy import ndimage
 
+from segline.preprocess.cropping import largest_component
 from segline.train.device import Precision
 
 __all__ = ["MIN_VOXELS", "Step", "Sweep", "iterative_segment", "net_step", "sweep"]
@@ -73,14 +73,6 @@ int ``patch``)."""
 MIN_VOXELS = 10
 """Smallest mask (voxels) the trained network's steps count as a vertebra: a few
 stray voxels are noise (a toy vertebra at 2 mm has about a thousand)."""
-
-
-def _largest_component(mask: np.ndarray) -> np.ndarray:
-    lab, n = ndimage.label(mask, structure=np.ones((3, 3, 3), bool))
-    if n <= 1:
-        return mask
-    sizes = np.bincount(lab.ravel())[1:]
-    return lab == int(np.argmax(sizes)) + 1
 
 
 @dataclass
@@ -167,7 +159,7 @@ def sweep(
         found.calls += 1
         mask = np.asarray(mask, bool) & ~memory[win]
         if keep_largest and mask.any():
-            mask = _largest_component(mask)
+            mask = largest_component(mask, connectivity=3)
         if int(mask.sum()) < max(min_voxels, 1):
             pending.pop(0)
             if pending:

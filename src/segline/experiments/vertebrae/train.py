@@ -379,7 +379,7 @@ class IterativeTrainer(VertebraTrainer):
         the fixed validation patches."""
         self.model.eval()
         predictor = self._model_predictor()
-        loss_sum, loss_n = self._patch_loss(epoch) if with_loss else (0.0, 0)
+        loss_sum, loss_n = self._fixed_loss(self.val_patches, epoch) if with_loss else (0.0, 0)
         preds: dict[str, np.ndarray] = {}
         calls = 0
         self.completeness = {}
@@ -391,20 +391,6 @@ class IterativeTrainer(VertebraTrainer):
             calls += found.calls
         self.net_calls = calls
         return preds, loss_sum, loss_n
-
-    def _patch_loss(self, epoch: int) -> tuple[float, int]:
-        """Summed loss and count of the fixed validation patches."""
-        total, n = 0.0, 0
-        loader = DataLoader(self.val_patches, batch_size=self.cfg.batch_size, shuffle=False)
-        with torch.no_grad():
-            for batch in loader:
-                batch = {k: v.to(self.precision.device) for k, v in batch.items()}
-                with self.precision.autocast():
-                    outputs = self.forward_model(batch["image"])
-                b = int(batch["image"].shape[0])
-                total += float(self._loss(outputs, batch, epoch)[0]) * b
-                n += b
-        return total, n
 
     def _val_note(self, columns: dict[str, float]) -> str:
         per_vertebra = self.net_calls / max(self.gt_instances, 1)
