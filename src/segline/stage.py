@@ -59,6 +59,9 @@ PREREQS_ENV = "SEGLINE_PREREQS"
 ALWAYS_ENV = "SEGLINE_ALWAYS"
 START_ENV = "SEGLINE_MAKE_START"
 SIDE_KINDS = ("cmd", "d", "sha256")
+#: The content stamp ``dir/.name.content`` (:func:`write_stamp`): not a record, so it
+#: survives a rebuild (never dropped with the others).
+STAMP_KIND = "content"
 PACKAGE = "segline"
 
 
@@ -306,9 +309,35 @@ def _identity(path: Path) -> tuple[int, ...] | None:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
-def _write_side_files(targets: list[Path], record: str) -> None:
-    """Digest, dependency file and (last) record of each finished target."""
-    sources = imported_sources()
+def read_stamp(target: str | os.PathLike[str]) -> str | None:
+    """The digest the content stamp of ``target`` holds (None: no stamp)."""
+    with contextlib.suppress(OSError, UnicodeDecodeError, IndexError):
+        return side_file(target, STAMP_KIND).read_text().split()[0]
+    return None
+
+
+def write_stamp(target: Path, digest: str) -> bool:
+    """Write the content stamp ``dir/.name.content`` of ``target`` when it does not
+    hold ``digest`` yet; returns whether it was (re)written.
+
+    The stamp's modification time is the last time the target's *content* changed:
+    a stage rebuilt to the same bytes (a comment edited in its code) leaves it as it
+    was, so the stages that depend on the stamp (make/common.mk) are not rebuilt; the
+    early cutoff of Ninja's ``restat`` and Shake's unchanged-output check.
+    """
+    if read_stamp(target) == digest:
+        return False
+    atomic.write_text(side_file(target, STAMP_KIND), f"{digest}  {target.name}\n")
+    return True
+
+
+def _write_side_files(
+    targets: list[Path], record: str, sources: list[str] | None = None
+) -> None:
+    """Digest, dependency file, content stamp and (last) record of each finished
+    target; ``sources``: the code files for the ``.d`` file (default: those this
+    process imported)."""
+    sources = imported_sources() if sources is None else sources
     names = [t.as_posix() for t in targets]
     drop_records(targets)  # whatever the command did, no record of before survives
     for t in targets:
@@ -316,8 +345,11 @@ def _write_side_files(targets: list[Path], record: str) -> None:
             print(f"segline: {t}: the command did not produce it; not recorded", file=sys.stderr)
             return
     for t in targets:
-        atomic.write_text(side_file(t, "sha256"), f"{tree_digest(t)}  {t.name}\n")
+        digest = tree_digest(t)
+        atomic.write_text(side_file(t, "sha256"), f"{digest}  {t.name}\n")
         atomic.write_text(side_file(t, "d"), dep_text(names, sources))
+        if not write_stamp(t, digest):
+            print(f"[{t.name}] same content as before: its dependents stay", flush=True)
     for t in targets:
         atomic.write_text(side_file(t, "cmd"), record + "\n")
 
