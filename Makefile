@@ -45,7 +45,8 @@ test: install
 	$(VENV)/bin/python -m pytest $(if $(filter 1,$(TEST_JOBS)),,-n $(TEST_JOBS)) $(PYTEST_ARGS)
 
 # The spleen toy on a private one-node SLURM cluster (root on Debian; installs
-# slurm-wlm and munge when missing): each training a job, one cancelled and resumed.
+# slurm-wlm and munge when missing): each training a job, one cancelled and resumed;
+# then make inside one sbatch job, signalled (USR1), requeued and resumed.
 test-slurm: install
 	tests/slurm/run_slurm_test.sh
 
@@ -76,7 +77,7 @@ help:
 	@printf '%s\n' \
 	  "make demo      run the toy pipelines end to end ($(DEMOS)) side by side, DEMO_JOBS=$(DEMO_JOBS) jobs at a time in all; make demo.<ds>[.<variant>] runs one; each prints where its plots, report and archive are" \
 	  "make test      install if needed, then ruff + pytest on TEST_JOBS=$(TEST_JOBS) processes (PYTEST_ARGS='-k distmaps' to filter)" \
-	  "make test-slurm  the spleen toy as SLURM jobs on a one-node cluster started here (root, Debian; apt-installs slurm-wlm, munge); a job is cancelled and resumed" \
+	  "make test-slurm  the spleen toy as SLURM jobs on a one-node cluster started here (root, Debian; apt-installs slurm-wlm, munge); a job is cancelled and resumed, make in an sbatch job is requeued and resumed" \
 	  "make install   create $(VENV) and install segline (TORCH='...' / TORCH_INDEX=URL pick the torch build)" \
 	  "make lint      ruff only" \
 	  "make clean     remove results/, archives/, generated toy data and caches (keeps $(VENV) and real archives)" \

@@ -136,6 +136,8 @@ SLURM_ENV = {
     "SLURM_JOB_NODELIST": "gpu[01-02]",
     "SLURM_CLUSTER_NAME": "hpc",
     "SLURM_JOB_NAME": "python",
+    "SLURM_JOB_PARTITION": "gpu",
+    "SLURM_RESTART_COUNT": "2",
     "SLURM_JOB_ACCOUNT": "lab-secret",
     "SLURM_SUBMIT_DIR": "/home/alice/project",
     "HF_TOKEN": "hf_abc123",
@@ -154,17 +156,20 @@ def test_scheduler_records_whitelisted_slurm_facts_only() -> None:
         "scheduler=slurm\n"
         "SLURM_CLUSTER_NAME=hpc\n"
         "SLURM_JOB_ID=4711\n"
+        "SLURM_JOB_NAME=python\n"
+        "SLURM_JOB_PARTITION=gpu\n"
         "SLURM_STEP_ID=0\n"
         "SLURM_JOB_NODELIST=gpu[01-02]\n"
+        "SLURM_RESTART_COUNT=2\n"
     )
-    for leaked in ("lab-secret", "alice", "hf_abc123", "SLURM_JOB_NAME"):
+    for leaked in ("lab-secret", "alice", "hf_abc123", "SLURM_JOB_ACCOUNT", "SUBMIT"):
         assert leaked not in text
 
 
 def test_scheduler_value_kept_to_one_clean_line() -> None:
     env = {"SLURM_JOB_ID": "12\nHF_TOKEN=hf_abc123", "SLURM_JOB_NODELIST": "n1\x1b[2J"}
     assert provenance.scheduler_text(env) == (
-        "scheduler=slurm\nSLURM_JOB_ID=12\nSLURM_JOB_NODELIST=n1[2J\n"
+        "scheduler=slurm\nSLURM_JOB_ID=12\nSLURM_JOB_NODELIST=n1[2J\nSLURM_RESTART_COUNT=0\n"
     )
 
 

@@ -46,9 +46,19 @@ format): their content is not in ``git.diff``, like that of untracked files."""
 SCHEDULER = "scheduler.txt"
 """Name of the batch-scheduler record in the provenance folder."""
 
-SLURM_FACTS = ("SLURM_CLUSTER_NAME", "SLURM_JOB_ID", "SLURM_STEP_ID", "SLURM_JOB_NODELIST")
+SLURM_FACTS = (
+    "SLURM_CLUSTER_NAME",
+    "SLURM_JOB_ID",
+    "SLURM_JOB_NAME",
+    "SLURM_JOB_PARTITION",
+    "SLURM_STEP_ID",
+    "SLURM_JOB_NODELIST",
+)
 """The SLURM variables recorded, and only these (an explicit whitelist: the job's
 environment also carries the user's variables, tokens included, which never enter)."""
+RESTARTS = "SLURM_RESTART_COUNT"
+"""How often the job was requeued (pre-emption, ``scontrol requeue``): SLURM sets it from
+the first requeue on; recorded under SLURM always, ``0`` when unset."""
 
 
 class GitState(NamedTuple):
@@ -350,10 +360,12 @@ def scheduler_text(environ: Mapping[str, str] | None = None) -> str:
 
     Under SLURM (``SLURM_JOB_ID`` set: ``srun``, ``sbatch``) a line ``scheduler=slurm``
     then ``NAME=value`` for each variable of :data:`SLURM_FACTS` that is set, in that
-    order: the cluster, job id, step id and node list, so ``scontrol show job`` or
-    ``sacct -j`` finds the job's log and resources. Outside a scheduler the single line
-    ``none``, so equal inputs still give equal provenance files. A value is cut at its
-    first line break and stripped of control characters (one record per line).
+    order: the cluster, job id and name, partition, step id and node list, so
+    ``scontrol show job`` or ``sacct -j`` finds the job's log and resources; last
+    :data:`RESTARTS`, the job's requeue count (0 when SLURM did not set it). Outside a
+    scheduler the single line ``none``, so equal inputs still give equal provenance
+    files. A value is cut at its first line break and stripped of control characters
+    (one record per line).
     """
     env = os.environ if environ is None else environ
     if not env.get("SLURM_JOB_ID", "").strip():
@@ -365,6 +377,8 @@ def scheduler_text(environ: Mapping[str, str] | None = None) -> str:
             first = (value.splitlines() or [""])[0]
             clean = "".join(c for c in first if c.isprintable()).strip()
             lines.append(f"{name}={clean}")
+    restarts = env.get(RESTARTS, "").strip()
+    lines.append(f"{RESTARTS}={restarts if restarts.isdigit() else 0}")
     return "".join(line + "\n" for line in lines)
 
 

@@ -9,6 +9,14 @@ segline module concerned right after that module is executed:
 - ``SEGLINE_TEST_KILL_AFTER_EPOCH=N``: ``segline.train.loop.Trainer._epoch_saved``
   SIGKILLs the process once epoch N (counted from 1, as printed) is saved and printed,
   so a resume is tested deterministically (no timing races);
+- ``SEGLINE_TEST_SIGNAL_AT=E:N:SIG[,SIG...]``: the process sends itself the signals
+  ``SIG`` (names without ``SIG``: ``USR1``, ``TERM``), one after the other, right after
+  the optimisation step N (counted from 1) of epoch E; the core trainer's
+  ``_count_dice`` (called once per step, after the optimiser's step) is wrapped, so a
+  stop signal arrives mid-epoch at a known step on any machine speed;
+- ``SEGLINE_TEST_SIGNAL_IN_SAVE=SIG``: the process sends itself ``SIG`` while it
+  writes a mid-epoch state (``segline.train.state.save_state`` with ``partial``), i.e.
+  a second signal during the save;
 - ``SEGLINE_TEST_FAKE_GPUS=1``: ``segline.train.gpus.check_cards`` accepts any GPU
   list without CUDA and ``use_card`` computes on the CPU, recording the card as
   ``cuda:N (fake, mapped to cpu), token gpu-N-k``; tokens are taken as on a GPU machine;
@@ -35,6 +43,8 @@ from types import ModuleType
 from typing import Any
 
 KILL = "SEGLINE_TEST_KILL_AFTER_EPOCH"
+SIGNAL_AT = "SEGLINE_TEST_SIGNAL_AT"
+SIGNAL_IN_SAVE = "SEGLINE_TEST_SIGNAL_IN_SAVE"
 FAKE_GPUS = "SEGLINE_TEST_FAKE_GPUS"
 GPU_LOG = "SEGLINE_TEST_GPU_LOG"
 HOLD_LOCK = "SEGLINE_TEST_HOLD_LOCK"
@@ -56,6 +66,49 @@ def _kill_after_epoch(epoch_text: str) -> Patch:
                 os.kill(os.getpid(), signal.SIGKILL)
 
         loop.Trainer._epoch_saved = _epoch_saved
+
+    return patch
+
+
+def _signal_at(spec: str) -> Patch:
+    epoch_text, step_text, names = spec.split(":")
+    target = (int(epoch_text), int(step_text))
+
+    def patch(loop: ModuleType) -> None:
+        import signal
+
+        train_epoch, count_dice = loop.Trainer._train_epoch, loop.Trainer._count_dice
+        where = {"epoch": 0, "step": 0}
+
+        def _train_epoch(self: Any, epoch: int, loader: Any, progress: Any = None) -> Any:
+            where.update(epoch=epoch, step=progress.steps if progress is not None else 0)
+            return train_epoch(self, epoch, loader, progress)
+
+        def _count_dice(self: Any, *args: Any) -> None:
+            count_dice(self, *args)
+            where["step"] += 1
+            if (where["epoch"], where["step"]) == target:
+                for name in names.split(","):
+                    os.kill(os.getpid(), getattr(signal, "SIG" + name))
+
+        loop.Trainer._train_epoch = _train_epoch
+        loop.Trainer._count_dice = _count_dice
+
+    return patch
+
+
+def _signal_in_save(name: str) -> Patch:
+    def patch(state: ModuleType) -> None:
+        import signal
+
+        save_state = state.save_state
+
+        def signalled_save(*args: Any, **kwargs: Any) -> None:
+            if kwargs.get("partial") is not None:
+                os.kill(os.getpid(), getattr(signal, "SIG" + name))
+            save_state(*args, **kwargs)
+
+        state.save_state = signalled_save
 
     return patch
 
@@ -120,6 +173,12 @@ def wanted(environ: Mapping[str, str]) -> dict[str, list[Patch]]:
     patches: dict[str, list[Patch]] = {}
     if environ.get(KILL):
         patches.setdefault("segline.train.loop", []).append(_kill_after_epoch(environ[KILL]))
+    if environ.get(SIGNAL_AT):
+        patches.setdefault("segline.train.loop", []).append(_signal_at(environ[SIGNAL_AT]))
+    if environ.get(SIGNAL_IN_SAVE):
+        patches.setdefault("segline.train.state", []).append(
+            _signal_in_save(environ[SIGNAL_IN_SAVE])
+        )
     if environ.get(FAKE_GPUS) == "1":
         patches.setdefault("segline.train.gpus", []).append(_fake_gpus)
     if environ.get(GPU_LOG):

@@ -11,10 +11,19 @@
 #      SLURM job:  make -j3 -f spleen.make TOY=1 NET=Dimwit EPC=8 CC='srun -n1 -c1 ...'
 #      As soon as one training has saved an epoch (<method>_tmp/train_state.pt) it
 #      cancels every job with scancel, so make fails;
-#   3. runs the same make again: the cancelled training must say "resuming after
-#      epoch" and the pipeline must complete;
+#      (SIGTERM to each training: it finishes its step, saves a mid-epoch state, exits 75);
+#   3. runs the same make again: the cancelled training must say "resuming mid-epoch"
+#      or "resuming after epoch" and the pipeline must complete;
 #   4. checks each method's provenance/scheduler.txt names a SLURM job that the
-#      controller knows as COMPLETED, and that a third make has nothing to do.
+#      controller knows as COMPLETED, and that a third make has nothing to do;
+#   5. make inside one allocation: removes the results and submits
+#      sbatch --signal=B:USR1@30 --requeue tests/slurm/sbatch_make.sh make -j3 ...
+#          CC='srun --exact -n1 -c1 .venv/bin/python'
+#      (each training a job step); once a training has saved an epoch it sends the
+#      batch shell USR1 early (scancel -s USR1 -b: what the time limit does 30 s before
+#      the end); the script sends each job step USR1, the trainings save and exit 75,
+#      make stops, the job is requeued, and its rerun must resume them and complete:
+#      every scheduler.txt names that job, a step and SLURM_RESTART_COUNT=1.
 # Exit status 0 when all holds; otherwise a line "test-slurm: FAIL: ..." and 1.
 # The daemons it started are stopped on exit (trap); a second run first stops the
 # daemons a previous run left behind (their pid files in $STATE), then starts afresh.
@@ -183,7 +192,8 @@ ln -s "$REPO/.venv" "$WORK/.venv"
 cd "$WORK"
 
 CC='srun -n1 -c1 .venv/bin/python'
-MAKE_ARGS=(--no-print-directory -j3 -f spleen.make TOY=1 NET=Dimwit "EPC=$EPOCHS" "CC=$CC")
+# CACHE= : no result cache, every training trains (steps 1 and 5 train the same ones)
+MAKE_ARGS=(--no-print-directory -j3 -f spleen.make TOY=1 NET=Dimwit "EPC=$EPOCHS" CACHE= "CC=$CC")
 export PYTHONHASHSEED=0 TERM=dumb
 RES=results/spleen-toy
 
@@ -223,11 +233,12 @@ say "make stopped (exit $rc); kept for the resume: ${interrupted[*]} ($((SECONDS
 say "make again: resume and complete"
 make "${MAKE_ARGS[@]}" >"$STATE/make2.log" 2>&1 </dev/null ||
     fail "second make failed; see $STATE/make2.log"
-grep "resuming after epoch" "$STATE/make2.log" | sed 's/^/  /' || true
+RESUMED='resuming (after epoch [1-9]|mid-epoch: epoch [1-9])'
+grep -E "$RESUMED|stopped by SIG" "$STATE/make1.log" "$STATE/make2.log" | sed 's/^/  /' || true
 for tmp_dir in "${interrupted[@]}"; do
     method=$(basename "${tmp_dir%_tmp}")
-    grep -q "^\[$method\] resuming after epoch [1-9]" "$STATE/make2.log" ||
-        fail "$method did not resume ('[$method] resuming after epoch' not in $STATE/make2.log)"
+    grep -Eq "^\[$method\] $RESUMED" "$STATE/make2.log" ||
+        fail "$method did not resume ('[$method] resuming ...' not in $STATE/make2.log)"
     [[ ! -e $tmp_dir ]] || fail "$tmp_dir still exists after the resumed training"
 done
 
@@ -251,4 +262,66 @@ for method in $METHODS_EXPECTED; do
 done
 compgen -G "archives/spleen-toy-*.tar.gz" >/dev/null || fail "no archive written"
 make -q "${MAKE_ARGS[@]}" || fail "a third make would rebuild something"
-say "PASS: ${METHODS_EXPECTED// /, } ran as SLURM jobs; the cancelled training resumed ($((SECONDS - T0)) s)"
+say "per-stage srun: ${METHODS_EXPECTED// /, } ran as SLURM jobs; the cancelled training resumed ($((SECONDS - T0)) s)"
+
+# ------------------------------------------------------------------- 5: one allocation
+# The same trainings again (their results removed), now make inside one batch job,
+# each training a job step; the data stores stay (nothing to redo there).
+rm -rf "$RES" archives
+mkdir -p "$STATE/tests"
+cp "$REPO/tests/slurm/sbatch_make.sh" "$STATE/tests/"
+STEP_CC='srun --exact -n1 -c1 .venv/bin/python'
+ALLOC_ARGS=(--no-print-directory -j3 -f spleen.make TOY=1 NET=Dimwit "EPC=$EPOCHS" CACHE= "CC=$STEP_CC")
+JOB_LOG=$STATE/sbatch-make.log
+rm -f "$JOB_LOG"
+say "sbatch --signal=B:USR1@30 --requeue sbatch_make.sh make ${ALLOC_ARGS[*]}"
+job=$(sbatch --parsable --signal=B:USR1@30 --requeue --open-mode=append -c "$NCPU" \
+    -J segline-make -o "$JOB_LOG" --chdir="$WORK" \
+    "$STATE/tests/sbatch_make.sh" make "${ALLOC_ARGS[@]}") || fail "sbatch refused the job"
+job=${job%%;*}
+[[ $job =~ ^[0-9]+$ ]] || fail "sbatch gave no job id ('$job')"
+
+job_field() { # job_field NAME: NAME=value of `scontrol show job $job`
+    scontrol show job "$job" 2>/dev/null | tr ' ' '\n' | sed -n "s/^$1=//p" | head -n1
+}
+state_file=
+for _ in $(seq 3000); do # 10 min at most
+    state_file=$(compgen -G "$RES/*_tmp/train_state.pt" | head -n1 || true)
+    [[ -n $state_file ]] && break
+    [[ $(job_field JobState) == @(PENDING|RUNNING|CONFIGURING) ]] || break
+    sleep 0.2
+done
+[[ -n $state_file ]] || fail "job $job: no training saved an epoch ($(job_field JobState)); see $JOB_LOG"
+say "$state_file exists: scancel -s USR1 -b $job (as --signal=B:USR1@30 would near the time limit)"
+scancel -s USR1 -b "$job" || fail "scancel -s USR1 -b $job failed"
+
+final=
+for _ in $(seq 1800); do # 15 min at most: the stop, the requeue and the whole rerun
+    final=$(job_field JobState)
+    restarts=$(job_field Restarts)
+    [[ $final == COMPLETED && ${restarts:-0} -ge 1 ]] && break
+    [[ $final == @(FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY|BOOT_FAIL|DEADLINE) ]] && break
+    sleep 0.5
+done
+[[ $final == COMPLETED ]] || fail "job $job ended $final, not COMPLETED; see $JOB_LOG"
+[[ ${restarts:-0} == 1 ]] || fail "job $job: Restarts=${restarts:-?}, expected 1; see $JOB_LOG"
+grep -q "^sbatch_make: USR1: make stopped" "$JOB_LOG" || fail "$JOB_LOG: the batch script saw no USR1"
+grep -E "stopped by SIG|$RESUMED|^sbatch_make" "$JOB_LOG" | sed 's/^/  /'
+stopped=$(sed -n 's/^\[\([A-Za-z0-9_]*\)\] stopped by SIGUSR1 .*(exit 75)$/\1/p' "$JOB_LOG" | sort -u)
+[[ -n $stopped ]] || fail "$JOB_LOG: no training says 'stopped by SIGUSR1 ... (exit 75)'"
+for method in $stopped; do
+    grep -Eq "^\[$method\] $RESUMED" "$JOB_LOG" ||
+        fail "$method stopped but did not resume in the requeued job; see $JOB_LOG"
+done
+for method in $METHODS_EXPECTED; do
+    sched=$RES/$method/provenance/scheduler.txt
+    [[ -f $sched ]] || fail "$sched missing after the requeued job"
+    grep -qx "SLURM_JOB_ID=$job" "$sched" || fail "$sched does not name job $job"
+    grep -qx "SLURM_JOB_NAME=segline-make" "$sched" || fail "$sched does not name the job segline-make"
+    grep -Eqx "SLURM_STEP_ID=[0-9]+" "$sched" || fail "$sched names no job step"
+    grep -qx "SLURM_RESTART_COUNT=1" "$sched" || fail "$sched: SLURM_RESTART_COUNT is not 1"
+    [[ ! -e ${RES}/${method}_tmp ]] || fail "${RES}/${method}_tmp left behind"
+    say "$method: job $job step $(sed -n 's/^SLURM_STEP_ID=//p' "$sched"), restart 1"
+done
+make -q "${ALLOC_ARGS[@]}" || fail "make after the requeued job would rebuild something"
+say "PASS: per-stage srun with scancel, and make inside one allocation signalled (USR1), requeued and resumed (${stopped//$'\n'/, }) ($((SECONDS - T0)) s)"

@@ -21,10 +21,17 @@ from segline.errors import InputError
 from segline.seeds import training_label
 from segline.train import compile as comp
 from segline.train import device as dev
-from segline.train import gpus, loader
+from segline.train import gpus, loader, preempt
 from segline.train.loop import TrainConfig, Trainer
 from segline.train.schedule import SCHEDS
 from segline.train.voice import Voice
+
+STOP_NOTE = (
+    "exit status: 0 done; 2 bad input; 75 stopped by SIGTERM or SIGUSR1 after the "
+    "optimisation step in progress, with a resumable state in <out>_tmp (run the same "
+    "command again to continue; a second signal stops at once, exit 128+signal)"
+)
+"""The end of ``--help``: the exit codes, the graceful stop among them."""
 
 
 def parse_kv(items: Sequence[str]) -> dict[str, int | float | str]:
@@ -209,7 +216,7 @@ class _CatalogueParser(argparse.ArgumentParser):
 
     def format_help(self) -> str:
         if self.epilog is None:
-            self.epilog = catalogue()
+            self.epilog = catalogue() + "\n\n" + STOP_NOTE
         return super().format_help()
 
 
@@ -407,7 +414,10 @@ def _train(
         )
     except ValueError as err:
         raise InputError(args.out, str(err)) from None
-    trainer.run()
+    try:
+        trainer.run()
+    except preempt.Stopped:  # the trainer said where it stopped and where its state is
+        return preempt.EXIT_RESUMABLE
     return 0
 
 

@@ -11,7 +11,10 @@ Everything is built in ``<out>_tmp`` and renamed to ``<out>`` only once training
 test evaluation completed; a killed run resumes from ``<out>_tmp`` at its last
 completed epoch (``train_state.pt``), provided its lineage is the same: arguments,
 content of the input stores and imported code (``lineage.json``,
-:mod:`segline.train.fingerprint`).
+:mod:`segline.train.fingerprint`). A training sent SIGTERM or SIGUSR1 (a scheduler's
+pre-emption, :mod:`segline.train.preempt`) finishes its optimisation step, saves a
+mid-epoch state and exits with code 75; its resume continues the epoch with the next
+batch and ends byte-identical to an uninterrupted run.
 
 Epochs are numbered 1..EPC wherever a user sees them: progress bar, printed lines,
 the ``epoch`` column of every csv file, ``best_epoch.txt``, the resume message and
@@ -55,7 +58,7 @@ from segline.provenance import write_provenance
 from segline.seeds import training_label
 from segline.train import device as dev
 from segline.train import fingerprint as fp
-from segline.train import layout
+from segline.train import layout, preempt
 from segline.train import state as st
 from segline.train.compile import compiled
 from segline.train.device import Precision
@@ -301,6 +304,8 @@ class Trainer:
         self.cfg = cfg
         self.argv = argv
         self.out = Path(cfg.out)
+        # stop signals: listened to while run() runs (never asks to stop before)
+        self.signals = preempt.StopSignals()
         layout.check(self.out)  # before anything is written: the layouts never mix
         self.voice = voice or Voice(training_label(self.out), keep=True)
         self.work = atomic.tmp_path_for(self.out, folder=True)
@@ -434,31 +439,34 @@ class Trainer:
     ) -> tuple[torch.Tensor, dict]:
         return self.criterion(logits, batch, epoch=epoch_index(epoch))
 
-    def _train_epoch(self, epoch: int, loader: DataLoader) -> tuple[float, float]:
+    def _train_epoch(
+        self, epoch: int, loader: Any, progress: st.EpochProgress | None = None
+    ) -> tuple[float, float]:
         """One pass over ``loader``; returns (mean loss per sample, mean foreground Dice).
 
         The running sums stay on the device and are read once, at the end of the
         epoch: no host synchronisation per batch (an interactive progress bar reads
-        the loss every :data:`BAR_EVERY` batches).
+        the loss every :data:`BAR_EVERY` batches). ``progress``: the part of the epoch
+        done before a stop (a resumed mid-epoch state), whose sums this pass continues
+        over the remaining batches in ``loader``. The epoch's progress is
+        :attr:`progress` after every step; a stop signal ends the pass right after the
+        step in progress (:class:`segline.train.preempt.StopRequested`).
         """
         self.model.train()
         device = self.precision.device
-        total = torch.zeros((), dtype=torch.float64, device=device)
-        n = 0
-        inter = torch.zeros(self.n_classes - 1, dtype=torch.float64, device=device)
-        sums = torch.zeros(self.n_classes - 1, dtype=torch.float64, device=device)
+        p = progress or st.EpochProgress.start(epoch, self.n_classes, device)
+        self.progress = p
         desc = self.voice.desc(f"epoch {epoch}/{self.cfg.epochs}")
         # no bar when make runs trainings side by side: their bars would overwrite
         # each other on one terminal line (the per-epoch lines say the same)
         quiet = True if dev.make_jobs() > 1 else None
         bar = tqdm(loader, desc=desc, leave=False, disable=quiet, file=sys.stderr)
-        t_start = time.perf_counter()
-        waited = 0.0
+        t_start = time.perf_counter() - p.train_seconds
         batches = iter(bar)
-        for step in itertools.count():
+        for step in itertools.count(p.steps):
             t_wait = time.perf_counter()
             batch = next(batches, None)
-            waited += time.perf_counter() - t_wait
+            p.load_seconds += time.perf_counter() - t_wait
             if batch is None:
                 break
             batch = {
@@ -474,20 +482,56 @@ class Trainer:
             self.scaler.step(self.optimizer)
             self.scaler.update()
             b = image.shape[0]
-            n += b
+            p.n += b
             with torch.no_grad():
-                total += loss.detach().double() * b
-                self._count_dice(logits, batch, inter, sums)
+                p.total += loss.detach().double() * b
+                self._count_dice(logits, batch, p.inter, p.sums)
+            p.steps = step + 1
+            p.train_seconds = time.perf_counter() - t_start
             if not bar.disable and step % BAR_EVERY == 0:
                 bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
+            self.signals.check()  # a stop signal: the state after this step is saved
+        inter, sums = p.inter, p.sums
         dice = torch.where(sums > 0, 2 * inter / sums.clamp(min=1), torch.ones_like(sums))
-        result = float(total) / max(n, 1), float(dice.mean())
+        result = float(p.total) / max(p.n, 1), float(dice.mean())
         self.epoch_timing = {
             "train_seconds": round(time.perf_counter() - t_start, 4),
-            "load_seconds": round(waited, 4),
-            "images": n,
+            "load_seconds": round(p.load_seconds, 4),
+            "images": p.n,
         }
         return result
+
+    def _remaining(self, loader: Any, progress: st.EpochProgress) -> Any:
+        """The batches of the epoch's ``loader`` after the ``progress.steps`` done before
+        a stop, in the same order, without reading the skipped ones.
+
+        A :class:`DataLoader` draws its workers' base seed from its generator (else the
+        global one) and then its sampler's order; both are repeated here from the
+        global RNG as the epoch started (``progress.loader_rng``), under
+        :func:`torch.random.fork_rng`, so the global RNG keeps its state after the last
+        step. The remaining batches then come from a loader over those indices with the
+        same dataset, collation and workers: every item is a function of (seed, epoch,
+        index) (:mod:`segline.train.loader`). Any other iterable is advanced past the
+        batches done."""
+        if not isinstance(loader, DataLoader) or loader.batch_sampler is None:
+            return itertools.islice(loader, progress.steps, None)
+        with torch.random.fork_rng(devices=[]):
+            torch.set_rng_state(progress.loader_rng)
+            torch.empty((), dtype=torch.int64).random_(generator=loader.generator)
+            batches = [list(b) for b in loader.batch_sampler][progress.steps :]
+        workers = loader.num_workers
+        return DataLoader(
+            loader.dataset,
+            batch_sampler=batches,
+            collate_fn=loader.collate_fn,
+            num_workers=workers,
+            pin_memory=loader.pin_memory,
+            prefetch_factor=loader.prefetch_factor if workers > 0 else None,
+            worker_init_fn=loader.worker_init_fn,
+            multiprocessing_context=loader.multiprocessing_context if workers > 0 else None,
+            timeout=loader.timeout,
+            generator=torch.Generator(),  # the base seed: not from the global RNG
+        )
 
     @property
     def volume_metrics(self) -> tuple[str, ...]:
@@ -730,7 +774,9 @@ class Trainer:
             extra=self._case_rows(),
             processes=self.metric_workers,
         )
-        with self.metric_pool:
+        # SIGTERM/SIGUSR1 stop at the next safe point (preempt); installed before the
+        # metric processes start (they ignore both) and loader workers fork
+        with self.signals, self.metric_pool:
             return self._run()
 
     def _run(self) -> Path:
@@ -741,17 +787,30 @@ class Trainer:
         epochs: list[dict[str, Any]] = []
         # the best epoch once each epoch completed (SCHED=halve reads it)
         best_history: list[int] = []
+        # the epoch a stop interrupted, continued first (a mid-epoch state)
+        partial: st.EpochProgress | None = None
         if state is not None:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
             if state.get("scaler"):
                 self.scaler.load_state_dict(state["scaler"])
-            torch.set_rng_state(state["torch_rng"])
+            if state.get("rng"):
+                st.set_rng_state(state["rng"])
+            else:
+                torch.set_rng_state(state["torch_rng"])
             start_epoch = int(state["epoch"]) + 1
             best_epoch, best_score = int(state["best_epoch"]), float(state["best_score"])
             records, epochs = state["records"], state["epochs"]
             best_history = list(state.get("best_history", []))
-            self.voice.say(f"resuming after epoch {start_epoch - 1} (of {cfg.epochs})")
+            part = state.get("partial") or {}
+            if part and int(part["epoch"]) == start_epoch:
+                partial = st.EpochProgress.from_state(part, self.precision.device)
+                self.voice.say(
+                    f"resuming mid-epoch: epoch {start_epoch} (of {cfg.epochs}) "
+                    f"at batch {partial.steps + 1}"
+                )
+            else:
+                self.voice.say(f"resuming after epoch {start_epoch - 1} (of {cfg.epochs})")
 
         train_ds = self._train_dataset()
         unit = "patches" if self.dims == 3 else "slices"
@@ -764,33 +823,107 @@ class Trainer:
             f"{len(train_ds)} train {unit}/epoch, {len(self.val_cases)} val cases, "
             f"{len(self.test_cases)} test cases"
         )
-        for epoch in range(start_epoch, cfg.epochs + 1):
-            t0 = time.perf_counter()
-            lr = lr_at(epoch, cfg.epochs, cfg.lr, cfg.sched, cfg.warmup, best_history)
-            for group in self.optimizer.param_groups:  # a function of the epoch: resumable
-                group["lr"] = lr
-            loader = self._train_loader(train_ds, epoch)
-            tra_loss, tra_dice = self._train_epoch(epoch, loader)
-            rows, val_loss, columns, score = self._validate(epoch)
-            records.extend(rows)
-            if not math.isnan(score) and score > best_score:
-                best_epoch, best_score = epoch, score
+        in_epoch = False  # whether a stop now needs a mid-epoch state
+        saved = {"best_epoch": best_epoch, "best_score": best_score, "records": records,
+                 "epochs": epochs, "best_history": best_history}  # fmt: skip
+        try:
+            for epoch in range(start_epoch, cfg.epochs + 1):
+                in_epoch = True
+                self._epoch(epoch, train_ds, partial, saved)
+                partial, in_epoch = None, False
+                self._epoch_saved(epoch)
+                self.signals.check()  # after a whole epoch: its state is the one saved
+            self.signals.check()  # before the test predictions
+        except preempt.StopRequested:
+            self._stop(saved if in_epoch else None)
+        best_epoch, best_score = saved["best_epoch"], saved["best_score"]
+        records, epochs = saved["records"], saved["epochs"]
+
+        if best_epoch < 0:  # no finite validation Dice at all: fall back to the last epoch
+            best_epoch = cfg.epochs
+            shutil.copyfile(self.work / "last.pt", self.work / "best.pt")
+            atomic.write_text(self.work / "best_epoch.txt", f"{best_epoch}\n")
+        self._finish(best_epoch, best_score, records, epochs)
+        return self.out
+
+    def _stop(self, saved: dict[str, Any] | None) -> None:
+        """Leave after a stop signal (:mod:`segline.train.preempt`): with ``saved``
+        (the completed epochs' records, the training stopped inside an epoch) write the
+        mid-epoch state first, else the state of the last completed epoch is the one on
+        disk. Raises :class:`~segline.train.preempt.Stopped`."""
+        signum = self.signals.signum or 0
+        if saved is not None:
+            progress = self.progress
+            with self.signals.deferred():
+                st.save_state(
+                    self.work,
+                    epoch=progress.epoch - 1,
+                    model=self.model,
+                    optimizer=self.optimizer,
+                    scaler=self.scaler,
+                    partial=progress,
+                    **saved,
+                )
+            where = f"in epoch {progress.epoch} after batch {progress.steps}"
+        else:
+            where = f"after epoch {self._completed()}"
+        self.voice.say(
+            f"stopped by {preempt.signal_name(signum)} {where}; resumable state in "
+            f"{self.work / st.STATE} (exit {preempt.EXIT_RESUMABLE})"
+        )
+        raise preempt.Stopped(signum, where)
+
+    def _completed(self) -> int:
+        """The last completed epoch of the state on disk (0: none)."""
+        state = st.load_state(self.work)
+        return int(state["epoch"]) if state else 0
+
+    def _epoch(
+        self,
+        epoch: int,
+        train_ds: Any,
+        partial: st.EpochProgress | None,
+        saved: dict[str, Any],
+    ) -> None:
+        """Train (continuing ``partial``, a stopped epoch's progress), validate and
+        save ``epoch``; ``saved`` (best epoch and score, records, epoch rows, best
+        history) is updated once the epoch's state is on disk."""
+        cfg = self.cfg
+        best_epoch, best_score = saved["best_epoch"], saved["best_score"]
+        records, epochs = list(saved["records"]), list(saved["epochs"])
+        best_history = list(saved["best_history"])
+        t0 = time.perf_counter()
+        lr = lr_at(epoch, cfg.epochs, cfg.lr, cfg.sched, cfg.warmup, best_history)
+        for group in self.optimizer.param_groups:  # a function of the epoch: resumable
+            group["lr"] = lr
+        loader = self._train_loader(train_ds, epoch)
+        if partial is not None:
+            loader = self._remaining(loader, partial)
+        tra_loss, tra_dice = self._train_epoch(epoch, loader, partial)
+        rows, val_loss, columns, score = self._validate(epoch)
+        records.extend(rows)
+        new_best = not math.isnan(score) and score > best_score
+        if new_best:
+            best_epoch, best_score = epoch, score
+        best_history.append(best_epoch)
+        seconds = time.perf_counter() - t0
+        epochs.append(
+            {
+                "epoch": epoch,
+                "tra_loss": tra_loss,
+                "tra_dice": tra_dice,
+                "val_loss": val_loss,
+                **columns,
+                "alpha": self.criterion.alpha_at(epoch_index(epoch)),
+                "lr": lr,
+                "seconds": round(seconds, 3),
+                **self.epoch_timing,
+            }
+        )
+        # a second stop signal waits for the epoch's files and state (preempt)
+        with self.signals.deferred():
+            if new_best:
                 st.save_tensor_file(self.work / "best.pt", self.model.state_dict())
-            best_history.append(best_epoch)
-            seconds = time.perf_counter() - t0
-            epochs.append(
-                {
-                    "epoch": epoch,
-                    "tra_loss": tra_loss,
-                    "tra_dice": tra_dice,
-                    "val_loss": val_loss,
-                    **columns,
-                    "alpha": self.criterion.alpha_at(epoch_index(epoch)),
-                    "lr": lr,
-                    "seconds": round(seconds, 3),
-                    **self.epoch_timing,
-                }
-            )
             self._write_tables(records, epochs)
             st.save_tensor_file(self.work / "last.pt", self.model.state_dict())
             atomic.write_text(self.work / "best_epoch.txt", f"{best_epoch}\n")
@@ -806,17 +939,23 @@ class Trainer:
                 records=records,
                 epochs=epochs,
             )
-            mark = " *" if best_epoch == epoch else ""
-            self.voice.say(
-                f"epoch {epoch:>3}/{cfg.epochs}  loss {tra_loss:.4f}  "
-                f"val loss {val_loss:.4f}  {self._val_note(columns)}  {seconds:.1f} s{mark}"
-            )
-            self._epoch_saved(epoch)
+        saved.update(best_epoch=best_epoch, best_score=best_score, records=records,
+                     epochs=epochs, best_history=best_history)  # fmt: skip
+        mark = " *" if best_epoch == epoch else ""
+        self.voice.say(
+            f"epoch {epoch:>3}/{cfg.epochs}  loss {tra_loss:.4f}  "
+            f"val loss {val_loss:.4f}  {self._val_note(columns)}  {seconds:.1f} s{mark}"
+        )
 
-        if best_epoch < 0:  # no finite validation Dice at all: fall back to the last epoch
-            best_epoch = cfg.epochs
-            shutil.copyfile(self.work / "last.pt", self.work / "best.pt")
-            atomic.write_text(self.work / "best_epoch.txt", f"{best_epoch}\n")
+    def _finish(
+        self,
+        best_epoch: int,
+        best_score: float,
+        records: list[dict[str, Any]],
+        epochs: list[dict[str, Any]],
+    ) -> None:
+        """Test the best epoch, write the provenance, rename ``<out>_tmp`` to ``<out>``."""
+        cfg = self.cfg
         self._test(best_epoch, records, epochs)
         write_provenance(
             self.work / "provenance",
@@ -829,15 +968,15 @@ class Trainer:
         # again, just before the folder is replaced (another make may have written
         # meanwhile); refused, <out>_tmp keeps its state and a rerun only re-tests
         layout.check(self.out)
-        (self.work / st.STATE).unlink()
-        # the last line is said (and logged) before the folder is renamed into place
-        self.voice.say(
-            f"best epoch {best_epoch} of {cfg.epochs} ({self._best_note(best_score)}); "
-            f"results in {self.out}"
-        )
-        self.voice.log_to(None)
-        atomic.replace_dir(self.work, self.out)
-        return self.out
+        with self.signals.deferred():  # the state goes only with the rename
+            (self.work / st.STATE).unlink()
+            # the last line is said (and logged) before the folder is renamed into place
+            self.voice.say(
+                f"best epoch {best_epoch} of {cfg.epochs} ({self._best_note(best_score)}); "
+                f"results in {self.out}"
+            )
+            self.voice.log_to(None)
+            atomic.replace_dir(self.work, self.out)
 
     def _test(
         self, best_epoch: int, records: list[dict[str, Any]], epochs: list[dict[str, Any]]

@@ -73,6 +73,18 @@ def case_rows(
     return rows
 
 
+def ignore_stop_signals() -> None:
+    """In a metric process: ignore SIGTERM/SIGUSR1. A scheduler signals every process
+    of a job step; the training decides when to stop (:mod:`segline.train.preempt`) and
+    may still validate after the signal, so its helpers must outlive the signal."""
+    import signal
+
+    from segline.train.preempt import SIGNALS
+
+    for sig in SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+
+
 class MetricPool:
     """Computes :func:`case_rows` for submitted cases, in processes or inline.
 
@@ -113,7 +125,9 @@ class MetricPool:
             return future
         if self._pool is None:  # started on first use: a run with no case never pays it
             ctx = multiprocessing.get_context("spawn")
-            self._pool = ProcessPoolExecutor(self.processes, mp_context=ctx)
+            self._pool = ProcessPoolExecutor(
+                self.processes, mp_context=ctx, initializer=ignore_stop_signals
+            )
         return self._pool.submit(case_rows, *args)
 
     def close(self) -> None:
