@@ -164,7 +164,7 @@ ebp_opts = --directions $(EBP_DIRECTIONS) --pivot-step $(EBP_PIVOT_STEP) --balan
   --tau $(EBP_TAU) --samples-per-epoch $(EBP_SAMPLES)
 $(call method,ebp): OPTS = --roi pred:$(call ebp_roi_of,$@) $(ebp_opts)
 $(call method,ebp_oracle): OPTS = --roi gt $(ebp_opts)
-$(filter $(RES)/ebp $(RES)/ebp/%,$(METHOD_DIRS)): $$(call ebp_roi_of,$$@)
+$(filter $(RES)/ebp $(RES)/ebp/%,$(METHOD_DIRS)): $$(call stamp_of,$$(call ebp_roi_of,$$@))
 ifneq ($(filter ebp,$(METHODS)),)
 ifeq ($(filter $(EBP_ROI),$(filter-out ebp ebp_oracle,$(METHODS))),)
 $(error METHODS has ebp but not its region-of-interest method EBP_ROI=$(EBP_ROI): add it, e.g. METHODS='$(EBP_ROI) ebp')

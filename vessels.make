@@ -88,7 +88,8 @@ ALL_METHODS := full pseudo mip mip_boundary
 OPTIONAL_METHODS := mip_fused
 DIST := 3d
 DATA_EXTRA = $(DATA)/mip $(DATA)/pseudo
-TRAIN_DEPS = $(DATA)/mip $(DATA)/pseudo
+# (the stages' content stamps, make/common.mk: a rebuild to the same bytes retrains nothing)
+TRAIN_DEPS = $(call stamp_of,$(DATA)/mip $(DATA)/pseudo)
 EXTRA_CURVES := val_cldice val_mip_dice
 EXTRA_RESULTS = $(RES)/pseudo_quality.md $(RES)/pseudo_quality.csv
 REPORT_ARGS = --metrics dice,cldice,hd95,assd,mip_dice $(if $(filter full,$(METHODS)),--reference full)
@@ -127,18 +128,18 @@ $(call method,mip_fused): OPTS += $(WEAK)
 OCCLUDING = $(filter-out none,$(OCCLUDER_HU))
 $(DATA)/mip: private CMD = preprocess/mip.py --cases $(DATA)/cases --out $(DATA)/mip --axis $(MIP_AXIS) \
   $(if $(OCCLUDING),--raw $(DATA)/raw --occluder-hu $(OCCLUDER_HU) --occluder-margin $(OCCLUDER_MARGIN))
-$(DATA)/mip: $(DATA)/cases $(if $(OCCLUDING),$(DATA)/raw) $$(stale) | $(VENV_DEP)
+$(DATA)/mip: $(call stamp_of,$(DATA)/cases $(if $(OCCLUDING),$(DATA)/raw)) $$(stale) | $(VENV_DEP)
 	$(PY) $(CMD)
 
 $(DATA)/pseudo: private CMD = preprocess/pseudo.py --cases $(DATA)/cases --mip $(DATA)/mip \
   --out $(DATA)/pseudo --rules $(PSEUDO) \
   $(if $(filter segline,$(PSEUDO)),--fg-rel $(FG_REL) --bg-factor $(BG_FACTOR) --min-size $(MIN_SIZE))
-$(DATA)/pseudo: $(DATA)/cases $(DATA)/mip $$(stale) | $(VENV_DEP)
+$(DATA)/pseudo: $(call stamp_of,$(DATA)/cases $(DATA)/mip) $$(stale) | $(VENV_DEP)
 	$(PY) $(CMD)
 
 # The pseudo-label quality table goes into the results (and the archive); temporary
 # names unique to this make, renamed when complete.
-$(RES)/pseudo_quality.md $(RES)/pseudo_quality.csv &: $(DATA)/pseudo
+$(RES)/pseudo_quality.md $(RES)/pseudo_quality.csv &: $(call stamp_of,$(DATA)/pseudo)
 	mkdir -p $(RES)
 	for ext in md csv; do \
 	  cp $(DATA)/pseudo/quality.$$ext $(RES)/pseudo_quality.$$ext.$$$$.tmp; \

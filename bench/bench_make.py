@@ -59,6 +59,7 @@ def make_stages(
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "recipes.tsv"
         env["SEGLINE_TIMING_LOG"] = str(log)
+        env["CACHE"] = ""  # time the builds, never a restore from the result cache
         cmd = ["make", "--no-print-directory", *args, f"CC={sys.executable}"]
         cmd.append(f"SHELL={TIMED_SHELL}")
         t0 = time.perf_counter()

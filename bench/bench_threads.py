@@ -48,6 +48,7 @@ def make(root: Path, *args: str) -> float:
     """Run make with this interpreter as CC (no inherited MAKEFLAGS); wall seconds.
     Exits with make's output when it fails."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE")}
+    env["CACHE"] = ""  # every run trains: no restore from the result cache
     cmd = ["make", "--no-print-directory", *args, f"CC={sys.executable}"]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)

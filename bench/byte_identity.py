@@ -57,7 +57,8 @@ def checkout(rev: str, dest: Path) -> Path:
 def run_pipeline(root: Path, args: Sequence[str], jobs: int) -> None:
     """The pipeline's report in ``root``, by this checkout's venv python."""
     python = REPO / ".venv" / "bin" / "python"
-    env = {**os.environ, "PYTHONPATH": str(root / "src")}
+    # CACHE=: each tree computes its results (none restored from a result cache)
+    env = {**os.environ, "PYTHONPATH": str(root / "src"), "CACHE": ""}
     cmd = ["make", f"-j{jobs}", "--no-print-directory", *args, f"CC={python}", "report"]
     proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
     if proc.returncode != 0:

@@ -22,10 +22,12 @@
 #                   name (make/names.mk), checked when make reads the makefile
 # and may set (hooks for extra stages):
 #   DATA_EXTRA      more data stages `data` builds (e.g. vessels' MIP, pseudo-labels)
-#   TRAIN_DEPS      more prerequisites of every training (e.g. those stages)
+#   TRAIN_DEPS      more prerequisites of every training (e.g. the content stamps of
+#                   those stages: $(call stamp_of,...), see "Early cutoff" below)
 #   EXTRA_CURVES    more per-epoch curves (e.g. val_cldice)
 #   NO_CURVES       shared curves a dataset has no values for (vertebrae: val_hd95)
-#   EXTRA_RESULTS   more files under results/$(DS) to build and pack
+#   EXTRA_RESULTS   more files under results/$(DS) to build and pack (not recorded
+#                   stages: the pack depends on them, not on a stamp)
 #   REPORT_ARGS     extra report options (e.g. --metrics ... --reference full)
 #   TRAINER         the training module (default segline.train), same options
 #   REPORTER        the report module (default segline.report), same options
@@ -305,6 +307,16 @@ GPUS ?=
 GPU_LOCKS ?=
 export SEGLINE_GPUS := $(GPUS)
 export SEGLINE_GPU_LOCKS := $(GPU_LOCKS)
+# CACHE=<folder>: the result cache (src/segline/cache.py; README "The result cache"). A
+# stage whose record, code and input contents were built once, here or by anyone who
+# shares the folder, is restored from it instead of built again. Default: cache/ in the
+# checkout; CACHE= turns it off; a path on a shared filesystem shares it in a lab.
+# CACHE_MAX_GB: its size cap (least recently used entries go first). Scheduling only:
+# both reach the stages through the environment, never a command, so no record holds them.
+CACHE ?= cache
+CACHE_MAX_GB ?= 20
+export SEGLINE_CACHE := $(CACHE)
+export SEGLINE_CACHE_MAX_GB := $(CACHE_MAX_GB)
 # The python command reaches the provenance (a prefix such as srun is recorded there).
 export SEGLINE_CC := $(CC)
 # Recipes run this checkout's code, whatever else is installed: the code recorded in
@@ -335,6 +347,26 @@ REBALANCE := [schedule=rebalance;step=0.01;cap=0.99]
 # ---------------------------------------------------------------------------
 # $(call side,TARGET,KIND): the side file dir/.name.KIND of a target.
 side = $(dir $1).$(notdir $1).$2
+# Early cutoff (Ninja's restat, Shake's unchanged output): a recorded stage also writes
+# dir/.name.content, its content digest, rewritten only when the digest changes (so its
+# mtime is the last time the CONTENT changed). Every dependent of a recorded stage
+# target depends on that stamp, $(call stamp_of,TARGETS), not on the target: a stage
+# rebuilt to the same bytes (a comment edited in its code) leaves its stamp as it was,
+# make re-reads the stamp's mtime after the target's recipe ran and rebuilds nothing
+# after it. Not for what no stage records (a downloaded archive, a lineage or split
+# file, DATASET_DIR's manifest, rewritten only on change anyway). $< and $^ of such a
+# dependent name stamps: recipes name their inputs in CMD.
+stamp_of = $(foreach t,$1,$(call side,$t,content))
+# The stamp's rule: a normal prerequisite on its target (so it is re-read once the
+# target's recipe ran) and a recipe marked '+' (run under -n and -q too, so both re-read
+# the stamp and plan what a real make would do) that is empty unless the stamp is
+# missing beside an existing target: one built before stamps, whose stamp
+# segline.stage_stamp writes from its recorded digest with the target's own mtime (its
+# dependents, built after it, stay). A pattern without '/' matches a file name in any
+# folder, its directory put back on the prerequisite: data/x/.cases.content needs
+# data/x/cases; no other rule or file of the project ends in .content.
+.%.content: %
+	+@$(if $(wildcard $@),,$(if $(wildcard $<),$(PY) -m segline.stage_stamp $<))
 # $(call same,A,B): non-empty when A and B are equal strings (modulo outer spaces).
 same = $(and $(findstring x$(strip $1)x,x$(strip $2)x),$(findstring x$(strip $2)x,x$(strip $1)x))
 # Only rules with a CMD are recorded stages (a download, a copy by the shell are not).
@@ -353,8 +385,12 @@ export SEGLINE_PREREQS = $(filter-out FORCE STALE,$^)
 export SEGLINE_ALWAYS = $(if $(filter FORCE,$^),1)
 export SEGLINE_INPUTS = $(filter $(DATA)/% $(RES)/%,$^)
 export SEGLINE_MAKE_START := $(MAKE_START)
+# A stage the result cache must not hold (its command writes more than its targets)
+# sets NOT_CACHED as a private target-specific variable.
+export SEGLINE_NO_CACHE = $(NOT_CACHED)
 
-.PHONY: all data train eval plots report pack help clean-data clean-results predict FORCE
+.PHONY: all data train eval plots report pack help clean-data clean-results predict FORCE \
+  cache-prune cache-verify
 FORCE:
 
 all: pack
@@ -369,6 +405,9 @@ endif
 # ---------------------------------------------------------------------------
 # Archives: downloaded (real) or generated (toy), both checked against lineage.
 # ---------------------------------------------------------------------------
+# What raw depends on: a generated toy archive is a recorded stage (its stamp), a
+# downloaded one is not (its md5 in the lineage file decides).
+ARCHIVE_DEPS = $(if $(IS_TOY),$(call stamp_of,$(ARCHIVES)),$(ARCHIVES))
 ifneq ($(IS_TOY),)
 $(TOY_ARCHIVES): private CMD = preprocess/make_toy.py --dataset $(TOY_GENERATOR) $(addprefix --out ,$(TOY_ARCHIVES))
 $(TOY_ARCHIVES): private TARGETS = $(TOY_ARCHIVES)
@@ -401,8 +440,11 @@ else
 # verifies it against FILE afterwards (src/segline/lineage/record.py; vertebrae.make).
 $(DATA)/raw: private CMD = preprocess/unpack.py --lineage $(LINEAGE) --out $(DATA)/raw \
   $(if $(UNPACK_RATIO),--max-ratio $(UNPACK_RATIO)) $(UNPACK_ARGS) $(ARCHIVES)
-$(DATA)/raw: $(ARCHIVES) $(LINEAGE) $$(stale) | $(VENV_DEP)
+$(DATA)/raw: $(ARCHIVE_DEPS) $(LINEAGE) $$(stale) | $(VENV_DEP)
 	$(PY) $(CMD)
+# Recording md5s on first use writes the record file too: such a stage is never
+# restored from the result cache (its side effect would be skipped).
+$(DATA)/raw: private NOT_CACHED = $(if $(findstring record:,$(file <$(LINEAGE))),1)
 endif
 
 # ---------------------------------------------------------------------------
@@ -411,7 +453,7 @@ endif
 $(DATA)/cases: private CMD = preprocess/slice.py --raw $(DATA)/raw --out $(DATA)/cases \
   --adapter $(ADAPTER) --n-test $(N_TEST) --n-val $(N_VAL) $(SLICE_ARGS) \
   $(if $(filter-out none,$(CROP)),--crop $(CROP) --crop-margin $(CROP_MARGIN))
-$(DATA)/cases: $(DATA)/raw $$(stale) | $(VENV_DEP)
+$(DATA)/cases: $(call stamp_of,$(DATA)/raw) $$(stale) | $(VENV_DEP)
 	$(PY) $(CMD)
 # The split knobs (recorded); the splits and stratify files are prerequisites too, so
 # editing one re-slices (split.json records their sha256).
@@ -432,7 +474,7 @@ dist_store = $(if $(filter-out $(ABSENTS),$1)$(word 2,$1),$(error ABSENT=$(strip
 DIST_STORES := $(foreach a,$(ABSENTS),$(call dist_store,$(a)))
 $(DIST_STORES): private CMD = preprocess/distmaps.py --cases $(DATA)/cases --out $@ $(DIST_ARGS) \
   --absent $(if $(filter $(DATA)/dist-diagonal,$@),diagonal,zero)
-$(DIST_STORES): $(DATA)/cases $$(stale) | $(VENV_DEP)
+$(DIST_STORES): $(call stamp_of,$(DATA)/cases) $$(stale) | $(VENV_DEP)
 	$(PY) $(CMD)
 
 data: $(call dist_store,$(ABSENT)) $(DATA_EXTRA)
@@ -456,7 +498,11 @@ TRAIN_PARAMS = --net $(NET) $(addprefix --net-opt ,$(NET_OPTS)) --epochs $(EPC) 
 # specific variable, which reaches the prerequisites through secondary expansion).
 $(METHOD_DIRS): private CMD = -m $(TRAINER) --cases $(DATA)/cases --dist $(call dist_store,$(ABSENT)) --out $@ \
   --lineage $(LINEAGE) --device $(DEVICE) --amp $(AMP) $(TRAIN_PARAMS)
-$(METHOD_DIRS): $(RES)/%: $$(call dist_store,$$(ABSENT)) $(TRAIN_DEPS) $$(stale) | $(VENV_DEP)
+# Every store a stage reads is its prerequisite (the case store too, not only through the
+# distance maps: a re-slice that leaves the maps' content as it was, a new WINDOW, still
+# retrains), and the lineage file whose md5 lines the provenance copies.
+$(METHOD_DIRS): $(RES)/%: $$(call stamp_of,$(DATA)/cases $$(call dist_store,$$(ABSENT))) $(LINEAGE) $(TRAIN_DEPS) \
+  $$(stale) | $(VENV_DEP)
 	$(PY) $(CMD)
 
 train: $(METHOD_DIRS)
@@ -485,7 +531,7 @@ ifneq ($(EVAL_DIRS),)
 $(EVAL_DIRS): private CMD = -m segline.eval_stage --cases $(DATA)/cases --raw $(DATA)/raw \
   --method $(patsubst $(RES)/eval/%,$(RES)/%,$@) --out $@ --device $(DEVICE) --amp $(AMP) \
   $(if $(EVAL_METRICS),--extra-metrics $(EVAL_METRICS))
-$(EVAL_DIRS): $(RES)/eval/%: $(RES)/% $(DATA)/cases $(DATA)/raw $$(stale) | $(VENV_DEP)
+$(EVAL_DIRS): $(RES)/eval/%: $$(call stamp_of,$(RES)/$$* $(DATA)/cases $(DATA)/raw) $$(stale) | $(VENV_DEP)
 	$(PY) $(CMD)
 endif
 
@@ -519,10 +565,10 @@ REPORTER := $(call hook_or,REPORTER,segline.report)
 $(FIGURES): private CMD = -m $(PLOTTER) --out-dir $(RES) \
   --curves $(subst $(space),$(comma),$(strip $(CURVES))) --boxplot dice --progress $(METHOD_DIRS) $(EVAL_ARGS)
 $(FIGURES): private TARGETS = $(FIGURES)
-$(FIGURES) &: $(METHOD_DIRS) $(EVAL_DIRS) $$(stale) | $(VENV_DEP)
+$(FIGURES) &: $(call stamp_of,$(METHOD_DIRS) $(EVAL_DIRS)) $$(stale) | $(VENV_DEP)
 	$(PY) $(CMD)
 $(RES)/overlays.png: private CMD = -m segline.plots.overlays --cases $(DATA)/cases --out $@ $(OVERLAY_ARGS) $(METHOD_DIRS)
-$(RES)/overlays.png: $(METHOD_DIRS) $$(stale) | $(VENV_DEP)
+$(RES)/overlays.png: $(call stamp_of,$(DATA)/cases $(METHOD_DIRS)) $$(stale) | $(VENV_DEP)
 	$(PY) $(CMD)
 
 plots: $(PLOTS)
@@ -546,7 +592,7 @@ $(REPORTS): private CMD = -m $(REPORTER) --dataset $(NAME) --out $(RES)/report.m
   --stat-reference $(REFERENCE) $(addprefix --plot ,$(notdir $(PLOTS))) $(REPORT_ARGS) \
   $(if $(and $(EVAL_DIRS),$(EVAL_METRICS)),--extra-metrics $(EVAL_METRICS)) $(METHOD_DIRS) $(EVAL_ARGS)
 $(REPORTS): private TARGETS = $(REPORTS)
-$(REPORTS) &: $(METHOD_DIRS) $(EVAL_DIRS) $(DATA)/cases $$(stale) | $(PLOTS) $(VENV_DEP)
+$(REPORTS) &: $(call stamp_of,$(METHOD_DIRS) $(EVAL_DIRS) $(DATA)/cases) $$(stale) | $(PLOTS) $(VENV_DEP)
 	$(PY) $(CMD)
 
 report: $(RES)/report.md
@@ -560,11 +606,14 @@ PACK_POINTER := archives/$(NAME)-latest.txt
 PACK_ITEMS = $(PLOTS) $(REPORTS) $(EXTRA_RESULTS) $(METHOD_DIRS) $(EVAL_DIRS)
 $(PACK_POINTER): private CMD = -m segline.pack --ds $(DS)$(if $(RUN), --run $(RUN)) --results $(RES) --outdir archives \
   $(if $(filter 1 yes true,$(PACK_MODELS)),--models) $(PACK_ITEMS)
-$(PACK_POINTER): $(PACK_ITEMS) $$(stale) | $(VENV_DEP)
+$(PACK_POINTER): $(call stamp_of,$(filter-out $(EXTRA_RESULTS),$(PACK_ITEMS))) $(EXTRA_RESULTS) $$(stale) | $(VENV_DEP)
 	$(PY) $(CMD)
 	@echo "plots:   $(RES)/*.png"
 	@echo "report:  $(RES)/report.md"
 	@echo "archive: archives/$$(cat $@)"
+
+# The pointer is the target, the archive it names a side effect: never from the cache.
+$(PACK_POINTER): private NOT_CACHED := 1
 
 pack: $(PACK_POINTER)
 
@@ -582,7 +631,8 @@ $(PREDICT_DIRS): private CMD = -m segline.predict --cases $(DATA)/cases --method
 # $(call trainings_of,METHOD): the training folders of METHOD (a '%' in a static
 # pattern rule's prerequisite would be the stem, hence this function).
 trainings_of = $(filter $(RES)/$1/%,$(METHOD_DIRS))
-$(PREDICT_DIRS): $(RES)/predict/%: $(if $(strip $(FOLDS)),$$(call trainings_of,$$*),$(RES)/%) $$(stale) | $(VENV_DEP)
+$(PREDICT_DIRS): $(RES)/predict/%: $$(call stamp_of,$(DATA)/cases $(if $(strip $(FOLDS)),$$(call trainings_of,$$*),$(RES)/$$*)) \
+  $$(stale) | $(VENV_DEP)
 	$(PY) $(CMD)
 
 # predict INPUT=<folder> OUTPUT=<folder>: every NIfTI image of INPUT, each in its own
@@ -639,6 +689,18 @@ clean-results:
 clean-data:
 	rm -rf $(DATA)
 
+# The result cache (src/segline/cache.py). cache-prune applies CACHE_MAX_GB now.
+# cache-verify rebuilds CACHE_VERIFY_TARGETS and what they depend on (make -B; the venv
+# is left alone) with SEGLINE_CACHE_VERIFY=1: every stage is built although the cache
+# holds it, and compared with its entry; a difference is one line "lineage bug: ..." and
+# a non-zero exit. Default sample: the data stages and the first training.
+CACHE_VERIFY_TARGETS ?= $(call dist_store,$(ABSENT)) $(DATA_EXTRA) $(firstword $(METHOD_DIRS))
+cache-prune: | $(VENV_DEP)
+	$(PY) -m segline.cache prune
+cache-verify: | $(VENV_DEP)
+	$(MAKE) --no-print-directory -f $(firstword $(MAKEFILE_LIST)) -B $(addprefix -o ,$(VENV_DEP)) \
+	  SEGLINE_CACHE_VERIFY=1 $(CACHE_VERIFY_TARGETS)
+
 # The dependency files the CLIs wrote (segline.stage): code each target imported.
 -include $(wildcard data/.*.d $(DATA)/.*.d $(RES)/.*.d $(RES)/*/.*.d $(RES)/eval/*/.*.d archives/.*.d \
   $(if $(strip $(FOLDS)),$(RES)/*/fold*/.*.d $(RES)/eval/*/fold*/.*.d))
@@ -667,6 +729,8 @@ help:
 	  "  predict INPUT=dir OUTPUT=dir  predict every NIfTI image of INPUT (nnU-Net <case>_0000.nii.gz or one 3D/4D file per case) -> OUTPUT/<method>/" \
 	  "                     OUTPUT: new, empty or one predict wrote (.segline-predictions), outside results/ and data/, apart from INPUT" \
 	  "  clean-results, clean-data   remove this dataset's results / data" \
+	  "  cache-prune        apply CACHE_MAX_GB to the result cache now (least recently used entries go)" \
+	  "  cache-verify       rebuild CACHE_VERIFY_TARGETS (make -B) and compare each stage with its cache entry; a difference is a lineage bug" \
 	  "knobs (current value):" \
 	  "  TOY=1              embedded toy data instead of the real archive ($(TOY))$(if $(TOY_VARIANTS),; variants: TOY=$(TOY_VARIANTS))" \
 	  "  METHODS=...        subset of methods ($(METHODS))" \
@@ -693,6 +757,9 @@ help:
 	  "  WORKERS=auto|N     DataLoader processes per training; results identical for any N ($(WORKERS))" \
 	  "  GPUS=0,1,2,3       with -jN: each training on a free GPU of the list, one per listing; not recorded ($(GPUS))" \
 	  "  GPU_LOCKS=dir      GPUS token folder (/tmp/segline-gpus-<uid>, for every make of this user) ($(GPU_LOCKS))" \
+	  "  CACHE=dir          result cache: a stage built once (same record, code, inputs; trainings: same platform) is restored, not rebuilt; empty: off; not recorded ($(CACHE))" \
+	  "  CACHE_MAX_GB=N     size cap of the result cache, least recently used entries dropped; not recorded ($(CACHE_MAX_GB))" \
+	  "  CACHE_VERIFY_TARGETS=...  what cache-verify rebuilds ($(CACHE_VERIFY_TARGETS))" \
 	  "  DEBUG=1            tiny subset per loader (0: off); lands in RUN=debug (with SEEDS: debug-seeds) unless RUN is given ($(if $(IS_DEBUG),1,0))" \
 	  "  RUN=name           a named run beside the others: results/$(DS)/<name>/, archives/$(DS).<name>-* ($(RUN))" \
 	  "                     names (RUN, DS, methods): letters, digits, '-' and '_', starting with a letter or digit, not ending in _tmp" \

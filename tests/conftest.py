@@ -46,6 +46,15 @@ def _restore_deterministic_mode():
     torch.use_deterministic_algorithms(mode, warn_only=warn_only)
 
 
+@pytest.fixture(autouse=True)
+def _no_result_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test shares a result cache by accident: the stages a test runs in-process
+    (``SEGLINE_CACHE``) and the makes it starts with this environment (``CACHE``) have
+    none, unless the test names one (tests/test_cache.py, tests/test_make_cache.py)."""
+    monkeypatch.delenv("SEGLINE_CACHE", raising=False)
+    monkeypatch.setenv("CACHE", "")
+
+
 def with_test_hooks(env: Mapping[str, str]) -> dict[str, str]:
     """``env`` with :data:`PLUGINS` first on ``PYTHONPATH``: a Python process started
     with it (make passes ``PYTHONPATH`` on to its recipes) loads
@@ -60,9 +69,13 @@ def make_env() -> dict[str, str]:
     """Environment for make runs: no terminal, no inherited MAKEFLAGS, the test hooks
     available (:func:`with_test_hooks`). Nothing fixes the thread count here: the
     trainings compute with the ``THREADS`` knob's, whatever ``-j``
-    (``tests/test_threads.py`` checks that ``-j1`` and ``-j2`` agree)."""
+    (``tests/test_threads.py`` checks that ``-j1`` and ``-j2`` agree).
+
+    The result cache is off (``CACHE=`` in the environment: make's ``CACHE ?= cache``
+    keeps it), so a test that goes back to an earlier setting sees the stage built
+    again; ``tests/test_make_cache.py`` turns it on with ``CACHE=<folder>``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE")}
-    env.update({"TERM": "dumb", "PYTHONHASHSEED": "0"})
+    env.update({"TERM": "dumb", "PYTHONHASHSEED": "0", "CACHE": ""})
     return with_test_hooks(env)
 
 

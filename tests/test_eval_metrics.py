@@ -72,4 +72,5 @@ def test_a_change_to_its_code_re_evaluates_and_never_retrains(built: Path, run_m
     assert "segline.train" not in plan
     evaluated = sorted(re.findall(r"segline\.eval_stage .*?--out (\S+)", plan))
     assert evaluated == [f"{RES}/eval/ce", f"{RES}/eval/gdl"]
-    assert "report" in plan
+    # the report follows only if the evaluations' content changes (their content
+    # stamps, early cutoff): make -n cannot know that before they ran

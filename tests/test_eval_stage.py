@@ -128,8 +128,8 @@ def test_report_shows_the_source_geometry_numbers(run: Path) -> None:
         assert float(got[case]) == pytest.approx(float(want[case]), abs=1e-12)
 
 
-def _planned(run: Path, run_make) -> list[str]:  # type: ignore[no-untyped-def]
-    proc: subprocess.CompletedProcess[str] = run_make(run, *ARGS, "-n", "report")
+def _planned(run: Path, run_make, *extra: str) -> list[str]:  # type: ignore[no-untyped-def]
+    proc: subprocess.CompletedProcess[str] = run_make(run, *ARGS, "-n", *extra, "report")
     assert proc.returncode == 0, proc.stderr
     return [line for line in proc.stdout.splitlines() if re.search(r"-m segline\.|\.py ", line)]
 
@@ -148,5 +148,9 @@ def test_metric_code_change_re_evaluates_without_training(run: Path, run_make) -
     lines = _planned(run, run_make)
     assert not any("segline.train" in line for line in lines), lines
     assert any("-m segline.eval_stage" in line for line in lines), lines
+    # figures and report depend on the evaluation's content stamp (early cutoff): -n
+    # plans them once told that it changes (make's "what if", -W)
+    assert not any("-m segline.report" in line for line in lines), lines
+    lines = _planned(run, run_make, f"--what-if={RES}/eval/.gdl.content")
     assert any("-m segline.plots.figures" in line for line in lines), lines
     assert any("-m segline.report" in line for line in lines), lines

@@ -86,6 +86,11 @@ def knob_table(ds: str) -> dict[str, tuple[str, str | None]]:
         ),
         "GPUS": ("1,0,0", None),  # scheduling: which free GPU a training takes
         "GPU_LOCKS": ("/nonexistent/segline-gpus", None),  # where the GPU tokens live
+        # the result cache: where built stages are kept, its cap, what cache-verify
+        # rebuilds; scheduling only (a restore gives the bytes a build would)
+        "CACHE": ("/nonexistent/segline-cache", None),
+        "CACHE_MAX_GB": ("1", None),
+        "CACHE_VERIFY_TARGETS": ("data", None),
         "CROP": ("body", "--crop body") if ds == "vertebrae" else ("label", "--crop label"),
         "CROP_MARGIN": ("5", "--crop-margin 5" if crop_used else None),
         "N_TEST": ("1", "--n-test 1"),

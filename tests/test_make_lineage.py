@@ -131,9 +131,10 @@ def test_results_layer_change_rebuilds_plots_and_report_only(tree: Path) -> None
     plan = planned(make(tree, "-n", *DEFAULT, METHODS).stdout)
     # one process draws the curves, boxplot and progress figures (segline.plots.figures);
     # the evaluation stages import no plot or report module (segline.labelpairs): how a
-    # figure looks never re-runs their predictions, nor a training
-    assert plan == {f"{RES}/overlays.png", "segline.plots.figures", f"{RES}/report.md",
-                    "segline.pack"}, plan  # fmt: skip
+    # figure looks never re-runs their predictions, nor a training. The pack is not
+    # planned: it depends on their content stamps (early cutoff), and whether their
+    # content changes is only known once they ran
+    assert plan == {f"{RES}/overlays.png", "segline.plots.figures", f"{RES}/report.md"}, plan
     before = snapshot(tree / "data") | snapshot(tree / RES / "gdl") | snapshot(tree / RES / "ce")
     proc = make(tree, *DEFAULT, METHODS)
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -47,8 +47,16 @@ def test_pipeline_through_to_archive(built: Path) -> None:
             assert (built / "data" / "vessels-toy" / f".{stage}.{kind}").is_file()
 
 
+# The stages after a rebuilt one depend on its content stamp (early cutoff): make -n
+# plans them only if told the stamp changes, make's "what if" (-W).
+STAMP = {s: f"--what-if=data/vessels-toy/.{s}.content" for s in ("cases", "mip", "pseudo")}
+
+
 def test_pseudo_threshold_knob_rebuilds_pseudo_and_weak_methods_only(built: Path, run_make) -> None:
     plan = run_make(built, "-n", *ARGS, "FG_REL=0.6").stdout
+    assert "preprocess/pseudo.py" in plan and "preprocess/mip.py" not in plan
+    assert "segline.train" not in plan, "whether the pseudo-labels change is not known yet"
+    plan = run_make(built, "-n", *ARGS, "FG_REL=0.6", STAMP["pseudo"]).stdout
     assert "preprocess/pseudo.py" in plan and "preprocess/mip.py" not in plan
     trained = [m for m in METHODS if f"--out results/vessels-toy/{m} " in plan]
     assert trained == METHODS  # every training depends on the pseudo-label stage
@@ -62,12 +70,12 @@ def test_occluder_and_pseudo_rule_knobs_rebuild_their_stages(built: Path, run_ma
     for knob, mip_cmd in (("OCCLUDER_HU=500", "--occluder-hu 500 --occluder-margin 1"),
                           ("OCCLUDER_MARGIN=2", "--occluder-margin 2"),
                           ("OCCLUDER_HU=none", "--axis 0")):
-        plan = run_make(built, "-n", *ARGS, knob).stdout
+        plan = run_make(built, "-n", *ARGS, knob, STAMP["mip"], STAMP["pseudo"]).stdout
         line = next(ln for ln in plan.splitlines() if "preprocess/mip.py" in ln)
         assert line.rstrip().endswith(mip_cmd) and "preprocess/pseudo.py" in plan, (knob, line)
         trained = [m for m in METHODS if f"--out results/vessels-toy/{m} " in plan]
         assert trained == METHODS, knob
-    plan = run_make(built, "-n", *ARGS, "PSEUDO=reference", "FG_REL=0.6").stdout
+    plan = run_make(built, "-n", *ARGS, "PSEUDO=reference", "FG_REL=0.6", STAMP["pseudo"]).stdout
     assert "--rules reference" in plan and "--fg-rel" not in plan
     assert "preprocess/mip.py" not in plan
     assert [m for m in METHODS if f"--out results/vessels-toy/{m} " in plan] == METHODS
@@ -107,7 +115,7 @@ def test_report_reads_the_evaluation_stage(built: Path) -> None:
 def test_folds_plan_one_training_and_evaluation_per_fold(built: Path, run_make) -> None:
     """FOLDS=2: every method trains and is evaluated once per fold, on the one
     pseudo-label store (pseudo-labels depend on a case alone, never on the split)."""
-    plan = run_make(built, "-n", *ARGS, "FOLDS=2").stdout
+    plan = run_make(built, "-n", *ARGS, "FOLDS=2", STAMP["cases"]).stdout
     for m in METHODS:
         for i in (0, 1):
             assert f"--out results/vessels-toy/folds/{m}/fold{i} " in plan

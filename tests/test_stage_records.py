@@ -459,7 +459,8 @@ def test_second_make_reaching_the_lock_after_the_first_does_not_rebuild(toy: Pat
     b = json.loads(recorded.read_text())
     assert b["argv"][0] == "preprocess/distmaps.py"
     assert b["env"]["SEGLINE_TARGETS"] == f"{DATA}/dist"
-    assert f"{DATA}/cases" in b["env"]["SEGLINE_PREREQS"].split()
+    # the case store by its content stamp (make/common.mk stamp_of: early cutoff)
+    assert f"{DATA}/.cases.content" in b["env"]["SEGLINE_PREREQS"].split()
     a = make(toy, f"{DATA}/dist")  # make A, started after B, builds them first
     assert a.returncode == 0 and (a.stdout + a.stderr).count("distmaps: ") == 1, a.stdout
     built = snapshot(dist), (toy / DATA / ".dist.cmd").read_bytes()

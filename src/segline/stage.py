@@ -12,6 +12,12 @@ make exports (make/common.mk):
 - ``SEGLINE_INPUTS``: the stage's data prerequisites, ``SEGLINE_MAKE_START``: when
   that make started.
 
+A prerequisite that is itself a recorded stage target ``dir/name`` appears in both as
+its content stamp ``dir/.name.content`` (:func:`write_stamp`: rewritten only when the
+target's content changes, so a rebuild to the same bytes rebuilds nothing after it):
+:func:`why_rebuild` compares the stamp, as make did; :func:`input_targets` maps it back
+to the target for whoever wants the data itself.
+
 :func:`build` then wraps the command, for a target ``dir/name``:
 
 1. takes an exclusive ``flock`` on ``dir/.name.lock``, so two makes never build one
@@ -28,6 +34,10 @@ make exports (make/common.mk):
    kill) leaves the old target *and* its records exactly as they were, and one killed
    between the rename and step 4 leaves a target without records, which make
    rebuilds, never a new target with the old records;
+   With a result cache (``SEGLINE_CACHE``, :mod:`segline.cache`) it first looks the
+   stage up: a hit restores the target(s) instead of running the command, and writes
+   the records of step 4 with the code files of the cache entry; after a successful
+   build the target(s) are stored in the cache;
 4. writes ``dir/.name.sha256`` (the target's content digest, segline.digest),
    ``dir/.name.d`` (the project source files the command actually imported, as a
    make rule ``target: files``, the way ``gcc -MMD -MP`` does it) and, last,
@@ -58,6 +68,10 @@ INPUTS_ENV = "SEGLINE_INPUTS"
 PREREQS_ENV = "SEGLINE_PREREQS"
 ALWAYS_ENV = "SEGLINE_ALWAYS"
 START_ENV = "SEGLINE_MAKE_START"
+CACHE_ENV = "SEGLINE_CACHE"
+#: Modules of the package that are no code of a stage, so never listed in a ``.d`` file:
+#: the result cache restores bytes it checked against their digest, and changes none.
+NOT_STAGE_CODE = frozenset({"segline.cache"})
 SIDE_KINDS = ("cmd", "d", "sha256")
 #: The content stamp ``dir/.name.content`` (:func:`write_stamp`): not a record, so it
 #: survives a rebuild (never dropped with the others).
@@ -123,6 +137,8 @@ def imported_sources(root: Path | None = None) -> list[str]:
         if not file or not file.endswith(".py"):
             continue
         path = Path(file).resolve()
+        if name in NOT_STAGE_CODE:
+            continue
         if name == PACKAGE or name.startswith(PACKAGE + "."):
             files.add(_relative(path, root))
         elif name == "__main__" and path.is_relative_to(root):
@@ -280,14 +296,33 @@ def why_rebuild(
     return None
 
 
+def stamp_target(name: str | os.PathLike[str]) -> Path:
+    """The target a prerequisite stands for: ``dir/name`` for its content stamp
+    ``dir/.name.content`` (make/common.mk's ``stamp_of``), the path itself otherwise."""
+    path = Path(name)
+    suffix = f".{STAMP_KIND}"
+    base = path.name
+    if base.startswith(".") and base.endswith(suffix) and len(base) > len(suffix) + 1:
+        return path.with_name(base[1 : -len(suffix)])
+    return path
+
+
+def input_targets() -> list[Path]:
+    """The data prerequisites of this stage (``SEGLINE_INPUTS``), each as the target it
+    stands for: dependents of a recorded stage depend on its content stamp, so a stamp
+    ``dir/.name.content`` is mapped back to ``dir/name`` (:func:`stamp_target`)."""
+    return [stamp_target(name) for name in os.environ.get(INPUTS_ENV, "").split()]
+
+
 def _note_reused(target: Path) -> None:
-    """One line per data prerequisite that this make found up to date, tagged with the
-    target's name as every line of a training is (``make -j`` interleaves them)."""
+    """One line per data prerequisite that this make did not rebuild (its target is
+    older than the make's start), tagged with the target's name as every line of a
+    training is (``make -j`` interleaves them)."""
     try:
         start = float(os.environ.get(START_ENV, ""))
     except ValueError:
         return
-    for name in os.environ.get(INPUTS_ENV, "").split():
+    for name in input_targets():
         with contextlib.suppress(OSError):
             if os.stat(name).st_mtime < start:
                 print(f"[{target.name}] up to date, not rebuilt: {name}", flush=True)
@@ -399,11 +434,24 @@ def build(body: Callable[[], int | None]) -> int:
     built_after = make_start_ns() or time.time_ns()
     prereqs = os.environ.get(PREREQS_ENV, "").split()
     with target_lock(targets[0]):
-        if not rebuild_forced() and why_rebuild(targets, record, prereqs, built_after) is None:
+        forced = rebuild_forced()
+        if not forced and why_rebuild(targets, record, prereqs, built_after) is None:
             print(
                 f"{targets[0]}: built meanwhile by another make (same command); not rebuilt",
                 flush=True,
             )
             return 0
         _note_reused(targets[0])
-        return _run_recorded(body, targets, record)
+        looked = None
+        if os.environ.get(CACHE_ENV, "").strip():  # the result cache (segline.cache)
+            from segline import cache
+
+            looked = cache.before_build(targets, record, prereqs, forced)
+            if looked is True:
+                return 0
+        rc = _run_recorded(body, targets, record)
+        if rc == 0 and looked is not None and looked is not True:
+            from segline import cache
+
+            rc = cache.after_build(looked, targets, record)
+        return rc
