@@ -602,19 +602,27 @@ def tar_bytes(entries: Iterable[Entry], add_dirs: bool = True) -> bytes:
         add_dirs: insert explicit parent-folder entries (:func:`with_parent_dirs`).
     """
     items = with_parent_dirs(entries) if add_dirs else list(entries)
-    parts: list[bytes] = []
-    for name, data in items:
-        raw = _check_name(name)
-        is_dir = name.endswith("/")
-        if is_dir and data:
-            raise ValueError(f"folder entry {name!r} must have empty content")
-        parts.append(_tar_header(raw, len(data), is_dir))
-        if data:
-            parts.append(bytes(data))
-            parts.append(b"\x00" * (-len(data) % 512))
-    parts.append(b"\x00" * 1024)
-    body = b"".join(parts)
-    return body + b"\x00" * (-len(body) % TAR_RECORD)
+    body = b"".join(tar_member(name, data) for name, data in items)
+    return body + tar_end(len(body))
+
+
+def tar_member(name: str, data: bytes) -> bytes:
+    """One USTAR member of :func:`tar_bytes`: header, content, zero padding to 512.
+
+    For archives too large to hold in memory (real-size benchmark data), write the
+    members one by one, then :func:`tar_end` of the byte count written.
+    """
+    raw = _check_name(name)
+    is_dir = name.endswith("/")
+    if is_dir and data:
+        raise ValueError(f"folder entry {name!r} must have empty content")
+    return _tar_header(raw, len(data), is_dir) + bytes(data) + b"\x00" * (-len(data) % 512)
+
+
+def tar_end(written: int) -> bytes:
+    """The end of a tar of ``written`` member bytes: two zero blocks, then zero padding
+    to a whole 10240-byte record."""
+    return b"\x00" * 1024 + b"\x00" * (-(written + 1024) % TAR_RECORD)
 
 
 _DOS_DATE_1980_01_01 = (0 << 9) | (1 << 5) | 1  # year-1980, month, day
