@@ -175,8 +175,11 @@ def test_make_killed_mid_training_resumes_to_the_same_archive(tmp_path: Path) ->
             str(p.relative_to(res)): p.read_bytes()
             for p in sorted(res.rglob("*"))
             # wall times (timing.csv, train.log, the report, epoch_time.png, ...) and the
-            # content digests of those files (.<name>.sha256) may differ
-            if p.is_file() and not volatile(p.name.removeprefix(".").removesuffix(".sha256"))
+            # content digests of those files (.<name>.sha256, .<name>.content) may differ
+            if p.is_file()
+            and not volatile(
+                p.name.removeprefix(".").removesuffix(".sha256").removesuffix(".content")
+            )
         }
 
     assert files(root) == files(whole)

@@ -336,6 +336,9 @@ def test_make_split_random_changes_the_slicing_record(tmp_path: Path, run_make) 
     plan = planned("SPLIT=random")
     assert any("preprocess/slice.py" in ln and "--split random --split-seed 0" in ln
                for ln in plan), plan
+    # early cutoff: -n plans the re-slice only; the maps follow if its content changes
+    assert not any("preprocess/distmaps.py" in ln for ln in plan), plan
+    plan = planned("SPLIT=random", "--what-if=data/sp/.cases.content")
     assert any("preprocess/distmaps.py" in ln for ln in plan), plan
     plan = planned("SPLIT_FILE=data/sp/cases/splits_final.json", "STRATIFY=prefix")
     assert any("--split-file data/sp/cases/splits_final.json --split-fold 0" in ln

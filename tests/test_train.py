@@ -250,9 +250,9 @@ def test_progress_bar_and_warnings_name_the_method(
 
     real_epoch = loop.Trainer._train_epoch
 
-    def warning_epoch(self, epoch, loader):
+    def warning_epoch(self, epoch, loader, *rest):
         warnings.warn(f"something odd in epoch {epoch}\nsecond line", UserWarning, stacklevel=1)
-        return real_epoch(self, epoch, loader)
+        return real_epoch(self, epoch, loader, *rest)
 
     monkeypatch.setattr(loop, "tqdm", shown_bar)
     monkeypatch.setattr(loop.Trainer, "_train_epoch", warning_epoch)
