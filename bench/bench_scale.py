@@ -191,6 +191,9 @@ def measure(n: int, work: Path, proj: Path, steps: int, noop: bool) -> Row:
     stat = proj / ds / ".bench-manifest.md5.stat"
     stat.unlink(missing_ok=True)
     folder = next((proj / ds / "raw").iterdir())
+    # git's racy rule (segline.lineage.manifest.RACY_NS): files written less than 2 s
+    # before a scan are hashed but not cached; a make after an unpack comes later
+    time.sleep(2.5)
     stage(
         "manifest cold", [PY, "-m", "segline.lineage.manifest", "--out", str(manifest), str(folder)]
     )
@@ -338,17 +341,69 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+#: the release's split of the 41 labelled cases (spleen.make: N_TEST=20, N_VAL=5)
+RELEASE_LABELLED, RELEASE_TEST, RELEASE_VAL = 41, 20, 5
+#: the full ``make -f spleen.make`` the projection is for: methods x epochs
+FULL_METHODS, FULL_EPOCHS = 5, 100
+
+
+def projection(top: Row, step: float, val_case: float, eval_case: float, where: str) -> str:
+    """The full ``make -f spleen.make`` (FULL_METHODS trainings x FULL_EPOCHS epochs,
+    each epoch over the release split's training slices at batch 8 plus its validation
+    cases, then every method's test evaluation), from one step, one validation case
+    and one test evaluation time; the data stages once, as measured at ``top``.
+
+    The training slices of the release split are the measured ones scaled by case
+    count (``top`` trains on N - 3 cases, the release on 41 - 25 = 16)."""
+    bench_train = top.n - 3
+    train = RELEASE_LABELLED - RELEASE_TEST - RELEASE_VAL
+    slices = top.train_slices * train / bench_train
+    epoch = slices / 8 * step + RELEASE_VAL * val_case
+    data = sum(top.stages[s][0] for s in DATA_STAGES)
+    evals = FULL_METHODS * RELEASE_TEST * eval_case
+    total = data + FULL_METHODS * FULL_EPOCHS * epoch + evals
+    return (
+        f"Projection ({where}): {train} training cases ~ {slices:.0f} slices, "
+        f"{slices / 8:.0f} steps x {step:.2f} s + {RELEASE_VAL} val cases x {val_case:.1f} s "
+        f"= {epoch:.0f} s per epoch; {FULL_METHODS} methods x {FULL_EPOCHS} epochs = "
+        f"{FULL_METHODS * FULL_EPOCHS * epoch / 3600:.1f} h; + data stages {data / 60:.1f} min "
+        f"+ test evaluation {FULL_METHODS} x {RELEASE_TEST} cases x {eval_case:.0f} s = "
+        f"{evals / 60:.0f} min; total {total / 3600:.1f} h ({total / 86400:.1f} days) "
+        "one training at a time"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, required=True, help="scratch folder (tens of GB)")
     parser.add_argument("--sizes", default="5,10,20,41", help="labelled cases per run")
     parser.add_argument("--steps", type=int, default=12, help="timed training steps")
     parser.add_argument("--keep", action="store_true", help="keep each N's data")
+    parser.add_argument(
+        "--tables-only",
+        action="store_true",
+        help="print the tables from the row<N>.json files a run left in --work",
+    )
+    parser.add_argument(
+        "--gpu",
+        metavar="NAME,STEP,VAL,EVAL",
+        help="also project on a GPU from its step, validation case and test evaluation "
+        "seconds (e.g. bench/bench_gpu.py's ENet 512² step)",
+    )
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     args.work.mkdir(parents=True, exist_ok=True)
-    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; sizes {sizes}", flush=True)
-    rows = []
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    bf16 = "avx512_bf16" in flags.split()
+    print(
+        f"CPU: {cpu_model()}, {os.cpu_count()} cores, avx512_bf16 {'yes' if bf16 else 'no'}; "
+        f"sizes {sizes}",
+        flush=True,
+    )
+    rows: list[Row] = []
+    if args.tables_only:
+        rows = [Row(**json.loads((args.work / f"row{n}.json").read_text())) for n in sizes]
+        sizes = []
     for n in sizes:
         proj = args.work / f"proj{n}"
         shutil.rmtree(proj, ignore_errors=True)
@@ -361,6 +416,23 @@ def main(argv: list[str] | None = None) -> int:
         (args.work / f"row{n}.json").write_text(json.dumps(rows[-1].__dict__))
     print()
     print(table(rows))
+    top = rows[-1]
+    print()
+    print(
+        projection(
+            top,
+            top.stages["step"][0],
+            top.stages["val case"][0],
+            top.stages["eval per case"][0],
+            "this CPU",
+        )
+    )
+    if args.gpu:
+        name, *secs = args.gpu.split(",")
+        step, val, ev = (float(x) for x in secs)
+        print(projection(top, step, val, ev, name))
+    else:
+        print("Projection (GPU): give --gpu NAME,STEP,VAL,EVAL (seconds measured on the card)")
     return 0
 
 
