@@ -15,7 +15,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from segline.datasets.verse import VERTEBRAE, VerseAdapter, to_verse_values
+from segline.datasets.verse import VERTEBRAE, VerseAdapter, mask_values, to_verse_values
 from segline.errors import InputError
 from segline.preprocess.slicing import SliceParams, get_adapter, slice_dataset
 
@@ -259,3 +259,20 @@ def test_adapter_pickles_for_jobs(raw: Path) -> None:
     a, b = adapter.load("sub-verse010"), copy.load("sub-verse010")
     assert a.label is not None and b.label is not None
     assert np.array_equal(a.label, b.label) and copy.labels == adapter.labels
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16])
+def test_mask_values_counts_agree_with_unique(tmp_path: Path, dtype: type) -> None:
+    """The counting path (unsigned masks, nibabel's Fortran order, several chunks of
+    2**23 voxels) finds exactly the non-zero values np.unique finds."""
+    rng = np.random.default_rng(3)
+    data = np.zeros((256, 256, 300), dtype=dtype)  # 19.7 M voxels: three chunks
+    data[rng.integers(0, 256, 50), rng.integers(0, 256, 50), rng.integers(0, 300, 50)] = (
+        rng.choice([1, 7, 19, 24, 28], 50)
+    )
+    data[-1, -1, -1] = 5  # in the last chunk only
+    path = tmp_path / "sub-1_seg-vert_msk.nii.gz"
+    nib.save(nib.Nifti1Image(data, np.eye(4)), path)
+    expected = [int(v) for v in np.unique(data) if v]
+    assert mask_values(path) == expected
+    assert 5 in expected and 28 in expected

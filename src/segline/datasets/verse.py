@@ -189,9 +189,15 @@ def mask_values(mask: Path) -> list[int]:
     """
     data = np.asarray(geometry.read_nifti(mask, "label").data)
     if data.dtype.kind in "bu" and data.size and int(data.max()) <= np.iinfo(np.uint16).max:
-        # a count per value, O(voxels): np.unique sorts the whole mask (seconds for a
-        # 1 mm spine CT), and the adapter scans every mask when it is built
-        counts = np.bincount(data.ravel())
+        # a count per value, O(voxels): np.unique sorts the whole mask (4.4 s for a
+        # 320x320x600 mask, 0.45 s this way), and the adapter scans every mask when it is
+        # built. ravel(order="K") keeps nibabel's Fortran order (a C-order ravel copies:
+        # 7 s); chunks bound bincount's int64 copy to 64 MiB
+        flat = data.ravel(order="K")
+        size = int(data.max()) + 1
+        counts = np.zeros(size, dtype=np.int64)
+        for start in range(0, flat.size, 1 << 23):
+            counts += np.bincount(flat[start : start + (1 << 23)], minlength=size)
         values = [int(v) for v in np.flatnonzero(counts)]
     else:
         values = [int(v) for v in np.unique(data)]
