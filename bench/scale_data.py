@@ -16,6 +16,11 @@ What it writes:
   0.60–0.90 mm, 31–168 slices of 1.5–8 mm, int16 HU images and uint8 labels.
   Case ``spleen_<k>`` has the same bytes in every archive, whatever N, so the sets
   of N = 5, 10, 20 and 41 cases are nested.
+* ``isles``: ISLES 2018: ``ISLES2018_Training.zip`` (94 labelled cases) and
+  ``ISLES2018_Testing.zip`` (62) beside it, from the toy generator
+  (:mod:`segline.datasets.toy_isles`) at the real 256² in-plane size and 2-22 slices,
+  with a 43-frame ``CT_4DPWI`` series (stored members, as the toy; 12.5 GB in all). It
+  prints the two md5 lines.
 
 The archive is streamed to disk member by member (a 41-case archive is ~1.5 GB);
 compressed cases are kept in ``<out>.parts/`` so the next N reuses them. The md5 of
@@ -24,6 +29,7 @@ pipeline reads it (``LINEAGE=``).
 
 Usage:
     .venv/bin/python bench/scale_data.py spleen --cases 41 --out data/scale/spleen-41.tar
+    .venv/bin/python bench/scale_data.py isles --out data/scale/ISLES2018_Training.zip
 """
 
 from __future__ import annotations
@@ -193,13 +199,69 @@ def write_spleen(out: Path, n_cases: int, say: bool = True) -> str:
     return digest
 
 
+#: ISLES 2018 at real size: 94 training (labelled) and 62 testing cases, 256² slabs of
+#: 2-22 slices; the CT_4DPWI series with 43 time points (an assumption: the toy's 6
+#: frames stretched to a bolus curve of about a minute at ~1.4 s)
+ISLES_TRAIN, ISLES_TEST, ISLES_FRAMES = 94, 62, 43
+
+
+def write_isles(train_out: Path, test_out: Path, say: bool = True) -> str:
+    """ISLES-2018-like training and testing zips at real size, from the toy generator
+    (:mod:`segline.datasets.toy_isles`) with its in-plane size, slab depths, lesion
+    sizes (voxels, x4) and perfusion series length set to the real ones; members stored
+    with a fixed date as the toy's (written one case at a time, never the whole archive
+    in memory). Returns the md5 lines for a lineage file."""
+    import zipfile
+
+    from segline.datasets import toy_isles as ti
+
+    ti.IN_PLANE = 256
+    ti.PWI_FRAMES = ISLES_FRAMES
+    ti.BOLUS_HU = tuple(
+        int(round(34 * np.exp(-(((t - 12) / 6.0) ** 2)))) for t in range(ISLES_FRAMES)
+    )
+    params = ti.ToyIslesParams(
+        stream="isles-scale",
+        n_train=ISLES_TRAIN,
+        n_test=ISLES_TEST,
+        depths=tuple(range(2, 23)),
+        lesion_radius=(22.0, 40.0),
+        lesion_depth=(0.8, 3.0),
+        lesion_offset=(36.0, 56.0),
+        attempts=20,
+    )
+    lines = []
+    for out, labelled, n in ((train_out, True, ISLES_TRAIN), (test_out, False, ISLES_TEST)):
+        tmp = out.with_name(out.name + ".tmp")
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
+            for number in range(1, n + 1):
+                case = ti.make_case(SEED, number, labelled, params)
+                for name, data in case.files():
+                    zf.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data)
+                if say and number % 20 == 0:
+                    print(f"  {out.name}: {number}/{n} cases", flush=True)
+        tmp.replace(out)
+        digest = hashlib.md5()
+        with out.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 24), b""):
+                digest.update(block)
+        lines.append(f"{digest.hexdigest()}  {out.as_posix()}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("dataset", choices=["spleen"])
+    parser.add_argument("dataset", choices=["spleen", "isles"])
     parser.add_argument("--cases", type=int, default=41, help="labelled cases")
     parser.add_argument("--out", type=Path, required=True, help="the archive (.tar)")
     args = parser.parse_args(argv)
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    if args.dataset == "isles":  # --out names the training zip; the testing zip beside it
+        test = args.out.with_name(args.out.name.replace("Training", "Testing"))
+        if test == args.out:
+            parser.error("--out for isles must contain 'Training' (e.g. ISLES2018_Training.zip)")
+        print(write_isles(args.out, test))
+        return 0
     print(write_spleen(args.out, args.cases))
     return 0
 
