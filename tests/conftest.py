@@ -110,6 +110,12 @@ def snapshot(root: Path) -> dict[str, tuple[int, int]]:
     return out
 
 
+def differing(a: Mapping[str, bytes], b: Mapping[str, bytes]) -> list[str]:
+    """The names whose bytes differ between two {name: bytes} maps (or that only one
+    has), so a failed byte-identity check names files instead of dumping PNG bytes."""
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+
+
 # ---------------------------------------------------------------- a tiny case store
 N_CASES = 7
 
