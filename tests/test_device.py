@@ -96,3 +96,39 @@ def test_cores_in_a_slurm_job_are_the_jobs_cpus(monkeypatch: pytest.MonkeyPatch)
     assert dev.cores_for_make() == 8
     monkeypatch.setenv("SLURM_CPUS_PER_TASK", "")  # srun without -c: the -j share
     assert dev.cores_for_make() == 1
+
+
+def test_memory_format_converts_the_tensors_of_its_rank_only() -> None:
+    """A net mixing 3D and 2D layers (the fused MIP network) takes channels_last_3d on
+    its 5-D weights and leaves its 4-D ones (Module.to fails on them); a net of one
+    dimensionality gets exactly what Module.to gives, so its results are unchanged."""
+    from segline.experiments.vessels.fused import MipFused
+
+    torch.manual_seed(0)
+    mixed = torch.nn.Sequential(torch.nn.Conv3d(2, 2, 3), torch.nn.Conv2d(2, 2, 3))
+    with pytest.raises(RuntimeError, match="rank 5"):
+        torch.nn.Sequential(torch.nn.Conv2d(2, 2, 3)).to(memory_format=torch.channels_last_3d)
+    out = dev.to_memory_format(mixed, torch.channels_last_3d)
+    assert out[0].weight.is_contiguous(memory_format=torch.channels_last_3d)
+    assert not out[0].weight.is_contiguous()  # converted, not just allowed
+    assert out[1].weight.is_contiguous() and out[1].bias.is_contiguous()
+    fused = dev.to_memory_format(MipFused(1, 2, levels=2, widths="4,8"), torch.channels_last_3d)
+    ranks = {p.dim() for p in fused.parameters()}
+    assert {4, 5} <= ranks, ranks
+    assert all(
+        p.is_contiguous(memory_format=torch.channels_last_3d)
+        for p in fused.net3d.parameters()
+        if p.dim() == 5
+    )
+    y = fused(torch.rand(1, 1, 8, 16, 16).contiguous(memory_format=torch.channels_last_3d))
+    assert torch.isfinite(y if isinstance(y, torch.Tensor) else y[0]).all()
+    for fmt, make in (
+        (torch.channels_last, lambda: torch.nn.Conv2d(3, 4, 3)),
+        (torch.channels_last_3d, lambda: torch.nn.Conv3d(3, 4, 3)),
+    ):
+        torch.manual_seed(1)
+        a = make().to(memory_format=fmt)
+        torch.manual_seed(1)
+        b = dev.to_memory_format(make(), fmt)
+        assert a.weight.stride() == b.weight.stride() and torch.equal(a.weight, b.weight)
+    assert dev.to_memory_format(mixed, torch.contiguous_format) is mixed

@@ -302,7 +302,7 @@ def network_predictor(
     model = model.to(precision.device)
     precision = dev.for_model(precision, model)
     dims = int(getattr(model, "dims", 2))
-    model = model.to(memory_format=precision.memory_format(dims))
+    model = dev.to_memory_format(model, precision.memory_format(dims))
     model.eval()
     return Predictor.of(model, precision, args, dims)
 

@@ -78,6 +78,34 @@ class Precision:
         return f"{where} {amp}{' channels_last' if self.channels_last else ''}"
 
 
+def to_memory_format(model: torch.nn.Module, fmt: torch.memory_format) -> torch.nn.Module:
+    """``model`` with its parameters and buffers of the format's rank in ``fmt``.
+
+    ``channels_last`` applies to 4-D tensors (2D convolutions), ``channels_last_3d`` to
+    5-D ones (3D convolutions); the others are left as they are. ``Module.to`` instead
+    converts every 4-D and 5-D tensor and fails on a net that mixes 2D and 3D layers
+    (the fused MIP network: a 3D body and a 2D projection head) with ``required rank
+    5 tensor to use channels_last_3d format``. For a net of one dimensionality both
+    convert the same tensors, so its results are unchanged.
+
+    Example:
+        >>> net = torch.nn.Sequential(torch.nn.Conv3d(2, 2, 3), torch.nn.Conv2d(2, 2, 3))
+        >>> net = to_memory_format(net, torch.channels_last_3d)
+        >>> net[0].weight.is_contiguous(memory_format=torch.channels_last_3d)
+        True
+        >>> net[1].weight.is_contiguous()
+        True
+    """
+    if fmt is torch.contiguous_format:
+        return model
+    rank = 5 if fmt is torch.channels_last_3d else 4
+
+    def convert(t: torch.Tensor) -> torch.Tensor:
+        return t.contiguous(memory_format=fmt) if t.dim() == rank else t
+
+    return model._apply(convert)
+
+
 def for_model(precision: Precision, model: torch.nn.Module) -> Precision:
     """``precision`` adjusted to what is measured to be faster for this net.
 

@@ -320,7 +320,7 @@ class Trainer:
         cfg.precision = precision.describe()  # args.json records what is actually used
         self.dims = int(getattr(self.model, "dims", 2))
         self.fmt = precision.memory_format(self.dims)
-        self.model = self.model.to(memory_format=self.fmt)
+        self.model = dev.to_memory_format(self.model, self.fmt)
         # the compiled module shares the parameters; checkpoints are taken from
         # self.model, so their keys do not depend on COMPILE
         self.forward_model = compiled(self.model, cfg.compile)
