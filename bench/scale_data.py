@@ -83,6 +83,7 @@ import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -90,10 +91,12 @@ from segline import atomic
 from segline.datasets import toy_vessels as tv
 from segline.datasets.deterministic import (
     CounterRNG,
+    Entry,
     nifti_bytes,
     nifti_header_bytes,
     tar_end,
     tar_member,
+    with_parent_dirs,
 )
 from segline.datasets.toy_msd import msd_dataset_json
 from segline.datasets.toy_spleen import (
@@ -204,20 +207,10 @@ def _write_tar(out: Path, members: Sequence[tuple[str, Path | bytes]]) -> str:
 
 def _with_dirs(files: Iterable[tuple[str, Path | bytes]]) -> list[tuple[str, Path | bytes]]:
     """The members sorted by name, each folder entry (``a/``) once, before its first
-    member (a folder given in ``files``, ``a/`` with empty content, is kept even when
-    nothing lies below it)."""
-    out: list[tuple[str, Path | bytes]] = []
-    seen: set[str] = set()
-    for name, content in sorted(files, key=lambda item: item[0]):
-        parts = name.rstrip("/").split("/")
-        for depth in range(1, len(parts) + name.endswith("/")):
-            folder = "/".join(parts[:depth]) + "/"
-            if folder not in seen:
-                seen.add(folder)
-                out.append((folder, b""))
-        if not name.endswith("/"):
-            out.append((name, content))
-    return out
+    member (:func:`segline.datasets.deterministic.with_parent_dirs`, whose entries may
+    carry a part file instead of bytes: it never looks at the content)."""
+    ordered = sorted(files, key=lambda item: item[0])
+    return cast(list[tuple[str, Path | bytes]], with_parent_dirs(cast(list[Entry], ordered)))
 
 
 def _write_lineage(out: Path, digest: str, title: str, note: str) -> str:
